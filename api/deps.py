@@ -1,0 +1,28 @@
+"""Typed dependencies: routes ask for what they use; the lifespan put it on app.state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from core.config import Settings
+from core.resources import Resources
+from core.updates import UpdateIntake
+
+
+def get_resources(request: Request) -> Resources:
+    return request.app.state.resources  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> Settings:
+    return get_resources(request).settings
+
+
+def get_intake(request: Request) -> UpdateIntake:
+    return request.app.state.intake  # type: ignore[no-any-return]
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+IntakeDep = Annotated[UpdateIntake, Depends(get_intake)]

@@ -1,0 +1,44 @@
+"""Keeps a row per Telegram user and hands handlers the user's language.
+
+Runs on every update that has a sender; banned users are dropped here, before any handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject
+from aiogram.types import User as TelegramUser
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.users import touch_user
+
+
+class UserMiddleware(BaseMiddleware):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        sender: TelegramUser | None = data.get("event_from_user")
+        if sender is None or sender.is_bot:
+            return await handler(event, data)
+        async with self._sessions() as session:
+            user = await touch_user(
+                session,
+                user_id=sender.id,
+                username=sender.username,
+                first_name=sender.first_name,
+                language_code=sender.language_code,
+            )
+        if user.banned:
+            return None
+        data["user"] = user
+        data["lang"] = user.language
+        return await handler(event, data)

@@ -1,0 +1,72 @@
+"""Registering the bot with Telegram: webhook, allowed update types, command menu."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.types import BotCommand
+
+from bot.dispatcher import ROUTERS
+from core.config import Settings
+from core.resources import create_bot
+
+COMMANDS = {
+    "en": [("start", "Start"), ("help", "What I can do"), ("language", "Change language")],
+    "ru": [("start", "Начать"), ("help", "Что я умею"), ("language", "Сменить язык")],
+}
+
+
+def used_update_types() -> list[str]:
+    """Only the update kinds some handler listens to, so Telegram sends nothing we drop."""
+    dispatcher = Dispatcher()
+    dispatcher.include_routers(*ROUTERS)
+    return sorted(dispatcher.resolve_used_update_types())
+
+
+async def _set_commands(bot: Bot) -> None:
+    for language, commands in COMMANDS.items():
+        menu = [BotCommand(command=name, description=text) for name, text in commands]
+        await bot.set_my_commands(menu, language_code=None if language == "en" else language)
+
+
+async def set_webhook(
+    settings: Settings, max_connections: int | None, *, drop_pending_updates: bool
+) -> str:
+    async with create_bot(settings) as bot:
+        await bot.set_webhook(
+            settings.telegram_webhook_url,
+            secret_token=settings.TELEGRAM_WEBHOOK_SECRET,
+            max_connections=max_connections or settings.TELEGRAM_MAX_CONNECTIONS,
+            allowed_updates=used_update_types(),
+            drop_pending_updates=drop_pending_updates,
+        )
+        await _set_commands(bot)
+        return await _describe(bot)
+
+
+async def delete_webhook(settings: Settings, *, drop_pending_updates: bool) -> None:
+    async with create_bot(settings) as bot:
+        await bot.delete_webhook(drop_pending_updates=drop_pending_updates)
+
+
+async def webhook_info(settings: Settings) -> str:
+    async with create_bot(settings) as bot:
+        return await _describe(bot)
+
+
+async def _describe(bot: Bot) -> str:
+    info = await bot.get_webhook_info()
+    lines = [
+        f"url:                  {info.url or '(none)'}",
+        f"pending updates:      {info.pending_update_count}",
+        f"max connections:      {info.max_connections or '-'}",
+        f"allowed updates:      {', '.join(info.allowed_updates or []) or '(all but a few)'}",
+        f"ip address:           {info.ip_address or '-'}",
+    ]
+    if info.last_error_date:
+        lines.append(
+            f"last error:           {info.last_error_date:%Y-%m-%d %H:%M:%S} "
+            f"{info.last_error_message}"
+        )
+    if info.last_synchronization_error_date:
+        lines.append(f"last sync error:      {info.last_synchronization_error_date}")
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""Settings: the configuration contract of DESIGN.md, read from the environment and `.env`.
+
+Every process loads one `Settings` at start-up and names what it needs; a missing or malformed
+value stops it with one line naming the variable, never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProcessKind = Literal["api", "worker", "migrate", "ops"]
+
+_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+#: What each process kind cannot start without (DESIGN.md, "required by …").
+REQUIRED: dict[ProcessKind, tuple[str, ...]] = {
+    "api": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "PUBLIC_URL"),
+    "worker": ("TELEGRAM_BOT_TOKEN", "FAL_KEY", "PUBLIC_URL"),
+    "migrate": (),
+    "ops": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "PUBLIC_URL"),
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem worth exactly one line on stderr."""
+
+
+class Settings(BaseSettings):
+    """The fixed names of the configuration contract plus a few operational knobs."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+
+    TELEGRAM_BOT_TOKEN: str = ""
+    TELEGRAM_API_URL: str = "https://api.telegram.org"
+    TELEGRAM_WEBHOOK_SECRET: str = ""
+    PUBLIC_URL: str = ""
+    FAL_KEY: str = ""
+    FAL_QUEUE_URL: str = "https://queue.fal.run"
+    FAL_REST_URL: str = "https://rest.fal.ai"
+    FAL_JWKS_URL: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    REDIS_URL: str = "redis://localhost:6379/0"
+    DATABASE_URL: str = "sqlite+aiosqlite:///./data/kadr.db"
+    ADMIN_IDS: str = ""
+
+    LOG_LEVEL: str = "INFO"
+    TELEGRAM_MAX_CONNECTIONS: int = Field(40, ge=1, le=100)
+    UPDATE_DEDUP_TTL: int = Field(48 * 3600, ge=24 * 3600)
+    WORKER_METRICS_PORT: int = Field(9101, ge=0, le=65535)
+
+    @field_validator("TELEGRAM_BOT_TOKEN")
+    @classmethod
+    def _token_shape(cls, value: str) -> str:
+        if value and not _TOKEN_RE.match(value):
+            raise ValueError("must look like 123456:ABC… (the token BotFather gave)")
+        return value
+
+    @field_validator("TELEGRAM_WEBHOOK_SECRET")
+    @classmethod
+    def _secret_shape(cls, value: str) -> str:
+        if value and not _SECRET_RE.match(value):
+            raise ValueError("must be 1-256 characters of A-Z a-z 0-9 _ -")
+        return value
+
+    @field_validator("PUBLIC_URL", "TELEGRAM_API_URL", "FAL_QUEUE_URL", "FAL_REST_URL")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
+
+    @field_validator("ADMIN_IDS")
+    @classmethod
+    def _admin_ids(cls, value: str) -> str:
+        if any(not part.strip().lstrip("-").isdigit() for part in value.split(",") if part.strip()):
+            raise ValueError("must be comma-separated Telegram user ids")
+        return value
+
+    @cached_property
+    def admin_ids(self) -> frozenset[int]:
+        return frozenset(int(p) for p in self.ADMIN_IDS.split(",") if p.strip())
+
+    @property
+    def telegram_webhook_url(self) -> str:
+        return f"{self.PUBLIC_URL}/webhooks/telegram"
+
+    @property
+    def fal_webhook_url(self) -> str:
+        return f"{self.PUBLIC_URL}/webhooks/fal"
+
+    def secrets(self) -> list[str]:
+        """Values that must never reach a log line, an error text or fal."""
+        return [
+            s for s in (self.TELEGRAM_BOT_TOKEN, self.FAL_KEY, self.TELEGRAM_WEBHOOK_SECRET) if s
+        ]
+
+
+def load_settings(kind: ProcessKind) -> Settings:
+    """Read the settings and check that `kind` has what it needs."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "configuration"
+        raise ConfigError(f"{name}: {error['msg'].removeprefix('Value error, ')}") from None
+    missing = [name for name in REQUIRED[kind] if not getattr(settings, name)]
+    if missing:
+        raise ConfigError(f"{missing[0]} is required (set it in the environment or .env)")
+    return settings

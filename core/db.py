@@ -1,0 +1,85 @@
+"""The database engine: one per process, plus the checks that tie it to the migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class SchemaNotReady(Exception):
+    """The database is behind the code's migrations."""
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """The process's engine; SQLite gets WAL and a busy timeout so api and worker can share it."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def _revisions(connection: Connection, url: str) -> tuple[str | None, str | None]:
+    current = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    return current, head
+
+
+async def ensure_migrated(engine: AsyncEngine) -> None:
+    """Refuse to serve on a schema the code does not expect."""
+    url = engine.url.render_as_string(hide_password=False)
+    async with engine.connect() as connection:
+        current, head = await connection.run_sync(_revisions, url)
+    if current != head:
+        raise SchemaNotReady(
+            f"database is at migration {current or 'none'}, code needs {head}: run `kadr migrate`"
+        )
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def check_schema(url: str) -> None:
+    """Open, check and close an engine: the pre-flight of `kadr api` and `kadr worker`."""
+    engine = create_engine(url)
+    try:
+        await ensure_migrated(engine)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,78 @@
+"""The shared clients of one process: created once at start-up, closed once at shutdown.
+
+api and worker both hold exactly one of each; nothing creates a client per request or per job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from redis.asyncio import BlockingConnectionPool, Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db import create_engine, session_factory
+
+
+def create_redis(url: str, *, max_connections: int = 50) -> Redis:
+    """A pool that waits for a free connection instead of failing, with bounded socket waits."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=5,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
+
+
+def create_http() -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        timeout=httpx.Timeout(connect=5, read=30, write=30, pool=10),
+        follow_redirects=False,
+    )
+
+
+def create_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL), limit=100)
+    return Bot(
+        settings.TELEGRAM_BOT_TOKEN,
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    http: httpx.AsyncClient
+    bot: Bot
+
+    @classmethod
+    def open(cls, settings: Settings) -> Resources:
+        engine = create_engine(settings.DATABASE_URL)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            redis=create_redis(settings.REDIS_URL),
+            http=create_http(),
+            bot=create_bot(settings),
+        )
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+        await self.http.aclose()
+        await self.redis.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,1 @@
+"""The `kadr` command: one subcommand per process kind, plus ops commands."""

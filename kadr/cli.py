@@ -1,0 +1,111 @@
+"""`kadr api | worker | migrate | set-webhook | delete-webhook | webhook-info`.
+
+Each command loads settings for its process kind first, so a bad configuration ends in one
+line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from core.config import ConfigError, ProcessKind, Settings, load_settings
+from core.logs import setup_logging
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _settings(kind: ProcessKind) -> Settings:
+    try:
+        settings = load_settings(kind)
+    except ConfigError as exc:
+        typer.echo(f"kadr: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    setup_logging(settings.LOG_LEVEL, settings.secrets())
+    return settings
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"kadr: {message}", err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (safe to run again)."""
+    from alembic import command
+
+    from core.db import alembic_config
+
+    settings = _settings("migrate")
+    command.upgrade(alembic_config(settings.DATABASE_URL), "head")
+    typer.echo("kadr: database is up to date")
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str, typer.Option(help="Proxies whose X-Forwarded-* headers are trusted (nginx).")
+    ] = "127.0.0.1",
+) -> None:
+    """Serve the webhooks, health probes and /metrics."""
+    import uvicorn
+
+    from api.app import create_app
+    from core.db import SchemaNotReady, check_schema
+
+    settings = _settings("api")
+    try:
+        asyncio.run(check_schema(settings.DATABASE_URL))
+    except SchemaNotReady as exc:
+        raise _fail(str(exc)) from None
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=75,
+        forwarded_allow_ips=forwarded_allow_ips,
+        proxy_headers=True,
+    )
+
+
+@app.command("set-webhook")
+def set_webhook(
+    max_connections: Annotated[
+        int | None, typer.Option(min=1, max=100, help="Default: TELEGRAM_MAX_CONNECTIONS.")
+    ] = None,
+    drop_pending_updates: Annotated[
+        bool, typer.Option(help="Discard updates Telegram still holds (payments too!).")
+    ] = False,
+) -> None:
+    """Register PUBLIC_URL/webhooks/telegram with Telegram."""
+    from bot.webhook import set_webhook as run
+
+    settings = _settings("ops")
+    info = asyncio.run(run(settings, max_connections, drop_pending_updates=drop_pending_updates))
+    typer.echo(info)
+
+
+@app.command("delete-webhook")
+def delete_webhook(
+    drop_pending_updates: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """Unregister the webhook (updates wait at Telegram for up to 24 h)."""
+    from bot.webhook import delete_webhook as run
+
+    asyncio.run(run(_settings("ops"), drop_pending_updates=drop_pending_updates))
+    typer.echo("kadr: webhook deleted")
+
+
+@app.command("webhook-info")
+def webhook_info() -> None:
+    """Show what Telegram knows about our webhook."""
+    from bot.webhook import webhook_info as run
+
+    typer.echo(asyncio.run(run(_settings("ops"))))

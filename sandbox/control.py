@@ -1,0 +1,80 @@
+"""Clients for the stand-ins' control APIs (`/_sandbox/...`), used by tests, demo and bench.
+
+Handlers run after the webhook has answered, so "what did the bot send" is read by waiting
+until the stand-in has recorded it, bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+Record = dict[str, Any]
+
+
+class _Control:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, f"/_sandbox{path}", **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def reset(self) -> None:
+        self._call("POST", "/reset")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class TelegramSandbox(_Control):
+    def requests(self, method: str | None = None, chat_id: int | None = None) -> list[Record]:
+        params = {k: v for k, v in {"method": method, "chat_id": chat_id}.items() if v is not None}
+        return self._call("GET", "/requests", params=params)  # type: ignore[no-any-return]
+
+    def sent(self, chat_id: int | None = None) -> list[Record]:
+        """Successful message-sending calls (those a user would see), in order."""
+        return [
+            r
+            for r in self.requests(chat_id=chat_id)
+            if r["status"] == 200
+            and r["method"].startswith(("send", "edit", "delete"))
+            and r["method"] != "sendChatAction"
+        ]
+
+    def wait_for(
+        self, method: str, *, chat_id: int | None = None, count: int = 1, timeout: float = 20
+    ) -> list[Record]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.requests(method, chat_id) if r["status"] == 200]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def send_message(self, user_id: int, text: str, **fields: Any) -> Record:
+        return self._call(
+            "POST", "/send_message", json={"user_id": user_id, "text": text, **fields}
+        )  # type: ignore[no-any-return]
+
+    def press_button(
+        self, user_id: int, message_id: int, callback_data: str, **fields: Any
+    ) -> Record:
+        body = {"user_id": user_id, "message_id": message_id, "callback_data": callback_data}
+        return self._call("POST", "/press_button", json={**body, **fields})  # type: ignore[no-any-return]
+
+    def send_update(self, update: dict[str, Any], repeat: int = 1) -> Record:
+        return self._call("POST", "/updates", json={**update}, params={"repeat": repeat})  # type: ignore[no-any-return]
+
+    def fault(self, **spec: Any) -> None:
+        self._call("POST", "/faults", json=spec)
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def messages(self, chat_id: int) -> list[Record]:
+        return self._call("GET", f"/chats/{chat_id}/messages")  # type: ignore[no-any-return]
