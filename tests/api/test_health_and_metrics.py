@@ -1,0 +1,114 @@
+"""Probes and metrics as an orchestrator and Prometheus see them, including a Redis outage."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandbox.control import TelegramSandbox
+from sandbox.stack import Stack, free_port
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, so it can be stopped and started again."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            if (
+                subprocess.run(
+                    ["redis-cli", "-p", str(self.port), "ping"], capture_output=True
+                ).stdout.strip()
+                == b"PONG"
+            ):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("private redis did not start")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lone_api(tmp_path: Path, database_url: str, private_redis: PrivateRedis) -> Iterator[Stack]:
+    stack = Stack(tmp_path, database_url, f"redis://127.0.0.1:{private_redis.port}/0")
+    stack.start_api()
+    yield stack
+    stack.stop()
+
+
+def test_livez(stack: Stack) -> None:
+    response = httpx.get(f"{stack.api_url}/livez")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_readyz_follows_redis_down_and_up(lone_api: Stack, private_redis: PrivateRedis) -> None:
+    url = f"{lone_api.api_url}/readyz"
+    healthy = httpx.get(url)
+    assert (healthy.status_code, healthy.json()["checks"]) == (
+        200,
+        {"redis": "ok", "database": "ok"},
+    )
+
+    private_redis.stop()
+    down = httpx.get(url, timeout=3)  # the probe bounds each check to 1.5 s
+    assert down.status_code == 503
+    assert down.json()["checks"]["database"] == "ok"
+    assert down.json()["checks"]["redis"] != "ok"
+    assert httpx.get(f"{lone_api.api_url}/livez").status_code == 200
+
+    private_redis.start()
+    statuses = []
+    for _ in range(40):
+        statuses.append(httpx.get(url, timeout=3).status_code)
+        if statuses[-1] == 200:
+            break
+        time.sleep(0.1)
+    assert statuses[-1] == 200
+
+
+def test_metrics_count_requests_and_updates(stack: Stack, telegram: TelegramSandbox) -> None:
+    telegram.send_message(3001, "/start", repeat=2)
+    telegram.wait_for("sendMessage", chat_id=3001)
+    httpx.post(f"{stack.api_url}/webhooks/telegram", content=b"{}")
+    text = httpx.get(f"{stack.api_url}/metrics").text
+    assert 'http_requests_total{handler="/webhooks/telegram",method="POST",status="2xx"}' in text
+    assert 'kadr_telegram_updates_total{outcome="handled",type="message"}' in text
+    assert 'kadr_telegram_updates_total{outcome="duplicate",type="message"}' in text
+    assert 'kadr_telegram_updates_total{outcome="rejected",type="unauthorized"}' in text
+    assert 'handler="/livez"' not in text
