@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from api.routes import health, telegram
+from api.routes import fal, health, telegram
 from bot.dispatcher import build_dispatcher
 from core.config import Settings
+from core.fal_signature import FalWebhookVerifier
 from core.resources import Resources
 from core.updates import UpdateIntake
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             app.state.resources = resources
             app.state.intake = intake
+            app.state.verifier = FalWebhookVerifier(resources.http, settings.FAL_JWKS_URL)
             yield
             await intake.drain()
         finally:
@@ -35,6 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="kadr", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(telegram.router)
+    app.include_router(fal.router)
     app.include_router(health.router)
     Instrumentator(excluded_handlers=UNMEASURED).instrument(app).expose(
         app, include_in_schema=False

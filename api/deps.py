@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from core.config import Settings
+from core.fal_signature import FalWebhookVerifier
 from core.resources import Resources
 from core.updates import UpdateIntake
 
@@ -23,6 +24,11 @@ def get_intake(request: Request) -> UpdateIntake:
     return request.app.state.intake  # type: ignore[no-any-return]
 
 
+def get_verifier(request: Request) -> FalWebhookVerifier:
+    return request.app.state.verifier  # type: ignore[no-any-return]
+
+
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IntakeDep = Annotated[UpdateIntake, Depends(get_intake)]
+VerifierDep = Annotated[FalWebhookVerifier, Depends(get_verifier)]

@@ -6,7 +6,9 @@ value stops it with one line naming the variable, never a traceback.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from functools import cached_property
 from typing import Literal
 
@@ -52,6 +54,9 @@ class Settings(BaseSettings):
     TELEGRAM_MAX_CONNECTIONS: int = Field(40, ge=1, le=100)
     UPDATE_DEDUP_TTL: int = Field(48 * 3600, ge=24 * 3600)
     WORKER_METRICS_PORT: int = Field(9101, ge=0, le=65535)
+    WORKER_NAME: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    SWEEP_INTERVAL: int = Field(60, ge=1, le=60)
+    SWEEP_STALE_AFTER: int = Field(60, ge=1)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod

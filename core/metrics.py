@@ -1,11 +1,54 @@
-"""Prometheus metrics kadr defines itself (HTTP request metrics come from the instrumentator)."""
+"""Prometheus metrics kadr defines itself (HTTP request metrics come from the instrumentator).
+
+api and each worker expose their own registry; Prometheus sums across processes.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()
+
+STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 
 TELEGRAM_UPDATES = Counter(
     "kadr_telegram_updates_total",
     "Telegram webhook updates by update type and outcome.",
     ["type", "outcome"],
+)
+FAL_WEBHOOKS = Counter("kadr_fal_webhooks_total", "fal webhooks by outcome.", ["outcome"])
+JOBS_CREATED = Counter("kadr_jobs_created_total", "Jobs accepted, by kind.", ["kind"])
+JOBS_FINISHED = Counter(
+    "kadr_jobs_finished_total",
+    "Jobs that reached a final state, by kind and outcome.",
+    ["kind", "outcome"],
+)
+STAGE_SECONDS = Histogram(
+    "kadr_job_stage_seconds",
+    "Time a job spent in each stage: queued (until submitted), fal (until the result came), "
+    "delivery (until sent), total (accepted to sent).",
+    ["kind", "stage"],
+    buckets=STAGE_BUCKETS,
+)
+FAL_CALLS = Counter(
+    "kadr_fal_calls_total", "Calls to fal by operation and outcome.", ["op", "outcome"]
+)
+TELEGRAM_CALLS = Counter(
+    "kadr_telegram_calls_total",
+    "Bot API calls made by workers, by method and outcome.",
+    ["method", "outcome"],
+)
+TELEGRAM_THROTTLED = Counter(
+    "kadr_telegram_throttled_total",
+    "Sends postponed: by our limiter or by Telegram's 429.",
+    ["source"],
+)
+TASKS = Counter("kadr_tasks_total", "Worker task runs by task and outcome.", ["task", "outcome"])
+TASK_SECONDS = Histogram(
+    "kadr_task_seconds", "Worker task run time.", ["task"], buckets=STAGE_BUCKETS
+)
+QUEUE_DEPTH = Gauge("kadr_queue_depth", "Jobs in an arq queue (due now or deferred).", ["queue"])
+QUEUE_DUE = Gauge("kadr_queue_due", "Jobs in an arq queue that are due now.", ["queue"])
+QUEUE_OLDEST_AGE = Gauge(
+    "kadr_queue_oldest_age_seconds", "How long the oldest due job has waited.", ["queue"]
 )

@@ -13,15 +13,17 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from redis.asyncio import BlockingConnectionPool, Redis
+from arq.connections import ArqRedis
+from redis.asyncio import BlockingConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db import create_engine, session_factory
 
 
-def create_redis(url: str, *, max_connections: int = 50) -> Redis:
-    """A pool that waits for a free connection instead of failing, with bounded socket waits."""
+def create_redis(url: str, *, max_connections: int = 50) -> ArqRedis:
+    """A pool that waits for a free connection instead of failing, with bounded socket waits;
+    ArqRedis is a plain redis client that can also enqueue, so one pool serves both."""
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -30,7 +32,7 @@ def create_redis(url: str, *, max_connections: int = 50) -> Redis:
         socket_connect_timeout=2,
         health_check_interval=30,
     )
-    return Redis(connection_pool=pool)
+    return ArqRedis(connection_pool=pool)
 
 
 def create_http() -> httpx.AsyncClient:
@@ -55,24 +57,29 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    redis: Redis
+    redis: ArqRedis
     http: httpx.AsyncClient
     bot: Bot
 
+    owns_redis: bool = True
+
     @classmethod
-    def open(cls, settings: Settings) -> Resources:
+    def open(cls, settings: Settings, *, redis: ArqRedis | None = None) -> Resources:
+        """`redis`: a pool the caller already has (arq's, in a worker), used instead."""
         engine = create_engine(settings.DATABASE_URL)
         return cls(
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
-            redis=create_redis(settings.REDIS_URL),
+            redis=redis or create_redis(settings.REDIS_URL),
             http=create_http(),
             bot=create_bot(settings),
+            owns_redis=redis is None,
         )
 
     async def close(self) -> None:
         await self.bot.session.close()
         await self.http.aclose()
-        await self.redis.aclose()
+        if self.owns_redis:
+            await self.redis.aclose()
         await self.engine.dispose()

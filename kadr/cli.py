@@ -32,6 +32,15 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _check_schema(settings: Settings) -> None:
+    from core.db import SchemaNotReady, check_schema
+
+    try:
+        asyncio.run(check_schema(settings.DATABASE_URL))
+    except SchemaNotReady as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (safe to run again)."""
@@ -56,13 +65,9 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from core.db import SchemaNotReady, check_schema
 
     settings = _settings("api")
-    try:
-        asyncio.run(check_schema(settings.DATABASE_URL))
-    except SchemaNotReady as exc:
-        raise _fail(str(exc)) from None
+    _check_schema(settings)
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -73,6 +78,24 @@ def api(
         forwarded_allow_ips=forwarded_allow_ips,
         proxy_headers=True,
     )
+
+
+@app.command()
+def worker(
+    queue: Annotated[
+        str, typer.Option(help="Which queue this worker serves: images or video.")
+    ] = "images",
+) -> None:
+    """Run an arq worker: submit jobs to fal, deliver results, and (images) sweep."""
+    from arq.worker import run_worker
+
+    from workers.settings import queues, worker_settings
+
+    settings = _settings("worker")
+    _check_schema(settings)
+    if queue not in queues():
+        raise _fail(f"unknown queue {queue!r}; the catalog has: {', '.join(queues())}")
+    run_worker(worker_settings(settings, queue))  # type: ignore[arg-type]
 
 
 @app.command("set-webhook")

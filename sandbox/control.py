@@ -7,11 +7,22 @@ until the stand-in has recorded it, bounded by a timeout.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 Record = dict[str, Any]
+
+
+def wait_until(fetch: Callable[[], list[Record]], count: int, timeout: float) -> list[Record]:
+    """Poll `fetch` until it returns at least `count` records or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = fetch()
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 class _Control:
@@ -49,12 +60,11 @@ class TelegramSandbox(_Control):
     def wait_for(
         self, method: str, *, chat_id: int | None = None, count: int = 1, timeout: float = 20
     ) -> list[Record]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [r for r in self.requests(method, chat_id) if r["status"] == 200]
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+        return wait_until(
+            lambda: [r for r in self.requests(method, chat_id) if r["status"] == 200],
+            count,
+            timeout,
+        )
 
     def send_message(self, user_id: int, text: str, **fields: Any) -> Record:
         return self._call(
@@ -73,8 +83,38 @@ class TelegramSandbox(_Control):
     def fault(self, **spec: Any) -> None:
         self._call("POST", "/faults", json=spec)
 
+    def block(self, user_id: int) -> None:
+        self._call("POST", f"/users/{user_id}/block")
+
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 
     def messages(self, chat_id: int) -> list[Record]:
         return self._call("GET", f"/chats/{chat_id}/messages")  # type: ignore[no-any-return]
+
+
+class FalSandbox(_Control):
+    def requests(self, kind: str | None = None) -> list[Record]:
+        params = {"kind": kind} if kind else {}
+        return self._call("GET", "/requests", params=params)  # type: ignore[no-any-return]
+
+    def configure(self, **config: Any) -> None:
+        self._call("POST", "/config", json=config)
+
+    def fault(self, **spec: Any) -> None:
+        self._call("POST", "/faults", json=spec)
+
+    def job(self, request_id: str) -> Record:
+        return self._call("GET", f"/jobs/{request_id}")  # type: ignore[no-any-return]
+
+    def resend_webhook(self, request_id: str, copies: int = 1) -> None:
+        self._call("POST", f"/jobs/{request_id}/webhook", json={"copies": copies})
+
+    def sign(self, body: str, request_id: str, **fields: Any) -> dict[str, str]:
+        answer = self._call(
+            "POST", "/sign", json={"body": body, "request_id": request_id, **fields}
+        )
+        return answer["headers"]  # type: ignore[no-any-return]
+
+    def wait_for(self, kind: str, count: int = 1, timeout: float = 20) -> list[Record]:
+        return wait_until(lambda: self.requests(kind), count, timeout)

@@ -186,6 +186,18 @@ class Stack:
     def start_worker(self, name: str = "worker", *args: str, **env: str) -> Service:
         return self._run(name, [*KADR, "worker", *args], None, **env)
 
+    def service(self, name: str) -> Service:
+        return next(s for s in reversed(self.services) if s.name == name)
+
+    def restart_worker(self, name: str = "worker") -> Service:
+        """Start a fresh worker in place of one that was stopped or killed."""
+        old = self.service(name)
+        self.services.remove(old)
+        fresh = Service(name, old.args, old.env, old.log_path).start(self.workdir)
+        self.services.append(fresh)
+        fresh.wait_ready()
+        return fresh
+
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()

@@ -1,0 +1,114 @@
+"""Turning a user's request into a job: check it, record it, put it on its queue.
+
+The row is written before anything is enqueued, so a lost enqueue (Redis down) only delays
+the job: the sweeper finds it queued and enqueues it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq.connections import ArqRedis
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.catalog import Mode, catalog
+from core.jobs import create_job, set_fields
+from core.metrics import JOBS_CREATED
+from core.models import LIVE_STATUSES, Job
+from core.queue import enqueue_submit
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT = 1000
+
+
+class Refusal(Exception):
+    """The request cannot become a job; `key` names the text that tells the user why."""
+
+    def __init__(self, key: str, **values: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+
+def check_prompt(prompt: str | None) -> str:
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise Refusal("prompt_empty")
+    if len(prompt) > MAX_PROMPT:
+        raise Refusal("prompt_too_long", length=len(prompt), limit=MAX_PROMPT)
+    return prompt
+
+
+class UserQuota:
+    """Flood control per user: jobs started per minute and jobs in progress at once."""
+
+    def __init__(self, redis: ArqRedis, *, per_minute: int = 10, max_live: int = 5) -> None:
+        storage = RedisStorage(
+            "async+redis://",
+            implementation="redispy",
+            connection_pool=redis.connection_pool,
+            key_prefix="kadr:user-limit",
+        )
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._rate = RateLimitItemPerMinute(per_minute)
+        self.max_live = max_live
+
+    async def check(self, session: AsyncSession, user_id: int) -> None:
+        live = await session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.user_id == user_id, Job.status.in_(LIVE_STATUSES))
+        )
+        if (live or 0) >= self.max_live:
+            raise Refusal("too_many_jobs", count=live)
+        if not await self._limiter.hit(self._rate, str(user_id)):
+            raise Refusal("too_many_requests", limit=self._rate.amount)
+
+
+async def create_generation(
+    sessions: async_sessionmaker[AsyncSession],
+    quota: UserQuota,
+    *,
+    user_id: int,
+    chat_id: int,
+    language: str,
+    mode: Mode,
+    prompt: str,
+    options: dict[str, Any] | None = None,
+) -> Job:
+    async with sessions() as session:
+        await quota.check(session, user_id)
+        job = await create_job(
+            session,
+            user_id=user_id,
+            chat_id=chat_id,
+            language=language,
+            model=catalog().default_model(mode),
+            prompt=prompt,
+            options=options or {},
+        )
+    JOBS_CREATED.labels(job.kind).inc()
+    return job
+
+
+async def start_job(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: ArqRedis,
+    job: Job,
+    status_message_id: int | None,
+) -> None:
+    """Remember the status message, then enqueue the submit."""
+    if status_message_id is not None:
+        async with sessions() as session:
+            await set_fields(session, job.id, status_message_id=status_message_id)
+    try:
+        await enqueue_submit(redis, job.id, job.kind)
+    except RedisError:
+        log.warning("could not enqueue job %s; the sweeper will", job.id)

@@ -1,0 +1,118 @@
+"""The jobs repository and state machine.
+
+Every move is a conditional UPDATE (`WHERE id = ? AND status IN (...)`), so a task that runs
+twice — arq runs jobs at least once — finds nothing to move the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.catalog import ModelSpec, catalog
+from core.models import Job, JobStatus, utcnow
+
+ALLOWED: dict[JobStatus, tuple[JobStatus, ...]] = {
+    JobStatus.SUBMITTED: (JobStatus.QUEUED,),
+    JobStatus.COMPLETED: (JobStatus.QUEUED, JobStatus.SUBMITTED),
+    JobStatus.DELIVERED: (JobStatus.COMPLETED,),
+    JobStatus.FAILED: (JobStatus.QUEUED, JobStatus.SUBMITTED, JobStatus.COMPLETED),
+    JobStatus.CANCELLED: (JobStatus.QUEUED, JobStatus.SUBMITTED),
+}
+
+#: When a status is reached, the timestamp column that records it.
+STAMPS: dict[JobStatus, str] = {
+    JobStatus.SUBMITTED: "submitted_at",
+    JobStatus.COMPLETED: "completed_at",
+    JobStatus.DELIVERED: "finished_at",
+    JobStatus.FAILED: "finished_at",
+    JobStatus.CANCELLED: "finished_at",
+}
+
+
+async def create_job(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    chat_id: int,
+    language: str,
+    model: ModelSpec,
+    prompt: str,
+    options: dict[str, Any],
+) -> Job:
+    now = utcnow()
+    job = Job(
+        user_id=user_id,
+        chat_id=chat_id,
+        language=language,
+        kind=model.mode,
+        model=model.id,
+        prompt=prompt,
+        options=options,
+        status=JobStatus.QUEUED,
+        deadline_at=now + catalog().modes[model.mode].deadline,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    await session.commit()
+    return job
+
+
+async def get_job(session: AsyncSession, job_id: str) -> Job | None:
+    return await session.get(Job, job_id, populate_existing=True)
+
+
+async def move(
+    session: AsyncSession,
+    job_id: str,
+    to: JobStatus,
+    *,
+    only_from: Iterable[JobStatus] | None = None,
+    **values: Any,
+) -> bool:
+    """Move a job to `to` if it is in a state that may go there; False when it was not."""
+    sources = tuple(only_from) if only_from is not None else ALLOWED[to]
+    now = utcnow()
+    stamp = {STAMPS[to]: now} if to in STAMPS else {}
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(sources))
+        .values(status=to, updated_at=now, **stamp, **values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def set_fields(session: AsyncSession, job_id: str, **values: Any) -> None:
+    """Update bookkeeping columns that do not change the state."""
+    await session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
+    await session.commit()
+
+
+async def jobs_to_sweep(
+    session: AsyncSession, *, now: datetime, stale_before: datetime, limit: int = 500
+) -> list[Job]:
+    """Jobs the normal path should have moved on by now, oldest first: queued or completed
+    but untouched (a lost arq job), submitted past their check time (a lost webhook), past
+    their deadline, or failed without the user having been told."""
+    due = or_(
+        and_(
+            Job.status == JobStatus.QUEUED,
+            or_(Job.updated_at <= stale_before, Job.deadline_at <= now),
+        ),
+        and_(Job.status == JobStatus.SUBMITTED, or_(Job.check_at <= now, Job.deadline_at <= now)),
+        and_(Job.status == JobStatus.COMPLETED, Job.updated_at <= stale_before),
+        and_(
+            Job.status == JobStatus.FAILED,
+            Job.notified_at.is_(None),
+            Job.updated_at <= stale_before,
+        ),
+    )
+    result = await session.scalars(select(Job).where(due).order_by(Job.updated_at).limit(limit))
+    return list(result)

@@ -1,0 +1,38 @@
+"""Work queues: names, and enqueueing with the job ids that make duplicates impossible.
+
+Each mode names its queue in the catalog (images and video are apart, so a slow video upload
+never delays a picture); a job's submit and deliver both run on its mode's queue.
+arq's `_job_id` drops an enqueue while the same id is queued or running, so `submit:<job>` and
+`deliver:<job>` can be enqueued from anywhere (handler, webhook, sweeper) without double work.
+Results are not kept, so an id is free again once its run is over.
+"""
+
+from __future__ import annotations
+
+from arq.connections import ArqRedis
+
+from core.catalog import catalog
+
+SUBMIT = "submit"
+DELIVER = "deliver"
+QUEUE_PREFIX = "kadr:"
+
+
+def queue_name(queue: str) -> str:
+    return f"{QUEUE_PREFIX}{queue}"
+
+
+def queue_of(kind: str) -> str:
+    return queue_name(catalog().modes[kind].queue)  # type: ignore[index]
+
+
+async def enqueue_submit(redis: ArqRedis, job_id: str, kind: str) -> None:
+    await redis.enqueue_job(
+        SUBMIT, job_id, _job_id=f"{SUBMIT}:{job_id}", _queue_name=queue_of(kind)
+    )
+
+
+async def enqueue_deliver(redis: ArqRedis, job_id: str, kind: str) -> None:
+    await redis.enqueue_job(
+        DELIVER, job_id, _job_id=f"{DELIVER}:{job_id}", _queue_name=queue_of(kind)
+    )

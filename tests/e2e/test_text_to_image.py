@@ -1,0 +1,210 @@
+"""Text-to-image end to end: real api and worker processes, Redis, PostgreSQL, and the
+Telegram and fal stand-ins over HTTP. Each test reads what a user would see in the chat."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.models import Job
+from sandbox.control import FalSandbox, TelegramSandbox
+from sandbox.stack import Stack
+
+MODEL = "fal-ai/flux/schnell"
+
+
+def photos_to(telegram: TelegramSandbox, chat_id: int, count: int = 1, timeout: float = 30):
+    return telegram.wait_for("sendPhoto", chat_id=chat_id, count=count, timeout=timeout)
+
+
+async def job_of(db: AsyncEngine, user_id: int) -> Job:
+    async with db.connect() as connection:
+        row = (await connection.execute(select(Job).where(Job.user_id == user_id))).one()
+    return row  # type: ignore[return-value]
+
+
+def max_per_window(times: list[float], window: float = 1.0) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def test_a_prompt_becomes_a_photo_in_that_chat(
+    telegram: TelegramSandbox, fal: FalSandbox, db: AsyncEngine
+) -> None:
+    telegram.send_message(5001, "a lighthouse at dawn")
+    [photo] = photos_to(telegram, 5001)
+
+    [submit] = fal.requests("submit")
+    assert submit["model_id"] == MODEL
+    assert submit["body"]["prompt"] == "a lighthouse at dawn"
+    output_url = fal.job(submit["request_id"])["output"]["images"][0]["url"]
+    assert photo["params"]["photo"] == output_url
+    assert photo["params"]["caption"].startswith("a lighthouse at dawn")
+    assert fal.requests("status") == []
+
+    status_message = telegram.wait_for("sendMessage", chat_id=5001)[0]
+    assert status_message["params"]["text"] == "⏳ In the queue…"
+    [deleted] = telegram.wait_for("deleteMessage", chat_id=5001)
+    assert deleted["params"]["message_id"] == status_message["response"]["result"]["message_id"]
+
+    job = await job_of(db, 5001)
+    assert (job.status, job.fal_request_id) == ("delivered", submit["request_id"])
+    assert job.result["telegram_file_ids"]
+
+
+def test_image_command_and_bad_prompts(telegram: TelegramSandbox) -> None:
+    telegram.send_message(5002, "/image")
+    telegram.send_message(5002, "x" * 1001)
+    telegram.send_message(5002, "/image a red fox")
+    photos_to(telegram, 5002)
+    texts = [r["params"]["text"] for r in telegram.requests("sendMessage", 5002)]
+    assert texts[0].startswith("✍️ Describe the picture")
+    assert texts[1].startswith("✂️ That description is too long: 1001 characters")
+    assert len(telegram.requests("sendPhoto", 5002)) == 1
+
+
+def test_forged_or_stale_fal_webhooks_are_401_and_change_nothing(
+    stack: Stack, telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    fal.configure(webhook_drop=True, latency={"default": 0.05})
+    telegram.send_message(5003, "a quiet harbour")
+    [submit] = fal.wait_for("submit")
+    request_id = submit["request_id"]
+    job_id = submit["url"].split("job%3D")[-1] if "job%3D" in submit["url"] else None
+    fal.wait_for("webhook", count=0)
+    body = json.dumps(
+        {
+            "request_id": request_id,
+            "status": "OK",
+            "payload": {"images": [{"url": "https://evil.example/x.png"}]},
+        }
+    )
+    url = f"{stack.api_url}/webhooks/fal"
+    if job_id:
+        url += f"?job={job_id}"
+    forged = fal.sign(body, request_id, forged=True)
+    stale = fal.sign(body, request_id, timestamp=str(int(time.time()) - 3600))
+    unsigned = {"Content-Type": "application/json"}
+    for headers in (forged, stale, unsigned):
+        response = httpx.post(
+            url, content=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 401, response.text
+    time.sleep(0.5)
+    assert telegram.requests("sendPhoto", 5003) == []
+
+
+def test_the_same_webhook_three_times_gives_one_photo(
+    telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    fal.configure(webhook_copies=3)
+    telegram.send_message(5004, "three lanterns")
+    photos_to(telegram, 5004)
+    fal.wait_for("webhook", count=3)
+    time.sleep(1.0)
+    assert len(telegram.requests("sendPhoto", 5004)) == 1
+    assert all(w["status"] == 200 for w in fal.requests("webhook"))
+
+
+def test_worker_killed_after_submit_still_delivers_once(
+    stack: Stack, telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    fal.configure(latency={"default": 2.0})
+    telegram.send_message(5005, "a slow sunrise")
+    fal.wait_for("submit")
+    stack.service("worker").kill()
+    stack.restart_worker()
+    photos_to(telegram, 5005)
+    time.sleep(1.0)
+    assert len(telegram.requests("sendPhoto", 5005)) == 1
+    assert len(fal.requests("submit")) == 1
+
+
+def test_a_hundred_results_at_once_respect_30_per_second(
+    telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    fal.configure(latency={"default": 6.0})
+    users = range(6000, 6100)
+    for user in users:
+        telegram.send_message(user, f"portrait number {user}")
+    fal.wait_for("submit", count=100)
+    sent = telegram.wait_for("sendPhoto", count=100, timeout=60)
+    assert sorted(r["params"]["chat_id"] for r in sent) == list(users)
+    assert max_per_window([r["t"] for r in sent]) <= 30
+    assert fal.requests("status") == []
+
+
+def test_a_429_delays_but_does_not_lose_the_photo(
+    telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    telegram.fault(method="sendPhoto", chat_id=5006, status=429, retry_after=3, times=1)
+    telegram.send_message(5006, "a paper boat")
+    photos_to(telegram, 5006, timeout=30)
+    attempts = telegram.requests("sendPhoto", 5006)
+    assert [a["status"] for a in attempts] == [429, 200]
+    assert attempts[1]["t"] - attempts[0]["t"] >= 2.9
+
+
+def test_content_policy_gives_a_clear_text_and_no_photo(
+    telegram: TelegramSandbox, fal: FalSandbox, db: AsyncEngine
+) -> None:
+    telegram.send_message(5007, "something [content_policy]")
+    edits = telegram.wait_for("editMessageText", chat_id=5007, count=2)
+    assert edits[-1]["params"]["text"].startswith("🚫 The model refused this request")
+    assert telegram.requests("sendPhoto", 5007) == []
+
+
+async def test_russian_user_reads_the_error_in_russian(
+    telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    telegram.send_message(5008, "что-то [content_policy]", language_code="ru")
+    edits = telegram.wait_for("editMessageText", chat_id=5008, count=2)
+    assert edits[-1]["params"]["text"].startswith("🚫 Модель отказалась")
+
+
+def test_a_blocked_user_is_not_retried(telegram: TelegramSandbox, fal: FalSandbox) -> None:
+    telegram.block(5009)
+    telegram.send_message(5009, "a fox")
+    time.sleep(3)
+    attempts = telegram.requests("sendPhoto", 5009)
+    assert [a["status"] for a in attempts] == [403]
+
+
+def test_fal_5xx_on_submit_is_retried(telegram: TelegramSandbox, fal: FalSandbox) -> None:
+    fal.fault(on="submit", times=2, status=503)
+    telegram.send_message(5010, "an owl at night")
+    photos_to(telegram, 5010, timeout=40)
+    assert [s["status"] for s in fal.requests("submit")] == [503, 503, 200]
+
+
+def test_telegram_refusing_the_url_gets_an_upload(
+    telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    telegram.fault(
+        method="sendPhoto",
+        chat_id=5011,
+        status=400,
+        times=1,
+        description="Bad Request: failed to get HTTP URL content",
+    )
+    telegram.send_message(5011, "a teapot")
+    photos = photos_to(telegram, 5011)
+    assert photos[0]["files"]["photo"]["size"] > 1000
+
+
+def test_a_lost_webhook_is_found_by_one_status_check(
+    telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    fal.configure(webhook_drop=True)
+    telegram.send_message(5012, "a lost letter")
+    photos_to(telegram, 5012, timeout=30)
+    assert len(fal.requests("status")) == 1

@@ -1,0 +1,94 @@
+"""arq worker settings: one worker per queue (images, video), each sharing its clients
+across all its tasks through `ctx`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from arq import cron, func
+from arq.connections import ArqRedis, RedisSettings
+from prometheus_client import start_http_server
+
+from core.catalog import catalog
+from core.config import Settings
+from core.metrics import QUEUE_DEPTH, QUEUE_DUE, QUEUE_OLDEST_AGE
+from core.queue import DELIVER, SUBMIT, queue_name
+from core.resources import Resources
+from core.services import Services
+from workers import tasks
+
+log = logging.getLogger(__name__)
+
+#: The queue that also runs the sweeper; one sweep per tick across all workers (cron unique).
+SWEEPING_QUEUE = "images"
+QUEUE_METRICS_EVERY = 5.0
+
+
+async def _watch_queue(redis: ArqRedis, name: str) -> None:
+    """Queue depth, due jobs and the oldest due job's age, for alerting on a stuck pool."""
+    while True:
+        with contextlib.suppress(Exception):
+            now_ms = time.time() * 1000
+            depth = await redis.zcard(name)
+            due = await redis.zcount(name, "-inf", now_ms)
+            oldest = await redis.zrange(name, 0, 0, withscores=True)
+            QUEUE_DEPTH.labels(name).set(depth)
+            QUEUE_DUE.labels(name).set(due)
+            age = (now_ms - oldest[0][1]) / 1000 if oldest and oldest[0][1] <= now_ms else 0
+            QUEUE_OLDEST_AGE.labels(name).set(age)
+        await asyncio.sleep(QUEUE_METRICS_EVERY)
+
+
+def worker_settings(settings: Settings, queue: str) -> dict[str, Any]:
+    """Everything arq's Worker needs for `queue`, built from kadr's settings."""
+    name = queue_name(queue)
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        resources = Resources.open(settings, redis=ctx["redis"])
+        ctx["services"] = Services.build(resources)
+        ctx["watcher"] = asyncio.create_task(_watch_queue(ctx["redis"], name))
+        if settings.WORKER_METRICS_PORT:
+            start_http_server(settings.WORKER_METRICS_PORT, addr="0.0.0.0")
+        log.info("worker for %s ready", name)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        ctx["watcher"].cancel()
+        await ctx["services"].resources.close()
+
+    sweeping = queue == SWEEPING_QUEUE
+    every = settings.SWEEP_INTERVAL
+    return {
+        "functions": [
+            func(tasks.submit, name=SUBMIT, timeout=30, max_tries=tasks.SUBMIT_TRIES),
+            func(tasks.deliver, name=DELIVER, timeout=180, max_tries=tasks.DELIVER_TRIES),
+        ],
+        "cron_jobs": [
+            cron(
+                tasks.sweep,
+                second=set(range(0, 60, every)),
+                unique=True,
+                timeout=55,
+                run_at_startup=True,
+            )
+        ]
+        if sweeping
+        else [],
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.REDIS_URL),
+        "queue_name": name,
+        "health_check_key": f"{name}:health-check:{settings.WORKER_NAME}",
+        "health_check_interval": 30,
+        "keep_result": 0,
+        "max_jobs": 100,
+        "poll_delay": 0.02,
+        "job_completion_wait": 20,
+    }
+
+
+def queues() -> list[str]:
+    return sorted({mode.queue for mode in catalog().modes.values()})

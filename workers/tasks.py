@@ -1,0 +1,60 @@
+"""The arq tasks: thin shells that hand each run to core and translate "try later" into
+arq's Retry. A wrapper counts outcomes and durations, which arq's hooks cannot see."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from arq import Retry
+
+from core.delivery import deliver_job
+from core.metrics import TASK_SECONDS, TASKS
+from core.retry import RetryLater
+from core.services import Services
+from core.submission import submit_job
+from core.sweeper import sweep as sweep_jobs
+
+SUBMIT_TRIES = 8
+DELIVER_TRIES = 25
+
+Task = Callable[..., Awaitable[Any]]
+
+
+def measured(task: Task) -> Task:
+    @functools.wraps(task)
+    async def run(ctx: dict[str, Any], *args: Any) -> Any:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await task(ctx, *args)
+        except RetryLater as later:
+            outcome = "retry"
+            raise Retry(defer=later.delay) from None
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            TASKS.labels(task.__name__, outcome).inc()
+            TASK_SECONDS.labels(task.__name__).observe(time.perf_counter() - started)
+
+    return run
+
+
+@measured
+async def submit(ctx: dict[str, Any], job_id: str) -> None:
+    services: Services = ctx["services"]
+    attempt = ctx["job_try"]
+    await submit_job(services, job_id, attempt=attempt, last_attempt=attempt >= SUBMIT_TRIES)
+
+
+@measured
+async def deliver(ctx: dict[str, Any], job_id: str) -> None:
+    await deliver_job(ctx["services"], job_id, attempt=ctx["job_try"])
+
+
+@measured
+async def sweep(ctx: dict[str, Any]) -> None:
+    await sweep_jobs(ctx["services"])
