@@ -1,0 +1,6 @@
+"""A Telegram Bot API stand-in that aiogram cannot tell from the real one, plus a control API
+(``/_sandbox``) for tests to play users, inject faults and inspect what the bot sent."""
+
+from .app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,64 @@
+"""Telegram Stars: invoices, pre-checkout answers and refunds."""
+
+from typing import Any
+
+from ..errors import bad_request
+from .bot import QUERY_TOO_OLD
+from .content import inline_markup
+from .registry import Call, bot_method
+
+PAYLOAD_LIMIT = 128
+
+
+@bot_method("sendInvoice", is_message=True)
+async def send_invoice(call: Call) -> dict[str, Any]:
+    chat = call.chat()
+    payload = str(call.require("payload"))
+    if len(payload.encode()) > PAYLOAD_LIMIT:
+        raise bad_request("INVOICE_PAYLOAD_INVALID")
+    invoice = {
+        "title": call.require("title"),
+        "description": call.require("description"),
+        "start_parameter": call.get("start_parameter") or "",
+        "currency": call.require("currency"),
+        "total_amount": _total(call.require("prices")),
+    }
+    markup = inline_markup(call.get("reply_markup"))
+    message = chat.post(call.bot, {"invoice": invoice, "reply_markup": markup})
+    chat.invoices[message["message_id"]] = payload
+    return message
+
+
+def _total(prices: Any) -> int:
+    if not isinstance(prices, list) or not prices:
+        raise bad_request("can't parse prices JSON object")
+    amounts = [price.get("amount") if isinstance(price, dict) else None for price in prices]
+    if not all(isinstance(amount, int) and amount > 0 for amount in amounts):
+        raise bad_request("can't parse prices JSON object")
+    return sum(amounts)
+
+
+@bot_method("answerPreCheckoutQuery")
+async def answer_pre_checkout_query(call: Call) -> bool:
+    pending = call.world.pre_checkouts.pop(str(call.get("pre_checkout_query_id")), None)
+    if pending is None or pending.done():
+        raise bad_request(QUERY_TOO_OLD)
+    ok = call.get("ok") is True
+    error_message = call.get("error_message")
+    if not ok and not error_message:
+        raise bad_request("error_message is empty")
+    pending.set_result((ok, error_message))
+    return True
+
+
+@bot_method("refundStarPayment")
+async def refund_star_payment(call: Call) -> bool:
+    charge = call.world.charges.get(str(call.require("telegram_payment_charge_id")))
+    if charge is None:
+        raise bad_request("CHARGE_NOT_FOUND")
+    if charge.user_id != call.integer("user_id", "USER_ID_INVALID"):
+        raise bad_request("USER_ID_INVALID")
+    if charge.refunded:
+        raise bad_request("CHARGE_ALREADY_REFUNDED")
+    charge.refunded = True
+    return True

@@ -1,0 +1,257 @@
+"""Everything the stand-in remembers, in memory.
+
+``Sandbox`` holds what survives ``/_sandbox/reset`` (bot settings, files, id counters);
+``World`` holds what a reset throws away (people, chats, the request log, faults, flood counters).
+"""
+
+import asyncio
+import itertools
+import json
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .errors import ApiError, error_for_status
+from .files import FileStore
+from .limits import FloodControl
+
+MAX_RECORDED = 200_000
+BOT_FIRST_NAME = "kadr"
+BOT_USERNAME = "kadr_bot"
+DEFAULT_EXCLUDED_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+
+
+@dataclass(slots=True)
+class User:
+    id: int
+    first_name: str
+    username: str | None = None
+    language_code: str = "en"
+
+    def as_telegram(self) -> dict[str, Any]:
+        user: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.username:
+            user["username"] = self.username
+        user["language_code"] = self.language_code
+        return user
+
+
+@dataclass(slots=True)
+class Chat:
+    id: int
+    owner: User | None = None
+    title: str | None = None
+    messages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[int, str] = field(default_factory=dict)
+    last_message_id: int = 0
+
+    def as_telegram(self) -> dict[str, Any]:
+        if self.id > 0:
+            chat: dict[str, Any] = {"id": self.id, "type": "private"}
+            chat["first_name"] = self.owner.first_name if self.owner else f"User {self.id}"
+            if self.owner and self.owner.username:
+                chat["username"] = self.owner.username
+            return chat
+        kind = "supergroup" if str(self.id).startswith("-100") else "group"
+        return {"id": self.id, "type": kind, "title": self.title or f"Group {-self.id}"}
+
+    def post(self, sender: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+        """Stores a new message in the chat; message ids rise per chat, shared by both sides."""
+        self.last_message_id += 1
+        message = {
+            "message_id": self.last_message_id,
+            "from": sender,
+            "chat": self.as_telegram(),
+            "date": int(time.time()),
+            **{key: value for key, value in content.items() if value is not None},
+        }
+        self.messages[self.last_message_id] = message
+        return message
+
+
+@dataclass(slots=True)
+class Recorded:
+    seq: int
+    t: float
+    method: str
+    token: str
+    params: dict[str, Any]
+    files: dict[str, Any]
+    status: int
+    response: bytes
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "t": self.t,
+            "method": self.method,
+            "token": self.token,
+            "params": self.params,
+            "files": self.files,
+            "status": self.status,
+            "response": json.loads(self.response),
+        }
+
+
+@dataclass(slots=True)
+class Fault:
+    method: str | None
+    chat_id: int | None
+    times: int
+    status: int | None
+    retry_after: int | None
+    description: str | None
+    delay: float
+
+    def matches(self, method: str, is_message: bool, chat_id: object) -> bool:
+        if self.method is None and not is_message:
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        return self.chat_id is None or self.chat_id == chat_id
+
+    def error(self) -> ApiError | None:
+        if self.status is None:
+            return None
+        error = error_for_status(self.status, self.retry_after)
+        if self.description:
+            error.description = self.description
+        return error
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "chat_id": self.chat_id,
+            "times": self.times,
+            "status": self.status,
+            "retry_after": self.retry_after,
+            "description": self.description,
+            "delay": self.delay,
+        }
+
+
+@dataclass(slots=True)
+class Charge:
+    user_id: int
+    currency: str
+    total_amount: int
+    refunded: bool = False
+
+
+@dataclass(slots=True)
+class Webhook:
+    url: str
+    token: str
+    secret_token: str | None
+    max_connections: int
+    allowed_updates: list[str] | None
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+
+    def accepts(self, update_type: str | None) -> bool:
+        if update_type is None:
+            return True
+        if self.allowed_updates:
+            return update_type in self.allowed_updates
+        return update_type not in DEFAULT_EXCLUDED_UPDATES
+
+    def info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "url": self.url,
+            "has_custom_certificate": False,
+            "pending_update_count": 0,
+            "max_connections": self.max_connections,
+        }
+        if self.allowed_updates is not None:
+            info["allowed_updates"] = self.allowed_updates
+        if self.last_error_date is not None:
+            info["last_error_date"] = self.last_error_date
+            info["last_error_message"] = self.last_error_message
+        return info
+
+
+@dataclass
+class World:
+    limiter: FloodControl | None
+    users: dict[int, User] = field(default_factory=dict)
+    chats: dict[int, Chat] = field(default_factory=dict)
+    blocked: set[int] = field(default_factory=set)
+    requests: deque[Recorded] = field(default_factory=lambda: deque(maxlen=MAX_RECORDED))
+    faults: list[Fault] = field(default_factory=list)
+    callback_queries: set[str] = field(default_factory=set)
+    pre_checkouts: dict[str, asyncio.Future[tuple[bool, str | None]]] = field(default_factory=dict)
+    charges: dict[str, Charge] = field(default_factory=dict)
+
+    def user(self, user_id: int, **profile: Any) -> User:
+        """Creates the person on first sight; later calls may update the profile."""
+        user = self.users.get(user_id)
+        if user is None:
+            user = self.users[user_id] = User(user_id, f"User {user_id}")
+        for name, value in profile.items():
+            if value is not None:
+                setattr(user, name, value)
+        return user
+
+    def chat(self, chat_id: int) -> Chat:
+        """Any integer chat exists: the stand-in plays every user as having started the bot."""
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            chat = self.chats[chat_id] = Chat(chat_id, owner=self.users.get(chat_id))
+        return chat
+
+    def take_fault(self, method: str, is_message: bool, chat_id: object) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(method, is_message, chat_id):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+
+class Sandbox:
+    def __init__(self, *, fetch_urls: bool, enforce_limits: bool) -> None:
+        self.fetch_urls = fetch_urls
+        self.enforce_limits = enforce_limits
+        self.files = FileStore()
+        self.webhook: Webhook | None = None
+        self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.world = self._new_world()
+        self._http: httpx.AsyncClient | None = None
+        self._seq = itertools.count(1)
+        # A random start keeps a restarted stand-in from reusing ids the bot still deduplicates.
+        self._update_ids = itertools.count(random.randrange(100_000, 1_000_000_000))
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise RuntimeError("the stand-in's HTTP client exists only while the app runs")
+        return self._http
+
+    @http.setter
+    def http(self, client: httpx.AsyncClient | None) -> None:
+        self._http = client
+
+    def reset(self) -> None:
+        self.world = self._new_world()
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    def next_update_id(self) -> int:
+        return next(self._update_ids)
+
+    def bot_user(self, token: str) -> dict[str, Any]:
+        return {
+            "id": int(token.partition(":")[0]),
+            "is_bot": True,
+            "first_name": BOT_FIRST_NAME,
+            "username": BOT_USERNAME,
+        }
+
+    def _new_world(self) -> World:
+        return World(limiter=FloodControl() if self.enforce_limits else None)
