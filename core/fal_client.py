@@ -1,0 +1,398 @@
+"""kadr's side of fal's queue and storage APIs, on the process's one shared httpx client.
+
+Every failure becomes one of two exceptions, because callers only need to decide one thing:
+`FalRetryableError` (fal or the network had a bad moment: try again later) or `FalFinalError`
+(fal refused this request: retrying cannot help). The API key is never part of an exception
+or a log line; messages are built from scratch and scrubbed of it in case fal echoes it back.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+_TOKEN_MARGIN = 300.0
+"""Seconds before expiry when a storage token is replaced, so no upload starts on a dying one."""
+_SUMMARY_CHARS = 200
+_STILL_RUNNING = "Request is still in progress"
+
+
+class FalError(Exception):
+    """`status` is the HTTP status fal answered, None when no answer came."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class FalRetryableError(FalError):
+    """5xx, 429, 408, timeouts and transport errors: fal does not bill these; try again later."""
+
+
+class FalFinalError(FalError):
+    """fal refused the request (4xx, 422 validation, content policy): do not retry."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, error_type: str | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.error_type = error_type
+
+
+class InvalidFalWebhook(ValueError):
+    """The webhook body is not what fal sends; answer 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class FalSubmission:
+    """Keep all URLs: they use only owner/app of the model id, so rebuilding them goes wrong."""
+
+    request_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
+    queue_position: int | None = None
+    gateway_request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FalStatus:
+    status: str
+    """IN_QUEUE, IN_PROGRESS or COMPLETED; a failed request is COMPLETED with an error."""
+    queue_position: int | None = None
+    response_url: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "COMPLETED"
+
+    @property
+    def failed(self) -> bool:
+        return self.completed and (self.error is not None or self.error_type is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class FalWebhook:
+    """What fal posts when a request ends; match it by request_id, never gateway_request_id."""
+
+    request_id: str
+    status: str
+    """OK or ERROR; ignore anything else."""
+    payload: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    payload_error: str | None = None
+    """Set when fal could not attach the payload (payload is then None): fetch the result."""
+    gateway_request_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "OK"
+
+
+def error_type_of(payload: Any) -> str | None:
+    """fal's error kind: `detail[0].type` for model errors, `error_type` for infrastructure ones."""
+    if not isinstance(payload, dict):
+        return None
+    detail = payload.get("detail")
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first_type = detail[0].get("type")
+        if isinstance(first_type, str):
+            return first_type
+    error_type = payload.get("error_type")
+    return error_type if isinstance(error_type, str) else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def parse_webhook(body: bytes) -> FalWebhook:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise InvalidFalWebhook(f"webhook body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidFalWebhook("webhook body is not a JSON object")
+    request_id, status = data.get("request_id"), data.get("status")
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidFalWebhook("webhook has no request_id")
+    if not isinstance(status, str):
+        raise InvalidFalWebhook("webhook has no status")
+    payload = data.get("payload")
+    return FalWebhook(
+        request_id=request_id,
+        status=status,
+        payload=payload,
+        error=_text_or_none(data.get("error")),
+        error_type=error_type_of(payload) if status == "ERROR" else None,
+        payload_error=_text_or_none(data.get("payload_error")),
+        gateway_request_id=_text_or_none(data.get("gateway_request_id")),
+    )
+
+
+def _summary(payload: Any, text: str) -> str:
+    """A short, human line out of fal's error body: its detail message, else the raw text."""
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        detail = detail[0].get("msg", detail[0])
+    summary = str(detail) if detail is not None else text
+    return " ".join(summary.split())[:_SUMMARY_CHARS]
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _is_retryable(response: httpx.Response, payload: Any) -> bool:
+    if response.headers.get("x-fal-request-timeout-type") == "user":
+        return False  # our own start deadline passed: the request is over, not delayed
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        return True
+    # A result asked for too early comes back 400, but it will be there later.
+    return isinstance(payload, dict) and payload.get("detail") == _STILL_RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class _StorageToken:
+    token: str
+    token_type: str
+    base_url: str
+    expires_at: float
+
+    def fresh(self) -> bool:
+        return self.expires_at - _TOKEN_MARGIN > time.time()
+
+
+def _expiry(value: Any) -> float:
+    moment = datetime.fromisoformat(str(value))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+class FalClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        key: str,
+        queue_url: str,
+        rest_url: str,
+        timeout: float = 30.0,
+        upload_timeout: float = 300.0,
+    ) -> None:
+        self._http = http
+        self._key = key
+        self._queue_url = queue_url.rstrip("/")
+        self._rest_url = rest_url.rstrip("/")
+        self._timeout = timeout
+        self._upload_timeout = upload_timeout
+        self._token: _StorageToken | None = None
+        self._token_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"FalClient(queue_url={self._queue_url!r}, rest_url={self._rest_url!r})"
+
+    async def submit(
+        self,
+        model_id: str,
+        arguments: dict[str, Any],
+        *,
+        webhook_url: str,
+        start_timeout: float | None = None,
+    ) -> FalSubmission:
+        """Not idempotent (fal has no key for it): put the job id into webhook_url."""
+        headers = {} if start_timeout is None else {"X-Fal-Request-Timeout": str(start_timeout)}
+        data = await self._json(
+            f"submit {model_id}",
+            "POST",
+            f"{self._queue_url}/{model_id.strip('/')}",
+            params={"fal_webhook": webhook_url},
+            json=arguments,
+            headers=headers,
+        )
+        try:
+            return FalSubmission(
+                request_id=str(data["request_id"]),
+                status_url=str(data["status_url"]),
+                response_url=str(data["response_url"]),
+                cancel_url=str(data["cancel_url"]),
+                queue_position=data.get("queue_position"),
+                gateway_request_id=data.get("gateway_request_id"),
+            )
+        except (KeyError, TypeError):
+            raise FalRetryableError(
+                f"fal submit {model_id}: answer lacks the request's URLs"
+            ) from None
+
+    async def status(self, status_url: str) -> FalStatus:
+        data = await self._json("status", "GET", status_url, accept=(200, 202))
+        if not isinstance(data.get("status"), str):
+            raise FalRetryableError("fal status: answer has no status")
+        return FalStatus(
+            status=data["status"],
+            queue_position=data.get("queue_position"),
+            response_url=data.get("response_url"),
+            error=_text_or_none(data.get("error")),
+            error_type=_text_or_none(data.get("error_type")),
+        )
+
+    async def result(self, response_url: str) -> dict[str, Any]:
+        """The model output; a failed request raises FalFinalError carrying fal's error_type."""
+        return await self._json("result", "GET", response_url)
+
+    async def cancel(self, cancel_url: str) -> bool:
+        """True if fal will cancel, False if the request had already finished."""
+        response = await self._send("cancel", "PUT", cancel_url)
+        if response.status_code == 202:
+            return True
+        payload = _json_or_none(response)
+        if (
+            response.status_code == 400
+            and isinstance(payload, dict)
+            and payload.get("status") == "ALREADY_COMPLETED"
+        ):
+            return False
+        raise self._error("cancel", response)
+
+    async def upload(
+        self,
+        stream: AsyncIterator[bytes],
+        *,
+        content_type: str,
+        file_name: str,
+        size: int | None = None,
+    ) -> str:
+        """Streams the bytes to fal's CDN and returns their public URL.
+
+        A stream cannot be replayed, so a failed upload is never retried here: the caller gets
+        FalRetryableError and opens the stream again.
+        """
+        token = await self._storage_token()
+        headers = {
+            "Authorization": f"{token.token_type} {token.token}",
+            "Content-Type": content_type,
+            "X-Fal-File-Name": file_name,
+        }
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        response = await self._send(
+            "upload",
+            "POST",
+            f"{token.base_url}/files/upload",
+            content=stream,
+            headers=headers,
+            http_timeout=self._upload_timeout,
+            authorize=False,
+        )
+        if response.status_code in (401, 403):
+            self._token = None  # revoked early: the next upload gets a new one
+            raise FalRetryableError(
+                f"fal upload: storage token refused ({response.status_code})",
+                status=response.status_code,
+            )
+        access_url = self._payload("upload", response).get("access_url")
+        if not isinstance(access_url, str):
+            raise FalRetryableError("fal upload: answer has no access_url")
+        return access_url
+
+    async def _storage_token(self) -> _StorageToken:
+        """Reused until near expiry; the lock makes concurrent uploads share one refresh."""
+        if self._token is not None and self._token.fresh():
+            return self._token
+        async with self._token_lock:
+            if self._token is None or not self._token.fresh():
+                self._token = await self._fetch_token()
+            return self._token
+
+    async def _fetch_token(self) -> _StorageToken:
+        data = await self._json(
+            "storage token",
+            "POST",
+            f"{self._rest_url}/storage/auth/token",
+            params={"storage_type": "fal-cdn-v3"},
+            json={},
+        )
+        try:
+            return _StorageToken(
+                token=str(data["token"]),
+                token_type=str(data.get("token_type") or "Bearer"),
+                base_url=str(data["base_url"]).rstrip("/"),
+                expires_at=_expiry(data["expires_at"]),
+            )
+        except (KeyError, ValueError):
+            raise FalRetryableError("fal storage token: malformed answer") from None
+
+    async def _json(
+        self, what: str, method: str, url: str, *, accept: tuple[int, ...] = (200,), **kwargs: Any
+    ) -> dict[str, Any]:
+        response = await self._send(what, method, url, **kwargs)
+        if response.status_code not in accept:
+            raise self._error(what, response)
+        return self._payload(what, response)
+
+    def _payload(self, what: str, response: httpx.Response) -> dict[str, Any]:
+        if not response.is_success:
+            raise self._error(what, response)
+        payload = _json_or_none(response)
+        if not isinstance(payload, dict):
+            raise FalRetryableError(
+                f"fal {what}: answer is not a JSON object", status=response.status_code
+            )
+        return payload
+
+    async def _send(
+        self,
+        what: str,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        http_timeout: float | None = None,
+        authorize: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        headers = dict(headers or {})
+        if authorize:
+            if not self._key.strip():
+                raise FalFinalError(f"fal {what}: no FAL_KEY is configured")
+            headers["Authorization"] = f"Key {self._key}"
+        try:
+            response = await self._http.request(
+                method, url, headers=headers, timeout=http_timeout or self._timeout, **kwargs
+            )
+        except httpx.HTTPError as exc:
+            # `from None`: the httpx exception holds the request, whose headers hold the key.
+            raise FalRetryableError(
+                self._scrub(f"fal {what}: {type(exc).__name__}: {exc}")
+            ) from None
+        log.debug("fal %s -> %s", what, response.status_code)
+        return response
+
+    def _error(self, what: str, response: httpx.Response) -> FalError:
+        payload = _json_or_none(response)
+        message = self._scrub(
+            f"fal {what}: HTTP {response.status_code}: {_summary(payload, response.text)}"
+        )
+        if _is_retryable(response, payload):
+            return FalRetryableError(message, status=response.status_code)
+        error_type = error_type_of(payload)
+        return FalFinalError(
+            message, status=response.status_code, error_type=error_type and self._scrub(error_type)
+        )
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text

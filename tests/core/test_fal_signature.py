@@ -1,0 +1,204 @@
+"""FalWebhookVerifier against a JWKS served over real HTTP whose keys the test controls."""
+
+import asyncio
+import base64
+import hashlib
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from nacl.signing import SigningKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from core.fal_signature import (
+    FalKeysUnavailable,
+    FalWebhookVerifier,
+    InvalidFalSignature,
+    decode_jwk_x,
+)
+from sandbox.fal.testing import serve
+
+BODY = b'{"request_id":"req-1","status":"OK","payload":{"images":[]}}'
+
+
+class Jwks:
+    """A JWKS endpoint that counts its fetches and can rotate keys or fail."""
+
+    def __init__(self) -> None:
+        self.keys = [SigningKey.generate()]
+        self.fetches = 0
+        self.broken = False
+        self.app = Starlette(routes=[Route("/jwks.json", self._serve)])
+
+    async def _serve(self, _: Request) -> Response:
+        self.fetches += 1
+        if self.broken:
+            return Response(status_code=500)
+        entries = [
+            {
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": base64.urlsafe_b64encode(bytes(key.verify_key)).decode().rstrip("="),
+            }
+            for key in self.keys
+        ]
+        return JSONResponse({"keys": [{"kty": "RSA", "n": "x", "e": "AQAB"}, *entries]})
+
+
+def signed(
+    key: SigningKey, body: bytes = BODY, *, timestamp: int | None = None, request_id: str = "req-1"
+) -> dict[str, str]:
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    message = f"{request_id}\nuser-1\n{stamp}\n{hashlib.sha256(body).hexdigest()}".encode()
+    return {
+        "X-Fal-Webhook-Request-Id": request_id,
+        "X-Fal-Webhook-User-Id": "user-1",
+        "X-Fal-Webhook-Timestamp": stamp,
+        "X-Fal-Webhook-Signature": key.sign(message).signature.hex(),
+    }
+
+
+@pytest.fixture
+async def jwks() -> AsyncIterator[tuple[Jwks, str]]:
+    server = Jwks()
+    async with serve(server.app) as base:
+        yield server, f"{base}/jwks.json"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+async def test_a_signed_fresh_webhook_passes(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient
+) -> None:
+    server, url = jwks
+    verifier = FalWebhookVerifier(http, url)
+    await verifier.verify(signed(server.keys[0]), BODY)
+    lowercase = {name.lower(): value for name, value in signed(server.keys[0]).items()}
+    await verifier.verify(lowercase, BODY)
+    assert server.fetches == 1
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "X-Fal-Webhook-Request-Id",
+        "X-Fal-Webhook-User-Id",
+        "X-Fal-Webhook-Timestamp",
+        "X-Fal-Webhook-Signature",
+    ],
+)
+async def test_every_header_is_required(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient, header: str
+) -> None:
+    server, url = jwks
+    headers = signed(server.keys[0])
+    del headers[header]
+    with pytest.raises(InvalidFalSignature, match=header.lower()):
+        await FalWebhookVerifier(http, url).verify(headers, BODY)
+
+
+@pytest.mark.parametrize("skew", [-301, 301])
+async def test_timestamps_beyond_the_leeway_are_refused(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient, skew: int
+) -> None:
+    server, url = jwks
+    with pytest.raises(InvalidFalSignature, match="window"):
+        await FalWebhookVerifier(http, url).verify(
+            signed(server.keys[0], timestamp=int(time.time()) + skew), BODY
+        )
+
+
+async def test_timestamps_within_the_leeway_pass(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient
+) -> None:
+    server, url = jwks
+    await FalWebhookVerifier(http, url).verify(
+        signed(server.keys[0], timestamp=int(time.time()) - 200), BODY
+    )
+
+
+@pytest.mark.parametrize("signature", ["zz", "ab" * 10])
+async def test_malformed_signatures_are_refused(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient, signature: str
+) -> None:
+    server, url = jwks
+    headers = {**signed(server.keys[0]), "X-Fal-Webhook-Signature": signature}
+    with pytest.raises(InvalidFalSignature):
+        await FalWebhookVerifier(http, url).verify(headers, BODY)
+
+
+async def test_an_altered_body_or_request_id_is_refused(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient
+) -> None:
+    server, url = jwks
+    verifier = FalWebhookVerifier(http, url)
+    with pytest.raises(InvalidFalSignature, match="no fal JWKS key"):
+        await verifier.verify(signed(server.keys[0]), BODY.replace(b"OK", b"KO"))
+    headers = {**signed(server.keys[0]), "X-Fal-Webhook-Request-Id": "req-2"}
+    with pytest.raises(InvalidFalSignature, match="no fal JWKS key"):
+        await verifier.verify(headers, BODY)
+
+
+async def test_a_rotated_key_is_fetched_once_and_forgeries_do_not_refetch(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient
+) -> None:
+    server, url = jwks
+    verifier = FalWebhookVerifier(http, url, refetch_interval=0)
+    await verifier.verify(signed(server.keys[0]), BODY)
+    server.keys = [SigningKey.generate()]
+    await verifier.verify(signed(server.keys[0]), BODY)
+    assert server.fetches == 2
+
+    limited = FalWebhookVerifier(http, url, refetch_interval=3600)
+    await limited.verify(signed(server.keys[0]), BODY)
+    for _ in range(20):
+        with pytest.raises(InvalidFalSignature):
+            await limited.verify(signed(SigningKey.generate()), BODY)
+    assert server.fetches == 3
+
+
+async def test_concurrent_first_callers_share_one_fetch(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient
+) -> None:
+    server, url = jwks
+    verifier = FalWebhookVerifier(http, url)
+    await asyncio.gather(*(verifier.verify(signed(server.keys[0]), BODY) for _ in range(20)))
+    assert server.fetches == 1
+
+
+async def test_expired_keys_are_refetched_and_kept_if_the_refetch_fails(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient
+) -> None:
+    server, url = jwks
+    verifier = FalWebhookVerifier(http, url, ttl=0, refetch_interval=0)
+    await verifier.verify(signed(server.keys[0]), BODY)
+    server.broken = True
+    await verifier.verify(signed(server.keys[0]), BODY)
+    assert server.fetches == 2
+
+
+async def test_no_keys_at_all_is_reported_as_unavailable(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient
+) -> None:
+    server, url = jwks
+    server.broken = True
+    with pytest.raises(FalKeysUnavailable):
+        await FalWebhookVerifier(http, url).verify(signed(server.keys[0]), BODY)
+
+
+def test_jwk_x_decodes_with_or_without_padding() -> None:
+    raw = bytes(range(32))
+    encoded = base64.urlsafe_b64encode(raw).decode()
+    assert encoded.endswith("=")
+    assert decode_jwk_x(encoded.rstrip("=")) == raw
+    assert decode_jwk_x(encoded) == raw
+    with pytest.raises(ValueError):
+        decode_jwk_x(base64.urlsafe_b64encode(b"short").decode())
