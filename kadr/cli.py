@@ -98,6 +98,20 @@ def worker(
     run_worker(worker_settings(settings, queue))  # type: ignore[arg-type]
 
 
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the chat page.")] = 8080,
+    fast: Annotated[bool, typer.Option(help="Answer every model in milliseconds.")] = False,
+) -> None:
+    """Run the whole bot offline: stand-ins for Telegram and fal, api, worker, a chat page."""
+    from sandbox.demo import DemoError, run_demo
+
+    try:
+        run_demo(port=port, fast=fast)
+    except DemoError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command("set-webhook")
 def set_webhook(
     max_connections: Annotated[
