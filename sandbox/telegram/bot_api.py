@@ -2,25 +2,25 @@
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
-import httpx
-from starlette.background import BackgroundTask
+import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from .errors import ApiError, too_many_requests
-from .files import StoredFile
+from .files import CHUNK, StoredFile
 from .methods import Call, Method, lookup
 from .params import Upload, read_params
 from .state import Recorded, Sandbox
 
+logger = logging.getLogger(__name__)
 TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]{10,}")
-CHUNK = 64 * 1024
 
 ParamsLoader = Callable[[], Awaitable[tuple[dict[str, Any], dict[str, Upload]]]]
 
@@ -48,6 +48,11 @@ async def answer(sandbox: Sandbox, token: str, name: str, load: ParamsLoader) ->
         result = await _run(method, Call(sandbox, token, params, uploads))
         status, body = HTTPStatus.OK, encode({"ok": True, "result": result})
     except ApiError as error:
+        status, body = error.status, encode(error.payload())
+    except Exception:
+        # A stand-in bug must not look like a network failure to the bot under test.
+        logger.exception("%s failed inside the stand-in", name)
+        error = ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
         status, body = error.status, encode(error.payload())
     sandbox.world.requests.append(
         Recorded(
@@ -110,17 +115,20 @@ async def file_response(sandbox: Sandbox, stored: StoredFile) -> Response:
         headers = {"content-length": str(len(data))}
         return StreamingResponse(_chunks(data), media_type=stored.mime_type, headers=headers)
     try:
-        upstream = await sandbox.http.send(
-            sandbox.http.build_request("GET", stored.url or ""), stream=True
-        )
-    except httpx.HTTPError:
+        upstream = await sandbox.http.get(stored.url or "")
+    except (aiohttp.ClientError, TimeoutError):
         return json_response(encode(ApiError(HTTPStatus.BAD_GATEWAY, "Bad Gateway").payload()), 502)
     return StreamingResponse(
-        upstream.aiter_bytes(),
-        status_code=upstream.status_code,
-        media_type=upstream.headers.get("content-type", stored.mime_type),
-        background=BackgroundTask(upstream.aclose),
+        _relay(upstream), status_code=upstream.status, media_type=upstream.content_type
     )
+
+
+async def _relay(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in upstream.content.iter_chunked(CHUNK):
+            yield chunk
+    finally:
+        upstream.release()
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+CHUNK = 64 * 1024
 THUMBNAIL_SIDE = 320
 DEFAULT_PHOTO_SIDE = 1280
 FILE_ID_PREFIX = {

@@ -25,6 +25,7 @@ SIMPLE_TAGS = {
     "tg-spoiler": "spoiler",
     "blockquote": "blockquote",
 }
+STRAY_TAG = re.compile(r"<(?![A-Za-z/])([A-Za-z0-9-]*)")
 COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{5,32})?")
 
 
@@ -41,6 +42,10 @@ def command_entities(text: str) -> list[dict[str, Any]]:
 
 
 def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
+    """Telegram wants every ``<`` outside a tag escaped; Python's parser would let it pass."""
+    stray = STRAY_TAG.search(source)
+    if stray is not None:
+        raise _unsupported_tag(stray.group(1), len(source[: stray.start()].encode()))
     parser = _EntityParser(source)
     parser.feed(source)
     parser.close()
@@ -68,7 +73,7 @@ class _EntityParser(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if not self.open or self.open[-1][0] != tag:
-            raise self._error(f"Unexpected end tag at byte offset {self._byte_offset()}")
+            raise _parse_error(f"Unexpected end tag at byte offset {self._byte_offset()}")
         _, entity = self.open.pop()
         entity["length"] = self.position - entity["offset"]
         if entity["length"] == 0:
@@ -77,7 +82,7 @@ class _EntityParser(HTMLParser):
     def close(self) -> None:
         super().close()
         if self.open:
-            raise self._error(
+            raise _parse_error(
                 f'Can\'t find end tag corresponding to start tag "{self.open[-1][0]}"'
             )
 
@@ -90,7 +95,7 @@ class _EntityParser(HTMLParser):
             return {"type": "spoiler"}
         if tag == "tg-emoji" and attrs.get("emoji-id"):
             return {"type": "custom_emoji", "custom_emoji_id": attrs["emoji-id"]}
-        raise self._error(f'Unsupported start tag "{tag}" at byte offset {self._byte_offset()}')
+        raise _unsupported_tag(tag, self._byte_offset())
 
     def _byte_offset(self) -> int:
         line, column = self.getpos()
@@ -100,6 +105,10 @@ class _EntityParser(HTMLParser):
         )
         return len(consumed.encode())
 
-    @staticmethod
-    def _error(reason: str) -> Exception:
-        return bad_request(f"can't parse entities: {reason}")
+
+def _parse_error(reason: str) -> Exception:
+    return bad_request(f"can't parse entities: {reason}")
+
+
+def _unsupported_tag(tag: str, byte_offset: int) -> Exception:
+    return _parse_error(f'Unsupported start tag "{tag}" at byte offset {byte_offset}')

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from .errors import ApiError, error_for_status
 from .files import FileStore
@@ -221,19 +221,19 @@ class Sandbox:
         self.webhook: Webhook | None = None
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.world = self._new_world()
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._seq = itertools.count(1)
         # A random start keeps a restarted stand-in from reusing ids the bot still deduplicates.
         self._update_ids = itertools.count(random.randrange(100_000, 1_000_000_000))
 
     @property
-    def http(self) -> httpx.AsyncClient:
+    def http(self) -> aiohttp.ClientSession:
         if self._http is None:
             raise RuntimeError("the stand-in's HTTP client exists only while the app runs")
         return self._http
 
     @http.setter
-    def http(self, client: httpx.AsyncClient | None) -> None:
+    def http(self, client: aiohttp.ClientSession | None) -> None:
         self._http = client
 
     def reset(self) -> None:

@@ -1,12 +1,19 @@
-"""Running an ASGI app in-process on a free port, for tests that talk to it over real HTTP."""
+"""Running the stand-in (or any small ASGI app) in-process on a free port, for tests that talk
+to it over real HTTP the way the bot and workers do."""
 
 import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
+import httpx
 import uvicorn
+from aiogram.client.telegram import TelegramAPIServer
 from starlette.types import ASGIApp
+
+from .app import create_app
 
 
 @asynccontextmanager
@@ -29,3 +36,29 @@ async def serve(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+@dataclass
+class StandIn:
+    url: str
+    control: httpx.AsyncClient
+    """Bound to ``/_sandbox``."""
+
+    @property
+    def api(self) -> TelegramAPIServer:
+        """What ``AiohttpSession(api=...)`` needs to point aiogram here."""
+        return TelegramAPIServer.from_base(self.url)
+
+    async def requests(self, **filters: Any) -> list[dict[str, Any]]:
+        response = await self.control.get("/requests", params=filters)
+        response.raise_for_status()
+        return response.json()
+
+
+@asynccontextmanager
+async def telegram_stand_in(
+    *, fetch_urls: bool = True, enforce_limits: bool = False
+) -> AsyncIterator[StandIn]:
+    app = create_app(fetch_urls=fetch_urls, enforce_limits=enforce_limits)
+    async with serve(app) as url, httpx.AsyncClient(base_url=f"{url}/_sandbox") as control:
+        yield StandIn(url, control)

@@ -1,10 +1,10 @@
 """Pushing updates to the bot's webhook the way Telegram does, and noting how it went."""
 
+import json
 import time
-from http import HTTPStatus
 from typing import Any
 
-import httpx
+import aiohttp
 
 from .bot_api import answer, encode
 from .params import Upload, coerce
@@ -12,7 +12,7 @@ from .state import Sandbox, Webhook
 from .updates import update_type
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-WEBHOOK_TIMEOUT = 60.0
+WEBHOOK_TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
 async def deliver(
@@ -32,52 +32,47 @@ async def _post(sandbox: Sandbox, webhook: Webhook, update: Any) -> dict[str, An
         headers[SECRET_HEADER] = webhook.secret_token
     started = time.perf_counter()
     try:
-        response = await sandbox.http.post(
-            webhook.url, content=encode(update), headers=headers, timeout=WEBHOOK_TIMEOUT
-        )
-    except httpx.HTTPError as error:
+        async with sandbox.http.post(
+            webhook.url, data=encode(update), headers=headers, timeout=WEBHOOK_TIMEOUT
+        ) as response:
+            body = await response.text()
+    except (aiohttp.ClientError, TimeoutError) as error:
         reason = _network_error(error)
         _note_error(webhook, reason)
         return {"status": None, "body": reason, "elapsed_ms": _ms_since(started)}
     elapsed_ms = _ms_since(started)
-    if response.is_success:
-        await _run_reply(sandbox, webhook, response)
+    if response.ok:
+        if response.content_type == "application/json":
+            await _run_reply(sandbox, webhook, body)
     else:
-        _note_error(webhook, f"Wrong response from the webhook: {_status_line(response)}")
-    return {"status": response.status_code, "body": response.text, "elapsed_ms": elapsed_ms}
+        _note_error(
+            webhook, f"Wrong response from the webhook: {response.status} {response.reason}"
+        )
+    return {"status": response.status, "body": body, "elapsed_ms": elapsed_ms}
 
 
-async def _run_reply(sandbox: Sandbox, webhook: Webhook, response: httpx.Response) -> None:
+async def _run_reply(sandbox: Sandbox, webhook: Webhook, body: str) -> None:
     """A webhook may answer with a method call in its body; Telegram executes it."""
-    if not response.headers.get("content-type", "").startswith("application/json"):
-        return
     try:
-        body = response.json()
+        reply = json.loads(body)
     except ValueError:
         return
-    if not isinstance(body, dict) or not isinstance(body.get("method"), str):
+    if not isinstance(reply, dict) or not isinstance(reply.get("method"), str):
         return
-    fields = {key: value for key, value in body.items() if key != "method"}
+    fields = {key: value for key, value in reply.items() if key != "method"}
 
     async def load() -> tuple[dict[str, Any], dict[str, Upload]]:
         return {key: coerce(key, value) for key, value in fields.items()}, {}
 
-    await answer(sandbox, webhook.token, body["method"], load)
+    await answer(sandbox, webhook.token, reply["method"], load)
 
 
-def _network_error(error: httpx.HTTPError) -> str:
-    if isinstance(error, httpx.ConnectError):
+def _network_error(error: Exception) -> str:
+    if isinstance(error, aiohttp.ClientConnectorError):
         return "Connection refused"
-    if isinstance(error, httpx.TimeoutException):
+    if isinstance(error, TimeoutError):
         return "Read timeout expired"
     return f"{type(error).__name__}: {error}"
-
-
-def _status_line(response: httpx.Response) -> str:
-    try:
-        return f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
-    except ValueError:
-        return str(response.status_code)
 
 
 def _note_error(webhook: Webhook, message: str) -> None:

@@ -2,14 +2,17 @@
 
 import io
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
 from aiogram.types import (
     BufferedInputFile,
     InlineKeyboardButton,
@@ -22,8 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.telegram import create_app
-from sandbox.telegram.testing import serve
+from sandbox.telegram.testing import StandIn, serve, telegram_stand_in
 
 TOKEN = "123456:AAH-test_token_abcdef"
 CHAT = 4242
@@ -44,9 +46,9 @@ async def serve_html(request: Request) -> Response:
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[str]:
-    async with serve(create_app()) as url:
-        yield url
+async def telegram() -> AsyncIterator[StandIn]:
+    async with telegram_stand_in() as stand_in:
+        yield stand_in
 
 
 @pytest.fixture
@@ -58,22 +60,10 @@ async def images() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def bot(telegram: str) -> AsyncIterator[Bot]:
-    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(telegram)))
+async def bot(telegram: StandIn) -> AsyncIterator[Bot]:
+    bot = Bot(TOKEN, session=AiohttpSession(api=telegram.api))
     yield bot
     await bot.session.close()
-
-
-@pytest.fixture
-async def control(telegram: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"{telegram}/_sandbox") as client:
-        yield client
-
-
-async def recorded(control: httpx.AsyncClient, **filters: Any) -> list[dict[str, Any]]:
-    response = await control.get("/requests", params=filters)
-    response.raise_for_status()
-    return response.json()
 
 
 async def test_get_me_is_the_bot_named_by_the_token(bot: Bot) -> None:
@@ -81,9 +71,7 @@ async def test_get_me_is_the_bot_named_by_the_token(bot: Bot) -> None:
     assert (me.id, me.is_bot, me.username) == (123456, True, "kadr_bot")
 
 
-async def test_send_message_returns_a_message_and_is_recorded(
-    bot: Bot, control: httpx.AsyncClient
-) -> None:
+async def test_send_message_returns_a_message_and_is_recorded(bot: Bot, telegram: StandIn) -> None:
     keyboard = InlineKeyboardMarkup(
         inline_keyboard=[[InlineKeyboardButton(text="Again", callback_data="again:1")]]
     )
@@ -98,7 +86,7 @@ async def test_send_message_returns_a_message_and_is_recorded(
     assert first.reply_markup.model_dump() == keyboard.model_dump()
     assert first.chat.id == CHAT and first.chat.type == "private"
     assert second.message_id == first.message_id + 1
-    [call, _] = await recorded(control, method="sendMessage")
+    [call, _] = await telegram.requests(method="sendMessage")
     assert call["params"]["chat_id"] == CHAT
     assert call["params"]["reply_markup"] == {
         "inline_keyboard": [[{"text": "Again", "callback_data": "again:1"}]]
@@ -108,7 +96,7 @@ async def test_send_message_returns_a_message_and_is_recorded(
 
 
 async def test_send_photo_by_url_downloads_it_like_telegram(
-    bot: Bot, images: str, control: httpx.AsyncClient
+    bot: Bot, images: str, telegram: StandIn
 ) -> None:
     message = await bot.send_photo(CHAT, f"{images}/cat.png", caption="a cat")
 
@@ -117,7 +105,7 @@ async def test_send_photo_by_url_downloads_it_like_telegram(
     assert max(thumbnail.width, thumbnail.height) == 320
     assert full.file_size == len(png(800, 600))
     assert message.caption == "a cat"
-    [call] = await recorded(control, method="sendPhoto")
+    [call] = await telegram.requests(method="sendPhoto")
     assert call["params"]["photo"] == f"{images}/cat.png"
 
 
@@ -130,12 +118,12 @@ async def test_send_photo_by_unreachable_or_wrong_url_fails(bot: Bot, images: st
         await bot.send_photo(CHAT, "no-such-file-id")
 
 
-async def test_send_photo_upload_records_the_file(bot: Bot, control: httpx.AsyncClient) -> None:
+async def test_send_photo_upload_records_the_file(bot: Bot, telegram: StandIn) -> None:
     data = png(100, 50)
     message = await bot.send_photo(CHAT, BufferedInputFile(data, "result.png"))
 
     assert (message.photo or [])[-1].width == 100
-    [call] = await recorded(control, method="sendPhoto")
+    [call] = await telegram.requests(method="sendPhoto")
     [(field, described)] = call["files"].items()
     assert call["params"]["photo"] == f"attach://{field}"
     assert described["filename"] == "result.png"
@@ -147,9 +135,7 @@ async def test_send_photo_that_is_not_an_image_is_refused(bot: Bot) -> None:
         await bot.send_photo(CHAT, BufferedInputFile(b"not a png", "x.png"))
 
 
-async def test_media_group_mixes_urls_and_uploads(
-    bot: Bot, images: str, control: httpx.AsyncClient
-) -> None:
+async def test_media_group_mixes_urls_and_uploads(bot: Bot, images: str, telegram: StandIn) -> None:
     album = await bot.send_media_group(
         CHAT,
         [
@@ -162,7 +148,7 @@ async def test_media_group_mixes_urls_and_uploads(
     assert album[0].media_group_id and album[0].media_group_id == album[1].media_group_id
     assert album[0].caption == "first"
     assert album[1].message_id == album[0].message_id + 1
-    [call] = await recorded(control, method="sendMediaGroup")
+    [call] = await telegram.requests(method="sendMediaGroup")
     assert call["params"]["media"][0]["media"] == f"{images}/cat.png"
     assert call["params"]["media"][1]["media"].startswith("attach://")
     assert len(call["files"]) == 1
@@ -194,13 +180,13 @@ async def test_edit_message_text(bot: Bot) -> None:
         await bot.edit_message_text("x", chat_id=CHAT, message_id=999)
 
 
-async def test_delete_message(bot: Bot, control: httpx.AsyncClient) -> None:
+async def test_delete_message(bot: Bot, telegram: StandIn) -> None:
     sent = await bot.send_message(CHAT, "progress 10%")
 
     assert await bot.delete_message(CHAT, sent.message_id) is True
     with pytest.raises(TelegramBadRequest, match="message to delete not found"):
         await bot.delete_message(CHAT, sent.message_id)
-    assert (await control.get(f"/chats/{CHAT}/messages")).json() == []
+    assert (await telegram.control.get(f"/chats/{CHAT}/messages")).json() == []
 
 
 async def test_get_file_and_download(bot: Bot) -> None:
@@ -233,25 +219,25 @@ async def test_webhook_settings_round_trip(bot: Bot) -> None:
     assert (await bot.get_webhook_info()).url == ""
 
 
-async def test_429_fault_raises_retry_after(bot: Bot, control: httpx.AsyncClient) -> None:
+async def test_429_fault_raises_retry_after(bot: Bot, telegram: StandIn) -> None:
     fault = {"method": "sendPhoto", "times": 1, "status": 429, "retry_after": 3}
-    (await control.post("/faults", json=fault)).raise_for_status()
+    (await telegram.control.post("/faults", json=fault)).raise_for_status()
 
     with pytest.raises(TelegramRetryAfter) as caught:
         await bot.send_photo(CHAT, BufferedInputFile(png(), "a.png"))
     await bot.send_photo(CHAT, BufferedInputFile(png(), "a.png"))
 
     assert caught.value.retry_after == 3
-    statuses = [call["status"] for call in await recorded(control, method="sendPhoto")]
+    statuses = [call["status"] for call in await telegram.requests(method="sendPhoto")]
     assert statuses == [429, 200]
 
 
-async def test_blocked_user_raises_forbidden(bot: Bot, control: httpx.AsyncClient) -> None:
-    (await control.post(f"/users/{CHAT}/block")).raise_for_status()
+async def test_blocked_user_raises_forbidden(bot: Bot, telegram: StandIn) -> None:
+    (await telegram.control.post(f"/users/{CHAT}/block")).raise_for_status()
     with pytest.raises(TelegramForbiddenError, match="bot was blocked by the user"):
         await bot.send_message(CHAT, "hello?")
 
-    (await control.post(f"/users/{CHAT}/unblock")).raise_for_status()
+    (await telegram.control.post(f"/users/{CHAT}/unblock")).raise_for_status()
     await bot.send_message(CHAT, "hello again")
 
 
@@ -264,8 +250,42 @@ async def test_too_long_text_and_caption_are_refused(bot: Bot) -> None:
         await bot.send_photo(CHAT, BufferedInputFile(png(), "a.png"), caption="x" * 1025)
 
 
-async def test_raw_http_errors_have_telegram_shape(telegram: str) -> None:
-    async with httpx.AsyncClient(base_url=telegram) as client:
+async def test_html_that_telegram_cannot_parse_is_refused(bot: Bot) -> None:
+    with pytest.raises(TelegramBadRequest, match='Unsupported start tag "3" at byte offset 13'):
+        await bot.send_message(CHAT, "I <b>❤</b> <3 cats", parse_mode="HTML")
+    with pytest.raises(TelegramBadRequest, match="Can't find end tag"):
+        await bot.send_message(CHAT, "<i>unclosed", parse_mode="HTML")
+
+
+async def test_size_limits_of_uploads_and_downloads(bot: Bot) -> None:
+    big = b"\0" * (20 * 1024 * 1024 + 1)
+    with pytest.raises(TelegramEntityTooLarge):
+        await bot.send_photo(CHAT, BufferedInputFile(big[: 10 * 1024 * 1024 + 1], "huge.png"))
+
+    document = await bot.send_document(CHAT, BufferedInputFile(big, "video.bin"))
+
+    assert document.document is not None and document.document.file_size == len(big)
+    with pytest.raises(TelegramBadRequest, match="file is too big"):
+        await bot.get_file(document.document.file_id)
+
+
+async def test_without_fetching_urls_are_trusted_and_downloads_relay_them(images: str) -> None:
+    async with telegram_stand_in(fetch_urls=False) as telegram:
+        bot = Bot(TOKEN, session=AiohttpSession(api=telegram.api))
+        try:
+            trusted = await bot.send_photo(CHAT, "https://cdn.invalid/never-fetched.png")
+            relayed = await bot.send_photo(CHAT, f"{images}/cat.png")
+            file = await bot.get_file((relayed.photo or [])[-1].file_id)
+            downloaded = await bot.download(file)
+        finally:
+            await bot.session.close()
+
+    assert [size.file_size for size in trusted.photo or []] == [None, None]
+    assert downloaded is not None and downloaded.getvalue() == png(800, 600)
+
+
+async def test_raw_http_errors_have_telegram_shape(telegram: StandIn) -> None:
+    async with httpx.AsyncClient(base_url=telegram.url) as client:
         unauthorized = await client.post("/botnot-a-token/getMe")
         unknown = await client.post(f"/bot{TOKEN}/sendTelepathy")
         as_json = await client.post(
