@@ -39,6 +39,7 @@ async def answer(sandbox: Sandbox, token: str, name: str, load: ParamsLoader) ->
     method = lookup(name)
     params: dict[str, Any] = {}
     uploads: dict[str, Upload] = {}
+    status: int = HTTPStatus.OK
     try:
         if not TOKEN.fullmatch(token):
             raise ApiError(HTTPStatus.UNAUTHORIZED, "Unauthorized")
@@ -46,14 +47,14 @@ async def answer(sandbox: Sandbox, token: str, name: str, load: ParamsLoader) ->
             raise ApiError(HTTPStatus.NOT_FOUND, "Not Found")
         params, uploads = await load()
         result = await _run(method, Call(sandbox, token, params, uploads))
-        status, body = HTTPStatus.OK, encode({"ok": True, "result": result})
+        body = encode({"ok": True, "result": result})
     except ApiError as error:
         status, body = error.status, encode(error.payload())
     except Exception:
         # A stand-in bug must not look like a network failure to the bot under test.
         logger.exception("%s failed inside the stand-in", name)
-        error = ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
-        status, body = error.status, encode(error.payload())
+        status = HTTPStatus.INTERNAL_SERVER_ERROR
+        body = encode(ApiError(status, "Internal Server Error").payload())
     sandbox.world.requests.append(
         Recorded(
             seq=sandbox.next_seq(),

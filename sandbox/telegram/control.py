@@ -26,7 +26,7 @@ from .updates import (
 )
 from .webhook import deliver
 
-PAYMENT_TIMEOUT = 10.0
+PAYMENT_TIMEOUT = 10  # seconds Telegram gives the bot to answer a pre-checkout query
 MISSING = object()
 
 
@@ -200,32 +200,25 @@ async def pay(request: Request) -> Response:
     answered = asyncio.get_running_loop().create_future()
     sandbox.world.pre_checkouts[query["id"]] = answered
     checkout = await deliver(sandbox, webhook, new_update(sandbox, "pre_checkout_query", query))
-    try:
-        ok, error_message = await asyncio.wait_for(
-            answered, float(body.get("timeout") or PAYMENT_TIMEOUT)
-        )
-    except TimeoutError:
-        sandbox.world.pre_checkouts.pop(query["id"], None)
-        return JSONResponse(
-            {"pre_checkout_query": checkout, "answer": None, "successful_payment": None}
-        )
     result: dict[str, Any] = {
         "pre_checkout_query": checkout,
-        "answer": {"ok": ok, "error_message": error_message},
+        "answer": None,
         "successful_payment": None,
     }
+    try:
+        ok, error_message = await asyncio.wait_for(answered, _int(body, "timeout", PAYMENT_TIMEOUT))
+    except TimeoutError:
+        sandbox.world.pre_checkouts.pop(query["id"], None)
+        return JSONResponse(result)
+    result["answer"] = {"ok": ok, "error_message": error_message}
     if ok:
         charge_id = f"stxsandbox{secrets.token_hex(12)}"
-        sandbox.world.charges[charge_id] = Charge(
-            user.id, invoice["currency"], invoice["total_amount"]
+        sandbox.world.charges[charge_id] = Charge(user.id)
+        paid = successful_payment(invoice, payload, charge_id)
+        update = new_update(
+            sandbox, "message", chat.post(user.as_telegram(), {"successful_payment": paid})
         )
-        paid = chat.post(
-            user.as_telegram(),
-            {"successful_payment": successful_payment(invoice, payload, charge_id)},
-        )
-        result["successful_payment"] = await deliver(
-            sandbox, webhook, new_update(sandbox, "message", paid)
-        )
+        result["successful_payment"] = await deliver(sandbox, webhook, update)
     return JSONResponse(result)
 
 
@@ -300,7 +293,7 @@ async def clear_faults(request: Request) -> Response:
 
 
 def _file_ref(obj: dict[str, Any], base_url: str) -> dict[str, Any]:
-    ref = {
+    ref: dict[str, Any] = {
         key: obj[key]
         for key in ("file_id", "width", "height", "file_name", "mime_type")
         if key in obj

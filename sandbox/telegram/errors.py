@@ -42,7 +42,7 @@ def entity_too_large() -> ApiError:
     return ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
 
 
-DEFAULT_DESCRIPTIONS = {
+DEFAULT_DESCRIPTIONS: dict[int, str] = {
     HTTPStatus.BAD_REQUEST: "Bad Request",
     HTTPStatus.UNAUTHORIZED: "Unauthorized",
     HTTPStatus.FORBIDDEN: BLOCKED,

@@ -137,8 +137,6 @@ class Fault:
 @dataclass(slots=True)
 class Charge:
     user_id: int
-    currency: str
-    total_amount: int
     refunded: bool = False
 
 

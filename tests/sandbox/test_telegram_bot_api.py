@@ -18,6 +18,7 @@ from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputMediaPhoto,
+    Message,
 )
 from PIL import Image
 from starlette.applications import Starlette
@@ -173,6 +174,7 @@ async def test_edit_message_text(bot: Bot) -> None:
 
     edited = await bot.edit_message_text("done", chat_id=CHAT, message_id=sent.message_id)
 
+    assert isinstance(edited, Message)
     assert edited.text == "done" and edited.edit_date is not None
     with pytest.raises(TelegramBadRequest, match="message is not modified"):
         await bot.edit_message_text("done", chat_id=CHAT, message_id=sent.message_id)
@@ -197,7 +199,7 @@ async def test_get_file_and_download(bot: Bot) -> None:
     downloaded = await bot.download(file)
 
     assert file.file_size == len(data) and file.file_path
-    assert downloaded is not None and downloaded.getvalue() == data
+    assert downloaded is not None and downloaded.read() == data
 
 
 async def test_webhook_settings_round_trip(bot: Bot) -> None:
@@ -281,7 +283,7 @@ async def test_without_fetching_urls_are_trusted_and_downloads_relay_them(images
             await bot.session.close()
 
     assert [size.file_size for size in trusted.photo or []] == [None, None]
-    assert downloaded is not None and downloaded.getvalue() == png(800, 600)
+    assert downloaded is not None and downloaded.read() == png(800, 600)
 
 
 async def test_raw_http_errors_have_telegram_shape(telegram: StandIn) -> None:

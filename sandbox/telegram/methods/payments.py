@@ -33,9 +33,10 @@ def _total(prices: Any) -> int:
     if not isinstance(prices, list) or not prices:
         raise bad_request("can't parse prices JSON object")
     amounts = [price.get("amount") if isinstance(price, dict) else None for price in prices]
-    if not all(isinstance(amount, int) and amount > 0 for amount in amounts):
+    valid = [amount for amount in amounts if isinstance(amount, int) and amount > 0]
+    if len(valid) != len(amounts):
         raise bad_request("can't parse prices JSON object")
-    return sum(amounts)
+    return sum(valid)
 
 
 @bot_method("answerPreCheckoutQuery")
