@@ -18,8 +18,8 @@ from sandbox.fal.queue import FalQueue
 from sandbox.fal.storage import Downloader, FileStore, Storage
 from sandbox.fal.webhooks import Signer, WebhookSender
 
-# Webhooks to a slow receiver pile up under load; the pool must not be what limits them.
-_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+# Room for every in-flight webhook (see webhooks._IN_FLIGHT) plus input downloads.
+_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=32)
 
 
 def create_app(*, latency: float = 0.2, public_url: str | None = None) -> Starlette:

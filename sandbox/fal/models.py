@@ -17,7 +17,14 @@ from typing import Any
 from PIL import Image
 
 from sandbox.fal import render
-from sandbox.fal.storage import Download, Downloader, DownloadFailed, FileStore, StoredFile
+from sandbox.fal.storage import (
+    Download,
+    Downloader,
+    DownloadFailed,
+    FileStore,
+    Producer,
+    StoredFile,
+)
 
 CONTENT_POLICY_MARKER = "[content_policy]"
 _CONTENT_POLICY_MSG = (
@@ -65,6 +72,11 @@ class Work:
     latency: float
 
 
+def _file_key(spec: Sequence[Any]) -> str:
+    """The spec names the file: equal specs are rendered once."""
+    return hashlib.sha256(json.dumps(spec, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
 class Workshop:
     """What a family needs from the server: input downloads and the output file store."""
 
@@ -89,22 +101,25 @@ class Workshop:
                 download.path.unlink(missing_ok=True)
 
     async def publish(
+        self, spec: Sequence[Any], name: str, content_type: str, produce: Producer
+    ) -> StoredFile:
+        return await self._files.produce(_file_key(spec), name, content_type, produce)
+
+    async def publish_png(
         self,
         spec: Sequence[Any],
-        name: str,
-        content_type: str,
-        produce: Callable[[Path], tuple[int, int] | None],
+        draw: Callable[[], Image.Image],
+        size: tuple[int, int] | None = None,
     ) -> StoredFile:
-        """The spec names the file: equal specs are rendered once."""
-        key = hashlib.sha256(json.dumps(spec, ensure_ascii=False).encode()).hexdigest()[:32]
-        return await self._files.produce(key, name, content_type, produce)
+        """Rendered when first downloaded if its size is known now, else right away."""
 
-    async def publish_png(self, spec: Sequence[Any], draw: Callable[[], Image.Image]) -> StoredFile:
         def produce(path: Path) -> tuple[int, int]:
             image = draw()
             render.save_png(image, path)
             return image.size
 
+        if size is not None:
+            return self._files.defer(_file_key(spec), "image.png", "image/png", size, produce)
         return await self.publish(spec, "image.png", "image/png", produce)
 
 
@@ -209,9 +224,8 @@ async def _text_to_image(shop: Workshop, work: Work) -> dict[str, Any]:
     images = []
     for index in range(count):
         scene = render.Scene(prompt, seed + index, work.model_id)
-        stored = await shop.publish_png(
-            ["t2i", scene.label, prompt, scene.seed, size], partial(render.generated, scene, size)
-        )
+        spec = ["t2i", scene.label, prompt, scene.seed, size]
+        stored = await shop.publish_png(spec, partial(render.generated, scene, size), size)
         images.append(_image_json(stored, work))
     return {
         "images": images,

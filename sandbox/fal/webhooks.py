@@ -20,6 +20,9 @@ from sandbox.fal.config import Settings
 
 USER_ID = "sandbox-user"
 _TIMEOUT = httpx.Timeout(15.0, pool=60.0)
+_IN_FLIGHT = 16
+"""Concurrent webhook posts. httpcore's pool gets quadratically slower with the requests queued
+on it, so a burst of thousands of completions waits here, on a cheap semaphore, instead."""
 
 
 class Signer:
@@ -81,6 +84,7 @@ class WebhookSender:
         self._signer = signer
         self._calls = calls
         self._settings = settings
+        self._slots = asyncio.Semaphore(_IN_FLIGHT)
 
     async def deliver(
         self, request_id: str, url: str, body: bytes, copies: int
@@ -106,9 +110,16 @@ class WebhookSender:
 
     async def _attempt(self, request_id: str, url: str, body: bytes, attempt: int) -> int | None:
         call = self._calls.open("webhook", "POST", url, request_id=request_id, attempt=attempt)
-        headers = {"Content-Type": "application/json", **self._signer.headers(request_id, body)}
         try:
-            response = await self._http.post(url, content=body, headers=headers, timeout=_TIMEOUT)
+            async with self._slots:
+                # Signed once a slot is free, so a long wait cannot make the timestamp stale.
+                headers = {
+                    "Content-Type": "application/json",
+                    **self._signer.headers(request_id, body),
+                }
+                response = await self._http.post(
+                    url, content=body, headers=headers, timeout=_TIMEOUT
+                )
         except httpx.HTTPError as exc:
             call.error = type(exc).__name__
             return None

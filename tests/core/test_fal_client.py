@@ -100,12 +100,13 @@ async def test_submit_returns_the_urls_fal_hands_out(client: FalClient, control:
 
 
 async def test_status_moves_from_queue_to_completed(client: FalClient, control: Control) -> None:
-    await control.post("/config", {"max_concurrency": 1, "latency": 0.3})
-    first = await client.submit(MODEL, {"prompt": "one"}, webhook_url=HOOK)
+    await control.post("/config", {"max_concurrency": 1, "latency": {"fal-ai/flux/dev": 30}})
+    first = await client.submit("fal-ai/flux/dev", {"prompt": "one"}, webhook_url=HOOK)
     second = await client.submit(MODEL, {"prompt": "two"}, webhook_url=HOOK)
     assert (await client.status(first.status_url)).status == "IN_PROGRESS"
     queued = await client.status(second.status_url)
     assert (queued.status, queued.queue_position) == ("IN_QUEUE", 0)
+    await client.cancel(first.cancel_url)
     done = await finished(client, second)
     assert (done.completed, done.failed, done.response_url) == (True, False, second.response_url)
     result = await client.result(second.response_url)

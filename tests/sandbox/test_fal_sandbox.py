@@ -21,6 +21,7 @@ from sandbox.fal import create_app
 from sandbox.fal.testing import WebhookReceiver, serve
 
 KEY = "sandbox-test-key-1234"
+MODEL = "fal-ai/flux/schnell"
 PATIENCE = 10.0
 T = TypeVar("T")
 
@@ -195,11 +196,12 @@ async def test_queue_respects_max_concurrency_and_cancel(client: httpx.AsyncClie
 async def test_cancelled_request_never_sends_its_webhook(
     client: httpx.AsyncClient, receiver: tuple[WebhookReceiver, str]
 ) -> None:
+    """The survivor is slower, so its webhook proves the cancelled one's time has passed."""
     hooks, hook_url = receiver
-    await client.post("/_sandbox/config", json={"latency": 0.3})
-    doomed = await submit(client, "fal-ai/flux/schnell", {"prompt": "doomed"}, hook_url)
+    await client.post("/_sandbox/config", json={"latency": {"fal-ai/flux/dev": 1.0, MODEL: 1.5}})
+    doomed = await submit(client, "fal-ai/flux/dev", {"prompt": "doomed"}, hook_url)
     assert (await client.put(doomed["cancel_url"])).status_code == 202
-    survivor = await submit(client, "fal-ai/flux/schnell", {"prompt": "survivor"}, hook_url)
+    survivor = await submit(client, MODEL, {"prompt": "survivor"}, hook_url)
     assert (await hooks.next()).json()["request_id"] == survivor["request_id"]
     assert await calls(client, kind="webhook", request_id=doomed["request_id"]) == []
 
