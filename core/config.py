@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     UPDATE_DEDUP_TTL: int = Field(48 * 3600, ge=24 * 3600)
     WORKER_METRICS_PORT: int = Field(9101, ge=0, le=65535)
     WORKER_NAME: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    TELEGRAM_SENDS_PER_SECOND: float = Field(29, gt=0, le=30)
     SWEEP_INTERVAL: int = Field(60, ge=1, le=60)
     SWEEP_STALE_AFTER: int = Field(60, ge=1)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from core.fal_client import FalClient
 from core.resources import Resources
-from core.telegram_limits import TelegramLimiter
+from core.telegram_limits import LimitSettings, TelegramLimiter
 
 
 @dataclass
@@ -25,4 +25,10 @@ class Services:
             queue_url=settings.FAL_QUEUE_URL,
             rest_url=settings.FAL_REST_URL,
         )
-        return cls(resources=resources, fal=fal, limiter=TelegramLimiter(resources.redis))
+        return cls(
+            resources=resources,
+            fal=fal,
+            limiter=TelegramLimiter(
+                resources.redis, LimitSettings(total_per_second=settings.TELEGRAM_SENDS_PER_SECOND)
+            ),
+        )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,8 +16,9 @@ import pytest
 import redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.catalog import DEFAULT_PATH as DEFAULT_CATALOG
 from core.db import create_engine
-from sandbox.control import TelegramSandbox
+from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.stack import Stack
 
 PG_ADMIN_URL = os.environ.get("KADR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -49,17 +51,42 @@ def redis_url() -> str:
     return url
 
 
+#: Timings shortened so sweeper paths run within a test: check a submitted job after 9 s
+#: without a webhook, give up on it after 30 s.
+FAST_CATALOG_TIMINGS = {"check_after_minutes": "0.15", "deadline_minutes": "0.5"}
+
+
+def fast_catalog(path: Path) -> Path:
+    text = DEFAULT_CATALOG.read_text()
+    for key, value in FAST_CATALOG_TIMINGS.items():
+        text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.MULTILINE)
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture(scope="session")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url: str
 ) -> Iterator[Stack]:
-    """Telegram stand-in, migrated database and `kadr api`, with the webhook registered by
-    `kadr set-webhook` as an operator would."""
-    stack = Stack(tmp_path_factory.mktemp("stack"), database_url, redis_url)
+    """The whole deployment: both stand-ins, migrated database, `kadr api` and one
+    `kadr worker`, with the webhook registered by `kadr set-webhook` as an operator would."""
+    workdir = tmp_path_factory.mktemp("stack")
+    env = {
+        "KADR_CATALOG": str(fast_catalog(workdir / "catalog.toml")),
+        "SWEEP_INTERVAL": "1",
+        "SWEEP_STALE_AFTER": "3",
+        "WORKER_METRICS_PORT": "0",
+    }
+    stack = Stack(workdir, database_url, redis_url, extra_env=env)
     try:
         stack.migrate()
-        stack.start_telegram()
+        # The stand-in trusts photo URLs instead of downloading them: fetching makes the fal
+        # stand-in draw every picture, which starves this 2-core machine and blurs what the
+        # tests measure. Telegram refusing a URL is injected as a fault where it matters.
+        stack.start_telegram("--no-fetch-urls")
+        stack.start_fal()
         stack.start_api()
+        stack.start_worker()
         stack.run_kadr("set-webhook")
         yield stack
     finally:
@@ -71,6 +98,16 @@ def telegram(stack: Stack) -> Iterator[TelegramSandbox]:
     sandbox = TelegramSandbox(stack.telegram_url)
     sandbox.reset()
     yield sandbox
+    sandbox.clear_faults()
+    sandbox.close()
+
+
+@pytest.fixture
+def fal(stack: Stack) -> Iterator[FalSandbox]:
+    sandbox = FalSandbox(stack.fal_url)
+    sandbox.reset()
+    yield sandbox
+    sandbox.reset()
     sandbox.close()
 
 

@@ -15,7 +15,7 @@ from api.body import read_capped
 from api.deps import ResourcesDep, VerifierDep
 from core.fal_client import InvalidFalWebhook, parse_webhook
 from core.fal_results import record_fal_result
-from core.fal_signature import InvalidFalSignature
+from core.fal_signature import FalKeysUnavailable, InvalidFalSignature
 from core.metrics import FAL_WEBHOOKS
 
 router = APIRouter()
@@ -33,6 +33,9 @@ async def fal_webhook(
     body = await read_capped(request, FAL_BODY_LIMIT)
     try:
         await verifier.verify(request.headers, body)
+    except FalKeysUnavailable:
+        FAL_WEBHOOKS.labels("keys_unavailable").inc()
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "fal keys unavailable") from None
     except InvalidFalSignature as exc:
         FAL_WEBHOOKS.labels("unverified").inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"signature: {exc}") from None

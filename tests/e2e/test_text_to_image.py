@@ -132,7 +132,7 @@ def test_worker_killed_after_submit_still_delivers_once(
 def test_a_hundred_results_at_once_respect_30_per_second(
     telegram: TelegramSandbox, fal: FalSandbox
 ) -> None:
-    fal.configure(latency={"default": 6.0})
+    fal.configure(latency={"default": 4.0})
     users = range(6000, 6100)
     for user in users:
         telegram.send_message(user, f"portrait number {user}")
@@ -197,8 +197,13 @@ def test_telegram_refusing_the_url_gets_an_upload(
         description="Bad Request: failed to get HTTP URL content",
     )
     telegram.send_message(5011, "a teapot")
-    photos = photos_to(telegram, 5011)
-    assert photos[0]["files"]["photo"]["size"] > 1000
+    photos_to(telegram, 5011)
+    refused, uploaded = telegram.requests("sendPhoto", 5011)
+    assert refused["status"] == 400
+    assert uploaded["status"] == 200
+    assert uploaded["params"]["photo"].startswith("attach://")
+    [upload] = uploaded["files"].values()
+    assert upload["size"] > 1000
 
 
 def test_a_lost_webhook_is_found_by_one_status_check(
