@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -38,3 +39,14 @@ async def downloaded(http: httpx.AsyncClient, url: str, *, cap: int) -> AsyncIte
         yield path
     finally:
         path.unlink(missing_ok=True)  # noqa: ASYNC240 - a local unlink takes microseconds
+
+
+async def read_chunks(path: Path) -> AsyncGenerator[bytes, None]:
+    """Feeds a streamed upload from disk; each read runs in a thread so a slow disk cannot stall
+    the event loop. Close it (`contextlib.aclosing`) to release the file at once."""
+    source = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(source.read, CHUNK):
+            yield chunk
+    finally:
+        source.close()

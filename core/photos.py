@@ -1,0 +1,189 @@
+"""A user's photo from Telegram to fal's storage, bounded in memory, the bot token kept in.
+
+fal keeps request inputs and Telegram's download URL embeds the bot token, so fal must never
+see that URL: the bytes go Telegram → temp file → fal's CDN in fixed-size chunks, and the model
+gets fal's own URL. `precheck` runs in the webhook handler on the message's metadata, so most
+bad photos are refused before a job (and a charge) exists; `photo_to_fal` runs in the worker and
+checks the bytes themselves, because metadata is the sender's word, not the file's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import httpx
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from PIL import Image, UnidentifiedImageError
+
+from core.fal_client import FalClient
+from core.files import FileTooLarge, downloaded, read_chunks
+from core.retry import RetryLater, backoff
+
+TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+"""getFile refuses bigger files, so no mode can accept more."""
+
+Reason = Literal[
+    "too_big", "not_an_image", "too_large_dimensions", "too_small_dimensions", "unreadable"
+]
+
+
+class PhotoFormat(NamedTuple):
+    content_type: str
+    file_name: str
+    """Neutral, so fal learns nothing of the user or of Telegram's file path."""
+
+
+_JPEG = PhotoFormat("image/jpeg", "input.jpg")
+FORMATS = {
+    "JPEG": _JPEG,
+    "MPO": _JPEG,  # a JPEG with extra frames (many phone cameras); decoders read the first
+    "PNG": PhotoFormat("image/png", "input.png"),
+    "WEBP": PhotoFormat("image/webp", "input.webp"),
+}
+"""What the models take, by Pillow's format name."""
+_OPENERS = ["JPEG", "PNG", "WEBP"]
+"""Pillow plugins to try; MPO comes out of the JPEG one."""
+_MIME_TYPES = frozenset(known.content_type for known in FORMATS.values())
+_RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+@dataclass(frozen=True)
+class PhotoLimits:
+    max_bytes: int
+    """The mode's cap."""
+    max_side: int = 4096
+    """The models' limit on width and on height."""
+    min_side: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_bytes <= TELEGRAM_DOWNLOAD_LIMIT:
+            raise ValueError(f"max_bytes must be in 1..{TELEGRAM_DOWNLOAD_LIMIT}")
+
+
+class PhotoRejected(Exception):
+    """The photo cannot be used; `reason` is a stable code for the user-facing text:
+    'too_big', 'not_an_image', 'too_large_dimensions', 'too_small_dimensions', 'unreadable'."""
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(reason)
+        self.reason: Reason = reason
+
+
+def precheck(
+    *,
+    file_size: int | None,
+    mime_type: str | None,
+    width: int | None,
+    height: int | None,
+    limits: PhotoLimits,
+) -> None:
+    """Refuses on metadata alone, before any job exists. Unknown values pass: `photo_to_fal`
+    checks the real bytes anyway."""
+    if file_size is not None and file_size > limits.max_bytes:
+        raise PhotoRejected("too_big")
+    if mime_type is not None and mime_type.lower() not in _MIME_TYPES:
+        raise PhotoRejected("not_an_image")
+    _check_sides([side for side in (width, height) if side is not None], limits)
+
+
+async def photo_to_fal(
+    bot: Bot, http: httpx.AsyncClient, fal: FalClient, *, file_id: str, limits: PhotoLimits
+) -> str:
+    """Returns the fal CDN URL of the photo behind `file_id`.
+
+    Raises PhotoRejected (tell the user), RetryLater (Telegram had a bad moment), or what
+    `FalClient.upload` raises. The temp file is gone when this returns or raises.
+    """
+    url = bot.session.api.file_url(bot.token, await _file_path(bot, file_id))
+    async with _telegram_download(http, url, cap=limits.max_bytes, token=bot.token) as path:
+        photo_format = await asyncio.to_thread(_sniff, path, limits)
+        size = (await asyncio.to_thread(path.stat)).st_size
+        async with contextlib.aclosing(read_chunks(path)) as chunks:
+            return await fal.upload(
+                chunks,
+                content_type=photo_format.content_type,
+                file_name=photo_format.file_name,
+                size=size,
+            )
+
+
+def _check_sides(sides: Sequence[int], limits: PhotoLimits) -> None:
+    if any(side > limits.max_side for side in sides):
+        raise PhotoRejected("too_large_dimensions")
+    if any(side < limits.min_side for side in sides):
+        raise PhotoRejected("too_small_dimensions")
+
+
+def _scrub(text: str, token: str) -> str:
+    return text.replace(token, "***")
+
+
+async def _file_path(bot: Bot, file_id: str) -> str:
+    try:
+        file = await bot.get_file(file_id)
+    except TelegramRetryAfter as exc:
+        raise RetryLater(exc.retry_after, "telegram getFile: 429") from None
+    except TelegramBadRequest as exc:
+        too_big = "too big" in exc.message.lower()
+        raise PhotoRejected("too_big" if too_big else "unreadable") from None
+    except (TelegramServerError, TelegramNetworkError) as exc:
+        raise RetryLater(backoff(1), _scrub(f"telegram getFile: {exc}", bot.token)) from None
+    if not file.file_path:
+        raise PhotoRejected("unreadable")
+    return file.file_path
+
+
+@contextlib.asynccontextmanager
+async def _telegram_download(
+    http: httpx.AsyncClient, url: str, *, cap: int, token: str
+) -> AsyncIterator[Path]:
+    """`downloaded`, with its failures told in our terms. The URL holds the token, so no httpx
+    exception (its message and its request both carry the URL) is chained or quoted unscrubbed.
+    Errors raised by the caller's block pass through untouched."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            path = await stack.enter_async_context(downloaded(http, url, cap=cap))
+        except FileTooLarge:
+            raise PhotoRejected("too_big") from None
+        except httpx.HTTPStatusError as exc:
+            raise _status_error(exc.response.status_code) from None
+        except httpx.HTTPError as exc:
+            reason = _scrub(f"telegram file download: {type(exc).__name__}: {exc}", token)
+            raise RetryLater(backoff(1), reason) from None
+        yield path
+
+
+def _status_error(status: int) -> Exception:
+    """Telegram's own trouble is worth another try; any other refusal will not change."""
+    if status >= 500 or status in _RETRYABLE_STATUSES:
+        return RetryLater(backoff(1), f"telegram file download: HTTP {status}")
+    return PhotoRejected("unreadable")
+
+
+def _sniff(path: Path, limits: PhotoLimits) -> PhotoFormat:
+    """Reads the header only (no pixels are decoded), so a 20 MB photo costs a few KB here."""
+    try:
+        with Image.open(path, formats=_OPENERS) as image:
+            format_name, sides = image.format, image.size
+    except UnidentifiedImageError:
+        raise PhotoRejected("not_an_image") from None
+    except Image.DecompressionBombError:
+        raise PhotoRejected("too_large_dimensions") from None
+    except Exception:  # Pillow's plugins raise many kinds for a damaged header
+        raise PhotoRejected("unreadable") from None
+    photo_format = FORMATS.get(format_name or "")
+    if photo_format is None:
+        raise PhotoRejected("not_an_image")
+    _check_sides(sides, limits)
+    return photo_format
