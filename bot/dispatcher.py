@@ -5,12 +5,23 @@ from __future__ import annotations
 from aiogram import Dispatcher
 from aiogram.fsm.storage.redis import RedisStorage
 
+from bot.launch import Launcher
 from bot.middlewares.users import UserMiddleware
-from bot.routers import generate, language, start
+from bot.routers import generate, history, language, photos, results, settings, start
 from core.generation import UserQuota
 from core.resources import Resources
 
-ROUTERS = (start.router, language.router, generate.router)
+# Order matters: a photo flow waiting for an instruction takes the text before the plain
+# prompt handler does.
+ROUTERS = (
+    start.router,
+    language.router,
+    settings.router,
+    history.router,
+    results.router,
+    photos.router,
+    generate.router,
+)
 
 
 def build_dispatcher(resources: Resources) -> Dispatcher:
@@ -18,8 +29,7 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
         storage=RedisStorage(resources.redis),
         sessions=resources.sessions,
         settings=resources.settings,
-        redis=resources.redis,
-        quota=UserQuota(resources.redis),
+        launcher=Launcher(resources.sessions, resources.redis, UserQuota(resources.redis)),
     )
     dispatcher.update.middleware(UserMiddleware(resources.sessions))
     dispatcher.include_routers(*ROUTERS)

@@ -17,6 +17,11 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
             "<b>What I can do</b>\n"
             "• Write a description — I'll draw it.\n"
             "• /image &lt;description&gt; — the same, explicitly.\n"
+            "• Send a photo with a caption — I'll edit it as the caption says; "
+            "without a caption I'll offer to edit, retouch or animate it.\n"
+            "• /video &lt;description&gt; — a short video.\n"
+            "• /settings — models, aspect ratio, number of images.\n"
+            "• /history — your last jobs.\n"
             "• /language — switch between English and Russian.\n\n"
             "Results usually arrive within a minute."
         ),
@@ -33,7 +38,55 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error_timeout": "⌛ This took too long and was stopped. Please try again.",
         "error_fal_unavailable": "⚠️ The image service is unavailable right now. Please try again in a few minutes.",
         "error_no_media_generated": "🤷 The model returned nothing for this request. Try another description.",
+        "error_fal_error": "⚠️ The model could not finish this job. Please try again or change the request.",
         "error_generic": "⚠️ Something went wrong with this job. Please try again.",
+        "status_position": "⏳ In the queue, position {position}…",
+        "status_cancelled": "✖ Cancelled.",
+        "status_details": "{text}\n<i>{model} · {aspect_ratio}</i>",
+        "button_cancel": "✖ Cancel",
+        "button_regenerate": "🔁 Regenerate",
+        "button_edit": "✏️ Edit this",
+        "button_animate": "🎬 Animate",
+        "button_original": "⬇️ Original",
+        "button_retouch": "✨ Retouch",
+        "photo_what": "What shall I do with this photo?",
+        "photo_ask_instruction": "✏️ What should I change? Describe the edit, e.g. <i>make it winter</i>.",
+        "photo_gone": "This photo is no longer here — please send it again.",
+        "video_prompt_empty": "✍️ Describe the video after the command, e.g. <code>/video waves rolling onto a beach</code>.",
+        "animate_default_prompt": "gentle natural motion, cinematic",
+        "job_too_old": "⌛ This result is too old to work with. Send a new request, please.",
+        "job_not_yours": "This button belongs to someone else's job.",
+        "job_not_done": "This job has not finished yet.",
+        "cancel_too_late": "Too late to cancel: the job has already finished.",
+        "cancelled_toast": "Cancelled",
+        "error_photo_too_big": "📦 That file is too big: the limit is {limit_mb} MB. Please send a smaller one.",
+        "error_photo_not_an_image": "🖼 That is not an image I can use. Send a JPEG, PNG or WebP photo.",
+        "error_photo_too_large_dimensions": "📐 That picture is too large: each side must be at most {max_side} pixels.",
+        "error_photo_too_small_dimensions": "📐 That picture is too small to work with.",
+        "error_photo_unreadable": "🖼 I could not read that image. Please send it again, maybe as a photo.",
+        "error_undeliverable": "⚠️ I could not send you the result.",
+        "video_link": "🎬 The video is too large to send here; download it: {links}",
+        "settings_title": "⚙️ <b>Settings</b>\n\n{summary}",
+        "settings_summary": "Picture: {text_to_image}\nEdit: {edit}\nRetouch: {retouch}\nVideo: {text_to_video}\nAnimate: {image_to_video}\nAspect ratio: {aspect_ratio} · Images: {num_images}",
+        "settings_choose_model": "Choose the model for <b>{mode}</b>:",
+        "settings_aspect": "📐 Aspect ratio",
+        "settings_images": "🖼 Images: {num_images}",
+        "settings_language": "🌐 Language",
+        "settings_back": "← Back",
+        "mode_text_to_image": "🎨 Picture",
+        "mode_edit": "✏️ Edit",
+        "mode_retouch": "✨ Retouch",
+        "mode_text_to_video": "🎬 Video",
+        "mode_image_to_video": "🎞 Animate",
+        "history_empty": "You have no jobs yet. Write a description to make your first picture!",
+        "history_title": "🗂 <b>Your last jobs</b>",
+        "history_line": "{index}. {icon} {mode} · {status} · {when}\n<i>{prompt}</i>",
+        "status_word_queued": "queued",
+        "status_word_submitted": "in progress",
+        "status_word_completed": "sending",
+        "status_word_delivered": "done",
+        "status_word_failed": "failed",
+        "status_word_cancelled": "cancelled",
     },
     "ru": {
         "start": (
@@ -46,6 +99,11 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
             "<b>Что я умею</b>\n"
             "• Напишите описание — я нарисую.\n"
             "• /image &lt;описание&gt; — то же самое, явно.\n"
+            "• Пришлите фото с подписью — изменю его, как сказано в подписи; "
+            "без подписи предложу изменить, отретушировать или оживить.\n"
+            "• /video &lt;описание&gt; — короткое видео.\n"
+            "• /settings — модели, формат, число картинок.\n"
+            "• /history — последние задачи.\n"
             "• /language — переключить русский и английский.\n\n"
             "Результат обычно приходит в течение минуты."
         ),
@@ -62,17 +120,65 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error_timeout": "⌛ Задача выполнялась слишком долго и была остановлена. Попробуйте ещё раз.",
         "error_fal_unavailable": "⚠️ Сервис генерации сейчас недоступен. Попробуйте через несколько минут.",
         "error_no_media_generated": "🤷 Модель ничего не вернула на этот запрос. Попробуйте другое описание.",
+        "error_fal_error": "⚠️ Модель не смогла выполнить задачу. Попробуйте ещё раз или измените запрос.",
         "error_generic": "⚠️ С этой задачей что-то пошло не так. Попробуйте ещё раз.",
+        "status_position": "⏳ В очереди, позиция {position}…",
+        "status_cancelled": "✖ Отменено.",
+        "status_details": "{text}\n<i>{model} · {aspect_ratio}</i>",
+        "button_cancel": "✖ Отменить",
+        "button_regenerate": "🔁 Ещё раз",
+        "button_edit": "✏️ Изменить",
+        "button_animate": "🎬 Оживить",
+        "button_original": "⬇️ Оригинал",
+        "button_retouch": "✨ Ретушь",
+        "photo_what": "Что сделать с этим фото?",
+        "photo_ask_instruction": "✏️ Что изменить? Опишите правку, например: <i>сделай зиму</i>.",
+        "photo_gone": "Этого фото уже нет — пришлите его ещё раз.",
+        "video_prompt_empty": "✍️ Опишите видео после команды, например: <code>/video волны набегают на пляж</code>.",
+        "animate_default_prompt": "gentle natural motion, cinematic",
+        "job_too_old": "⌛ Этот результат слишком старый. Пришлите новый запрос, пожалуйста.",
+        "job_not_yours": "Эта кнопка относится к чужой задаче.",
+        "job_not_done": "Эта задача ещё не закончена.",
+        "cancel_too_late": "Отменить уже нельзя: задача завершена.",
+        "cancelled_toast": "Отменено",
+        "error_photo_too_big": "📦 Файл слишком большой: можно не больше {limit_mb} МБ. Пришлите поменьше.",
+        "error_photo_not_an_image": "🖼 Это не изображение, с которым я умею работать. Пришлите фото в JPEG, PNG или WebP.",
+        "error_photo_too_large_dimensions": "📐 Картинка слишком большая: каждая сторона — не больше {max_side} пикселей.",
+        "error_photo_too_small_dimensions": "📐 Картинка слишком маленькая для обработки.",
+        "error_photo_unreadable": "🖼 Не получилось прочитать изображение. Пришлите его ещё раз, лучше как фото.",
+        "error_undeliverable": "⚠️ Не получилось отправить вам результат.",
+        "video_link": "🎬 Видео слишком большое, чтобы отправить его здесь; скачайте: {links}",
+        "settings_title": "⚙️ <b>Настройки</b>\n\n{summary}",
+        "settings_summary": "Картинка: {text_to_image}\nПравка: {edit}\nРетушь: {retouch}\nВидео: {text_to_video}\nОживление: {image_to_video}\nФормат: {aspect_ratio} · Картинок: {num_images}",
+        "settings_choose_model": "Выберите модель для режима <b>{mode}</b>:",
+        "settings_aspect": "📐 Формат",
+        "settings_images": "🖼 Картинок: {num_images}",
+        "settings_language": "🌐 Язык",
+        "settings_back": "← Назад",
+        "mode_text_to_image": "🎨 Картинка",
+        "mode_edit": "✏️ Правка",
+        "mode_retouch": "✨ Ретушь",
+        "mode_text_to_video": "🎬 Видео",
+        "mode_image_to_video": "🎞 Оживление",
+        "history_empty": "У вас пока нет задач. Напишите описание — и я нарисую первую картинку!",
+        "history_title": "🗂 <b>Ваши последние задачи</b>",
+        "history_line": "{index}. {icon} {mode} · {status} · {when}\n<i>{prompt}</i>",
+        "status_word_queued": "в очереди",
+        "status_word_submitted": "в работе",
+        "status_word_completed": "отправляется",
+        "status_word_delivered": "готово",
+        "status_word_failed": "ошибка",
+        "status_word_cancelled": "отменено",
     },
 }
 
 LANGUAGE_NAMES: Final[dict[str, str]] = {"ru": "🇷🇺 Русский", "en": "🇬🇧 English"}
 
 
-def error_text(language: str, error: str | None) -> str:
+def error_text(language: str, error: str | None, **values: object) -> str:
     """The user-facing explanation of a job error code; unknown codes get the generic one."""
     key = f"error_{error}"
-    return t(language, key if key in TEXTS["en"] else "error_generic")
+    return t(language, key if key in TEXTS["en"] else "error_generic", **values)
 
 
 def t(language: str, key: str, **values: object) -> str:

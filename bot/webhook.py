@@ -10,8 +10,24 @@ from core.config import Settings
 from core.resources import create_bot
 
 COMMANDS = {
-    "en": [("start", "Start"), ("help", "What I can do"), ("language", "Change language")],
-    "ru": [("start", "Начать"), ("help", "Что я умею"), ("language", "Сменить язык")],
+    "en": [
+        ("start", "Start"),
+        ("image", "Draw a picture"),
+        ("video", "Make a video"),
+        ("settings", "Models, aspect ratio, images"),
+        ("history", "My last jobs"),
+        ("language", "Change language"),
+        ("help", "What I can do"),
+    ],
+    "ru": [
+        ("start", "Начать"),
+        ("image", "Нарисовать картинку"),
+        ("video", "Сделать видео"),
+        ("settings", "Модели, формат, число картинок"),
+        ("history", "Мои последние задачи"),
+        ("language", "Сменить язык"),
+        ("help", "Что я умею"),
+    ],
 }
 
 

@@ -7,6 +7,7 @@ the job: the sweeper finds it queued and enqueues it again.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -17,10 +18,11 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.catalog import Mode, catalog
+from core.catalog import Mode, ModelSpec
 from core.jobs import create_job, set_fields
 from core.metrics import JOBS_CREATED
-from core.models import LIVE_STATUSES, Job
+from core.models import LIVE_STATUSES, Job, User
+from core.preferences import preferences_of
 from core.queue import enqueue_submit
 
 log = logging.getLogger(__name__)
@@ -72,27 +74,37 @@ class UserQuota:
             raise Refusal("too_many_requests", limit=self._rate.amount)
 
 
+@dataclass(frozen=True)
+class JobRequest:
+    """What a user asked for. `model` None means the user's preferred model for the mode;
+    `options` (photo, seed, …) override the user's preferences."""
+
+    mode: Mode
+    prompt: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    model: ModelSpec | None = None
+
+
 async def create_generation(
     sessions: async_sessionmaker[AsyncSession],
     quota: UserQuota,
+    user: User,
     *,
-    user_id: int,
     chat_id: int,
-    language: str,
-    mode: Mode,
-    prompt: str,
-    options: dict[str, Any] | None = None,
+    request: JobRequest,
 ) -> Job:
+    preferences = preferences_of(user)
+    model = request.model or preferences.model_for(request.mode)
     async with sessions() as session:
-        await quota.check(session, user_id)
+        await quota.check(session, user.id)
         job = await create_job(
             session,
-            user_id=user_id,
+            user_id=user.id,
             chat_id=chat_id,
-            language=language,
-            model=catalog().default_model(mode),
-            prompt=prompt,
-            options=options or {},
+            language=user.language,
+            model=model,
+            prompt=request.prompt,
+            options={**preferences.job_options(), **request.options},
         )
     JOBS_CREATED.labels(job.kind).inc()
     return job

@@ -15,6 +15,7 @@ from core.catalog import catalog
 
 SUBMIT = "submit"
 DELIVER = "deliver"
+CANCEL = "cancel"
 QUEUE_PREFIX = "kadr:"
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from core.fal_client import FalClient
 from core.resources import Resources
 from core.telegram_limits import LimitSettings, TelegramLimiter
+from core.telegram_send import ResultSender
 
 
 @dataclass
@@ -15,6 +16,7 @@ class Services:
     resources: Resources
     fal: FalClient
     limiter: TelegramLimiter
+    sender: ResultSender
 
     @classmethod
     def build(cls, resources: Resources) -> Services:
@@ -25,10 +27,8 @@ class Services:
             queue_url=settings.FAL_QUEUE_URL,
             rest_url=settings.FAL_REST_URL,
         )
-        return cls(
-            resources=resources,
-            fal=fal,
-            limiter=TelegramLimiter(
-                resources.redis, LimitSettings(total_per_second=settings.TELEGRAM_SENDS_PER_SECOND)
-            ),
+        limiter = TelegramLimiter(
+            resources.redis, LimitSettings(total_per_second=settings.TELEGRAM_SENDS_PER_SECOND)
         )
+        sender = ResultSender(resources.bot, limiter, resources.http)
+        return cls(resources=resources, fal=fal, limiter=limiter, sender=sender)

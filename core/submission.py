@@ -1,7 +1,8 @@
 """Submitting a queued job to fal's queue, with our webhook to call back.
 
 Runs at least once per job (arq): a job that is no longer queued is left alone, and the job
-id rides in the webhook URL so even a double submission finds its job.
+id rides in the webhook URL so even a double submission finds its job. A job that starts
+from a user's photo first moves that photo to fal's storage (once: the URL is kept).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.catalog import catalog
+from core.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
 from core.fal_client import FalFinalError, FalRetryableError
-from core.jobs import get_job, move
+from core.jobs import get_job, move, set_fields
 from core.metrics import FAL_CALLS, JOBS_FINISHED, STAGE_SECONDS
 from core.models import Job, JobStatus, utcnow
+from core.photos import PhotoLimits, PhotoRejected, photo_to_fal
 from core.progress import show_progress
 from core.queue import enqueue_deliver
 from core.retry import RetryLater, backoff
@@ -22,23 +24,26 @@ from core.services import Services
 log = logging.getLogger(__name__)
 
 
-def fal_arguments(job: Job) -> dict[str, Any]:
-    """The model's input: catalog defaults, then the job's options, then its prompt."""
-    model = catalog().model(job.model)
-    return {**model.defaults, **job.options, "prompt": job.prompt}
-
-
 async def submit_job(services: Services, job_id: str, *, attempt: int, last_attempt: bool) -> None:
     resources = services.resources
     async with resources.sessions() as session:
         job = await get_job(session, job_id)
     if job is None or job.status != JobStatus.QUEUED:
         return
-    webhook_url = f"{resources.settings.fal_webhook_url}?job={job.id}"
+    model = catalog().find(job.model)
+    if model is None:
+        await fail_job(services, job, "model_unavailable", job.model)
+        return
     try:
+        options = await _with_input_photo(services, job, model)
         submission = await services.fal.submit(
-            job.model, fal_arguments(job), webhook_url=webhook_url
+            job.model,
+            model.arguments(job.prompt, options),
+            webhook_url=f"{resources.settings.fal_webhook_url}?job={job.id}",
         )
+    except PhotoRejected as rejected:
+        await fail_job(services, job, f"photo_{rejected.reason}")
+        return
     except FalRetryableError as exc:
         FAL_CALLS.labels("submit", "retryable_error").inc()
         if not last_attempt:
@@ -50,7 +55,6 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
         await fail_job(services, job, exc.error_type or "fal_rejected", str(exc))
         return
     FAL_CALLS.labels("submit", "ok").inc()
-    check_after = catalog().modes[job.kind].check_after  # type: ignore[index]
     async with resources.sessions() as session:
         moved = await move(
             session,
@@ -60,16 +64,37 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
             fal_status_url=submission.status_url,
             fal_response_url=submission.response_url,
             fal_cancel_url=submission.cancel_url,
-            check_at=utcnow() + check_after,
+            check_at=utcnow() + catalog().modes[model.mode].check_after,
         )
     if moved:
         STAGE_SECONDS.labels(job.kind, "queued").observe(
             (utcnow() - job.created_at).total_seconds()
         )
-        await show_progress(resources.bot, services.limiter, job, "status_generating")
+        position = submission.queue_position or 0
+        key, values = (
+            ("status_position", {"position": position}) if position else ("status_generating", {})
+        )
+        await show_progress(resources.bot, services.limiter, job, key, **values)
 
 
-async def fail_job(services: Services, job: Job, error: str, detail: str = "") -> None:
+async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> dict[str, Any]:
+    """The job's options with `image_url` set, uploading the user's Telegram photo if needed."""
+    options = dict(job.options)
+    if model.image_key is None or options.get("image_url"):
+        return options
+    resources = services.resources
+    limits = PhotoLimits(
+        max_bytes=catalog().modes[model.mode].max_input_bytes, max_side=MAX_INPUT_SIDE
+    )
+    options["image_url"] = await photo_to_fal(
+        resources.bot, resources.http, services.fal, file_id=options["image_file_id"], limits=limits
+    )
+    async with resources.sessions() as session:
+        await set_fields(session, job.id, options=options)
+    return options
+
+
+async def fail_job(services: Services, job: Job, error: str, detail: str = "") -> bool:
     """End a live job as failed and have the user told (by the deliver task)."""
     async with services.resources.sessions() as session:
         moved = await move(
@@ -79,3 +104,4 @@ async def fail_job(services: Services, job: Job, error: str, detail: str = "") -
         log.info("job %s failed: %s", job.id, error)
         JOBS_FINISHED.labels(job.kind, error).inc()
         await enqueue_deliver(services.resources.redis, job.id, job.kind)
+    return moved

@@ -87,6 +87,7 @@ def stack(
         stack.start_fal()
         stack.start_api()
         stack.start_worker()
+        stack.start_worker("worker-video", "--queue", "video")
         stack.run_kadr("set-webhook")
         yield stack
     finally:

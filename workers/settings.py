@@ -16,7 +16,7 @@ from prometheus_client import start_http_server
 from core.catalog import catalog
 from core.config import Settings
 from core.metrics import QUEUE_DEPTH, QUEUE_DUE, QUEUE_OLDEST_AGE
-from core.queue import DELIVER, SUBMIT, queue_name
+from core.queue import CANCEL, DELIVER, SUBMIT, queue_name
 from core.resources import Resources
 from core.services import Services
 from workers import tasks
@@ -65,6 +65,7 @@ def worker_settings(settings: Settings, queue: str) -> dict[str, Any]:
         "functions": [
             func(tasks.submit, name=SUBMIT, timeout=30, max_tries=tasks.SUBMIT_TRIES),
             func(tasks.deliver, name=DELIVER, timeout=180, max_tries=tasks.DELIVER_TRIES),
+            func(tasks.cancel, name=CANCEL, timeout=30, max_tries=1),
         ],
         "cron_jobs": [
             cron(

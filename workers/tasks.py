@@ -10,6 +10,7 @@ from typing import Any
 
 from arq import Retry
 
+from core.cancellation import cancel_at_fal
 from core.delivery import deliver_job
 from core.metrics import TASK_SECONDS, TASKS
 from core.retry import RetryLater
@@ -53,6 +54,11 @@ async def submit(ctx: dict[str, Any], job_id: str) -> None:
 @measured
 async def deliver(ctx: dict[str, Any], job_id: str) -> None:
     await deliver_job(ctx["services"], job_id, attempt=ctx["job_try"])
+
+
+@measured
+async def cancel(ctx: dict[str, Any], job_id: str) -> None:
+    await cancel_at_fal(ctx["services"], job_id)
 
 
 @measured

@@ -1,72 +1,51 @@
-"""Text-to-image: a plain text message or `/image <prompt>` becomes a job.
-
-The handler never calls fal: it records the job, answers with one status message that the
-worker later edits, and enqueues the submit.
-"""
+"""Prompts: a plain text message or `/image <prompt>` makes a picture, `/video <prompt>` a
+video. The handler never calls fal: it records the job and enqueues it."""
 
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
-from arq.connections import ArqRedis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.launch import Launcher
 from bot.texts import t
-from core.generation import Refusal, UserQuota, check_prompt, create_generation, start_job
+from core.catalog import Mode
+from core.generation import JobRequest, Refusal, check_prompt
+from core.models import User
 
 router = Router(name="generate")
 
 
 @router.message(Command("image"))
 async def image_command(
-    message: Message,
-    command: CommandObject,
-    lang: str,
-    sessions: async_sessionmaker[AsyncSession],
-    redis: ArqRedis,
-    quota: UserQuota,
+    message: Message, command: CommandObject, user: User, launcher: Launcher
 ) -> None:
-    await _generate(message, command.args, lang, sessions, redis, quota)
+    await _generate(message, command.args, "text_to_image", user, launcher)
+
+
+@router.message(Command("video"))
+async def video_command(
+    message: Message, command: CommandObject, user: User, launcher: Launcher
+) -> None:
+    await _generate(message, command.args, "text_to_video", user, launcher)
 
 
 @router.message(F.text, ~F.text.startswith("/"))
-async def plain_prompt(
-    message: Message,
-    lang: str,
-    sessions: async_sessionmaker[AsyncSession],
-    redis: ArqRedis,
-    quota: UserQuota,
-) -> None:
-    await _generate(message, message.text, lang, sessions, redis, quota)
+async def plain_prompt(message: Message, user: User, launcher: Launcher) -> None:
+    await _generate(message, message.text, "text_to_image", user, launcher)
 
 
 async def _generate(
-    message: Message,
-    prompt: str | None,
-    lang: str,
-    sessions: async_sessionmaker[AsyncSession],
-    redis: ArqRedis,
-    quota: UserQuota,
+    message: Message, prompt: str | None, mode: Mode, user: User, launcher: Launcher
 ) -> None:
-    if message.from_user is None:
-        return
     try:
-        job = await create_generation(
-            sessions,
-            quota,
-            user_id=message.from_user.id,
-            chat_id=message.chat.id,
-            language=lang,
-            mode="text_to_image",
-            prompt=check_prompt(prompt),
-        )
+        request = JobRequest(mode=mode, prompt=check_prompt(prompt))
     except Refusal as refusal:
-        await message.answer(t(lang, refusal.key, **refusal.values))
+        key = (
+            "video_prompt_empty"
+            if mode == "text_to_video" and refusal.key == "prompt_empty"
+            else refusal.key
+        )
+        await message.answer(t(user.language, key, **refusal.values))
         return
-    try:
-        status_message_id: int | None = (await message.answer(t(lang, "status_queued"))).message_id
-    except TelegramAPIError:
-        status_message_id = None  # the job goes on; only its progress display is lost
-    await start_job(sessions, redis, job, status_message_id)
+    await launcher.launch(message.bot, message.chat.id, user, request)  # type: ignore[arg-type]

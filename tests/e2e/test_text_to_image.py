@@ -52,7 +52,8 @@ async def test_a_prompt_becomes_a_photo_in_that_chat(
     assert fal.requests("status") == []
 
     status_message = telegram.wait_for("sendMessage", chat_id=5001)[0]
-    assert status_message["params"]["text"] == "⏳ In the queue…"
+    assert status_message["params"]["text"] == "⏳ In the queue…\n<i>FLUX.1 [schnell] · 1:1</i>"
+    assert status_message["params"]["reply_markup"]["inline_keyboard"][0][0]["text"] == "✖ Cancel"
     [deleted] = telegram.wait_for("deleteMessage", chat_id=5001)
     assert deleted["params"]["message_id"] == status_message["response"]["result"]["message_id"]
 

@@ -1,0 +1,80 @@
+"""/history: the user's last jobs, with links to their results and a regenerate button each."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.keyboards import Action, JobButton
+from bot.texts import t
+from core.delivery import media_files, output_of
+from core.models import Job, JobStatus, User
+
+router = Router(name="history")
+
+HISTORY_SIZE = 10
+PROMPT_PREVIEW = 80
+ICONS = {
+    JobStatus.DELIVERED: "✅",
+    JobStatus.FAILED: "⚠️",
+    JobStatus.CANCELLED: "✖",
+}
+
+
+def _line(index: int, job: Job, lang: str) -> str:
+    prompt = (
+        job.prompt if len(job.prompt) <= PROMPT_PREVIEW else job.prompt[: PROMPT_PREVIEW - 1] + "…"
+    )
+    line = t(
+        lang,
+        "history_line",
+        index=index,
+        icon=ICONS.get(JobStatus(job.status), "⏳"),
+        mode=t(lang, f"mode_{job.kind}"),
+        status=t(lang, f"status_word_{job.status}"),
+        when=f"{job.created_at:%d.%m %H:%M}",
+        prompt=html.escape(prompt) or "—",
+    )
+    if job.status == JobStatus.DELIVERED and job.result:
+        links = media_files(output_of(job, job.result), job.result)
+        line += " " + " ".join(f'<a href="{html.escape(item["url"])}">🔗</a>' for item in links)
+    return line
+
+
+def _keyboard(jobs: list[Job]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for index, job in enumerate(jobs, start=1):
+        builder.button(
+            text=f"🔁 {index}", callback_data=JobButton(action=Action.REGENERATE, job_id=job.id)
+        )
+    builder.adjust(5)
+    return builder.as_markup()
+
+
+@router.message(Command("history"))
+async def history(message: Message, user: User, sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        jobs = list(
+            await session.scalars(
+                select(Job)
+                .where(Job.user_id == user.id)
+                .order_by(Job.created_at.desc())
+                .limit(HISTORY_SIZE)
+            )
+        )
+    lang = user.language
+    if not jobs:
+        await message.answer(t(lang, "history_empty"))
+        return
+    lines = [_line(index, job, lang) for index, job in enumerate(jobs, start=1)]
+    await message.answer(
+        "\n\n".join([t(lang, "history_title"), *lines]),
+        reply_markup=_keyboard(jobs),
+        disable_web_page_preview=True,
+    )

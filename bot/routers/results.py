@@ -1,0 +1,111 @@
+"""The buttons on a job: ✖ Cancel on its status message; 🔁 Regenerate, ✏️ Edit this,
+🎬 Animate and ⬇️ Original under its result.
+
+Each button names only its job; the job row holds the rest, so buttons work after restarts
+and refuse politely once the job's files are too old (fal keeps outputs about a week).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from datetime import timedelta
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.keyboards import Action, JobButton
+from bot.launch import Launcher
+from bot.routers.photos import PhotoFlow
+from bot.texts import t
+from core.cancellation import cancel_job
+from core.catalog import catalog
+from core.delivery import media_files, output_of
+from core.generation import JobRequest
+from core.jobs import get_job
+from core.models import Job, JobStatus, User, utcnow
+
+router = Router(name="results")
+
+RESULT_TTL = timedelta(days=6)
+MAX_SEED = 2**31 - 1
+
+
+@router.callback_query(JobButton.filter())
+async def on_job_button(
+    query: CallbackQuery,
+    callback_data: JobButton,
+    user: User,
+    sessions: async_sessionmaker[AsyncSession],
+    launcher: Launcher,
+    state: FSMContext,
+) -> None:
+    async with sessions() as session:
+        job = await get_job(session, callback_data.job_id)
+    lang = user.language
+    if job is None or job.user_id != user.id:
+        await query.answer(t(lang, "job_not_yours"), show_alert=True)
+        return
+    if callback_data.action == Action.CANCEL:
+        await _cancel(query, job, lang, launcher)
+        return
+    if utcnow() - job.created_at > RESULT_TTL:
+        await query.answer(t(lang, "job_too_old"), show_alert=True)
+        return
+    if callback_data.action == Action.REGENERATE:
+        await query.answer()
+        await launcher.launch(query.bot, job.chat_id, user, _again(job))  # type: ignore[arg-type]
+        return
+    urls = _result_urls(job)
+    if not urls:
+        await query.answer(t(lang, "job_not_done"), show_alert=True)
+        return
+    await query.answer()
+    if callback_data.action == Action.EDIT:
+        await state.set_state(PhotoFlow.instruction)
+        await state.set_data({"image_url": urls[0]})
+        await query.bot.send_message(job.chat_id, t(lang, "photo_ask_instruction"))  # type: ignore[union-attr]
+    elif callback_data.action == Action.ANIMATE:
+        prompt = job.prompt or t(lang, "animate_default_prompt")
+        request = JobRequest(mode="image_to_video", prompt=prompt, options={"image_url": urls[0]})
+        await launcher.launch(query.bot, job.chat_id, user, request)  # type: ignore[arg-type]
+    else:
+        await _send_originals(query.bot, job.chat_id, urls)  # type: ignore[arg-type]
+
+
+def _again(job: Job) -> JobRequest:
+    """Same mode, model, prompt and options; a new seed so the result differs."""
+    options = {**job.options, "seed": random.randint(0, MAX_SEED)}
+    return JobRequest(
+        mode=job.kind, prompt=job.prompt, options=options, model=catalog().find(job.model)
+    )  # type: ignore[arg-type]
+
+
+def _result_urls(job: Job) -> list[str]:
+    if job.status != JobStatus.DELIVERED or not job.result:
+        return []
+    return [item["url"] for item in media_files(output_of(job, job.result), job.result)]
+
+
+async def _cancel(query: CallbackQuery, job: Job, lang: str, launcher: Launcher) -> None:
+    if not await cancel_job(launcher.sessions, launcher.redis, job):
+        await query.answer(t(lang, "cancel_too_late"))
+        return
+    await query.answer(t(lang, "cancelled_toast"))
+    if job.status_message_id is not None:
+        with contextlib.suppress(TelegramBadRequest):
+            await query.bot.edit_message_text(  # type: ignore[union-attr]
+                t(lang, "status_cancelled"), chat_id=job.chat_id, message_id=job.status_message_id
+            )
+
+
+async def _send_originals(bot: Bot, chat_id: int, urls: list[str]) -> None:
+    """The files themselves, as documents: no recompression, full resolution."""
+    for url in urls:
+        try:
+            await bot.send_document(chat_id, url)
+        except TelegramBadRequest:
+            await bot.send_message(chat_id, url)

@@ -1,0 +1,140 @@
+"""/settings: the model per mode, aspect ratio and number of images, on inline keyboards
+that edit one message in place. Choices are stored on the user row."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.routers.language import language_keyboard
+from bot.texts import t
+from core.catalog import ASPECT_RATIOS, MAX_IMAGES, MODES, catalog
+from core.models import User
+from core.preferences import Preferences, preferences_of, save_preferences
+
+router = Router(name="settings")
+
+
+class SettingsButton(CallbackData, prefix="s"):
+    """`what`: menu, mode (open a mode's models), model (index in the catalog), aspect,
+    images, language."""
+
+    what: str
+    value: str = ""
+
+
+def summary(preferences: Preferences, lang: str) -> str:
+    models = {mode: preferences.model_for(mode).title for mode in MODES}
+    return t(
+        lang,
+        "settings_title",
+        summary=t(
+            lang,
+            "settings_summary",
+            aspect_ratio=preferences.aspect_ratio,
+            num_images=preferences.num_images,
+            **models,
+        ),
+    )
+
+
+def menu_keyboard(preferences: Preferences, lang: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for mode in MODES:
+        builder.button(
+            text=t(lang, f"mode_{mode}"), callback_data=SettingsButton(what="mode", value=mode)
+        )
+    for ratio in ASPECT_RATIOS:
+        mark = "• " if ratio == preferences.aspect_ratio else ""
+        builder.button(
+            text=f"{mark}{ratio}", callback_data=SettingsButton(what="aspect", value=ratio)
+        )
+    for count in range(1, MAX_IMAGES + 1):
+        mark = "• " if count == preferences.num_images else ""
+        builder.button(
+            text=f"{mark}🖼 {count}", callback_data=SettingsButton(what="images", value=str(count))
+        )
+    builder.button(text=t(lang, "settings_language"), callback_data=SettingsButton(what="language"))
+    builder.adjust(3, 2, len(ASPECT_RATIOS), MAX_IMAGES, 1)
+    return builder.as_markup()
+
+
+def models_keyboard(mode: str, preferences: Preferences, lang: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    chosen = preferences.model_for(mode).id  # type: ignore[arg-type]
+    for index, model in enumerate(catalog().models):
+        if model.mode == mode:
+            mark = "• " if model.id == chosen else ""
+            builder.button(
+                text=f"{mark}{model.title} · {model.price}⭐",
+                callback_data=SettingsButton(what="model", value=str(index)),
+            )
+    builder.button(text=t(lang, "settings_back"), callback_data=SettingsButton(what="menu"))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+@router.message(Command("settings"))
+async def show_settings(message: Message, user: User) -> None:
+    preferences = preferences_of(user)
+    await message.answer(
+        summary(preferences, user.language), reply_markup=menu_keyboard(preferences, user.language)
+    )
+
+
+@router.callback_query(SettingsButton.filter(F.what == "language"))
+async def choose_language(query: CallbackQuery, user: User) -> None:
+    await query.answer()
+    await query.message.edit_text(  # type: ignore[union-attr]
+        t(user.language, "language_prompt"), reply_markup=language_keyboard()
+    )
+
+
+@router.callback_query(SettingsButton.filter(F.what == "mode"))
+async def choose_model(query: CallbackQuery, callback_data: SettingsButton, user: User) -> None:
+    await query.answer()
+    preferences, lang = preferences_of(user), user.language
+    await query.message.edit_text(  # type: ignore[union-attr]
+        t(lang, "settings_choose_model", mode=t(lang, f"mode_{callback_data.value}")),
+        reply_markup=models_keyboard(callback_data.value, preferences, lang),
+    )
+
+
+@router.callback_query(SettingsButton.filter(F.what.in_({"menu", "model", "aspect", "images"})))
+async def change(
+    query: CallbackQuery,
+    callback_data: SettingsButton,
+    user: User,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    preferences = preferences_of(user)
+    _apply(preferences, callback_data)
+    async with sessions() as session:
+        await save_preferences(session, user, preferences)
+    await query.answer()
+    lang = user.language
+    with contextlib.suppress(TelegramBadRequest):  # "message is not modified": same choice again
+        await query.message.edit_text(  # type: ignore[union-attr]
+            summary(preferences, lang), reply_markup=menu_keyboard(preferences, lang)
+        )
+
+
+def _apply(preferences: Preferences, button: SettingsButton) -> None:
+    """Ignores values that are no longer valid (an old button, an edited catalog)."""
+    models = catalog().models
+    if button.what == "model" and button.value.isdigit() and int(button.value) < len(models):
+        model = models[int(button.value)]
+        preferences.models[model.mode] = model.id
+    elif button.what == "aspect" and button.value in ASPECT_RATIOS:
+        preferences.aspect_ratio = button.value
+    elif (
+        button.what == "images" and button.value.isdigit() and 1 <= int(button.value) <= MAX_IMAGES
+    ):
+        preferences.num_images = int(button.value)

@@ -1,0 +1,188 @@
+"""The Telegram sender of the workers: every call under the shared send limit, and
+Telegram's answers turned into what the task does next (wait, give up, upload instead).
+
+Results go out by URL when Telegram can fetch them (photos ≤ 5 MB, other files ≤ 20 MB);
+otherwise they are streamed through a size-capped temp file and uploaded; past the upload
+cap the user gets links.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import httpx
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import FSInputFile, InlineKeyboardMarkup, InputMediaPhoto, Message
+
+from core.catalog import Output
+from core.files import FileTooLarge, downloaded
+from core.metrics import TELEGRAM_CALLS, TELEGRAM_THROTTLED
+from core.retry import RetryLater, backoff
+from core.telegram_limits import MAX_INLINE_WAIT, TelegramLimiter
+
+log = logging.getLogger(__name__)
+
+URL_FETCH_CAP = 20 * 1024 * 1024
+PHOTO_UPLOAD_CAP = 10 * 1024 * 1024
+OTHER_UPLOAD_CAP = 50 * 1024 * 1024
+ALBUM_LIMIT = 10
+#: Telegram's ways of saying "this chat will never receive anything from us".
+UNREACHABLE = ("chat not found", "user is deactivated", "bot was blocked", "PEER_ID_INVALID")
+
+
+class Undeliverable(Exception):
+    """The chat cannot receive messages (blocked the bot, deleted account)."""
+
+
+@contextlib.contextmanager
+def telegram_errors(method: str, attempt: int) -> Iterator[None]:
+    """Translate Telegram's answers into what the task does next."""
+    try:
+        yield
+    except TelegramRetryAfter as exc:
+        TELEGRAM_CALLS.labels(method, "429").inc()
+        TELEGRAM_THROTTLED.labels("telegram").inc()
+        raise RetryLater(exc.retry_after, "telegram 429") from None
+    except TelegramForbiddenError as exc:
+        TELEGRAM_CALLS.labels(method, "forbidden").inc()
+        raise Undeliverable(exc.message) from None
+    except TelegramBadRequest as exc:
+        TELEGRAM_CALLS.labels(method, "bad_request").inc()
+        if any(marker in exc.message for marker in UNREACHABLE):
+            raise Undeliverable(exc.message) from None
+        raise
+    except (TelegramServerError, TelegramNetworkError) as exc:
+        TELEGRAM_CALLS.labels(method, "retryable_error").inc()
+        raise RetryLater(backoff(attempt), f"telegram: {exc}") from None
+    else:
+        TELEGRAM_CALLS.labels(method, "ok").inc()
+
+
+class ResultSender:
+    def __init__(self, bot: Bot, limiter: TelegramLimiter, http: httpx.AsyncClient) -> None:
+        self.bot = bot
+        self.limiter = limiter
+        self.http = http
+
+    async def acquire(self, chat_id: int, max_wait: float = MAX_INLINE_WAIT) -> None:
+        try:
+            await self.limiter.acquire(chat_id, max_wait=max_wait)
+        except RetryLater:
+            TELEGRAM_THROTTLED.labels("limiter").inc()
+            raise
+
+    async def send_result(
+        self,
+        chat_id: int,
+        output: Output,
+        files: list[dict[str, Any]],
+        *,
+        caption: str,
+        buttons: InlineKeyboardMarkup,
+        attempt: int,
+    ) -> list[str]:
+        """Send a job's files; returns Telegram's file ids (resendable for free)."""
+        urls = [item["url"] for item in files]
+        sizes = [int(item.get("file_size") or 0) for item in files]
+        by_url = output != "video" or max(sizes) <= URL_FETCH_CAP
+        await self.acquire(chat_id)
+        try:
+            with telegram_errors(_method(output, urls), attempt):
+                if by_url:
+                    try:
+                        return await self._media(chat_id, output, urls, caption, buttons)
+                    except TelegramBadRequest as exc:
+                        if any(marker in exc.message for marker in UNREACHABLE):
+                            raise
+                        log.info("Telegram refused a result URL (%s); uploading", exc.message)
+                async with self._uploads(output, urls) as uploads:
+                    return await self._media(chat_id, output, uploads, caption, buttons)
+        except FileTooLarge:
+            return await self._links(chat_id, urls, caption, buttons, attempt)
+
+    async def send_text(
+        self, chat_id: int, text: str, *, attempt: int, replace_message_id: int | None = None
+    ) -> None:
+        """A notice: edits `replace_message_id` into it when possible, else sends it anew."""
+        await self.acquire(chat_id)
+        with telegram_errors("sendMessage", attempt):
+            if replace_message_id is not None:
+                with contextlib.suppress(TelegramBadRequest):
+                    await self.bot.edit_message_text(
+                        text, chat_id=chat_id, message_id=replace_message_id
+                    )
+                    return
+            await self.bot.send_message(chat_id, text)
+
+    async def _media(
+        self,
+        chat_id: int,
+        output: Output,
+        media: Sequence[str | FSInputFile],
+        caption: str,
+        buttons: InlineKeyboardMarkup,
+    ) -> list[str]:
+        if output == "video":
+            message = await self.bot.send_video(
+                chat_id, media[0], caption=caption, reply_markup=buttons, supports_streaming=True
+            )
+            return [message.video.file_id] if message.video else []
+        if len(media) == 1:
+            message = await self.bot.send_photo(
+                chat_id, media[0], caption=caption, reply_markup=buttons
+            )
+            return _photo_ids([message])
+        # An album cannot carry buttons: they go on a message of their own after it.
+        album = await self.bot.send_media_group(
+            chat_id, [InputMediaPhoto(media=item) for item in media[:ALBUM_LIMIT]]
+        )
+        await self.acquire(chat_id, max_wait=10)
+        await self.bot.send_message(chat_id, caption, reply_markup=buttons)
+        return _photo_ids(album)
+
+    @contextlib.asynccontextmanager
+    async def _uploads(self, output: Output, urls: list[str]) -> AsyncIterator[list[FSInputFile]]:
+        cap = OTHER_UPLOAD_CAP if output == "video" else PHOTO_UPLOAD_CAP
+        async with contextlib.AsyncExitStack() as stack:
+            paths = [
+                await stack.enter_async_context(downloaded(self.http, url, cap=cap)) for url in urls
+            ]
+            yield [
+                FSInputFile(path, filename=url.rsplit("/", 1)[-1])
+                for path, url in zip(paths, urls, strict=True)
+            ]
+
+    async def _links(
+        self,
+        chat_id: int,
+        urls: list[str],
+        caption: str,
+        buttons: InlineKeyboardMarkup,
+        attempt: int,
+    ) -> list[str]:
+        """Too big to upload: the user still gets the file, as links."""
+        links = "\n".join(f'<a href="{html.escape(url)}">{html.escape(url)}</a>' for url in urls)
+        with telegram_errors("sendMessage", attempt):
+            await self.bot.send_message(chat_id, f"{caption}\n\n{links}", reply_markup=buttons)
+        return []
+
+
+def _method(output: Output, urls: Sequence[object]) -> str:
+    if output == "video":
+        return "sendVideo"
+    return "sendPhoto" if len(urls) == 1 else "sendMediaGroup"
+
+
+def _photo_ids(messages: Sequence[Message]) -> list[str]:
+    return [message.photo[-1].file_id for message in messages if message.photo]
