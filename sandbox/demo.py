@@ -3,7 +3,7 @@
 Everything runs as in production — api and worker as separate processes talking HTTP to the
 Telegram and fal stand-ins — only the two outside services are stand-ins. Redis is borrowed
 if one answers at REDIS_URL, otherwise a private one is started; the database is a fresh
-SQLite file. Ctrl-C stops every process and removes the temporary directory.
+SQLite file. Ctrl-C (or SIGTERM) stops every process and removes the temporary directory.
 """
 
 from __future__ import annotations
@@ -12,28 +12,110 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import redis
 
-from sandbox.stack import Stack, free_port
+from sandbox.stack import ServiceFailed, Stack, free_port
 
 DEFAULT_REDIS = "redis://localhost:6379/0"
+REDIS_START_TIMEOUT = 10.0
+WATCH_INTERVAL = 0.5  # seconds between checks that every process is still alive
+#: Seconds fal "works" on a request: long enough to see the bot's progress messages.
+DEMO_LATENCY = 2.0
+#: One `kadr worker` per queue: (service name, `kadr worker` arguments). The video worker
+#: joins here as ("video-worker", "--queue", "video") once the catalog has a video queue.
+WORKERS: tuple[tuple[str, ...], ...] = (("worker", "--queue", "images"),)
 
 
 class DemoError(Exception):
     """Something the person running the demo must fix; one line says what."""
 
 
+def run_demo(*, port: int, fast: bool) -> None:
+    """Returns when interrupted, after every process it started has stopped."""
+    _interrupt_on_signals()
+    with contextlib.suppress(KeyboardInterrupt), contextlib.ExitStack() as cleanup:
+        _check_port(port)
+        print("kadr demo: starting Redis, the stand-ins, kadr api and kadr worker…", flush=True)
+        workdir = Path(tempfile.mkdtemp(prefix="kadr-demo-"))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        redis_url = cleanup.enter_context(_redis(workdir))
+        stack = Stack(
+            workdir,
+            f"sqlite+aiosqlite:///{workdir}/kadr.db",
+            redis_url,
+            fal_latency=Stack.fal_latency if fast else DEMO_LATENCY,
+            telegram_port=port,
+            extra_env={"WORKER_METRICS_PORT": "0"},
+        )
+        cleanup.callback(stack.stop)
+        try:
+            _start(stack)
+        except ServiceFailed as exc:
+            raise DemoError(str(exc)) from None
+        print(f"kadr demo is running: open {stack.telegram_url}/ (Ctrl-C stops it)", flush=True)
+        _watch(stack)
+
+
+def _start(stack: Stack) -> None:
+    stack.migrate()
+    stack.start_telegram()
+    stack.start_fal()
+    stack.start_api()
+    for name, *args in WORKERS:
+        stack.start_worker(name, *args)
+    stack.run_kadr("set-webhook")
+
+
+def _watch(stack: Stack) -> None:
+    """Runs until interrupted; a process that dies on its own ends the demo with its log."""
+    while True:
+        for service in stack.services:
+            code = service.process.poll() if service.process else None
+            if code is not None:
+                raise DemoError(f"{service.name} exited with code {code}:\n{service.tail()}")
+        time.sleep(WATCH_INTERVAL)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """The first Ctrl-C or SIGTERM unwinds through the clean-up; more would cut it short."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _interrupt_on_signals() -> None:
+    """Set explicitly: a shell starting the demo in the background leaves SIGINT ignored."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+
+
+def _check_port(port: int) -> None:
+    """A taken port would make the chat page someone else's: say so instead."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise DemoError(
+                f"port {port} is taken; choose another with `kadr demo --port N`"
+            ) from None
+
+
 def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+        return bool(client.ping())
     except redis.RedisError:
         return False
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager
@@ -46,71 +128,29 @@ def _redis(workdir: Path) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise DemoError(
-            "no Redis at " + url + " and no redis-server on PATH: "
+            f"no Redis answers at {url} and there is no redis-server on PATH: "
             "install one (e.g. `apt-get install redis-server`) or set REDIS_URL"
         )
     port = free_port()
+    log = workdir / "redis.log"
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
+        [binary, *args, "--dir", str(workdir), "--logfile", str(log)],
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     try:
-        url = f"redis://127.0.0.1:{port}/0"
-        for _ in range(100):
-            if _answers(url):
-                break
-            time.sleep(0.05)
-        yield url
+        yield _wait_for_redis(f"redis://127.0.0.1:{port}/0", process, log)
     finally:
         process.terminate()
         process.wait(10)
 
 
-def run_demo(*, port: int, fast: bool) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="kadr-demo-"))
-    stack: Stack | None = None
-    try:
-        with _redis(workdir) as redis_url:
-            stack = Stack(
-                workdir,
-                f"sqlite+aiosqlite:///{workdir}/kadr.db",
-                redis_url,
-                telegram_port=port,
-                extra_env={"WORKER_METRICS_PORT": "0"},
-            )
-            stack.migrate()
-            stack.start_telegram()
-            stack.start_fal(*(["--fast"] if fast else []))
-            stack.start_api()
-            stack.start_worker()
-            stack.run_kadr("set-webhook")
-            print(f"kadr demo is running: open {stack.telegram_url}/ (Ctrl-C stops it)", flush=True)
-            _wait_for_interrupt()
-    finally:
-        if stack is not None:
-            stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _wait_for_interrupt() -> None:
-    """Ctrl-C or SIGTERM ends the demo; both unwind through the same clean-up."""
-    signal.signal(signal.SIGTERM, _interrupt)
-    with contextlib.suppress(KeyboardInterrupt):
-        while True:
-            signal.pause()
+def _wait_for_redis(url: str, process: subprocess.Popen[bytes], log: Path) -> str:
+    deadline = time.monotonic() + REDIS_START_TIMEOUT
+    while process.poll() is None and time.monotonic() < deadline:
+        if _answers(url):
+            return url
+        time.sleep(0.05)
+    tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+    raise DemoError(f"redis-server did not start: {' '.join(tail) or 'no log'}")

@@ -6,6 +6,8 @@ import uvicorn
 
 from .app import create_app
 
+SHUTDOWN_GRACE = 1  # seconds
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox.telegram", description=__doc__)
@@ -24,7 +26,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     app = create_app(fetch_urls=args.fetch_urls, enforce_limits=args.enforce_limits)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # Open chat pages hold event streams that never end by themselves; without a bound on
+    # the graceful shutdown the stand-in would wait for every browser tab to close.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Assembles the stand-in: Bot API routes, the control API, one shared HTTP client."""
+"""Assembles the stand-in: Bot API routes, the control API, the chat page, one HTTP client."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -7,7 +7,7 @@ import aiohttp
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from . import control
+from . import control, page
 from .bot_api import bot_endpoint, download_endpoint
 from .state import Sandbox
 
@@ -37,7 +37,8 @@ def create_app(*, fetch_urls: bool = True, enforce_limits: bool = False) -> Star
         routes=[
             Route("/bot{token}/{method}", bot_endpoint, methods=["GET", "POST"]),
             Route("/file/bot{token}/{file_path:path}", download_endpoint, methods=["GET"]),
-            Mount("/_sandbox", routes=control.routes),
+            Mount("/_sandbox", routes=[*control.routes, *page.sandbox_routes]),
+            *page.routes,
         ],
         exception_handlers={control.ControlError: control.control_error_handler},
         lifespan=lifespan,

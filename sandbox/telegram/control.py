@@ -24,6 +24,7 @@ from .updates import (
     pre_checkout_query,
     successful_payment,
 )
+from .views import message_view
 from .webhook import deliver
 
 PAYMENT_TIMEOUT = 10  # seconds Telegram gives the bot to answer a pre-checkout query
@@ -292,52 +293,12 @@ async def clear_faults(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
-def _file_ref(obj: dict[str, Any], base_url: str) -> dict[str, Any]:
-    ref: dict[str, Any] = {
-        key: obj[key]
-        for key in ("file_id", "width", "height", "file_name", "mime_type")
-        if key in obj
-    }
-    ref["url"] = f"{base_url}/_sandbox/files/{obj['file_id']}"
-    return ref
-
-
-def _view(message: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """A message as the person sees it: who wrote it, what it shows, whether it was edited."""
-    view: dict[str, Any] = {
-        "message_id": message["message_id"],
-        "from_bot": bool(message["from"].get("is_bot")),
-        "date": message["date"],
-        "edited": "edit_date" in message,
-    }
-    for key in (
-        "text",
-        "entities",
-        "caption",
-        "caption_entities",
-        "reply_markup",
-        "media_group_id",
-        "invoice",
-        "successful_payment",
-    ):
-        if key in message:
-            view[key] = message[key]
-    if "photo" in message:
-        view["photo"] = _file_ref(message["photo"][-1], base_url)
-    kind = next(
-        (key for key in ("video", "animation", "audio", "document") if key in message), None
-    )
-    if kind is not None:
-        view[kind] = _file_ref(message[kind], base_url)
-    return view
-
-
 async def chat_messages(request: Request) -> Response:
     sandbox = _sandbox(request)
     chat = sandbox.world.chats.get(_int(dict(request.path_params), "chat_id"))
     base_url = str(request.base_url).rstrip("/")
     messages = chat.messages.values() if chat else ()
-    return JSONResponse([_view(message, base_url) for message in messages])
+    return JSONResponse([message_view(message, base_url) for message in messages])
 
 
 async def file_bytes(request: Request) -> Response:

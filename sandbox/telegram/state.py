@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from .errors import ApiError, error_for_status
+from .feed import Feed
 from .files import FileStore
 from .limits import FloodControl
 
@@ -42,7 +43,10 @@ class User:
 
 @dataclass(slots=True)
 class Chat:
+    """Every change to the chat's messages goes through here, so open chat pages see it."""
+
     id: int
+    feed: Feed
     owner: User | None = None
     title: str | None = None
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -70,7 +74,17 @@ class Chat:
             **{key: value for key, value in content.items() if value is not None},
         }
         self.messages[self.last_message_id] = message
+        self.changed(self.last_message_id)
         return message
+
+    def changed(self, message_id: int) -> None:
+        self.feed.publish(self.id, "message", message_id=message_id)
+
+    def delete(self, message_id: int) -> bool:
+        if self.messages.pop(message_id, None) is None:
+            return False
+        self.feed.publish(self.id, "delete", message_id=message_id)
+        return True
 
 
 @dataclass(slots=True)
@@ -175,12 +189,14 @@ class Webhook:
 @dataclass
 class World:
     limiter: FloodControl | None
+    feed: Feed
     users: dict[int, User] = field(default_factory=dict)
     chats: dict[int, Chat] = field(default_factory=dict)
     blocked: set[int] = field(default_factory=set)
     requests: deque[Recorded] = field(default_factory=lambda: deque(maxlen=MAX_RECORDED))
     faults: list[Fault] = field(default_factory=list)
-    callback_queries: set[str] = field(default_factory=set)
+    callback_queries: dict[str, int] = field(default_factory=dict)
+    """Open callback query ids and the chat each was pressed in."""
     pre_checkouts: dict[str, asyncio.Future[tuple[bool, str | None]]] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
 
@@ -198,7 +214,7 @@ class World:
         """Any integer chat exists: the stand-in plays every user as having started the bot."""
         chat = self.chats.get(chat_id)
         if chat is None:
-            chat = self.chats[chat_id] = Chat(chat_id, owner=self.users.get(chat_id))
+            chat = self.chats[chat_id] = Chat(chat_id, self.feed, owner=self.users.get(chat_id))
         return chat
 
     def take_fault(self, method: str, is_message: bool, chat_id: object) -> Fault | None:
@@ -216,6 +232,7 @@ class Sandbox:
         self.fetch_urls = fetch_urls
         self.enforce_limits = enforce_limits
         self.files = FileStore()
+        self.feed = Feed()
         self.webhook: Webhook | None = None
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.world = self._new_world()
@@ -236,6 +253,7 @@ class Sandbox:
 
     def reset(self) -> None:
         self.world = self._new_world()
+        self.feed.resync_all()
 
     def next_seq(self) -> int:
         return next(self._seq)
@@ -252,4 +270,4 @@ class Sandbox:
         }
 
     def _new_world(self) -> World:
-        return World(limiter=FloodControl() if self.enforce_limits else None)
+        return World(limiter=FloodControl() if self.enforce_limits else None, feed=self.feed)

@@ -26,7 +26,7 @@ def callback_query(
     sandbox: Sandbox, user: User, chat: Chat, message: dict[str, Any], data: str
 ) -> dict[str, Any]:
     query_id = str(secrets.randbits(63))
-    sandbox.world.callback_queries.add(query_id)
+    sandbox.world.callback_queries[query_id] = chat.id
     return {
         "id": query_id,
         "from": user.as_telegram(),

@@ -95,9 +95,12 @@ async def get_webhook_info(call: Call) -> dict[str, Any]:
     return webhook.info() if webhook else dict(NO_WEBHOOK)
 
 
+def commands_key(scope: dict[str, Any] | None, language_code: str | None) -> tuple[str, str]:
+    return json.dumps(scope or {"type": "default"}, sort_keys=True), language_code or ""
+
+
 def _commands_key(call: Call) -> tuple[str, str]:
-    scope = call.get("scope") or {"type": "default"}
-    return json.dumps(scope, sort_keys=True), call.get("language_code") or ""
+    return commands_key(call.get("scope"), call.get("language_code"))
 
 
 @bot_method("setMyCommands")
@@ -132,22 +135,28 @@ async def delete_my_commands(call: Call) -> bool:
 
 @bot_method("sendChatAction")
 async def send_chat_action(call: Call) -> bool:
-    call.chat()
-    if call.get("action") not in CHAT_ACTIONS:
+    chat = call.chat()
+    action = call.get("action")
+    if action not in CHAT_ACTIONS:
         raise bad_request("wrong parameter action in request")
+    chat.feed.publish(chat.id, "action", action=action)
     return True
 
 
 @bot_method("answerCallbackQuery")
 async def answer_callback_query(call: Call) -> bool:
-    """Each query can be answered once, as on Telegram."""
+    """Each query can be answered once, as on Telegram; its text pops up in the chat."""
     query_id = call.get("callback_query_id")
     if query_id not in call.world.callback_queries:
         raise bad_request(QUERY_TOO_OLD)
     text = call.get("text")
     if isinstance(text, str) and len(text) > CALLBACK_TEXT_LIMIT:
         raise bad_request("MESSAGE_TOO_LONG")
-    call.world.callback_queries.discard(query_id)
+    chat_id = call.world.callback_queries.pop(query_id)
+    if text:
+        call.world.feed.publish(
+            chat_id, "toast", text=text, show_alert=bool(call.get("show_alert"))
+        )
     return True
 
 

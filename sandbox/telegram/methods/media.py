@@ -76,7 +76,7 @@ async def send_media_group(call: Call) -> list[dict[str, Any]]:
 
 @bot_method("editMessageMedia", is_message=True)
 async def edit_message_media(call: Call) -> dict[str, Any]:
-    message = editable(call, call.chat())
+    chat, message = editable(call)
     if not any(key in message for key in MEDIA_KEYS):
         raise bad_request("there is no media in the message to edit")
     item = media_item(call.get("media"), ALBUM_KINDS | {"animation"})
@@ -89,4 +89,4 @@ async def edit_message_media(call: Call) -> dict[str, Any]:
         **caption,
         "reply_markup": markup,
     }
-    return apply_edit(message, changes)
+    return apply_edit(chat, message, changes)

@@ -23,17 +23,19 @@ async def send_message(call: Call) -> dict[str, Any]:
     return chat.post(call.bot, {**content, "reply_markup": inline_markup(call.get("reply_markup"))})
 
 
-def editable(call: Call, chat: Chat) -> dict[str, Any]:
+def editable(call: Call) -> tuple[Chat, dict[str, Any]]:
+    """The chat and the bot's own message an edit method names."""
+    chat = call.chat()
     message_id = call.integer("message_id", "message identifier is not specified")
     message = chat.messages.get(message_id)
     if message is None:
         raise bad_request("message to edit not found")
     if not message["from"].get("is_bot"):
         raise bad_request("message can't be edited")
-    return message
+    return chat, message
 
 
-def apply_edit(message: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+def apply_edit(chat: Chat, message: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """A None change removes the field; an edit that changes nothing is refused like Telegram."""
     if all(message.get(key) == value for key, value in changes.items()):
         raise bad_request(NOT_MODIFIED)
@@ -43,38 +45,39 @@ def apply_edit(message: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
         else:
             message[key] = value
     message["edit_date"] = int(time.time())
+    chat.changed(message["message_id"])
     return message
 
 
 @bot_method("editMessageText", is_message=True)
 async def edit_message_text(call: Call) -> dict[str, Any]:
-    message = editable(call, call.chat())
+    chat, message = editable(call)
     if "text" not in message:
         raise bad_request("there is no text in the message to edit")
     markup = inline_markup(call.get("reply_markup"))
-    return apply_edit(message, {**text_content(call.params), "reply_markup": markup})
+    return apply_edit(chat, message, {**text_content(call.params), "reply_markup": markup})
 
 
 @bot_method("editMessageCaption", is_message=True)
 async def edit_message_caption(call: Call) -> dict[str, Any]:
-    message = editable(call, call.chat())
+    chat, message = editable(call)
     if not any(key in message for key in MEDIA_KEYS):
         raise bad_request("there is no caption in the message to edit")
     markup = inline_markup(call.get("reply_markup"))
-    return apply_edit(message, {**caption_content(call.params), "reply_markup": markup})
+    return apply_edit(chat, message, {**caption_content(call.params), "reply_markup": markup})
 
 
 @bot_method("editMessageReplyMarkup", is_message=True)
 async def edit_message_reply_markup(call: Call) -> dict[str, Any]:
-    message = editable(call, call.chat())
-    return apply_edit(message, {"reply_markup": inline_markup(call.get("reply_markup"))})
+    chat, message = editable(call)
+    return apply_edit(chat, message, {"reply_markup": inline_markup(call.get("reply_markup"))})
 
 
 @bot_method("deleteMessage")
 async def delete_message(call: Call) -> bool:
     chat = call.chat()
     message_id = call.integer("message_id", "message identifier is not specified")
-    if chat.messages.pop(message_id, None) is None:
+    if not chat.delete(message_id):
         raise bad_request("message to delete not found")
     return True
 
@@ -87,7 +90,7 @@ async def delete_messages(call: Call) -> bool:
     if not isinstance(message_ids, list) or not 1 <= len(message_ids) <= MAX_DELETED_AT_ONCE:
         raise bad_request("message_ids is invalid")
     for message_id in message_ids:
-        chat.messages.pop(message_id, None)
+        chat.delete(message_id)
     return True
 
 

@@ -1,0 +1,43 @@
+"""Messages as a person sees them in the chat, for tests reading a chat and for the chat page."""
+
+from typing import Any
+
+
+def _file_ref(obj: dict[str, Any], base_url: str) -> dict[str, Any]:
+    ref: dict[str, Any] = {
+        key: obj[key]
+        for key in ("file_id", "width", "height", "duration", "file_name", "mime_type", "file_size")
+        if key in obj
+    }
+    ref["url"] = f"{base_url}/_sandbox/files/{obj['file_id']}"
+    return ref
+
+
+def message_view(message: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """A message as the person sees it: who wrote it, what it shows, whether it was edited."""
+    view: dict[str, Any] = {
+        "message_id": message["message_id"],
+        "from_bot": bool(message["from"].get("is_bot")),
+        "date": message["date"],
+        "edited": "edit_date" in message,
+    }
+    for key in (
+        "text",
+        "entities",
+        "caption",
+        "caption_entities",
+        "reply_markup",
+        "media_group_id",
+        "invoice",
+        "successful_payment",
+    ):
+        if key in message:
+            view[key] = message[key]
+    if "photo" in message:
+        view["photo"] = _file_ref(message["photo"][-1], base_url)
+    kind = next(
+        (key for key in ("video", "animation", "audio", "document") if key in message), None
+    )
+    if kind is not None:
+        view[kind] = _file_ref(message[kind], base_url)
+    return view
