@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Runs kadr from .env: migrations, then `kadr api` and `kadr worker` together; Ctrl-C stops both.
+# The main job: the whole bot on this machine with no bot token, no fal key and no network
+# (`kadr demo`): Telegram and fal stand-ins, `kadr api` and `kadr worker` as real processes,
+# Redis (a private one if none answers at REDIS_URL). Prints the URL of a Telegram-like chat
+# page; Ctrl-C stops everything. Arguments go to `kadr demo` (--port N, --fast).
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-uv run kadr migrate
-trap 'kill 0' INT TERM EXIT
-uv run kadr api --host "${KADR_HOST:-127.0.0.1}" --port "${KADR_PORT:-8000}" &
-uv run kadr worker &
-wait -n
+uv run --no-sync kadr demo "$@"

@@ -306,7 +306,11 @@ async def file_bytes(request: Request) -> Response:
     stored = sandbox.files.get(request.path_params["file_id"])
     if stored is None:
         raise ControlError(HTTPStatus.NOT_FOUND, "no such file_id")
-    return await file_response(sandbox, stored)
+    response = await file_response(sandbox, stored)
+    # A file_id always names the same bytes: the chat page redraws edited messages without
+    # fetching their pictures again.
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
 
 
 routes = [

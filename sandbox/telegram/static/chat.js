@@ -198,7 +198,8 @@ function drawRow(members) {
   row.append(bubble);
   const media = members.filter(hasMedia);
   if (media.length > 0) bubble.append(drawMedia(media));
-  bubble.classList.toggle("media-only", media.length > 0 && !members.some(hasWords) && !head.invoice);
+  const onlyPictures = media.length > 0 && media.every(isPicture) && !members.some(hasWords);
+  bubble.classList.toggle("media-only", onlyPictures);
   const captioned = members.find((view) => view.caption);
   if (head.text) bubble.append(richText(head.text, head.entities));
   if (captioned) bubble.append(richText(captioned.caption, captioned.caption_entities));
@@ -213,12 +214,17 @@ function hasMedia(view) {
   return Boolean(view.photo || view.video || view.animation || view.document || view.audio);
 }
 
+function isPicture(view) {
+  return Boolean(view.photo || view.video || view.animation);
+}
+
 function hasWords(view) {
   return Boolean(view.text || view.caption);
 }
 
 function drawMedia(members) {
-  const grid = el("div", `media count-${Math.min(members.length, 4)}`);
+  const columns = members.every(isPicture) ? Math.min(members.length, 4) : 1; // files: a list
+  const grid = el("div", `media count-${columns}`);
   for (const view of members) grid.append(drawFile(view));
   return grid;
 }
@@ -300,7 +306,7 @@ function drawInvoice(view) {
 function drawMeta(members) {
   const meta = el("span", "meta");
   const edited = members.some((view) => view.edited);
-  const time = new Date(members[0].date * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const time = new Date(members[0].date * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
   meta.textContent = edited ? `edited ${time}` : time;
   return meta;
 }

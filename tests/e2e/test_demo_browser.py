@@ -1,0 +1,91 @@
+"""The demo as a person uses it: headless Chromium on the Telegram stand-in's chat page, talking
+to the real api and worker processes. Set KADR_SCREENSHOT=docs/demo.png to save what it saw
+(that is how the README's picture is made)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
+
+from bot.texts import t
+from sandbox.control import TelegramSandbox
+from sandbox.stack import Stack
+from sandbox.telegram.formatting import parse_html
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The machine has no network: nothing may phone home, and nothing is downloaded.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+USER = 7001
+NAME = "Anna"
+PROMPT = "a lighthouse at dawn"
+ARRIVES = 60_000  # ms the page may take to show the bot's answer on a busy 2-core machine
+VIEWPORT = {"width": 900, "height": 1080}
+#: A picture from the bot that the browser fetched and decoded, not just an <img> tag.
+LOADED_PICTURE = """() => [...document.querySelectorAll(".row.in img.photo")]
+    .some((image) => image.complete && image.naturalWidth > 0)"""
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and os.environ.get("CI") != "true",
+    reason=f"no {CHROMIUM}: `apt-get install chromium` (CI installs it and runs this test)",
+)
+
+
+@pytest.fixture
+def page(stack: Stack, telegram: TelegramSandbox) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT, color_scheme="light")
+        yield page
+        browser.close()
+
+
+def send(page: Page, text: str) -> None:
+    page.locator("#text").fill(text)
+    page.keyboard.press("Enter")
+
+
+def test_start_and_a_prompt_give_the_greeting_and_a_picture(stack: Stack, page: Page) -> None:
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: _note_error(problems, message))
+    page.goto(f"{stack.telegram_url}/?user={USER}&lang=en&name={NAME}")
+    expect(page.locator("#who")).to_contain_text(str(USER))
+
+    send(page, "/start")
+    greeting, _ = parse_html(t("en", "start", name=NAME))
+    expect(page.locator(".row.in .text").first).to_have_text(greeting, timeout=ARRIVES)
+
+    send(page, PROMPT)
+    expect(page.locator(".row.out .text").last).to_have_text(PROMPT)
+    expect(page.locator(".row.in img.photo").first).to_be_visible(timeout=ARRIVES)
+    page.wait_for_function(LOADED_PICTURE, timeout=ARRIVES)
+    expect(page.locator(".row.in .text").last).to_contain_text(PROMPT)
+
+    if target := os.environ.get("KADR_SCREENSHOT"):
+        save_screenshot(page, Path(target))
+    assert problems == []
+
+
+def save_screenshot(page: Page, target: Path) -> None:
+    """Re-encoded at full compression: Chromium's fast PNG is a third bigger, too big for git."""
+    Image.open(io.BytesIO(page.screenshot())).save(target, optimize=True)
+
+
+def _note_error(problems: list[str], message: ConsoleMessage) -> None:
+    if message.type == "error":
+        problems.append(message.text)
