@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
@@ -29,9 +30,12 @@ REDIS_START_TIMEOUT = 10.0
 WATCH_INTERVAL = 0.5  # seconds between checks that every process is still alive
 #: Seconds fal "works" on a request: long enough to see the bot's progress messages.
 DEMO_LATENCY = 2.0
-#: One `kadr worker` per queue: (service name, `kadr worker` arguments). The video worker
-#: joins here as ("video-worker", "--queue", "video") once the catalog has a video queue.
-WORKERS: tuple[tuple[str, ...], ...] = (("worker", "--queue", "images"),)
+#: One `kadr worker` per queue of the catalog: (service name, `kadr worker` arguments), as
+#: docker-compose runs them. A new queue gets its worker here.
+WORKERS: tuple[tuple[str, ...], ...] = (
+    ("worker", "--queue", "images"),
+    ("worker-video", "--queue", "video"),
+)
 
 
 class DemoError(Exception):
@@ -43,7 +47,10 @@ def run_demo(*, port: int, fast: bool) -> None:
     _interrupt_on_signals()
     with contextlib.suppress(KeyboardInterrupt), contextlib.ExitStack() as cleanup:
         _check_port(port)
-        print("kadr demo: starting Redis, the stand-ins, kadr api and kadr worker…", flush=True)
+        print(
+            "kadr demo: starting the stand-ins, Redis if needed, kadr api and the workers…",
+            flush=True,
+        )
         workdir = Path(tempfile.mkdtemp(prefix="kadr-demo-"))
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         redis_url = cleanup.enter_context(_redis(workdir))
@@ -65,13 +72,20 @@ def run_demo(*, port: int, fast: bool) -> None:
 
 
 def _start(stack: Stack) -> None:
-    stack.migrate()
-    stack.start_telegram()
-    stack.start_fal()
-    stack.start_api()
-    for name, *args in WORKERS:
-        stack.start_worker(name, *args)
-    stack.run_kadr("set-webhook")
+    """Start-up is mostly Python importing aiogram in every process, so what can overlap does:
+    the one-shot commands run on helper threads. Every long-lived process is started from this
+    thread, so an interrupt can never race one into being after the clean-up. Workers come
+    last: the api is what the page needs first, and updates wait in Redis for them."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        migrated = pool.submit(stack.migrate)
+        stack.start_telegram()
+        webhook_set = pool.submit(stack.run_kadr, "set-webhook")
+        stack.start_fal()
+        migrated.result()
+        stack.start_api()
+        for name, *args in WORKERS:
+            stack.start_worker(name, *args)
+        webhook_set.result()
 
 
 def _watch(stack: Stack) -> None:
@@ -98,8 +112,10 @@ def _interrupt_on_signals() -> None:
 
 
 def _check_port(port: int) -> None:
-    """A taken port would make the chat page someone else's: say so instead."""
+    """A taken port would make the chat page someone else's: say so instead. SO_REUSEADDR as
+    uvicorn sets it, so connections of a demo that just stopped do not count as taken."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
