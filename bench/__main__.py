@@ -1,0 +1,117 @@
+"""`python -m bench [--quick] [--only W1,W3,...] [--out DIR]`: run the benchmarks, print the
+results table and the targets, write results.md, results.json and chart.png to DIR.
+
+Exits non-zero only when the benchmark itself breaks (a process that should run died, a
+stand-in misbehaved); a missed target is reported as FAIL and still exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import report, workloads
+from bench.analysis import Summary
+from bench.deploy import Deployment, deploy
+from bench.workloads import QUICK, Context, Sizes
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: Sweeper timing for --quick: production's minute is longer than the whole quick run.
+QUICK_ENV = {"SWEEP_INTERVAL": "5", "SWEEP_STALE_AFTER": "10"}
+
+
+class BenchBroken(RuntimeError):
+    """The benchmark could not measure what it set out to (not: kadr missed a target)."""
+
+
+def _faults_separately(context: Context) -> None:
+    for name in workloads.fault_plan(context.sizes):
+        fault = workloads.fault_plan(context.sizes)[name]
+        workloads.burst(context, f"fault: {name}", [fault])
+
+
+def _faults_together(context: Context) -> None:
+    workloads.burst(context, "faults: all five", list(workloads.fault_plan(context.sizes).values()))
+
+
+STEPS: dict[str, Callable[[Context], object]] = {
+    "W0": workloads.probe,
+    "ingest": workloads.ingest,
+    "W1": workloads.burst,
+    "W2": workloads.sustained,
+    "W3": workloads.in_flight,
+}
+
+
+def _check_alive(deployment: Deployment) -> None:
+    api = deployment.stack.service("api").process
+    if api is None or api.poll() is not None:
+        raise BenchBroken(f"kadr api died: {deployment.stack.service('api').tail()}")
+
+
+def run(sizes: Sizes, only: set[str] | None, out: Path, quick: bool) -> list[Summary]:
+    env = dict(QUICK_ENV) if quick else {}
+    print(f"starting kadr and the stand-ins in {out / 'stack'} …", flush=True)
+    started = time.monotonic()
+    deployment = deploy(out / "stack", env=env)
+    print(f"up in {time.monotonic() - started:.0f} s", flush=True)
+    context = Context(deployment, sizes)
+    steps = dict(STEPS)
+    steps["faults"] = _faults_together if quick else _faults_separately
+    try:
+        for name, step in steps.items():
+            if only and name not in only:
+                continue
+            print(f"— {name} …", flush=True)
+            began = time.monotonic()
+            step(context)
+            _check_alive(deployment)
+            print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
+        if deployment.restarts:
+            names = ", ".join(name for _, name in deployment.restarts)
+            print(f"supervisor restarted: {names}", flush=True)
+    finally:
+        deployment.stop()
+    return context.summaries
+
+
+def write(summaries: list[Summary], out: Path, command: str, elapsed: float) -> str:
+    found = report.verdicts(summaries)
+    text = "\n\n".join(
+        [
+            f"Command: `{command}` ({elapsed:.0f} s)  \nMachine: {report.machine()}",
+            report.descriptions(summaries),
+            report.table(summaries),
+            report.targets_table(found),
+        ]
+    )
+    (out / "results.md").write_text(text + "\n")
+    report.write_json(summaries, out / "results.json")
+    report.chart(summaries, out / "chart.png", workloads.CONFIGURED_RATE)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
+    parser.add_argument("--only", help=f"comma-separated subset of {', '.join([*STEPS, 'faults'])}")
+    parser.add_argument("--out", type=Path, help="results folder (default bench/results/<time>)")
+    args = parser.parse_args(argv)
+    stamp = time.strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
+    out = args.out or RESULTS / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(",")) if args.only else None
+    started = time.monotonic()
+    summaries = run(QUICK if args.quick else Sizes(), only, out, args.quick)
+    command = "python -m bench" + (" --quick" if args.quick else "")
+    print(write(summaries, out, command, time.monotonic() - started))
+    print(f"\nresults: {out}/results.md, chart: {out}/chart.png", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""One kadr deployment for one workload: stand-ins, private Redis, fresh database, `kadr api`,
+one or more `kadr worker`, and the bare baseline endpoint, all started in parallel.
+
+Processes are `sandbox.stack`'s; this module only adds what a benchmark needs around them: a
+supervisor that restarts a worker that exits on its own (as a container's restart policy
+would), and a sampler of memory and CPU per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from redis import Redis, RedisError
+
+from bench.infra import PrivateRedis, create_database, drop_database
+from sandbox.control import FalSandbox, TelegramSandbox
+from sandbox.stack import PYTHON, Service, Stack, free_port
+
+SAMPLE_EVERY = 0.25
+#: Importing aiogram costs a kadr process ~10 CPU seconds; several starting at once on two
+#: shared cores need more than the stack's default minute.
+STARTUP_TIMEOUT = 240.0
+
+
+class BenchStack(Stack):
+    """`sandbox.stack.Stack` with a start-up timeout that survives a busy machine."""
+
+    def _run(self, name: str, args: list[str], ready_url: str | None, **env: str) -> Service:
+        log_path = self.workdir / f"{name}.log"
+        service = Service(name, args, self.env(**env), log_path, ready_url).start(self.workdir)
+        self.services.append(service)
+        service.wait_ready(STARTUP_TIMEOUT)
+        return service
+
+    def respawn(self, name: str) -> Service:
+        """A fresh process in place of one that exited or was killed, as a supervisor would."""
+        old = self.service(name)
+        self.services.remove(old)
+        old.stop()
+        fresh = Service(name, old.args, old.env, old.log_path, old.ready_url).start(self.workdir)
+        self.services.append(fresh)
+        fresh.wait_ready(STARTUP_TIMEOUT)
+        return fresh
+
+    def start_baseline(self, port: int) -> Service:
+        args = [PYTHON, "-m", "bench.baseline", "--port", str(port)]
+        return self._run("baseline", args, f"http://127.0.0.1:{port}/livez")
+
+
+@dataclass
+class Sample:
+    t: float
+    rss: dict[str, int]
+    """Resident bytes by process name (api, worker-1, …, redis)."""
+    redis_memory: int
+
+
+@dataclass
+class Usage:
+    """What the sampler saw: RSS over time and CPU seconds consumed, per process name."""
+
+    samples: list[Sample] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    _cpu_by_pid: dict[int, tuple[str, float]] = field(default_factory=dict)
+
+    def peak_rss(self, name: str, since: float = 0.0) -> int:
+        return max((s.rss.get(name, 0) for s in self.samples if s.t >= since), default=0)
+
+    def peak_sum_rss(self, names: list[str], since: float = 0.0) -> int:
+        """Peak of the sum at the same instant, not the sum of peaks."""
+        return max(
+            (sum(s.rss.get(n, 0) for n in names) for s in self.samples if s.t >= since), default=0
+        )
+
+    def peak_redis(self, since: float = 0.0) -> int:
+        return max((s.redis_memory for s in self.samples if s.t >= since), default=0)
+
+    def note_cpu(self, name: str, pid: int, seconds: float) -> None:
+        self._cpu_by_pid[pid] = (name, seconds)
+        totals: dict[str, float] = {}
+        for owner, used in self._cpu_by_pid.values():
+            totals[owner] = totals.get(owner, 0.0) + used
+        self.cpu = totals
+
+    def cpu_snapshot(self) -> dict[str, float]:
+        return dict(self.cpu)
+
+
+@dataclass
+class Deployment:
+    workdir: Path
+    stack: BenchStack
+    redis: PrivateRedis
+    database: str
+    workers: dict[str, str]
+    """Worker name → the queue it serves."""
+    baseline_port: int
+    usage: Usage = field(default_factory=Usage)
+    restarts: list[tuple[float, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _held: set[str] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @property
+    def api_url(self) -> str:
+        return self.stack.api_url
+
+    @property
+    def baseline_url(self) -> str:
+        return f"http://127.0.0.1:{self.baseline_port}"
+
+    def telegram(self) -> TelegramSandbox:
+        return TelegramSandbox(self.stack.telegram_url)
+
+    def fal(self) -> FalSandbox:
+        return FalSandbox(self.stack.fal_url)
+
+    def worker_metrics_urls(self) -> list[str]:
+        return [
+            f"http://127.0.0.1:{self.stack.service(name).env['WORKER_METRICS_PORT']}/metrics"
+            for name in self.workers
+        ]
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL, and keep the supervisor off it until `restart_worker`."""
+        with self._lock:
+            self._held.add(name)
+            self.stack.service(name).kill()
+
+    def restart_worker(self, name: str) -> None:
+        with self._lock:
+            self.stack.respawn(name)
+            self._held.discard(name)
+
+    def restart_redis(self, down_for: float) -> float:
+        return self.redis.restart(down_for)
+
+    def _supervise(self) -> None:
+        """A worker whose arq loop died (Redis went away) is started again, and noted."""
+        for name in self.workers:
+            with self._lock:
+                process = self.stack.service(name).process
+                if name in self._held or process is None or process.poll() is None:
+                    continue
+                self.restarts.append((time.time(), name))
+                self.stack.respawn(name)
+
+    def _processes(self) -> Iterator[tuple[str, int]]:
+        for service in self.stack.services:
+            if service.process is not None and service.process.poll() is None:
+                yield service.name, service.process.pid
+        if self.redis.pid is not None:
+            yield "redis", self.redis.pid
+
+    def _sample(self, client: Redis) -> None:
+        rss: dict[str, int] = {}
+        for name, pid in list(self._processes()):
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(pid)
+                with process.oneshot():
+                    rss[name] = process.memory_info().rss
+                    times = process.cpu_times()
+                self.usage.note_cpu(name, pid, times.user + times.system)
+        memory = 0
+        with contextlib.suppress(RedisError):
+            info: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
+            memory = int(info["used_memory"])
+        self.usage.samples.append(Sample(time.time(), rss, memory))
+
+    def _run_sampler(self) -> None:
+        client = self.redis.client()
+        while not self._stop.wait(SAMPLE_EVERY):
+            self._sample(client)
+            self._supervise()
+
+    def start_sampling(self) -> None:
+        self._thread = threading.Thread(target=self._run_sampler, name="sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        with self._lock:
+            self.stack.stop()
+        self.redis.stop()
+        drop_database(self.database)
+
+
+def _in_parallel(*starts: Callable[[], object]) -> None:
+    with ThreadPoolExecutor(len(starts)) as pool:
+        for future in [pool.submit(start) for start in starts]:
+            future.result()
+
+
+#: Two image workers (so one can be killed while the other goes on) and one for video.
+WORKERS = {"worker-1": "images", "worker-2": "images", "video-1": "video"}
+
+
+def deploy(
+    workdir: Path,
+    *,
+    workers: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    telegram_args: tuple[str, ...] = ("--no-fetch-urls",),
+) -> Deployment:
+    """Everything up and the webhook registered, in about the time of the slowest start."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    private_redis = PrivateRedis(workdir).start()
+    name, url = create_database()
+    stack = BenchStack(workdir, url, private_redis.url, extra_env=dict(env or {}))
+    queues = dict(workers or WORKERS)
+    deployment = Deployment(workdir, stack, private_redis, name, queues, free_port())
+    try:
+        _in_parallel(
+            stack.migrate,
+            lambda: stack.start_telegram(*telegram_args),
+            stack.start_fal,
+            lambda: stack.start_baseline(deployment.baseline_port),
+        )
+        _in_parallel(
+            stack.start_api,
+            lambda: stack.run_kadr("set-webhook"),
+            *(
+                (
+                    lambda n=n, q=q: stack.start_worker(
+                        n, "--queue", q, WORKER_METRICS_PORT=str(free_port())
+                    )
+                )
+                for n, q in queues.items()
+            ),
+        )
+    except BaseException:
+        deployment.stop()
+        raise
+    deployment.start_sampling()
+    return deployment

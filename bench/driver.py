@@ -1,0 +1,112 @@
+"""Posting updates at a webhook, open loop (at a schedule) or closed loop (as fast as it answers).
+
+Open loop times each answer from the moment the post was *due*, not from when the client got
+round to it, so a server that falls behind shows as latency instead of quietly slowing the
+load down. Both loops are bounded by the number of updates and by a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from bench.updates import Update
+from sandbox.stack import TEST_SECRET
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+HEADERS = {"Content-Type": "application/json", SECRET_HEADER: TEST_SECRET}
+#: Telegram opens at most `max_connections` (≤ 100) to one webhook; so does the driver.
+CONNECTIONS = 100
+REQUEST_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    update: Update
+    due: float
+    """Wall-clock time (epoch seconds) the post was scheduled for."""
+    latency: float
+    """Seconds from `due` to the answer; NaN when none came."""
+    status: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+def _session(connections: int) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, update: Update, due_wall: float, due_mono: float
+) -> Post:
+    try:
+        async with session.post(url, data=update.body, headers=HEADERS) as response:
+            await response.read()
+            status: int | None = response.status
+    except (aiohttp.ClientError, TimeoutError):
+        return Post(update, due_wall, float("nan"), None)
+    return Post(update, due_wall, time.monotonic() - due_mono, status)
+
+
+async def open_loop(
+    url: str,
+    schedule: Sequence[tuple[float, Update]],
+    *,
+    connections: int = CONNECTIONS,
+    deadline: float | None = None,
+) -> list[Post]:
+    """Post each update at its offset (seconds from now); returns one Post per update."""
+    last = max((offset for offset, _ in schedule), default=0.0)
+    limit = deadline if deadline is not None else last + REQUEST_TIMEOUT + 5
+    async with _session(connections) as session:
+        start_mono, start_wall = time.monotonic(), time.time()
+        tasks: list[asyncio.Task[Post]] = []
+        for offset, update in sorted(schedule, key=lambda item: item[0]):
+            delay = start_mono + offset - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            due_mono, due_wall = start_mono + offset, start_wall + offset
+            tasks.append(asyncio.create_task(_post(session, url, update, due_wall, due_mono)))
+        remaining = max(1.0, start_mono + limit - time.monotonic())
+        done, pending = await asyncio.wait(tasks, timeout=remaining)
+        for task in pending:
+            task.cancel()
+    return [task.result() for task in tasks if task in done]
+
+
+async def closed_loop(
+    url: str, updates: Sequence[Update], *, concurrency: int, duration: float
+) -> tuple[list[Post], float]:
+    """`concurrency` senders post back to back until `duration` passes or updates run out;
+    returns the posts and the seconds actually spent."""
+    queue = iter(updates)
+    stop_at = time.monotonic() + duration
+
+    async def sender(session: aiohttp.ClientSession, posts: list[Post]) -> None:
+        for update in queue:
+            if time.monotonic() >= stop_at:
+                return
+            posts.append(await _post(session, url, update, time.time(), time.monotonic()))
+
+    posts: list[Post] = []
+    async with _session(concurrency) as session:
+        started = time.monotonic()
+        await asyncio.wait_for(
+            asyncio.gather(*(sender(session, posts) for _ in range(concurrency))),
+            duration + REQUEST_TIMEOUT,
+        )
+        elapsed = time.monotonic() - started
+    return posts, elapsed
+
+
+def at_rate(updates: Sequence[Update], rate: float) -> list[tuple[float, Update]]:
+    """Evenly spaced: update i at i/rate seconds."""
+    return [(index / rate, update) for index, update in enumerate(updates)]

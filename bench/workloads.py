@@ -1,0 +1,402 @@
+"""The workloads, each a bounded load against one running deployment, measured end to end.
+
+Each starts from a clean slate (stand-ins reset, tables and Redis emptied), posts its updates,
+waits until every job has ended (or a time bound passes), then reads what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from bench import analysis
+from bench.analysis import Summary, Window
+from bench.deploy import Deployment
+from bench.driver import Post, at_rate, closed_loop, open_loop
+from bench.infra import plain_url
+from bench.observe import clear_tables, observe, scrape, summed
+from bench.updates import Kind, Update, UpdateSource
+
+#: Telegram's limit and kadr's default pace under it (TELEGRAM_SENDS_PER_SECOND).
+TELEGRAM_LIMIT = 30.0
+CONFIGURED_RATE = 29.0
+POLL_EVERY = 1.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Every size and time bound of a run; the defaults are the full run's."""
+
+    probe_jobs: int = 40
+    probe_rate: float = 2.0
+    probe_latency: float = 2.0
+    ingest_rate: float = 500.0
+    ingest_seconds: float = 10.0
+    closed_seconds: float = 10.0
+    closed_concurrency: int = 64
+    burst_users: int = 1000
+    burst_seconds: float = 10.0
+    burst_latency: float = 4.0
+    sustained_rate: float = 200.0
+    sustained_seconds: float = 60.0
+    sustained_users: int = 5000
+    inflight_jobs: int = 10_000
+    inflight_rate: float = 200.0
+    inflight_latency: float = 120.0
+    fault_users: int = 1000
+    drain_limit: float = 900.0
+    quiet_after: float = 20.0
+    """Stop waiting when nothing moved for this long and no job is live."""
+
+
+QUICK = Sizes(
+    probe_jobs=10,
+    probe_rate=2.0,
+    ingest_rate=500.0,
+    ingest_seconds=2.0,
+    closed_seconds=2.0,
+    burst_users=150,
+    burst_seconds=3.0,
+    sustained_rate=100.0,
+    sustained_seconds=4.0,
+    sustained_users=400,
+    inflight_jobs=600,
+    inflight_rate=200.0,
+    inflight_latency=12.0,
+    fault_users=120,
+    drain_limit=60.0,
+    quiet_after=5.0,
+)
+
+
+@dataclass
+class Context:
+    deployment: Deployment
+    sizes: Sizes
+    summaries: list[Summary] = field(default_factory=list)
+    _next_update: int = 1
+
+    def source(self, users: int) -> UpdateSource:
+        """Fresh update ids across the whole run, so dedup never links two workloads."""
+        source = UpdateSource(users, first_update=self._next_update)
+        self._next_update += 10_000_000
+        return source
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.deployment.api_url}/webhooks/telegram"
+
+
+# --- shared steps ---------------------------------------------------------------------------
+
+
+def clean_slate(context: Context, **fal_config: Any) -> None:
+    deployment = context.deployment
+    with contextlib.closing(deployment.telegram()) as telegram:
+        telegram.reset()
+    with contextlib.closing(deployment.fal()) as fal:
+        fal.reset()
+        if fal_config:
+            fal.configure(**fal_config)
+    clear_tables(deployment.stack.database_url)
+    deployment.redis.client().flushdb()
+
+
+async def _job_counts(url: str) -> tuple[int, int]:
+    connection = await asyncpg.connect(plain_url(url))
+    try:
+        row = await connection.fetchrow(
+            "SELECT count(*) AS total, count(*) FILTER (WHERE status IN "
+            "('queued', 'submitted', 'completed')) AS live FROM jobs"
+        )
+    finally:
+        await connection.close()
+    return int(row["total"]), int(row["live"])
+
+
+def wait_for_jobs(context: Context, expected: int, limit: float | None = None) -> float:
+    """Until `expected` jobs exist and none is live, or nothing moved for a while with none
+    live, or the limit; returns the seconds waited."""
+    started = time.monotonic()
+    deadline = started + (limit if limit is not None else context.sizes.drain_limit)
+    last, moved = (-1, -1), time.monotonic()
+    url = context.deployment.stack.database_url
+    while time.monotonic() < deadline:
+        total, live = asyncio.run(_job_counts(url))
+        if total >= expected and live == 0:
+            break
+        if (total, live) != last:
+            last, moved = (total, live), time.monotonic()
+        elif live == 0 and time.monotonic() - moved > context.sizes.quiet_after:
+            break
+        time.sleep(POLL_EVERY)
+    return time.monotonic() - started
+
+
+def _handled(context: Context) -> float:
+    metrics = scrape(f"{context.deployment.api_url}/metrics")
+    return summed(metrics, "kadr_telegram_updates_total", outcome="handled") + summed(
+        metrics, "kadr_telegram_updates_total", outcome="failed"
+    )
+
+
+def wait_for_handlers(context: Context, before: float, accepted: int, limit: float) -> float:
+    """The api answers before its handlers run; this is how long they took to catch up."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit and _handled(context) - before < accepted:
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def measure(
+    context: Context,
+    name: str,
+    description: str,
+    load: Callable[[], Sequence[Post]],
+    *,
+    jobs_expected: Callable[[Sequence[Post]], int] | None = None,
+) -> Summary:
+    """Run `load`, wait for its jobs to end, and summarise everything seen meanwhile."""
+    deployment = context.deployment
+    start, cpu_before = time.time(), deployment.usage.cpu_snapshot()
+    posts = load()
+    expected = (jobs_expected or _distinct_jobs)(posts)
+    waited = wait_for_jobs(context, expected)
+    window = Window(start, time.time(), cpu_before, deployment.usage.cpu_snapshot())
+    observation = observe(deployment)
+    trace = analysis.trace(posts, observation)
+    summary = Summary(name, description)
+    summary.values.update(analysis.latency_values(posts))
+    summary.values.update(analysis.delivery_values(trace))
+    summary.values.update(analysis.stage_values(trace))
+    summary.values.update(analysis.telegram_values(observation, trace, CONFIGURED_RATE))
+    summary.values.update(analysis.fal_values(observation))
+    workers = list(deployment.workers)
+    summary.values.update(
+        analysis.resource_values(deployment.usage, window, len(observation.jobs), workers)
+    )
+    summary.values["drain wait s"] = waited
+    summary.series = analysis.series(posts, observation, deployment.usage, window, workers)
+    context.summaries.append(summary)
+    return summary
+
+
+def _distinct_jobs(posts: Sequence[Post]) -> int:
+    return len({p.update.job_key for p in posts if p.update.job_key is not None})
+
+
+def _post(context: Context, schedule: list[tuple[float, Update]]) -> list[Post]:
+    return asyncio.run(open_loop(context.webhook_url, schedule))
+
+
+def uniform_burst(
+    updates: Sequence[Update], seconds: float, seed: int = 1
+) -> list[tuple[float, Update]]:
+    """Each update at a random moment within `seconds`, as independent users would."""
+    rng = random.Random(seed)
+    return sorted(((rng.uniform(0, seconds), u) for u in updates), key=lambda item: item[0])
+
+
+def lognormal(median: float, sigma: float = 0.5) -> dict[str, Any]:
+    return {"latency": {"default": median}, "distribution": "lognormal", "sigma": sigma}
+
+
+# --- the workloads --------------------------------------------------------------------------
+
+
+def probe(context: Context) -> Summary:
+    """A trickle well under every limit: what kadr itself adds when nothing waits."""
+    sizes = context.sizes
+    clean_slate(context, latency={"default": sizes.probe_latency}, distribution="fixed")
+    updates = context.source(sizes.probe_jobs).prompts(sizes.probe_jobs)
+    return measure(
+        context,
+        "W0 probe",
+        f"{sizes.probe_jobs} prompts at {sizes.probe_rate:g}/s, "
+        f"fal {sizes.probe_latency:g} s fixed",
+        lambda: _post(context, at_rate(updates, sizes.probe_rate)),
+    )
+
+
+def burst(context: Context, name: str = "W1 burst", faults: Sequence[Fault] = ()) -> Summary:
+    """W1: distinct users each send one prompt within a few seconds; fal lognormal."""
+    sizes = context.sizes
+    users = sizes.fault_users if faults else sizes.burst_users
+    clean_slate(context, **lognormal(sizes.burst_latency))
+    updates = context.source(users).prompts(users)
+    schedule = uniform_burst(updates, sizes.burst_seconds)
+    description = (
+        f"{users} users, one prompt each within {sizes.burst_seconds:g} s, "
+        f"fal lognormal median {sizes.burst_latency:g} s"
+    )
+    if faults:
+        description += "; " + ", ".join(f.describe() for f in faults)
+
+    def load() -> list[Post]:
+        return asyncio.run(_with_faults(context, schedule, faults))
+
+    summary = measure(context, name, description, load)
+    for fault in faults:
+        summary.notes.extend(fault.notes)
+    return summary
+
+
+def sustained(context: Context) -> Summary:
+    """W2: a steady mixed stream: prompts, commands, noise and Telegram's redeliveries."""
+    sizes = context.sizes
+    clean_slate(context, **lognormal(sizes.burst_latency))
+    count = int(sizes.sustained_rate * sizes.sustained_seconds)
+    updates = list(context.source(sizes.sustained_users).mixed(count))
+    return measure(
+        context,
+        "W2 sustained",
+        f"{sizes.sustained_rate:g} updates/s for {sizes.sustained_seconds:g} s from "
+        f"{sizes.sustained_users} users, mixed kinds",
+        lambda: _post(context, at_rate(updates, sizes.sustained_rate)),
+    )
+
+
+def in_flight(context: Context) -> Summary:
+    """W3: many /video jobs at fal at once, each for minutes."""
+    sizes = context.sizes
+    clean_slate(context, **lognormal(sizes.inflight_latency, sigma=0.1))
+    updates = context.source(sizes.inflight_jobs).prompts(sizes.inflight_jobs, Kind.VIDEO)
+    return measure(
+        context,
+        "W3 in flight",
+        f"{sizes.inflight_jobs} /video prompts at {sizes.inflight_rate:g}/s, fal lognormal "
+        f"median {sizes.inflight_latency:g} s (σ 0.1)",
+        lambda: _post(context, at_rate(updates, sizes.inflight_rate)),
+    )
+
+
+def ingest(context: Context) -> Summary:
+    """The webhook alone against the bare endpoint: same rate, same mix, same machine; then
+    each driven closed-loop for its maximum. Jobs these make are dropped, not delivered."""
+    sizes = context.sizes
+    clean_slate(context, **lognormal(sizes.burst_latency))
+    count = int(sizes.ingest_rate * sizes.ingest_seconds)
+    source = context.source(max(count, 1))
+    kadr_updates = list(source.mixed(count))
+    bare_updates = list(source.mixed(count))
+    base = context.deployment.baseline_url + "/webhooks/telegram"
+    handled_before = _handled(context)
+    kadr = _post(context, at_rate(kadr_updates, sizes.ingest_rate))
+    fresh = len({p.update.update_id for p in kadr if p.ok})
+    lag = wait_for_handlers(context, handled_before, fresh, sizes.drain_limit)
+    bare = asyncio.run(open_loop(base, at_rate(bare_updates, sizes.ingest_rate)))
+    closed_updates = list(source.mixed(int(sizes.ingest_rate * sizes.closed_seconds * 4)))
+    kadr_max = _throughput(context.webhook_url, closed_updates, sizes)
+    bare_max = _throughput(base, closed_updates, sizes)
+    summary = Summary(
+        "ingest",
+        f"W2 mix at {sizes.ingest_rate:g}/s for {sizes.ingest_seconds:g} s against kadr and "
+        f"the bare endpoint; then each closed-loop with {sizes.closed_concurrency} connections "
+        f"for {sizes.closed_seconds:g} s",
+    )
+    for label, posts in (("kadr", kadr), ("bare", bare)):
+        for key, value in analysis.latency_values(posts).items():
+            summary.values[f"{label} {key}"] = value
+    summary.values["kadr handlers caught up after s"] = lag
+    summary.values["kadr max updates/s"] = kadr_max
+    summary.values["bare max updates/s"] = bare_max
+    summary.values["kadr/bare throughput"] = kadr_max / bare_max if bare_max else math.nan
+    wait_for_handlers(context, handled_before, 0, 0)
+    context.summaries.append(summary)
+    return summary
+
+
+def _throughput(url: str, updates: Sequence[Update], sizes: Sizes) -> float:
+    posts, elapsed = asyncio.run(
+        closed_loop(
+            url, updates, concurrency=sizes.closed_concurrency, duration=sizes.closed_seconds
+        )
+    )
+    return sum(1 for p in posts if p.ok) / elapsed if elapsed > 0 else math.nan
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    """Something that goes wrong `at` seconds into a W1 burst."""
+
+    name: str
+    at: float
+    action: Callable[[Context], Awaitable[str | None]]
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return f"{self.name} at {self.at:g} s"
+
+
+async def _with_faults(
+    context: Context, schedule: list[tuple[float, Update]], faults: Sequence[Fault]
+) -> list[Post]:
+    async def inject(fault: Fault) -> None:
+        await asyncio.sleep(fault.at)
+        note = await fault.action(context)
+        if note:
+            fault.notes.append(f"{fault.name}: {note}")
+
+    injections = [asyncio.create_task(inject(fault)) for fault in faults]
+    posts = await open_loop(context.webhook_url, schedule)
+    await asyncio.gather(*injections)
+    return posts
+
+
+async def kill_worker(context: Context) -> str:
+    deployment = context.deployment
+    await asyncio.to_thread(deployment.kill_worker, "worker-1")
+    await asyncio.sleep(2.0)
+    started = time.monotonic()
+    await asyncio.to_thread(deployment.restart_worker, "worker-1")
+    return (
+        f"worker-1 SIGKILLed, a new one started {time.monotonic() - started:.1f} s after 2 s down"
+    )
+
+
+async def restart_redis(context: Context) -> str:
+    down = await asyncio.to_thread(context.deployment.restart_redis, 1.0)
+    return f"Redis stopped and started empty (down {down:.1f} s)"
+
+
+async def fal_errors(context: Context) -> str:
+    times = max(1, context.sizes.fault_users // 5)
+    with contextlib.closing(context.deployment.fal()) as fal:
+        await asyncio.to_thread(fal.fault, on="submit", times=times, status=503)
+    return f"the next {times} fal submits answered 503"
+
+
+async def telegram_429(context: Context) -> str:
+    times = max(1, context.sizes.fault_users // 4)
+    with contextlib.closing(context.deployment.telegram()) as telegram:
+        await asyncio.to_thread(telegram.fault, status=429, retry_after=3, times=times)
+    return f"the next {times} Telegram sends answered 429 retry_after 3"
+
+
+async def double_webhooks(context: Context) -> str:
+    with contextlib.closing(context.deployment.fal()) as fal:
+        await asyncio.to_thread(fal.configure, webhook_copies=2)
+    return "every fal webhook from now on is delivered twice, concurrently"
+
+
+def fault_plan(sizes: Sizes) -> dict[str, Fault]:
+    """When each fault strikes: while prompts still arrive and results already go out."""
+    busy = sizes.burst_latency + sizes.burst_seconds / 2
+    return {
+        "worker SIGKILL": Fault("worker SIGKILL", busy, kill_worker),
+        "Redis restart": Fault("Redis restart", busy, restart_redis),
+        "fal 5xx burst": Fault("fal 5xx burst", sizes.burst_seconds / 10, fal_errors),
+        "fal webhooks twice": Fault("fal webhooks twice", 0.0, double_webhooks),
+        "Telegram 429 storm": Fault("Telegram 429 storm", sizes.burst_latency + 1, telegram_429),
+    }
