@@ -6,10 +6,11 @@ default, so an operator can change the catalog without migrating users.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import ASPECT_RATIOS, MAX_IMAGES, Mode, ModelSpec, catalog
@@ -36,7 +37,18 @@ def preferences_of(user: User) -> Preferences:
         return Preferences()
 
 
-async def save_preferences(session: AsyncSession, user: User, preferences: Preferences) -> None:
-    user.settings = preferences.model_dump()
-    await session.execute(update(User).where(User.id == user.id).values(settings=user.settings))
+async def change_preferences(
+    session: AsyncSession, user_id: int, change: Callable[[Preferences], None]
+) -> Preferences:
+    """Read, change and write in one transaction with the row locked (PostgreSQL), so two
+    quick taps on different settings both stick."""
+    user = await session.scalar(select(User).where(User.id == user_id).with_for_update())
+    if user is None:
+        raise LookupError(user_id)
+    preferences = preferences_of(user)
+    change(preferences)
+    await session.execute(
+        update(User).where(User.id == user_id).values(settings=preferences.model_dump())
+    )
     await session.commit()
+    return preferences

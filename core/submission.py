@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from core.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
-from core.fal_client import FalFinalError, FalRetryableError
+from core.fal_client import FalError, FalFinalError, FalRetryableError
 from core.jobs import get_job, move, set_fields
 from core.metrics import FAL_CALLS, JOBS_FINISHED, STAGE_SECONDS
 from core.models import Job, JobStatus, utcnow
@@ -66,15 +66,26 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
             fal_cancel_url=submission.cancel_url,
             check_at=utcnow() + catalog().modes[model.mode].check_after,
         )
-    if moved:
-        STAGE_SECONDS.labels(job.kind, "queued").observe(
-            (utcnow() - job.created_at).total_seconds()
-        )
-        position = submission.queue_position or 0
-        key, values = (
-            ("status_position", {"position": position}) if position else ("status_generating", {})
-        )
-        await show_progress(resources.bot, services.limiter, job, key, **values)
+    if not moved:
+        await _cancel_if_cancelled(services, job.id, submission.cancel_url)
+        return
+    STAGE_SECONDS.labels(job.kind, "queued").observe((utcnow() - job.created_at).total_seconds())
+    position = submission.queue_position or 0
+    key, values = (
+        ("status_position", {"position": position}) if position else ("status_generating", {})
+    )
+    await show_progress(resources.bot, services.limiter, job, key, **values)
+
+
+async def _cancel_if_cancelled(services: Services, job_id: str, cancel_url: str) -> None:
+    """The user cancelled while we were submitting: the request we just made is nobody's."""
+    async with services.resources.sessions() as session:
+        job = await get_job(session, job_id)
+    if job is not None and job.status == JobStatus.CANCELLED:
+        try:
+            await services.fal.cancel(cancel_url)
+        except FalError as exc:
+            log.info("fal did not cancel job %s: %s", job_id, exc)
 
 
 async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> dict[str, Any]:

@@ -74,10 +74,15 @@ class TelegramLimiter:
         late gives its moment up and reserves a fresh one.
         """
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
         while True:
-            wait = await self._try(chat_id, max_wait)
+            wait = await self._try(chat_id, max(deadline - loop.time(), 0.0))
             if wait < 0:
-                raise RetryLater(-wait, "telegram send limit")
+                # Nothing reserved: the chat (or the bot) is busy for -wait seconds.
+                if loop.time() - wait > deadline:
+                    raise RetryLater(-wait, "telegram send limit")
+                await asyncio.sleep(-wait)
+                continue
             due = loop.time() + wait
             if wait > 0:
                 await asyncio.sleep(wait)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from aiogram import Bot
 from aiogram.exceptions import (
+    TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
@@ -37,6 +38,7 @@ URL_FETCH_CAP = 20 * 1024 * 1024
 PHOTO_UPLOAD_CAP = 10 * 1024 * 1024
 OTHER_UPLOAD_CAP = 50 * 1024 * 1024
 ALBUM_LIMIT = 10
+ALBUM_FOLLOW_UP_WAIT = 10.0
 #: Telegram's ways of saying "this chat will never receive anything from us".
 UNREACHABLE = ("chat not found", "user is deactivated", "bot was blocked", "PEER_ID_INVALID")
 
@@ -143,13 +145,22 @@ class ResultSender:
                 chat_id, media[0], caption=caption, reply_markup=buttons
             )
             return _photo_ids([message])
-        # An album cannot carry buttons: they go on a message of their own after it.
         album = await self.bot.send_media_group(
             chat_id, [InputMediaPhoto(media=item) for item in media[:ALBUM_LIMIT]]
         )
-        await self.acquire(chat_id, max_wait=10)
-        await self.bot.send_message(chat_id, caption, reply_markup=buttons)
+        await self._album_buttons(chat_id, caption, buttons)
         return _photo_ids(album)
+
+    async def _album_buttons(
+        self, chat_id: int, caption: str, buttons: InlineKeyboardMarkup
+    ) -> None:
+        """An album cannot carry buttons: they follow on a message of their own. The album is
+        already out, so a failure here must not fail (and so resend) the delivery."""
+        try:
+            await self.acquire(chat_id, max_wait=ALBUM_FOLLOW_UP_WAIT)
+            await self.bot.send_message(chat_id, caption, reply_markup=buttons)
+        except (RetryLater, TelegramAPIError) as exc:
+            log.info("buttons after an album to chat %s not sent: %s", chat_id, exc)
 
     @contextlib.asynccontextmanager
     async def _uploads(self, output: Output, urls: list[str]) -> AsyncIterator[list[FSInputFile]]:

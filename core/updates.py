@@ -52,6 +52,16 @@ def update_type(update: Update) -> str:
         return "unknown"
 
 
+def chat_of(update: Update, kind: str) -> int | None:
+    """The chat an update belongs to, for ordering; None for kinds without one."""
+    event = update.event if kind != "unknown" else None
+    chat = getattr(event, "chat", None)
+    if chat is not None:
+        return int(chat.id)
+    user = getattr(event, "from_user", None)
+    return int(user.id) if user is not None else None
+
+
 class UpdateIntake:
     """Owns the background tasks that run handlers, so shutdown can wait for them."""
 
@@ -61,6 +71,7 @@ class UpdateIntake:
         self._redis = redis
         self._dedup_ttl = dedup_ttl
         self._tasks: set[asyncio.Task[None]] = set()
+        self._tails: dict[int, asyncio.Task[None]] = {}
 
     async def accept(self, body: Any) -> Outcome:
         try:
@@ -72,10 +83,34 @@ class UpdateIntake:
         if not await self._first_delivery(update.update_id):
             TELEGRAM_UPDATES.labels(kind, "duplicate").inc()
             return Outcome.DUPLICATE
-        task = asyncio.create_task(self._handle(update, kind))
+        self._spawn(update, kind)
+        return Outcome.ACCEPTED
+
+    def _spawn(self, update: Update, kind: str) -> None:
+        """Run the handler in the background, after the previous update of the same chat.
+
+        Answering at once gives up Telegram's own one-update-per-chat pacing; chaining by chat
+        restores the order a user acted in (a photo, then its instruction; two quick taps).
+        """
+        chat = chat_of(update, kind)
+        previous = self._tails.get(chat) if chat is not None else None
+        task = asyncio.create_task(self._handle_after(previous, update, kind))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return Outcome.ACCEPTED
+        if chat is not None:
+            self._tails[chat] = task
+            task.add_done_callback(lambda done: self._forget(chat, done))
+
+    def _forget(self, chat: int, task: asyncio.Task[None]) -> None:
+        if self._tails.get(chat) is task:
+            del self._tails[chat]
+
+    async def _handle_after(
+        self, previous: asyncio.Task[None] | None, update: Update, kind: str
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})
+        await self._handle(update, kind)
 
     async def _first_delivery(self, update_id: int) -> bool:
         """True unless this update_id was seen before; a Redis outage lets the update through,

@@ -71,6 +71,24 @@ class TelegramSandbox(_Control):
             "POST", "/send_message", json={"user_id": user_id, "text": text, **fields}
         )  # type: ignore[no-any-return]
 
+    def send_photo(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        as_document: bool = False,
+        filename: str = "photo.png",
+        content_type: str = "image/png",
+        **fields: Any,
+    ) -> Record:
+        """A user's photo; `as_document` sends it "without compression", as a file."""
+        form = {"user_id": str(user_id), "as_document": "1" if as_document else "", **fields}
+        if caption is not None:
+            form["caption"] = caption
+        files = {"photo": (filename, data, content_type)}
+        return self._call("POST", "/send_photo", data=form, files=files)  # type: ignore[no-any-return]
+
     def press_button(
         self, user_id: int, message_id: int, callback_data: str, **fields: Any
     ) -> Record:

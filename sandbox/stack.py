@@ -189,11 +189,12 @@ class Stack:
     def service(self, name: str) -> Service:
         return next(s for s in reversed(self.services) if s.name == name)
 
-    def restart_worker(self, name: str = "worker") -> Service:
-        """Start a fresh worker in place of one that was stopped or killed."""
+    def restart(self, name: str) -> Service:
+        """Start a fresh process in place of one that was stopped or killed."""
         old = self.service(name)
         self.services.remove(old)
-        fresh = Service(name, old.args, old.env, old.log_path).start(self.workdir)
+        old.stop()
+        fresh = Service(name, old.args, old.env, old.log_path, old.ready_url).start(self.workdir)
         self.services.append(fresh)
         fresh.wait_ready()
         return fresh

@@ -17,14 +17,14 @@ from bot.routers.language import language_keyboard
 from bot.texts import t
 from core.catalog import ASPECT_RATIOS, MAX_IMAGES, MODES, catalog
 from core.models import User
-from core.preferences import Preferences, preferences_of, save_preferences
+from core.preferences import Preferences, change_preferences, preferences_of
 
 router = Router(name="settings")
 
 
 class SettingsButton(CallbackData, prefix="s"):
-    """`what`: menu, mode (open a mode's models), model (index in the catalog), aspect,
-    images, language."""
+    """`what`: menu, mode (open a mode's models), model (index in the catalog), aspect (index
+    in ASPECT_RATIOS: a ratio's colon is the callback data separator), images, language."""
 
     what: str
     value: str = ""
@@ -51,11 +51,10 @@ def menu_keyboard(preferences: Preferences, lang: str) -> InlineKeyboardMarkup:
         builder.button(
             text=t(lang, f"mode_{mode}"), callback_data=SettingsButton(what="mode", value=mode)
         )
-    for ratio in ASPECT_RATIOS:
+    for index, ratio in enumerate(ASPECT_RATIOS):
         mark = "• " if ratio == preferences.aspect_ratio else ""
-        builder.button(
-            text=f"{mark}{ratio}", callback_data=SettingsButton(what="aspect", value=ratio)
-        )
+        button = SettingsButton(what="aspect", value=str(index))
+        builder.button(text=f"{mark}{ratio}", callback_data=button)
     for count in range(1, MAX_IMAGES + 1):
         mark = "• " if count == preferences.num_images else ""
         builder.button(
@@ -114,10 +113,10 @@ async def change(
     user: User,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    preferences = preferences_of(user)
-    _apply(preferences, callback_data)
     async with sessions() as session:
-        await save_preferences(session, user, preferences)
+        preferences = await change_preferences(
+            session, user.id, lambda chosen: _apply(chosen, callback_data)
+        )
     await query.answer()
     lang = user.language
     with contextlib.suppress(TelegramBadRequest):  # "message is not modified": same choice again
@@ -132,8 +131,12 @@ def _apply(preferences: Preferences, button: SettingsButton) -> None:
     if button.what == "model" and button.value.isdigit() and int(button.value) < len(models):
         model = models[int(button.value)]
         preferences.models[model.mode] = model.id
-    elif button.what == "aspect" and button.value in ASPECT_RATIOS:
-        preferences.aspect_ratio = button.value
+    elif (
+        button.what == "aspect"
+        and button.value.isdigit()
+        and int(button.value) < len(ASPECT_RATIOS)
+    ):
+        preferences.aspect_ratio = ASPECT_RATIOS[int(button.value)]
     elif (
         button.what == "images" and button.value.isdigit() and 1 <= int(button.value) <= MAX_IMAGES
     ):

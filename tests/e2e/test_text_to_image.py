@@ -123,7 +123,7 @@ def test_worker_killed_after_submit_still_delivers_once(
     telegram.send_message(5005, "a slow sunrise")
     fal.wait_for("submit")
     stack.service("worker").kill()
-    stack.restart_worker()
+    stack.restart("worker")
     photos_to(telegram, 5005)
     time.sleep(1.0)
     assert len(telegram.requests("sendPhoto", 5005)) == 1
