@@ -40,6 +40,7 @@ const messages = new Map(); // message_id -> view, as the stand-in last showed i
 let actionTimer = 0;
 let toastTimer = 0;
 let attached = null;
+let stuckToEnd = true;
 
 // ---- who this tab is ------------------------------------------------------------------
 
@@ -125,17 +126,16 @@ function listen() {
     $("messages").replaceChildren();
     for (const view of JSON.parse(event.data)) messages.set(view.message_id, view);
     for (const view of messages.values()) redraw(view);
-    scrollToEnd(true);
+    stuckToEnd = true;
   });
   stream.addEventListener("message", (event) => {
     const view = JSON.parse(event.data);
-    const pinned = isAtEnd();
     if (view.from_bot) setStatus("bot");
+    else stuckToEnd = true; // what you just sent is always shown
     const before = messages.get(view.message_id);
     messages.set(view.message_id, view);
     if (before && rowKey(before) !== rowKey(view)) redraw(before);
     redraw(view);
-    scrollToEnd(pinned || !view.from_bot);
   });
   stream.addEventListener("delete", (event) => {
     const view = messages.get(JSON.parse(event.data).message_id);
@@ -235,7 +235,6 @@ function drawFile(view) {
     img.alt = "photo";
     img.src = view.photo.url;
     if (view.photo.width && view.photo.height) img.style.aspectRatio = `${view.photo.width} / ${view.photo.height}`;
-    img.addEventListener("load", () => scrollToEnd(isAtEnd(img.height)));
     img.addEventListener("click", () => openLightbox(view.photo.url));
     return img;
   }
@@ -243,6 +242,7 @@ function drawFile(view) {
     const file = view.video || view.animation;
     const video = el("video", "video");
     video.src = file.url;
+    if (file.width && file.height) video.style.aspectRatio = `${file.width} / ${file.height}`;
     video.controls = true;
     video.playsInline = true;
     video.preload = "metadata";
@@ -459,7 +459,7 @@ function notice(text) {
   row.append(el("span", "service-text", text));
   row.dataset.first = String(Math.max(0, ...messages.keys()) + 0.5); // after what is shown now
   $("messages").append(row);
-  scrollToEnd(true);
+  stuckToEnd = true;
 }
 
 function toast({ text, show_alert: alert }) {
@@ -471,13 +471,16 @@ function toast({ text, show_alert: alert }) {
   if (!alert) toastTimer = setTimeout(() => (box.hidden = true), TOAST_MS);
 }
 
-function isAtEnd(slack = 0) {
+// The chat sticks to its end while you are there, however it grows (a new message, a picture
+// that finished loading); scrolled up to read, it stays where you are.
+function stickToEnd() {
   const chat = $("chat");
-  return chat.scrollHeight - chat.scrollTop - chat.clientHeight < 80 + slack;
-}
-
-function scrollToEnd(really) {
-  if (really) $("chat").scrollTop = $("chat").scrollHeight;
+  chat.addEventListener("scroll", () => {
+    stuckToEnd = chat.scrollHeight - chat.scrollTop - chat.clientHeight < 40;
+  });
+  new ResizeObserver(() => {
+    if (stuckToEnd) chat.scrollTop = chat.scrollHeight;
+  }).observe($("messages"));
 }
 
 function openLightbox(url) {
@@ -539,6 +542,7 @@ async function showCommands(filter) {
       option.append(el("span", "command-name", `/${item.command}`), el("span", "command-about", item.description));
       option.addEventListener("click", () => {
         hideCommands();
+        if ($("text").value.startsWith("/")) $("text").value = "";
         sendText(`/${item.command}`);
       });
       return option;
@@ -614,4 +618,5 @@ function wire() {
 }
 
 wire();
+stickToEnd();
 listen();
