@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from core.catalog import CatalogError, catalog
 from core.config import ConfigError, ProcessKind, Settings, load_settings
 from core.logs import setup_logging
 
@@ -20,7 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 def _settings(kind: ProcessKind) -> Settings:
     try:
         settings = load_settings(kind)
-    except ConfigError as exc:
+        if kind in ("api", "worker"):
+            catalog()
+    except (ConfigError, CatalogError) as exc:
         typer.echo(f"kadr: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     setup_logging(settings.LOG_LEVEL, settings.secrets())

@@ -1,0 +1,99 @@
+"""The catalog operators edit: the shipped one is valid, mistakes are named in one line, and
+user options map onto each model's own input keys."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from core.catalog import DEFAULT_PATH, MODES, CatalogError, load_catalog
+from sandbox.stack import KADR, TEST_SECRET, TEST_TOKEN
+
+
+def test_the_shipped_catalog_offers_every_mode() -> None:
+    catalog = load_catalog()
+    assert {mode: catalog.offered(mode)[0].id for mode in MODES} == {
+        "text_to_image": "fal-ai/flux/schnell",
+        "edit": "fal-ai/flux-pro/kontext",
+        "retouch": "fal-ai/retoucher",
+        "text_to_video": "fal-ai/kling-video/v2.5-turbo/pro/text-to-video",
+        "image_to_video": "fal-ai/kling-video/v2.1/standard/image-to-video",
+    }
+
+
+@pytest.mark.parametrize(
+    ("model_id", "options", "expected"),
+    [
+        (
+            "fal-ai/flux/schnell",
+            {"aspect_ratio": "16:9", "num_images": 3},
+            {"image_size": "landscape_16_9", "num_images": 3, "prompt": "p"},
+        ),
+        (
+            "fal-ai/flux-pro/kontext",
+            {"aspect_ratio": "9:16", "image_url": "u"},
+            {"aspect_ratio": "9:16", "image_url": "u", "prompt": "p"},
+        ),
+        (
+            "fal-ai/nano-banana/edit",
+            {"image_url": "u", "num_images": 2},
+            {"image_urls": ["u"], "num_images": 2, "prompt": "p"},
+        ),
+        ("fal-ai/retoucher", {"image_url": "u", "aspect_ratio": "1:1"}, {"image_url": "u"}),
+        (
+            "fal-ai/veo3/fast",
+            {"aspect_ratio": "3:4", "seed": 7},
+            {"aspect_ratio": "9:16", "seed": 7, "prompt": "p", "duration": "8s"},
+        ),
+    ],
+)
+def test_options_map_to_each_models_keys(model_id: str, options: dict, expected: dict) -> None:
+    model = load_catalog().find(model_id)
+    assert model is not None
+    arguments = model.arguments("p", options)
+    assert {key: arguments[key] for key in expected} == expected
+    assert set(arguments) - set(expected) <= set(model.defaults)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda text: text.replace("price = 2", "price = -1", 1), "price"),
+        (
+            lambda text: text.replace(
+                'image_key = "image_url"\n\n[[models]]\nid = "fal-ai/codeformer"',
+                '\n[[models]]\nid = "fal-ai/codeformer"',
+            ),
+            "mode retouch needs an image_key",
+        ),
+        (lambda text: text.replace("[modes.retouch]", "[modes.retouche]"), "modes.retouche"),
+        (lambda text: text + "\n[[models]\n", "catalog"),
+    ],
+    ids=["negative-price", "missing-image-key", "unknown-mode", "bad-toml"],
+)
+def test_mistakes_are_named(tmp_path: Path, edit, message: str) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(edit(DEFAULT_PATH.read_text()))
+    with pytest.raises(CatalogError, match=message):
+        load_catalog(path)
+
+
+def test_a_broken_catalog_stops_the_worker_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(DEFAULT_PATH.read_text().replace("[modes.text_to_video]", ""))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": TEST_SECRET,
+        "PUBLIC_URL": "http://127.0.0.1:1",
+        "FAL_KEY": "k",
+        "KADR_CATALOG": str(path),
+    }
+    result = subprocess.run(
+        [*KADR, "worker"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("kadr: configuration error: catalog")
