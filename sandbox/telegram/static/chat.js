@@ -168,7 +168,7 @@ function redraw(view) {
   const members = [...messages.values()]
     .filter((other) => rowKey(other) === key)
     .sort((a, b) => a.message_id - b.message_id);
-  const old = document.querySelector(`[data-row="${key}"]`);
+  const old = document.querySelector(`[data-row="${CSS.escape(key)}"]`);
   if (members.length === 0) {
     old?.remove();
     return;
