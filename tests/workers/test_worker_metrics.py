@@ -1,0 +1,45 @@
+"""A worker serves its own /metrics: queue depth and age, task outcomes, Telegram sends."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from sandbox.control import TelegramSandbox
+from sandbox.stack import Stack, free_port
+
+
+def scrape(url: str, needle: str, timeout: float = 90) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        try:
+            text = httpx.get(url).text
+        except httpx.ConnectError:  # the server starts with the worker's start-up hook
+            text = ""
+        if needle in text:
+            break
+        time.sleep(0.2)
+    return text
+
+
+@pytest.mark.timeout(300)
+def test_worker_metrics(stack: Stack, telegram: TelegramSandbox) -> None:
+    port = free_port()
+    stack.service("worker").stop()  # so this worker is the one that runs the jobs
+    stack.start_worker("worker-metrics", WORKER_METRICS_PORT=str(port))
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        for user in range(8101, 8105):
+            telegram.send_message(user, "a metric of foxes")
+        text = scrape(url, 'kadr_tasks_total{outcome="ok",task="deliver"}')
+        assert 'kadr_queue_depth{queue="kadr:images"}' in text
+        assert 'kadr_queue_oldest_age_seconds{queue="kadr:images"}' in text
+        assert 'kadr_tasks_total{outcome="ok",task="deliver"}' in text
+        assert 'kadr_telegram_calls_total{method="sendPhoto",outcome="ok"}' in text
+        assert 'kadr_job_stage_seconds_count{kind="text_to_image",stage="total"}' in text
+    finally:
+        stack.service("worker-metrics").stop()
+        stack.restart("worker")
