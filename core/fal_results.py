@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
+from typing import Any
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
@@ -49,7 +50,9 @@ async def record_fal_result(
         if job is None:
             log.warning("fal webhook for unknown job %s (request %s)", job_id, webhook.request_id)
             return Recorded.UNKNOWN_JOB
-        request = {} if job.fal_request_id else {"fal_request_id": webhook.request_id}
+        request: dict[str, Any] = (
+            {} if job.fal_request_id else {"fal_request_id": webhook.request_id}
+        )
         if webhook.status == "OK":
             moved = await move(
                 session, job.id, JobStatus.COMPLETED, result=webhook.payload, **request

@@ -55,7 +55,7 @@ class UserQuota:
         storage = RedisStorage(
             "async+redis://",
             implementation="redispy",
-            connection_pool=redis.connection_pool,
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]
             key_prefix="kadr:user-limit",
         )
         self._limiter = MovingWindowRateLimiter(storage)

@@ -26,7 +26,7 @@ async def touch_user(
 ) -> User:
     """Create the user on first contact, else refresh names and last-seen; the language a
     user chose is kept."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     now = utcnow()
     statement = (
         insert(User)

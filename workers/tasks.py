@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import Retry
+from arq.typing import WorkerCoroutine
 
 from core.cancellation import cancel_at_fal
 from core.delivery import deliver_job
@@ -24,7 +25,7 @@ DELIVER_TRIES = 25
 Task = Callable[..., Awaitable[Any]]
 
 
-def measured(task: Task) -> Task:
+def measured(task: Task) -> WorkerCoroutine:
     @functools.wraps(task)
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
         started = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import random
 from datetime import timedelta
+from typing import cast
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -22,7 +23,7 @@ from bot.launch import Launcher
 from bot.routers.photos import PhotoFlow
 from bot.texts import t
 from core.cancellation import cancel_job
-from core.catalog import catalog
+from core.catalog import Mode, catalog
 from core.delivery import media_files, output_of
 from core.generation import JobRequest
 from core.jobs import get_job
@@ -80,7 +81,10 @@ def _again(job: Job) -> JobRequest:
     """Same mode, model, prompt and options; a new seed so the result differs."""
     options = {**job.options, "seed": random.randint(0, MAX_SEED)}
     return JobRequest(
-        mode=job.kind, prompt=job.prompt, options=options, model=catalog().find(job.model)
+        mode=cast(Mode, job.kind),
+        prompt=job.prompt,
+        options=options,
+        model=catalog().find(job.model),
     )  # type: ignore[arg-type]
 
 
