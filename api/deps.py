@@ -1,4 +1,8 @@
-"""Typed dependencies: routes ask for what they use; the lifespan put it on app.state."""
+"""Typed dependencies: routes ask for what they use; the lifespan put it on app.state.
+
+All are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop
+per dependency per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +16,19 @@ from core.resources import Resources
 from core.updates import UpdateIntake
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     return request.app.state.resources  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> Settings:
-    return get_resources(request).settings
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.resources.settings  # type: ignore[no-any-return]
 
 
-def get_intake(request: Request) -> UpdateIntake:
+async def get_intake(request: Request) -> UpdateIntake:
     return request.app.state.intake  # type: ignore[no-any-return]
 
 
-def get_verifier(request: Request) -> FalWebhookVerifier:
+async def get_verifier(request: Request) -> FalWebhookVerifier:
     return request.app.state.verifier  # type: ignore[no-any-return]
 
 
