@@ -18,8 +18,8 @@ from core.fal_client import (
     InvalidFalWebhook,
     parse_webhook,
 )
+from sandbox.asgi import serve
 from sandbox.fal import create_app
-from sandbox.fal.testing import serve
 
 KEY = "kadr-secret-fal-key-0123456789"
 MODEL = "fal-ai/flux/schnell"

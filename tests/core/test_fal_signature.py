@@ -20,7 +20,7 @@ from core.fal_signature import (
     InvalidFalSignature,
     decode_jwk_x,
 )
-from sandbox.fal.testing import serve
+from sandbox.asgi import serve
 
 BODY = b'{"request_id":"req-1","status":"OK","payload":{"images":[]}}'
 

@@ -34,8 +34,8 @@ from core.files import CHUNK
 from core.photos import PhotoLimits, PhotoRejected, photo_to_fal, precheck
 from core.resources import create_http
 from core.retry import RetryLater
+from sandbox.asgi import serve
 from sandbox.stack import TEST_FAL_KEY, TEST_TOKEN, Stack
-from sandbox.telegram.testing import serve
 
 MB = 1024 * 1024
 USER = 4242

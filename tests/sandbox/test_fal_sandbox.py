@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from core.fal_signature import FalWebhookVerifier, InvalidFalSignature, decode_jwk_x
+from sandbox.asgi import serve
 from sandbox.fal import create_app
-from sandbox.fal.testing import WebhookReceiver, serve
+from sandbox.fal.testing import WebhookReceiver
 
 KEY = "sandbox-test-key-1234"
 MODEL = "fal-ai/flux/schnell"

@@ -26,7 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.telegram.testing import StandIn, serve, telegram_stand_in
+from sandbox.asgi import serve
+from sandbox.telegram.testing import StandIn, telegram_stand_in
 
 TOKEN = "123456:AAH-test_token_abcdef"
 CHAT = 4242

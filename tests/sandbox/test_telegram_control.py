@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.telegram.testing import StandIn, serve, telegram_stand_in
+from sandbox.asgi import serve
+from sandbox.telegram.testing import StandIn, telegram_stand_in
 
 TOKEN = "987654:kadr-control-tests"
 SECRET = "webhook_secret-1"

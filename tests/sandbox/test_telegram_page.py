@@ -18,8 +18,9 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sandbox.asgi import serve
 from sandbox.telegram.feed import BACKLOG, RESYNC, Feed
-from sandbox.telegram.testing import StandIn, serve, telegram_stand_in
+from sandbox.telegram.testing import StandIn, telegram_stand_in
 
 TOKEN = "424242:page-tests-token"
 USER = 777
