@@ -214,3 +214,21 @@ def test_a_lost_webhook_is_found_by_one_status_check(
     telegram.send_message(5012, "a lost letter")
     photos_to(telegram, 5012, timeout=30)
     assert len(fal.requests("status")) == 1
+
+
+def test_a_flooding_user_is_slowed_down_and_nothing_is_lost(
+    telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    for n in range(15):
+        telegram.send_message(5013, f"flood {n}")
+    submitted = fal.wait_for("submit", count=10)
+    time.sleep(2)
+    refusals = [
+        r["params"]["text"]
+        for r in telegram.requests("sendMessage", 5013)
+        if r["params"]["text"].startswith(("🐢", "⏳ You already have"))
+    ]
+    assert refusals
+    assert len(fal.requests("submit")) + len(refusals) == 15
+    assert len(submitted) <= 10
+    photos_to(telegram, 5013, count=len(fal.requests("submit")), timeout=60)
