@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, ViewportSize, expect, sync_playwright
 
 from bot.texts import t
 from sandbox.control import TelegramSandbox
@@ -34,7 +34,7 @@ USER = 7001
 NAME = "Anna"
 PROMPT = "a lighthouse at dawn"
 ARRIVES = 60_000  # ms the page may take to show the bot's answer on a busy 2-core machine
-VIEWPORT = {"width": 900, "height": 1080}
+VIEWPORT: ViewportSize = {"width": 900, "height": 1080}
 #: A picture from the bot that the browser fetched and decoded, not just an <img> tag.
 LOADED_PICTURE = """() => [...document.querySelectorAll(".row.in img.photo")]
     .some((image) => image.complete && image.naturalWidth > 0)"""
