@@ -22,20 +22,25 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 #: Sweeper timing for --quick: production's minute is longer than the whole quick run.
 QUICK_ENV = {"SWEEP_INTERVAL": "5", "SWEEP_STALE_AFTER": "10"}
+#: One image worker fewer for --quick: each Python process costs seconds of CPU to start.
+QUICK_WORKERS = {"worker-1": "images", "video-1": "video"}
 
 
 class BenchBroken(RuntimeError):
     """The benchmark could not measure what it set out to (not: kadr missed a target)."""
 
 
-def _faults_separately(context: Context) -> None:
-    for name in workloads.fault_plan(context.sizes):
-        fault = workloads.fault_plan(context.sizes)[name]
-        workloads.burst(context, f"fault: {name}", [fault])
+def _fault(key: str) -> Callable[[Context], object]:
+    def step(context: Context) -> Summary:
+        fault = workloads.fault_plan(context.sizes)[key]
+        return workloads.burst(context, f"fault: {fault.name}", [fault])
+
+    return step
 
 
-def _faults_together(context: Context) -> None:
-    workloads.burst(context, "faults: all five", list(workloads.fault_plan(context.sizes).values()))
+def _all_faults(context: Context) -> Summary:
+    faults = list(workloads.fault_plan(context.sizes).values())
+    return workloads.burst(context, "faults: all five", faults)
 
 
 STEPS: dict[str, Callable[[Context], object]] = {
@@ -45,6 +50,18 @@ STEPS: dict[str, Callable[[Context], object]] = {
     "W2": workloads.sustained,
     "W3": workloads.in_flight,
 }
+FAULT_KEYS = ("sigkill", "redis", "fal5xx", "twice", "429")
+
+
+def steps(quick: bool) -> dict[str, Callable[[Context], object]]:
+    """--quick strikes with all five faults in one burst; the full run, one burst each."""
+    if quick:
+        return {**STEPS, "faults": _all_faults}
+    return {**STEPS, **{key: _fault(key) for key in FAULT_KEYS}}
+
+
+def _selected(name: str, only: set[str] | None) -> bool:
+    return only is None or name in only or (name in FAULT_KEYS and "faults" in only)
 
 
 def _check_alive(deployment: Deployment) -> None:
@@ -57,14 +74,12 @@ def run(sizes: Sizes, only: set[str] | None, out: Path, quick: bool) -> list[Sum
     env = dict(QUICK_ENV) if quick else {}
     print(f"starting kadr and the stand-ins in {out / 'stack'} …", flush=True)
     started = time.monotonic()
-    deployment = deploy(out / "stack", env=env)
+    deployment = deploy(out / "stack", env=env, workers=QUICK_WORKERS if quick else None)
     print(f"up in {time.monotonic() - started:.0f} s", flush=True)
     context = Context(deployment, sizes)
-    steps = dict(STEPS)
-    steps["faults"] = _faults_together if quick else _faults_separately
     try:
-        for name, step in steps.items():
-            if only and name not in only:
+        for name, step in steps(quick).items():
+            if not _selected(name, only):
                 continue
             print(f"— {name} …", flush=True)
             began = time.monotonic()
@@ -98,7 +113,10 @@ def write(summaries: list[Summary], out: Path, command: str, elapsed: float) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
-    parser.add_argument("--only", help=f"comma-separated subset of {', '.join([*STEPS, 'faults'])}")
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated subset of {', '.join([*STEPS, 'faults', *FAULT_KEYS])}",
+    )
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/<time>)")
     args = parser.parse_args(argv)
     stamp = time.strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")

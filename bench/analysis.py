@@ -22,6 +22,8 @@ from core.catalog import catalog
 MB = 1024 * 1024
 #: A backlog is "a second's worth of results waiting at Telegram's pace".
 BACKLOG_AT_LEAST = 30
+#: A pace measured over less backlog than this says more about start and end than the pace.
+BACKLOG_MIN_SECONDS = 3.0
 Value = float | int | str
 
 
@@ -152,7 +154,9 @@ def delivery_values(trace: Trace) -> dict[str, Value]:
 
 
 def stage_values(trace: Trace) -> dict[str, Value]:
-    accept, to_fal, at_fal, delivery, e2e, overhead, webhook_to_send = ([] for _ in range(7))
+    accept, to_fal, at_fal, delivery, e2e, overhead, webhook_to_send, recorded = (
+        [] for _ in range(8)
+    )
     for key, jobs in trace.jobs.items():
         job = min(jobs, key=lambda j: j.created_at)
         due, sent = trace.due.get(key), _first_send(trace, job)
@@ -162,12 +166,14 @@ def stage_values(trace: Trace) -> dict[str, Value]:
             to_fal.append(job.submitted_at - job.created_at)
         if job.submitted_at is not None and job.completed_at is not None:
             at_fal.append(job.completed_at - job.submitted_at)
+        request = job.fal_request_id or ""
+        hook, submit = trace.webhook_at.get(request), trace.submitted_at_fal.get(request)
+        if hook is not None and job.completed_at is not None:
+            recorded.append(job.completed_at - hook)
         if sent is None:
             continue
         if job.completed_at is not None:
             delivery.append(sent - job.completed_at)
-        request = job.fal_request_id or ""
-        hook, submit = trace.webhook_at.get(request), trace.submitted_at_fal.get(request)
         if due is not None:
             e2e.append(sent - due)
             if hook is not None and submit is not None:
@@ -182,6 +188,7 @@ def stage_values(trace: Trace) -> dict[str, Value]:
         **_pair("end to end", "s", e2e),
         **_pair("kadr overhead", "s", overhead),
         **_pair("fal webhook→send", "ms", webhook_to_send, 1000),
+        **_pair("of which webhook→recorded", "ms", recorded, 1000),
     }
 
 
@@ -196,15 +203,19 @@ def telegram_values(observation: Observation, trace: Trace, configured: float) -
             if job.completed_at is not None and sent is not None:
                 waiting.append((job.completed_at, sent))
     spans = busy_spans(waiting, BACKLOG_AT_LEAST)
-    in_backlog = rate_within(results, spans)
+    backlog = sum(end - start for start, end in spans)
+    in_backlog = rate_within(results, spans) if backlog >= BACKLOG_MIN_SECONDS else math.nan
     return {
         "tg messages/s peak": peak_in_window(messages),
+        "seconds over 30 messages": sum(
+            1 for n in per_second(messages, min(messages, default=0.0)) if n > 30
+        ),
         "tg results/s peak": peak_in_window(results),
-        "backlog s": sum(end - start for start, end in spans),
-        "tg messages/s in backlog": rate_within(messages, spans),
+        "backlog s": backlog,
+        "tg messages/s in backlog": rate_within(messages, spans) if backlog else math.nan,
         "tg results/s in backlog": in_backlog,
-        "results/s vs 30": in_backlog / 30 if spans else math.nan,
-        f"results/s vs {configured:g}": in_backlog / configured if spans else math.nan,
+        "results/s vs 30": in_backlog / 30,
+        f"results/s vs {configured:g}": in_backlog / configured,
     }
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.deploy import Deployment
 from bench.infra import plain_url
@@ -197,26 +196,30 @@ def fal_calls(deployment: Deployment) -> list[FalCall]:
 
 
 def scrape(url: str) -> dict[str, float]:
-    """One Prometheus text page as {"name{label=value,...}": value}; empty if unreachable."""
+    """One Prometheus text page as {'name{label="value",...}': value}; empty if unreachable.
+
+    Parsed by hand, line by line, so one odd label value cannot lose the whole page."""
     try:
         text = httpx.get(url, timeout=10).text
     except httpx.HTTPError:
         return {}
     values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            values[f"{sample.name}{{{labels}}}"] = sample.value
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        sample, _, value = line.rpartition(" ")
+        with contextlib.suppress(ValueError):
+            values[sample] = float(value)
     return values
 
 
 def summed(metrics: dict[str, float], name: str, **labels: str) -> float:
     """Sum of a metric's samples whose labels include `labels`."""
-    wanted = [f"{k}={v}" for k, v in labels.items()]
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
     total = 0.0
-    for key, value in metrics.items():
-        metric, _, rest = key.partition("{")
-        if metric == name and all(label in rest.rstrip("}").split(",") for label in wanted):
+    for sample, value in metrics.items():
+        metric, _, rest = sample.partition("{")
+        if metric == name and all(label in rest for label in wanted):
             total += value
     return total
 

@@ -26,12 +26,16 @@ def peak_in_window(times: Iterable[float], window: float = 1.0) -> int:
     return best
 
 
+#: No run is longer than this; a wrong origin must not turn into a list of a billion zeros.
+MAX_SECONDS = 24 * 3600
+
+
 def per_second(times: Iterable[float], origin: float) -> list[int]:
-    """Counts per whole second since `origin`, for charts."""
+    """Counts per whole second since `origin` (up to a day), for charts."""
     counts: list[int] = []
     for t in times:
         second = int(t - origin)
-        if second < 0:
+        if not 0 <= second < MAX_SECONDS:
             continue
         if second >= len(counts):
             counts.extend([0] * (second + 1 - len(counts)))
