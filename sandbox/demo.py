@@ -64,18 +64,22 @@ def run_demo(*, port: int, fast: bool) -> None:
         )
         cleanup.callback(stack.stop)
         try:
-            _start(stack)
+            _start_chat(stack)
+            print(f"kadr demo is running: open {stack.telegram_url}/ (Ctrl-C stops it)", flush=True)
+            for name, *args in WORKERS:
+                stack.start_worker(name, *args)
         except ServiceFailed as exc:
             raise DemoError(str(exc)) from None
-        print(f"kadr demo is running: open {stack.telegram_url}/ (Ctrl-C stops it)", flush=True)
         _watch(stack)
 
 
-def _start(stack: Stack) -> None:
-    """Start-up is mostly Python importing aiogram in every process, so what can overlap does:
-    the one-shot commands run on helper threads. Every long-lived process is started from this
-    thread, so an interrupt can never race one into being after the clean-up. Workers come
-    last: the api is what the page needs first, and updates wait in Redis for them."""
+def _start_chat(stack: Stack) -> None:
+    """Everything the chat page needs to get an answer: the stand-ins, a migrated database,
+    `kadr api` and the webhook set. Start-up is mostly each process importing aiogram, so the
+    one-shot commands overlap the rest on helper threads; every long-lived process is started
+    from this thread, so an interrupt never races one into being after the clean-up. Workers
+    start after this: generation jobs wait in Redis the few seconds they take to come up, and
+    the URL comes sooner on a busy machine."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         migrated = pool.submit(stack.migrate)
         stack.start_telegram()
@@ -83,8 +87,6 @@ def _start(stack: Stack) -> None:
         stack.start_fal()
         migrated.result()
         stack.start_api()
-        for name, *args in WORKERS:
-            stack.start_worker(name, *args)
         webhook_set.result()
 
 
