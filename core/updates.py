@@ -62,6 +62,14 @@ def chat_of(update: Update, kind: str) -> int | None:
     return int(user.id) if user is not None else None
 
 
+#: Pauses before a handler that failed because Redis did not answer runs again. A Redis
+#: restart takes a second or two, and the update has been answered already, so giving up
+#: loses it: in the benchmark a 1.1 s restart during a burst failed 138 of 1,000 prompts.
+#: Handlers read Redis (FSM state, the per-user rate limit) before their side effects, so
+#: running one again does not repeat them.
+REDIS_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
 class UpdateIntake:
     """Owns the background tasks that run handlers, so shutdown can wait for them."""
 
@@ -123,13 +131,27 @@ class UpdateIntake:
             return True
 
     async def _handle(self, update: Update, kind: str) -> None:
-        try:
-            await self._dispatcher.feed_update(self._bot, update)
-        except Exception:
-            TELEGRAM_UPDATES.labels(kind, "failed").inc()
-            log.exception("handler failed for update %s (%s)", update.update_id, kind)
-        else:
-            TELEGRAM_UPDATES.labels(kind, "handled").inc()
+        for pause in (*REDIS_RETRY_PAUSES, None):
+            try:
+                await self._dispatcher.feed_update(self._bot, update)
+            except RedisError:
+                if pause is not None:
+                    log.warning(
+                        "Redis unavailable for update %s; again in %gs", update.update_id, pause
+                    )
+                    await asyncio.sleep(pause)
+                    continue
+                self._failed(update, kind)
+            except Exception:
+                self._failed(update, kind)
+            else:
+                TELEGRAM_UPDATES.labels(kind, "handled").inc()
+            return
+
+    @staticmethod
+    def _failed(update: Update, kind: str) -> None:
+        TELEGRAM_UPDATES.labels(kind, "failed").inc()
+        log.exception("handler failed for update %s (%s)", update.update_id, kind)
 
     async def drain(self, grace: float = 10.0) -> None:
         """Let handlers in flight finish before the process closes its clients."""
