@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,19 @@ _OPENERS = ["JPEG", "PNG", "WEBP"]
 """Pillow plugins to try; MPO comes out of the JPEG one."""
 _MIME_TYPES = frozenset(known.content_type for known in FORMATS.values())
 _RETRYABLE_STATUSES = frozenset({408, 429})
+
+TRANSFERS_AT_ONCE = 8
+"""Photos moving Telegram → temp file → fal at the same time in one process; the others wait.
+
+Each transfer holds about 0.4 MB whatever the photo's size: asyncio reads a socket 256 KiB at a
+time (`selector_events.py`, `max_size`), anyio cuts that into httpx's 64 KiB reads by copying
+the rest, and h11 and httpx copy each piece again. Unbounded, 50 photos of 15 MB at once cost
+the worker 22 MB more than one did (`python -m bench.photo_memory`). The link's bytes per
+second are shared either way, so fewer at once finish sooner and the last no later; it also
+bounds the temp files on disk to this many."""
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True)
@@ -106,7 +120,10 @@ async def photo_to_fal(
     `FalClient.upload` raises. The temp file is gone when this returns or raises.
     """
     url = bot.session.api.file_url(bot.token, await _file_path(bot, file_id))
-    async with _telegram_download(http, url, cap=limits.max_bytes, token=bot.token) as path:
+    async with (
+        _transfer_slot(),
+        _telegram_download(http, url, cap=limits.max_bytes, token=bot.token) as path,
+    ):
         photo_format = await asyncio.to_thread(_sniff, path, limits)
         size = (await asyncio.to_thread(path.stat)).st_size
         async with contextlib.aclosing(read_chunks(path)) as chunks:
@@ -116,6 +133,15 @@ async def photo_to_fal(
                 file_name=photo_format.file_name,
                 size=size,
             )
+
+
+def _transfer_slot() -> asyncio.Semaphore:
+    """One of the running loop's TRANSFERS_AT_ONCE slots (a semaphore belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(TRANSFERS_AT_ONCE)
+    return slots
 
 
 def _check_sides(sides: Sequence[int], limits: PhotoLimits) -> None:
