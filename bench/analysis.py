@@ -219,6 +219,14 @@ def telegram_values(observation: Observation, trace: Trace, configured: float) -
     }
 
 
+def method_counts(observation: Observation) -> dict[str, Value]:
+    """What kadr asked of Telegram, per method: the shape of a job's conversation."""
+    counts: dict[str, int] = defaultdict(int)
+    for call in observation.telegram:
+        counts[call.method] += 1
+    return {f"tg {method} calls": n for method, n in sorted(counts.items())}
+
+
 def _check_after(kind: str) -> float:
     modes = catalog().modes
     return modes[kind].check_after.total_seconds() if kind in modes else 0.0  # type: ignore[index]

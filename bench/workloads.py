@@ -183,6 +183,7 @@ def measure(
     summary.values.update(analysis.stage_values(trace))
     summary.values.update(analysis.telegram_values(observation, trace, CONFIGURED_RATE))
     summary.values.update(analysis.fal_values(observation))
+    summary.values.update(analysis.method_counts(observation))
     workers = list(deployment.workers)
     summary.values.update(
         analysis.resource_values(deployment.usage, window, len(observation.jobs), workers)
