@@ -79,15 +79,16 @@ def stack(
     }
     stack = Stack(workdir, database_url, redis_url, extra_env=env)
     try:
-        stack.migrate()
-        # The stand-in trusts photo URLs instead of downloading them: fetching makes the fal
-        # stand-in draw every picture, which starves this 2-core machine and blurs what the
-        # tests measure. Telegram refusing a URL is injected as a fault where it matters.
-        stack.start_telegram("--no-fetch-urls")
-        stack.start_fal()
-        stack.start_api()
-        stack.start_worker()
-        stack.start_worker("worker-video", "--queue", "video")
+        with stack.starting_together():
+            # The stand-in trusts photo URLs instead of downloading them: fetching makes the
+            # fal stand-in draw every picture, which starves this 2-core machine and blurs
+            # what the tests measure. Telegram refusing a URL is injected where it matters.
+            stack.start_telegram("--no-fetch-urls")
+            stack.start_fal()
+            stack.migrate()
+            stack.start_api()
+            stack.start_worker()
+            stack.start_worker("worker-video", "--queue", "video")
         stack.run_kadr("set-webhook")
         yield stack
     finally:

@@ -63,7 +63,7 @@ def worker_settings(settings: Settings, queue: str) -> dict[str, Any]:
     every = settings.SWEEP_INTERVAL
     return {
         "functions": [
-            func(tasks.submit, name=SUBMIT, timeout=30, max_tries=tasks.SUBMIT_TRIES),
+            func(tasks.submit, name=SUBMIT, timeout=120, max_tries=tasks.SUBMIT_TRIES),
             func(tasks.deliver, name=DELIVER, timeout=180, max_tries=tasks.DELIVER_TRIES),
             func(tasks.cancel, name=CANCEL, timeout=30, max_tries=1),
         ],

@@ -177,8 +177,8 @@ def test_cancel_while_generating(
     ("send", "expected"),
     [
         (
-            lambda tg: tg.send_photo(7010, png(2200, 1800, noise=True), as_document=True),
-            "📦 That file is too big: the limit is 10 MB",
+            lambda tg: tg.send_photo(7010, png(2700, 2700, noise=True), as_document=True),
+            "📦 That file is too big: the limit is 20 MB",
         ),
         (
             lambda tg: tg.send_photo(
@@ -261,3 +261,15 @@ def test_history_lists_jobs_with_regenerate(telegram: TelegramSandbox, fal: FalS
     assert "🔁 1" in buttons(listing)
     telegram.press_button(7014, message_id(listing), buttons(listing)["🔁 1"])
     telegram.wait_for("sendPhoto", chat_id=7014, count=2)
+
+
+async def test_retouch_has_its_own_lower_cap(
+    telegram: TelegramSandbox, fal: FalSandbox, db: AsyncEngine
+) -> None:
+    telegram.send_photo(7015, png(2200, 1800, noise=True), as_document=True)
+    [question] = telegram.wait_for("sendMessage", chat_id=7015)
+    telegram.press_button(7015, message_id(question), buttons(question)["✨ Retouch"])
+    answer = telegram.wait_for("sendMessage", chat_id=7015, count=2)[-1]
+    assert answer["params"]["text"].startswith("📦 That file is too big: the limit is 10 MB")
+    assert await job_count(db, 7015) == 0
+    assert fal.requests("upload") == []
