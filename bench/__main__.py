@@ -44,6 +44,7 @@ def _all_faults(context: Context) -> Summary:
 
 
 STEPS: dict[str, Callable[[Context], object]] = {
+    "idle": workloads.idle,
     "W0": workloads.probe,
     "ingest": workloads.ingest,
     "W1": workloads.burst,

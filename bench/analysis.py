@@ -186,10 +186,24 @@ def stage_values(trace: Trace) -> dict[str, Value]:
         **_pair("at fal", "s", at_fal),
         **_pair("delivery", "s", delivery),
         **_pair("end to end", "s", e2e),
+        "end to end max s": max(e2e, default=math.nan),
         **_pair("kadr overhead", "s", overhead),
         **_pair("fal webhook→send", "ms", webhook_to_send, 1000),
         **_pair("of which webhook→recorded", "ms", recorded, 1000),
     }
+
+
+def peak_at_fal(jobs: Sequence[JobRow]) -> dict[str, Value]:
+    """How many jobs were waiting on fal at the same moment."""
+    events = sorted(
+        [(j.submitted_at, 1) for j in jobs if j.submitted_at and j.completed_at]
+        + [(j.completed_at, -1) for j in jobs if j.submitted_at and j.completed_at]
+    )
+    peak = level = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return {"peak jobs at fal": peak}
 
 
 def telegram_values(observation: Observation, trace: Trace, configured: float) -> dict[str, Value]:

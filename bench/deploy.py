@@ -108,6 +108,7 @@ class Deployment:
     usage: Usage = field(default_factory=Usage)
     restarts: list[tuple[float, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _sampling: threading.Lock = field(default_factory=threading.Lock)
     _held: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -181,8 +182,15 @@ class Deployment:
     def _run_sampler(self) -> None:
         client = self.redis.client()
         while not self._stop.wait(SAMPLE_EVERY):
-            self._sample(client)
+            with self._sampling:
+                self._sample(client)
             self._supervise()
+
+    def cpu_now(self) -> dict[str, float]:
+        """CPU seconds per process name up to this instant (not the last sample's)."""
+        with self._sampling:
+            self._sample(self.redis.client())
+            return self.usage.cpu_snapshot()
 
     def start_sampling(self) -> None:
         self._thread = threading.Thread(target=self._run_sampler, name="sampler", daemon=True)

@@ -36,6 +36,7 @@ POLL_EVERY = 1.0
 class Sizes:
     """Every size and time bound of a run; the defaults are the full run's."""
 
+    idle_seconds: float = 10.0
     probe_jobs: int = 40
     probe_rate: float = 2.0
     probe_latency: float = 2.0
@@ -51,7 +52,10 @@ class Sizes:
     sustained_users: int = 5000
     inflight_jobs: int = 10_000
     inflight_rate: float = 200.0
-    inflight_latency: float = 120.0
+    inflight_latency: float = 420.0
+    """Long enough that every W3 job is at fal before the first comes back, and short of the
+    catalog's 10 minutes after which the sweeper would ask fal about a video."""
+    inflight_drain_limit: float = 1800.0
     fault_users: int = 1000
     drain_limit: float = 900.0
     quiet_after: float = 20.0
@@ -59,6 +63,7 @@ class Sizes:
 
 
 QUICK = Sizes(
+    idle_seconds=3.0,
     probe_jobs=8,
     probe_rate=4.0,
     probe_latency=1.5,
@@ -75,6 +80,7 @@ QUICK = Sizes(
     inflight_jobs=300,
     inflight_rate=200.0,
     inflight_latency=6.0,
+    inflight_drain_limit=45.0,
     fault_users=100,
     drain_limit=45.0,
     quiet_after=5.0,
@@ -167,20 +173,22 @@ def measure(
     load: Callable[[], Sequence[Post]],
     *,
     jobs_expected: Callable[[Sequence[Post]], int] | None = None,
+    drain_limit: float | None = None,
 ) -> Summary:
     """Run `load`, wait for its jobs to end, and summarise everything seen meanwhile."""
     deployment = context.deployment
-    start, cpu_before = time.time(), deployment.usage.cpu_snapshot()
+    start, cpu_before = time.time(), deployment.cpu_now()
     posts = load()
     expected = (jobs_expected or _distinct_jobs)(posts)
-    waited = wait_for_jobs(context, expected)
-    window = Window(start, time.time(), cpu_before, deployment.usage.cpu_snapshot())
+    waited = wait_for_jobs(context, expected, drain_limit)
+    window = Window(start, time.time(), cpu_before, deployment.cpu_now())
     observation = observe(deployment)
     trace = analysis.trace(posts, observation)
     summary = Summary(name, description)
     summary.values.update(analysis.latency_values(posts))
     summary.values.update(analysis.delivery_values(trace))
     summary.values.update(analysis.stage_values(trace))
+    summary.values.update(analysis.peak_at_fal(observation.jobs))
     summary.values.update(analysis.telegram_values(observation, trace, CONFIGURED_RATE))
     summary.values.update(analysis.fal_values(observation))
     summary.values.update(analysis.method_counts(observation))
@@ -216,6 +224,23 @@ def lognormal(median: float, sigma: float = 0.5) -> dict[str, Any]:
 
 
 # --- the workloads --------------------------------------------------------------------------
+
+
+def idle(context: Context) -> Summary:
+    """Nothing to do: what each process costs just by running (arq polls Redis, sweeps)."""
+    sizes, deployment = context.sizes, context.deployment
+    clean_slate(context)
+    start, before = time.time(), deployment.cpu_now()
+    time.sleep(sizes.idle_seconds)
+    after = deployment.cpu_now()
+    summary = Summary("idle", f"no load for {sizes.idle_seconds:g} s")
+    for name in ["api", *deployment.workers]:
+        used = after.get(name, 0.0) - before.get(name, 0.0)
+        summary.values[f"idle CPU % {name}"] = 100 * used / sizes.idle_seconds
+    for name in ["api", *deployment.workers]:
+        summary.values[f"idle RSS {name} MB"] = deployment.usage.peak_rss(name, start) / analysis.MB
+    context.summaries.append(summary)
+    return summary
 
 
 def probe(context: Context) -> Summary:
@@ -281,6 +306,7 @@ def in_flight(context: Context) -> Summary:
         f"{sizes.inflight_jobs} /video prompts at {sizes.inflight_rate:g}/s, fal lognormal "
         f"median {sizes.inflight_latency:g} s (σ 0.1)",
         lambda: _post(context, at_rate(updates, sizes.inflight_rate)),
+        drain_limit=sizes.inflight_drain_limit,
     )
 
 
