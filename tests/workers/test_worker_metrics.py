@@ -34,7 +34,7 @@ def test_worker_metrics(stack: Stack, telegram: TelegramSandbox) -> None:
         url = f"http://127.0.0.1:{port}/metrics"
         for user in range(8101, 8105):
             telegram.send_message(user, "a metric of foxes")
-        text = scrape(url, 'kadr_tasks_total{outcome="ok",task="deliver"}')
+        text = scrape(url, 'kadr_telegram_calls_total{method="sendPhoto",outcome="ok"}')
         assert 'kadr_queue_depth{queue="kadr:images"}' in text
         assert 'kadr_queue_oldest_age_seconds{queue="kadr:images"}' in text
         assert 'kadr_tasks_total{outcome="ok",task="deliver"}' in text
