@@ -72,7 +72,10 @@ def _check_alive(deployment: Deployment) -> None:
 
 
 def run(sizes: Sizes, only: set[str] | None, out: Path, quick: bool) -> list[Summary]:
+    """Every selected step on one deployment; results are rewritten after each step, so a
+    long run that breaks late keeps what it measured."""
     env = dict(QUICK_ENV) if quick else {}
+    command = _command(quick)
     print(f"starting kadr and the stand-ins in {out / 'stack'} …", flush=True)
     started = time.monotonic()
     deployment = deploy(out / "stack", env=env, workers=QUICK_WORKERS if quick else None)
@@ -87,12 +90,17 @@ def run(sizes: Sizes, only: set[str] | None, out: Path, quick: bool) -> list[Sum
             step(context)
             _check_alive(deployment)
             print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
+            write(context.summaries, out, command, time.monotonic() - started)
         if deployment.restarts:
             names = ", ".join(name for _, name in deployment.restarts)
             print(f"supervisor restarted: {names}", flush=True)
     finally:
         deployment.stop()
     return context.summaries
+
+
+def _command(quick: bool) -> str:
+    return "python -m bench" + (" --quick" if quick else "")
 
 
 def write(summaries: list[Summary], out: Path, command: str, elapsed: float) -> str:
@@ -126,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only else None
     started = time.monotonic()
     summaries = run(QUICK if args.quick else Sizes(), only, out, args.quick)
-    command = "python -m bench" + (" --quick" if args.quick else "")
-    print(write(summaries, out, command, time.monotonic() - started))
+    print(write(summaries, out, _command(args.quick), time.monotonic() - started))
     print(f"\nresults: {out}/results.md, chart: {out}/chart.png", flush=True)
     return 0
 

@@ -63,25 +63,25 @@ class Sizes:
 
 
 QUICK = Sizes(
-    idle_seconds=3.0,
+    idle_seconds=2.0,
     probe_jobs=8,
     probe_rate=4.0,
     probe_latency=1.5,
     ingest_rate=500.0,
-    ingest_seconds=1.0,
-    closed_seconds=1.5,
+    ingest_seconds=0.5,
+    closed_seconds=1.0,
     closed_concurrency=32,
-    burst_users=100,
+    burst_users=80,
     burst_seconds=2.0,
     burst_latency=2.0,
     sustained_rate=100.0,
-    sustained_seconds=3.0,
-    sustained_users=300,
-    inflight_jobs=300,
+    sustained_seconds=2.0,
+    sustained_users=200,
+    inflight_jobs=200,
     inflight_rate=200.0,
-    inflight_latency=6.0,
+    inflight_latency=5.0,
     inflight_drain_limit=45.0,
-    fault_users=100,
+    fault_users=80,
     drain_limit=45.0,
     quiet_after=5.0,
 )
@@ -196,11 +196,21 @@ def measure(
     summary.values.update(
         analysis.resource_values(deployment.usage, window, len(observation.jobs), workers)
     )
+    restarted = [w for t, w in deployment.restarts if window.start <= t <= window.end]
+    if restarted:
+        summary.notes.append(
+            f"exited on their own, restarted by the supervisor: {', '.join(restarted)}"
+        )
     summary.values["drain wait s"] = waited
     summary.values["load avg 1 min"] = os.getloadavg()[0]
     summary.series = analysis.series(posts, observation, deployment.usage, window, workers)
     context.summaries.append(summary)
     return summary
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def _distinct_jobs(posts: Sequence[Post]) -> int:
@@ -347,7 +357,7 @@ def ingest(context: Context) -> Summary:
         "kadr": (context.webhook_url, list(source.mixed(plenty))),
     }
     for label, (url, updates) in maxima.items():
-        before = _handled(context)
+        before, cpu_before, driver_before = _handled(context), deployment.cpu_now(), _own_cpu()
         posts, elapsed = asyncio.run(
             closed_loop(
                 url, updates, concurrency=sizes.closed_concurrency, duration=sizes.closed_seconds
@@ -355,6 +365,12 @@ def ingest(context: Context) -> Summary:
         )
         ok = [p for p in posts if p.ok]
         summary.values[f"{label} max updates/s"] = len(ok) / elapsed
+        cpu_after, driver = deployment.cpu_now(), _own_cpu() - driver_before
+        for process in ("api", "baseline", "telegram"):
+            used = cpu_after.get(process, 0.0) - cpu_before.get(process, 0.0)
+            if used > 0.05 * elapsed:
+                summary.values[f"{label}: {process} CPU ms/update"] = 1000 * used / max(1, len(ok))
+        summary.values[f"{label}: driver CPU ms/update"] = 1000 * driver / max(1, len(ok))
     fresh = len({p.update.update_id for p in ok})
     summary.values["kadr handlers caught up after s (closed loop)"] = wait_for_handlers(
         context, before, fresh, sizes.drain_limit
