@@ -8,6 +8,7 @@ stand-in misbehaved); a missed target is reported as FAIL and still exits 0.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -119,7 +120,14 @@ def write(summaries: list[Summary], out: Path, command: str, elapsed: float) -> 
     return text
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every process we started is
+    stopped and the database dropped instead of left running."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
     parser.add_argument(
