@@ -55,15 +55,15 @@ TARGETS = (
     ),
     Target(
         "results ≥ 95 % of 30/s while a backlog exists",
-        "W1 burst",
+        "W*",
         "results/s vs 30",
         lambda v: v >= 0.95,
         "≥ 0.95",
     ),
     Target(
-        "results ≥ 95 % of 30/s while a backlog exists",
-        "W2 sustained",
-        "results/s vs 30",
+        "results ≥ 95 % of the limiter's 29/s while a backlog exists",
+        "W*",
+        "results/s vs 29",
         lambda v: v >= 0.95,
         "≥ 0.95",
     ),
@@ -99,14 +99,27 @@ class Verdict:
 
 
 def verdicts(summaries: Sequence[Summary]) -> list[Verdict]:
+    """One verdict per target: where a target covers several workloads, the worst of them
+    (naming the workloads that failed, or how many passed)."""
     found = []
     for target in TARGETS:
-        for summary in summaries:
-            if not _matches(target.workload, summary.name):
-                continue
-            value = summary.values.get(target.metric)
-            if isinstance(value, int | float) and not math.isnan(value):
-                found.append(Verdict(target, summary.name, float(value), target.passes(value)))
+        measured = [
+            (summary.name, float(value))
+            for summary in summaries
+            if _matches(target.workload, summary.name)
+            and isinstance(value := summary.values.get(target.metric), int | float)
+            and not math.isnan(value)
+        ]
+        if not measured:
+            continue
+        failed = [name for name, value in measured if not target.passes(value)]
+        worst = max(measured, key=lambda item: (not target.passes(item[1]), abs(item[1])))
+        where = (
+            ", ".join(failed)
+            if failed
+            else (measured[0][0] if len(measured) == 1 else f"all {len(measured)} workloads")
+        )
+        found.append(Verdict(target, where, worst[1], not failed))
     return found
 
 
@@ -123,7 +136,7 @@ def _format(value: Value | None) -> str:
         return f"{value:.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
-    return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.3f}"
+    return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3f}"
 
 
 def table(summaries: Sequence[Summary]) -> str:
@@ -146,7 +159,7 @@ def targets_table(found: Sequence[Verdict]) -> str:
         for v in found
     ]
     return "\n".join(
-        ["| target | workload | measured | bound | |", "|---|---|---:|---|---|", *rows]
+        ["| target | workload | measured (worst) | bound | |", "|---|---|---:|---|---|", *rows]
     )
 
 
