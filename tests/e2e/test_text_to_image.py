@@ -49,7 +49,7 @@ async def test_a_prompt_becomes_a_photo_in_that_chat(
     output_url = fal.job(submit["request_id"])["output"]["images"][0]["url"]
     assert photo["params"]["photo"] == output_url
     assert photo["params"]["caption"].startswith("a lighthouse at dawn")
-    assert fal.requests("status") == []
+    assert fal.status_checks([submit]) == []
 
     status_message = telegram.wait_for("sendMessage", chat_id=5001)[0]
     assert status_message["params"]["text"] == "⏳ In the queue…\n<i>FLUX.1 [schnell] · 1:1</i>"
@@ -146,7 +146,7 @@ def test_a_hundred_results_at_once_respect_30_per_second(
     # rate is checked over two-second windows: unpaced sends (~100/s here) fail it at once.
     assert max_per_window(arrivals, window=2.0) <= 60
     assert (len(arrivals) - 1) / (max(arrivals) - min(arrivals)) <= 30
-    assert fal.requests("status") == []
+    assert fal.status_checks(fal.requests("submit")) == []
 
 
 def test_a_429_delays_but_does_not_lose_the_photo(
@@ -218,7 +218,7 @@ def test_a_lost_webhook_is_found_by_one_status_check(
     fal.configure(webhook_drop=True)
     telegram.send_message(5012, "a lost letter")
     photos_to(telegram, 5012, timeout=30)
-    assert len(fal.requests("status")) == 1
+    assert len(fal.status_checks(fal.requests("submit"))) == 1
 
 
 def test_a_flooding_user_is_slowed_down_and_nothing_is_lost(

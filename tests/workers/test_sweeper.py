@@ -63,7 +63,7 @@ async def test_a_queued_job_lost_from_redis_is_enqueued_again(
     [photo] = telegram.wait_for("sendPhoto", chat_id=8001, timeout=30)
     assert photo["params"]["caption"].startswith("a lost lantern")
     assert await status_of(db, job_id) == ("delivered", None)
-    assert fal.requests("status") == []
+    assert fal.status_checks(fal.requests("submit")) == []
 
 
 async def test_a_job_past_its_deadline_fails_with_a_message(
