@@ -22,8 +22,9 @@ import httpx
 import psutil
 from redis import Redis, RedisError
 
-from bench.infra import PrivateRedis, create_database, drop_database
+from bench.infra import create_database, drop_database
 from sandbox.control import FalSandbox, TelegramSandbox
+from sandbox.redis_server import PrivateRedis
 from sandbox.stack import PYTHON, TEST_SECRET, TEST_TOKEN, Service, Stack, free_port
 
 SAMPLE_EVERY = 0.25

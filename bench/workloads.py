@@ -42,6 +42,8 @@ class Sizes:
     probe_latency: float = 2.0
     ingest_rate: float = 500.0
     ingest_seconds: float = 10.0
+    ingest_steps: tuple[float, ...] = (100.0, 200.0, 300.0, 400.0)
+    """Lower rates tried first, to find where the webhook's p99 leaves the target."""
     closed_seconds: float = 10.0
     closed_concurrency: int = 64
     burst_users: int = 1000
@@ -69,6 +71,7 @@ QUICK = Sizes(
     probe_latency=1.5,
     ingest_rate=500.0,
     ingest_seconds=0.5,
+    ingest_steps=(200.0,),
     closed_seconds=1.0,
     closed_concurrency=32,
     burst_users=80,
@@ -320,8 +323,19 @@ def in_flight(context: Context) -> Summary:
     )
 
 
+def _post_and_catch_up(
+    context: Context, updates: list[Update], rate: float
+) -> tuple[list[Post], float]:
+    """Updates at `rate` to kadr's webhook, then the wait for its handlers to finish them."""
+    before = _handled(context)
+    posts = _post(context, at_rate(updates, rate))
+    fresh = len({p.update.update_id for p in posts if p.ok})
+    return posts, wait_for_handlers(context, before, fresh, context.sizes.drain_limit)
+
+
 def ingest(context: Context) -> Summary:
-    """The webhook against the bare endpoint: same rate, same mix, same machine; then each
+    """The webhook at rising rates (where does its p99 cross the target?), then against the
+    bare endpoint: same rate, same mix, same machine; then each
     closed-loop for its maximum, plus kadr's door alone (redeliveries: parse, dedup, answer,
     no handler) and the same updates pushed through the Telegram stand-in instead of
     directly. Jobs these make are dropped, not delivered."""
@@ -332,15 +346,20 @@ def ingest(context: Context) -> Summary:
     kadr_updates, bare_updates = list(source.mixed(count)), list(source.mixed(count))
     deployment = context.deployment
     base = deployment.baseline_url + "/webhooks/telegram"
-    handled_before = _handled(context)
-    kadr = _post(context, at_rate(kadr_updates, sizes.ingest_rate))
-    fresh = len({p.update.update_id for p in kadr if p.ok})
-    lag = wait_for_handlers(context, handled_before, fresh, sizes.drain_limit)
+    steps = {
+        rate: _post_and_catch_up(
+            context, list(source.mixed(int(rate * sizes.ingest_seconds))), rate
+        )
+        for rate in sizes.ingest_steps
+    }
+    kadr, lag = _post_and_catch_up(context, kadr_updates, sizes.ingest_rate)
     bare = asyncio.run(open_loop(base, at_rate(bare_updates, sizes.ingest_rate)))
     plenty = int(2000 * sizes.closed_seconds)
     summary = Summary(
         "ingest",
-        f"W2 mix at {sizes.ingest_rate:g}/s for {sizes.ingest_seconds:g} s against kadr and "
+        f"W2 mix for {sizes.ingest_seconds:g} s at each of "
+        f"{', '.join(f'{r:g}' for r in sizes.ingest_steps)} updates/s against kadr, "
+        f"then at {sizes.ingest_rate:g}/s against kadr and "
         f"the bare endpoint; then each closed-loop with {sizes.closed_concurrency} connections "
         f"for {sizes.closed_seconds:g} s",
     )
@@ -348,6 +367,10 @@ def ingest(context: Context) -> Summary:
         for key, value in analysis.latency_values(posts).items():
             summary.values[f"{label} {key}"] = value
     summary.values["kadr handlers caught up after s"] = lag
+    for rate, (posts, step_lag) in steps.items():
+        values = analysis.latency_values(posts)
+        summary.values[f"kadr at {rate:g}/s: webhook p99 ms"] = values["webhook p99 ms"]
+        summary.values[f"kadr at {rate:g}/s: handlers caught up after s"] = step_lag
     door = kadr_updates[:1] * plenty
     stand_in = f"{deployment.stack.telegram_url}/_sandbox/updates"
     maxima = {  # kadr with handlers last: the work it leaves behind would slow the others

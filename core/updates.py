@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.db import POOL_SIZE
 from core.metrics import TELEGRAM_UPDATES
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,12 @@ def chat_of(update: Update, kind: str) -> int | None:
 #: Handlers read Redis (FSM state, the per-user rate limit) before their side effects, so
 #: running one again does not repeat them.
 REDIS_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0)
-#: Handlers running at once: about one per database connection (core/db.py: 10 + 10
-#: overflow). The rest wait here, without a timeout, instead of in the connection pool, which
-#: gives up after 30 s: in the benchmark, a 100 prompts/s burst on a busy machine lost 181 of
-#: 1,000 prompts that way, after their webhook had been answered.
-HANDLERS_AT_ONCE = 20
+#: Handlers running at once: one per database connection (a handler holds one only while it
+#: queries, so fal webhooks still find one). The rest wait here, without a timeout, instead
+#: of in the connection pool, which gives up after 30 s: in the benchmark, a 100 prompts/s
+#: burst on a busy machine lost 181 of 1,000 prompts that way, after their webhook had been
+#: answered.
+HANDLERS_AT_ONCE = POOL_SIZE
 
 
 class UpdateIntake:

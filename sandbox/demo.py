@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,7 +22,8 @@ from types import FrameType
 
 import redis
 
-from sandbox.stack import ServiceFailed, Stack, free_port
+from sandbox.redis_server import PrivateRedis, RedisServerError
+from sandbox.stack import ServiceFailed, Stack
 
 DEFAULT_REDIS = "redis://localhost:6379/0"
 REDIS_START_TIMEOUT = 10.0
@@ -126,49 +126,29 @@ def _check_port(port: int) -> None:
             ) from None
 
 
-def _answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
 @contextlib.contextmanager
 def _redis(workdir: Path) -> Iterator[str]:
     """REDIS_URL if a server answers there, else a private redis-server for the demo."""
     url = os.environ.get("REDIS_URL", DEFAULT_REDIS)
-    if _answers(url):
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        borrowed = bool(client.ping())
+    except redis.RedisError:
+        borrowed = False
+    finally:
+        client.close()
+    if borrowed:
         yield url
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise DemoError(
-            f"no Redis answers at {url} and there is no redis-server on PATH: "
-            "install one (e.g. `apt-get install redis-server`) or set REDIS_URL"
-        )
-    port = free_port()
-    log = workdir / "redis.log"
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(
-        [binary, *args, "--dir", str(workdir), "--logfile", str(log)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    server = PrivateRedis(workdir)
     try:
-        yield _wait_for_redis(f"redis://127.0.0.1:{port}/0", process, log)
+        server.start(REDIS_START_TIMEOUT)
+    except RedisServerError as exc:
+        raise DemoError(
+            f"no Redis answers at {url} and {exc}: "
+            "install one (e.g. `apt-get install redis-server`) or set REDIS_URL"
+        ) from None
+    try:
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _wait_for_redis(url: str, process: subprocess.Popen[bytes], log: Path) -> str:
-    deadline = time.monotonic() + REDIS_START_TIMEOUT
-    while process.poll() is None and time.monotonic() < deadline:
-        if _answers(url):
-            return url
-        time.sleep(0.05)
-    tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-    raise DemoError(f"redis-server did not start: {' '.join(tail) or 'no log'}")
+        server.stop()

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.catalog import DEFAULT_PATH as DEFAULT_CATALOG
 from core.db import create_engine
 from sandbox.control import FalSandbox, TelegramSandbox
+from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
 
 PG_ADMIN_URL = os.environ.get("KADR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -93,6 +94,14 @@ def stack(
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, so it can be stopped and started again."""
+    server = PrivateRedis(tmp_path).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -3,10 +3,11 @@ video. The handler never calls fal: it records the job and enqueues it."""
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
+from bot.filters import PlainText
 from bot.launch import Launcher
 from bot.texts import t
 from core.catalog import Mode
@@ -30,7 +31,7 @@ async def video_command(
     await _generate(message, command.args, "text_to_video", user, launcher)
 
 
-@router.message(F.text, ~F.text.startswith("/"))
+@router.message(PlainText())
 async def plain_prompt(message: Message, user: User, launcher: Launcher) -> None:
     await _generate(message, message.text, "text_to_image", user, launcher)
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
+from bot.filters import Picture, PlainText
 from bot.keyboards import PhotoButton, PhotoChoice, photo_keyboard
 from bot.launch import Launcher
 from bot.texts import error_text, t
@@ -74,7 +75,7 @@ def _refusal_text(lang: str, rejected: PhotoRejected, mode: Mode) -> str:
     return error_text(lang, f"photo_{rejected.reason}", limit_mb=limit_mb, max_side=MAX_INPUT_SIDE)
 
 
-@router.message(F.photo | F.document)
+@router.message(Picture())
 async def on_photo(message: Message, user: User, launcher: Launcher, state: FSMContext) -> None:
     photo = photo_of(message)
     mode: Mode = "edit"
@@ -124,7 +125,7 @@ async def on_choice(
     )
 
 
-@router.message(PhotoFlow.instruction, F.text, ~F.text.startswith("/"))
+@router.message(PhotoFlow.instruction, PlainText())
 async def on_instruction(
     message: Message, user: User, launcher: Launcher, state: FSMContext
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,62 +10,13 @@ import httpx
 import pytest
 
 from sandbox.control import TelegramSandbox
-from sandbox.stack import Stack, free_port
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, so it can be stopped and started again."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            if (
-                subprocess.run(
-                    ["redis-cli", "-p", str(self.port), "ping"], capture_output=True
-                ).stdout.strip()
-                == b"PONG"
-            ):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("private redis did not start")
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.kill()
-            self.process.wait()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+from sandbox.redis_server import PrivateRedis
+from sandbox.stack import Stack
 
 
 @pytest.fixture
 def lone_api(tmp_path: Path, database_url: str, private_redis: PrivateRedis) -> Iterator[Stack]:
-    stack = Stack(tmp_path, database_url, f"redis://127.0.0.1:{private_redis.port}/0")
+    stack = Stack(tmp_path, database_url, private_redis.url)
     stack.start_api()
     yield stack
     stack.stop()

@@ -1,0 +1,73 @@
+"""A Redis restart under a running worker: the worker rides it out instead of exiting, and
+the next prompt is answered as usual."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandbox.control import TelegramSandbox
+from sandbox.redis_server import PrivateRedis
+from sandbox.stack import TEST_SECRET, Stack
+
+
+@pytest.fixture
+def lone_stack(
+    tmp_path: Path, database_url: str, private_redis: PrivateRedis, stack: Stack
+) -> Iterator[Stack]:
+    """An api and an images worker on a Redis of their own, using the session's stand-ins."""
+    lone = Stack(
+        tmp_path,
+        database_url,
+        private_redis.url,
+        telegram_port=stack.telegram_port,
+        fal_port=stack.fal_port,
+        extra_env=stack.extra_env,
+    )
+    try:
+        with lone.starting_together():
+            lone.start_api()
+            lone.start_worker("worker", "--queue", "images")
+        yield lone
+    finally:
+        lone.stop()
+
+
+def prompt(lone: Stack, user_id: int, text: str) -> httpx.Response:
+    """The update Telegram would POST for a private text message."""
+    update = {
+        "update_id": 910_000 + user_id,
+        "message": {
+            "message_id": 2,
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": "Ann"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": "en"},
+            "text": text,
+        },
+    }
+    return httpx.post(
+        f"{lone.api_url}/webhooks/telegram",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": TEST_SECRET},
+        timeout=10,
+    )
+
+
+def test_a_worker_rides_out_a_redis_restart(
+    lone_stack: Stack, private_redis: PrivateRedis, telegram: TelegramSandbox
+) -> None:
+    telegram.send_message(9101, "/start")  # the stand-in now knows this chat
+    telegram.wait_for("sendMessage", chat_id=9101)
+
+    private_redis.restart(down_for=2.0)
+    time.sleep(1.0)
+    worker = lone_stack.service("worker").process
+    assert worker is not None and worker.poll() is None, lone_stack.service("worker").tail()
+
+    assert prompt(lone_stack, 9101, "a lighthouse after the storm").status_code == 200
+    [photo] = telegram.wait_for("sendPhoto", chat_id=9101, timeout=30)
+    assert photo["params"]["caption"].startswith("a lighthouse after the storm")
