@@ -57,3 +57,28 @@ async def test_groups_get_twenty_a_minute(redis: Redis) -> None:
     with pytest.raises(RetryLater) as later:
         await limiter.acquire(group, max_wait=0)
     assert 2.5 < later.value.delay <= 3.0
+
+
+async def test_a_backlog_defers_each_sender_once_to_a_moment_held_for_it(redis: Redis) -> None:
+    """Forty results due at once at 20/s: whoever cannot go within its wait comes back once,
+    at the moment held for it, instead of all coming back together and mostly failing."""
+    limiter = TelegramLimiter(redis, LimitSettings(total_per_second=20))
+    stamps: list[float] = []
+    tries: list[int] = []
+
+    async def deliver(chat: int) -> None:
+        for attempt in range(1, 10):
+            try:
+                await limiter.acquire(chat, max_wait=0.3)
+            except RetryLater as later:
+                await asyncio.sleep(later.delay + 0.05)  # the queue hands it back a bit late
+                continue
+            stamps.append(time.monotonic())
+            tries.append(attempt)
+            return
+
+    await asyncio.gather(*(deliver(chat) for chat in chats(40)))
+    stamps.sort()
+    assert len(stamps) == 40
+    assert max(tries) == 2
+    assert max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps) <= 21
