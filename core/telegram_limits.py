@@ -27,7 +27,7 @@ from core.retry import RetryLater
 MAX_INLINE_WAIT = 2.0
 #: How late a task may come for its held moment (arq's polling, a busy machine) and still
 #: send at once; a later one reserves afresh.
-HELD_GRACE = 0.25
+HELD_GRACE = 0.5
 
 # KEYS: bot-wide key, chat key, the chat's held moment.
 # ARGV: bot interval, chat interval, longest acceptable wait, whether a moment may be held
