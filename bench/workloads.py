@@ -323,6 +323,10 @@ def in_flight(context: Context) -> Summary:
     )
 
 
+def _fresh_mix(context: Context, count: float) -> list[Update]:
+    return list(context.source(max(int(count), 1)).mixed(int(count)))
+
+
 def _post_and_catch_up(
     context: Context, updates: list[Update], rate: float
 ) -> tuple[list[Post], float]:
@@ -346,10 +350,10 @@ def ingest(context: Context) -> Summary:
     kadr_updates, bare_updates = list(source.mixed(count)), list(source.mixed(count))
     deployment = context.deployment
     base = deployment.baseline_url + "/webhooks/telegram"
+    # Each step draws from a source of its own: a redelivery drawn from the lists posted later
+    # would be handled here and answered "duplicate" there, and never be waited out.
     steps = {
-        rate: _post_and_catch_up(
-            context, list(source.mixed(int(rate * sizes.ingest_seconds))), rate
-        )
+        rate: _post_and_catch_up(context, _fresh_mix(context, rate * sizes.ingest_seconds), rate)
         for rate in sizes.ingest_steps
     }
     kadr, lag = _post_and_catch_up(context, kadr_updates, sizes.ingest_rate)

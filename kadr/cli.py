@@ -90,15 +90,14 @@ def worker(
     ] = "images",
 ) -> None:
     """Run an arq worker: submit jobs to fal, deliver results, and (images) sweep."""
-    from arq.worker import run_worker
-
     from workers.settings import queues, worker_settings
+    from workers.worker import KadrWorker
 
     settings = _settings("worker")
     _check_schema(settings)
     if queue not in queues():
         raise _fail(f"unknown queue {queue!r}; the catalog has: {', '.join(queues())}")
-    run_worker(worker_settings(settings, queue))  # type: ignore[arg-type]
+    KadrWorker(**worker_settings(settings, queue)).run()
 
 
 @app.command()

@@ -1,18 +1,23 @@
-"""A Redis restart under a running worker: the worker rides it out instead of exiting, and
-the next prompt is answered as usual."""
+"""A Redis restart under a running worker, idle or busy claiming jobs: the worker rides it out
+instead of exiting, and the next prompt is answered as usual."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from arq import func
+from arq.connections import RedisSettings, create_pool
 
 from sandbox.control import TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import TEST_SECRET, Stack
+from workers.worker import KadrWorker
 
 
 @pytest.fixture
@@ -71,3 +76,24 @@ def test_a_worker_rides_out_a_redis_restart(
     assert prompt(lone_stack, 9101, "a lighthouse after the storm").status_code == 200
     [photo] = telegram.wait_for("sendPhoto", chat_id=9101, timeout=30)
     assert photo["params"]["caption"].startswith("a lighthouse after the storm")
+
+
+async def _noop(ctx: dict[str, Any]) -> None:
+    return None
+
+
+async def test_a_claim_cut_short_by_redis_gives_its_slot_back(
+    private_redis: PrivateRedis,
+) -> None:
+    """Redis going away mid-claim (in the benchmark: while watching the job's in-progress
+    key) ends the claim, not the worker, and the slot it took is free again."""
+    pool = await create_pool(RedisSettings.from_dsn(private_redis.url))
+    worker = KadrWorker(functions=[func(_noop, name="noop")], redis_pool=pool, max_jobs=2)
+    private_redis.stop()
+    try:
+        await worker.start_jobs([b"job-a", b"job-b"])
+        assert worker.job_counter == 0
+        for _ in range(3):  # arq's pool of slots is max_jobs + 1; a kept slot would block here
+            await asyncio.wait_for(worker.sem.acquire(), timeout=1)
+    finally:
+        await pool.aclose()
