@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.models import Job
-from sandbox.control import FalSandbox, TelegramSandbox
+from sandbox.control import FalSandbox, TelegramSandbox, wait_until
 from sandbox.stack import Stack
 
 MODEL = "fal-ai/flux/schnell"
@@ -237,3 +237,31 @@ def test_a_flooding_user_is_slowed_down_and_nothing_is_lost(
     assert len(fal.requests("submit")) + len(refusals) == 15
     assert len(submitted) <= 10
     photos_to(telegram, 5013, count=len(fal.requests("submit")), timeout=60)
+
+
+def test_a_webhook_without_its_payload_is_fetched_once(
+    telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    """fal may say `status: OK` with `payload: null` (a result too big to carry); kadr then
+    reads the result from the response URL, once, and delivers it."""
+    fal.configure(webhook_drop=True, latency={"default": 0.05})
+    telegram.send_message(5013, "a payload left behind")
+    [submit] = fal.wait_for("submit")
+    request_id = submit["request_id"]
+    job = wait_until(lambda: [j for j in [fal.job(request_id)] if j["output"] is not None], 1, 10)[
+        0
+    ]
+    body = json.dumps(
+        {
+            "request_id": request_id,
+            "gateway_request_id": job["gateway_request_id"],
+            "status": "OK",
+            "payload": None,
+        }
+    )
+    headers = {**fal.sign(body, request_id), "Content-Type": "application/json"}
+    assert httpx.post(job["webhook_url"], content=body, headers=headers).status_code == 200
+    [photo] = photos_to(telegram, 5013)
+    assert photo["params"]["photo"] == job["output"]["images"][0]["url"]
+    assert len([r for r in fal.requests("result") if request_id in r["url"]]) == 1
+    assert fal.status_checks([submit]) == []
