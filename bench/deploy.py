@@ -34,24 +34,7 @@ STARTUP_TIMEOUT = 240.0
 
 
 class BenchStack(Stack):
-    """`sandbox.stack.Stack` with a start-up timeout that survives a busy machine."""
-
-    def _run(self, name: str, args: list[str], ready_url: str | None, **env: str) -> Service:
-        log_path = self.workdir / f"{name}.log"
-        service = Service(name, args, self.env(**env), log_path, ready_url).start(self.workdir)
-        self.services.append(service)
-        service.wait_ready(STARTUP_TIMEOUT)
-        return service
-
-    def respawn(self, name: str) -> Service:
-        """A fresh process in place of one that exited or was killed, as a supervisor would."""
-        old = self.service(name)
-        self.services.remove(old)
-        old.stop()
-        fresh = Service(name, old.args, old.env, old.log_path, old.ready_url).start(self.workdir)
-        self.services.append(fresh)
-        fresh.wait_ready(STARTUP_TIMEOUT)
-        return fresh
+    """`sandbox.stack.Stack` plus the bare baseline endpoint."""
 
     def start_baseline(self, port: int) -> Service:
         args = [PYTHON, "-m", "bench.baseline", "--port", str(port)]
@@ -142,7 +125,7 @@ class Deployment:
 
     def restart_worker(self, name: str) -> None:
         with self._lock:
-            self.stack.respawn(name)
+            self.stack.restart(name)
             self._held.discard(name)
 
     def restart_redis(self, down_for: float) -> float:
@@ -156,7 +139,7 @@ class Deployment:
                 if name in self._held or process is None or process.poll() is None:
                     continue
                 self.restarts.append((time.time(), name))
-                self.stack.respawn(name)
+                self.stack.restart(name)
 
     def _processes(self) -> Iterator[tuple[str, int]]:
         for service in self.stack.services:
@@ -243,7 +226,13 @@ def deploy(
     workdir.mkdir(parents=True)
     private_redis = PrivateRedis(workdir).start()
     name, url = create_database()
-    stack = BenchStack(workdir, url, private_redis.url, extra_env=dict(env or {}))
+    stack = BenchStack(
+        workdir,
+        url,
+        private_redis.url,
+        extra_env=dict(env or {}),
+        startup_timeout=STARTUP_TIMEOUT,
+    )
     queues = dict(workers or WORKERS)
     deployment = Deployment(workdir, stack, private_redis, name, queues, free_port())
     try:

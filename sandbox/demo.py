@@ -20,9 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
-import redis
-
-from sandbox.redis_server import PrivateRedis, RedisServerError
+from sandbox.redis_server import PrivateRedis, RedisServerError, answers
 from sandbox.stack import ServiceFailed, Stack
 
 DEFAULT_REDIS = "redis://localhost:6379/0"
@@ -130,14 +128,7 @@ def _check_port(port: int) -> None:
 def _redis(workdir: Path) -> Iterator[str]:
     """REDIS_URL if a server answers there, else a private redis-server for the demo."""
     url = os.environ.get("REDIS_URL", DEFAULT_REDIS)
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-    try:
-        borrowed = bool(client.ping())
-    except redis.RedisError:
-        borrowed = False
-    finally:
-        client.close()
-    if borrowed:
+    if answers(url):
         yield url
         return
     server = PrivateRedis(workdir)

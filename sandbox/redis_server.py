@@ -18,6 +18,17 @@ import redis
 from sandbox.stack import free_port
 
 
+def answers(url: str) -> bool:
+    """Whether a Redis server answers PING at `url`."""
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 class RedisServerError(RuntimeError):
     """redis-server is missing or did not answer."""
 
@@ -43,15 +54,6 @@ class PrivateRedis:
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=0.5)
 
-    def answers(self) -> bool:
-        client = self.client()
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
-
     def start(self, timeout: float = 10.0) -> PrivateRedis:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -63,7 +65,7 @@ class PrivateRedis:
         )
         deadline = time.monotonic() + timeout
         while self.process.poll() is None and time.monotonic() < deadline:
-            if self.answers():
+            if answers(self.url):
                 return self
             time.sleep(0.02)
         self.stop()

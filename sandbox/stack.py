@@ -101,6 +101,7 @@ class Stack:
     fal_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    startup_timeout: float = 120.0
     services: list[Service] = field(default_factory=list)
     _starting: list[Service] | None = field(default=None, repr=False)
 
@@ -145,7 +146,7 @@ class Stack:
         ).start(self.workdir)
         self.services.append(service)
         if self._starting is None:
-            service.wait_ready()
+            service.wait_ready(self.startup_timeout)
         else:
             self._starting.append(service)
         return service
@@ -158,7 +159,7 @@ class Stack:
         try:
             yield
             for service in self._starting:
-                service.wait_ready()
+                service.wait_ready(self.startup_timeout)
         finally:
             self._starting = None
 
@@ -220,7 +221,7 @@ class Stack:
         old.stop()
         fresh = Service(name, old.args, old.env, old.log_path, old.ready_url).start(self.workdir)
         self.services.append(fresh)
-        fresh.wait_ready()
+        fresh.wait_ready(self.startup_timeout)
         return fresh
 
     def stop(self) -> None:
