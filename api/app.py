@@ -9,11 +9,10 @@ from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from api.routes import fal, health, telegram
-from bot.dispatcher import build_dispatcher
 from core.config import Settings
 from core.fal_signature import FalWebhookVerifier
+from core.inbox import Inbox
 from core.resources import Resources
-from core.updates import UpdateIntake
 
 UNMEASURED = ["/metrics", "/livez", "/readyz"]
 
@@ -23,15 +22,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resources = Resources.open(settings)
         try:
-            dispatcher = build_dispatcher(resources)
-            intake = UpdateIntake(
-                dispatcher, resources.bot, resources.redis, dedup_ttl=settings.UPDATE_DEDUP_TTL
-            )
             app.state.resources = resources
-            app.state.intake = intake
+            app.state.inbox = Inbox(resources.redis, dedup_ttl=settings.UPDATE_DEDUP_TTL)
             app.state.verifier = FalWebhookVerifier(resources.http, settings.FAL_JWKS_URL)
             yield
-            await intake.drain()
         finally:
             await resources.close()
 

@@ -12,8 +12,8 @@ from fastapi import Depends, Request
 
 from core.config import Settings
 from core.fal_signature import FalWebhookVerifier
+from core.inbox import Inbox
 from core.resources import Resources
-from core.updates import UpdateIntake
 
 
 async def get_resources(request: Request) -> Resources:
@@ -24,8 +24,8 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.resources.settings  # type: ignore[no-any-return]
 
 
-async def get_intake(request: Request) -> UpdateIntake:
-    return request.app.state.intake  # type: ignore[no-any-return]
+async def get_inbox(request: Request) -> Inbox:
+    return request.app.state.inbox  # type: ignore[no-any-return]
 
 
 async def get_verifier(request: Request) -> FalWebhookVerifier:
@@ -34,5 +34,5 @@ async def get_verifier(request: Request) -> FalWebhookVerifier:
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-IntakeDep = Annotated[UpdateIntake, Depends(get_intake)]
+InboxDep = Annotated[Inbox, Depends(get_inbox)]
 VerifierDep = Annotated[FalWebhookVerifier, Depends(get_verifier)]

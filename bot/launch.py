@@ -1,7 +1,12 @@
-"""Starting a job from any handler: record it, post its status message, enqueue it.
+"""Starting a job from any handler: check it, post its status message, record it, enqueue it.
 
 Every way to start a job (a prompt, a photo, a button under a result) ends here, so the
 status message, its Cancel button and the refusal texts are the same everywhere.
+
+The status message goes out before the row is written: a handler's send may wait for its
+moment behind a backlog, and a row already written would look stuck to the sweeper. The
+job's id follows from its update, so a handler run again finds the job and enqueues it
+again (a no-op) instead of making a second one.
 """
 
 from __future__ import annotations
@@ -15,9 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.keyboards import status_keyboard
 from bot.texts import t
-from core.generation import JobRequest, Refusal, UserQuota, create_generation, start_job
+from core.generation import (
+    JobRequest,
+    Refusal,
+    UserQuota,
+    check_quota,
+    plan_job,
+    record_job,
+    recorded,
+    start_job,
+)
 from core.models import Job, User
 from core.progress import status_text
+from core.telegram_pacing import current_update_id
 
 
 @dataclass(frozen=True)
@@ -28,22 +43,29 @@ class Launcher:
 
     async def launch(self, bot: Bot, chat_id: int, user: User, request: JobRequest) -> Job | None:
         """The job, or None when it was refused (the user has been told why)."""
-        lang = user.language
+        job = plan_job(user, chat_id=chat_id, request=request, update_id=current_update_id())
+        existing = await recorded(self.sessions, job.id)
+        if existing is not None:
+            await start_job(self.redis, existing)
+            return existing
         try:
-            job = await create_generation(
-                self.sessions, self.quota, user, chat_id=chat_id, request=request
-            )
+            await check_quota(self.sessions, self.quota, user.id)
         except Refusal as refusal:
-            await bot.send_message(chat_id, t(lang, refusal.key, **refusal.values))
+            await bot.send_message(chat_id, t(user.language, refusal.key, **refusal.values))
             return None
+        job.status_message_id = await self._post_status(bot, job)
+        await record_job(self.sessions, job)
+        await start_job(self.redis, job)
+        return job
+
+    @staticmethod
+    async def _post_status(bot: Bot, job: Job) -> int | None:
         try:
             status = await bot.send_message(
-                chat_id,
+                job.chat_id,
                 status_text(job, "status_queued"),
-                reply_markup=status_keyboard(job.id, lang),
+                reply_markup=status_keyboard(job.id, job.language),
             )
-            status_message_id: int | None = status.message_id
         except TelegramAPIError:
-            status_message_id = None  # the job goes on; only its progress display is lost
-        await start_job(self.sessions, self.redis, job, status_message_id)
-        return job
+            return None  # the job goes on; only its progress display is lost
+        return status.message_id

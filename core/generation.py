@@ -1,7 +1,8 @@
-"""Turning a user's request into a job: check it, record it, put it on its queue.
+"""Turning a user's request into a job: check it, plan it, record it, put it on its queue.
 
 The row is written before anything is enqueued, so a lost enqueue (Redis down) only delays
-the job: the sweeper finds it queued and enqueues it again.
+the job: the sweeper finds it queued and enqueues it again. A job records the update that
+made it (unique), so an update handled twice makes one job.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.catalog import Mode, ModelSpec
-from core.jobs import create_job, set_fields
+from core.jobs import get_job, insert_job, new_job
 from core.metrics import JOBS_CREATED
-from core.models import LIVE_STATUSES, Job, User
+from core.models import LIVE_STATUSES, Job, User, job_id_for, new_job_id
 from core.preferences import preferences_of
 from core.queue import enqueue_submit
 
@@ -85,41 +86,43 @@ class JobRequest:
     model: ModelSpec | None = None
 
 
-async def create_generation(
-    sessions: async_sessionmaker[AsyncSession],
-    quota: UserQuota,
-    user: User,
-    *,
-    chat_id: int,
-    request: JobRequest,
-) -> Job:
+def plan_job(user: User, *, chat_id: int, request: JobRequest, update_id: int | None) -> Job:
+    """The job a request makes, with the user's preferences applied; its id follows from the
+    update, so handling that update again plans the same job."""
     preferences = preferences_of(user)
-    model = request.model or preferences.model_for(request.mode)
+    return new_job(
+        job_id=job_id_for(update_id) if update_id is not None else new_job_id(),
+        update_id=update_id,
+        user_id=user.id,
+        chat_id=chat_id,
+        language=user.language,
+        model=request.model or preferences.model_for(request.mode),
+        prompt=request.prompt,
+        options={**preferences.job_options(), **request.options},
+    )
+
+
+async def recorded(sessions: async_sessionmaker[AsyncSession], job_id: str) -> Job | None:
     async with sessions() as session:
-        await quota.check(session, user.id)
-        job = await create_job(
-            session,
-            user_id=user.id,
-            chat_id=chat_id,
-            language=user.language,
-            model=model,
-            prompt=request.prompt,
-            options={**preferences.job_options(), **request.options},
-        )
-    JOBS_CREATED.labels(job.kind).inc()
-    return job
+        return await get_job(session, job_id)
 
 
-async def start_job(
-    sessions: async_sessionmaker[AsyncSession],
-    redis: ArqRedis,
-    job: Job,
-    status_message_id: int | None,
+async def check_quota(
+    sessions: async_sessionmaker[AsyncSession], quota: UserQuota, user_id: int
 ) -> None:
-    """Remember the status message, then enqueue the submit."""
-    if status_message_id is not None:
-        async with sessions() as session:
-            await set_fields(session, job.id, status_message_id=status_message_id)
+    async with sessions() as session:
+        await quota.check(session, user_id)
+
+
+async def record_job(sessions: async_sessionmaker[AsyncSession], job: Job) -> None:
+    """Write the job (once: a second write of the same update's job is a no-op)."""
+    async with sessions() as session:
+        created = await insert_job(session, job)
+    if created:
+        JOBS_CREATED.labels(job.kind).inc()
+
+
+async def start_job(redis: ArqRedis, job: Job) -> None:
     try:
         await enqueue_submit(redis, job.id, job.kind)
     except RedisError:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import ModelSpec, catalog
@@ -34,9 +35,10 @@ STAMPS: dict[JobStatus, str] = {
 }
 
 
-async def create_job(
-    session: AsyncSession,
+def new_job(
     *,
+    job_id: str,
+    update_id: int | None,
     user_id: int,
     chat_id: int,
     language: str,
@@ -44,8 +46,11 @@ async def create_job(
     prompt: str,
     options: dict[str, Any],
 ) -> Job:
+    """A queued job, not yet written."""
     now = utcnow()
-    job = Job(
+    return Job(
+        id=job_id,
+        update_id=update_id,
         user_id=user_id,
         chat_id=chat_id,
         language=language,
@@ -58,9 +63,17 @@ async def create_job(
         created_at=now,
         updated_at=now,
     )
+
+
+async def insert_job(session: AsyncSession, job: Job) -> bool:
+    """Write a new job; False when its update already made it (the database says so)."""
     session.add(job)
-    await session.commit()
-    return job
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
 
 
 async def get_job(session: AsyncSession, job_id: str) -> Job | None:

@@ -13,7 +13,8 @@ STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 
 TELEGRAM_UPDATES = Counter(
     "kadr_telegram_updates_total",
-    "Telegram webhook updates by update type and outcome.",
+    "Telegram updates by type and outcome: at the door (accepted, duplicate, rejected, "
+    "unavailable; type 'any') and in the consumers (handled, redelivered, dead_lettered).",
     ["type", "outcome"],
 )
 FAL_WEBHOOKS = Counter("kadr_fal_webhooks_total", "fal webhooks by outcome.", ["outcome"])
@@ -35,7 +36,8 @@ FAL_CALLS = Counter(
 )
 TELEGRAM_CALLS = Counter(
     "kadr_telegram_calls_total",
-    "Bot API calls made by workers, by method and outcome.",
+    "Bot API calls by method and outcome (replayed: a handler run again got its earlier "
+    "answer back instead of sending again).",
     ["method", "outcome"],
 )
 TELEGRAM_THROTTLED = Counter(
@@ -51,4 +53,15 @@ QUEUE_DEPTH = Gauge("kadr_queue_depth", "Jobs in an arq queue (due now or deferr
 QUEUE_DUE = Gauge("kadr_queue_due", "Jobs in an arq queue that are due now.", ["queue"])
 QUEUE_OLDEST_AGE = Gauge(
     "kadr_queue_oldest_age_seconds", "How long the oldest due job has waited.", ["queue"]
+)
+INBOX_DEPTH = Gauge("kadr_inbox_depth", "Telegram updates stored and not yet handled.")
+INBOX_OLDEST_AGE = Gauge(
+    "kadr_inbox_oldest_age_seconds", "How long the oldest unhandled update has waited."
+)
+INBOX_DEAD = Gauge("kadr_inbox_dead_letters", "Updates whose handler kept failing, kept aside.")
+OUTBOX_WAITING = Gauge(
+    "kadr_outbox_waiting", "Bot API sends of this process waiting for their moment to go."
+)
+OUTBOX_OLDEST_WAIT = Gauge(
+    "kadr_outbox_oldest_wait_seconds", "How long the longest-waiting send has waited."
 )

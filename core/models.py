@@ -7,7 +7,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -64,11 +74,21 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+_JOBS_OF_UPDATES = uuid.UUID("6f1d2a52-3c0e-4a8e-9a0b-5b7f0d1e2c3a")
+
+
+def job_id_for(update_id: int) -> str:
+    """The id of the job an update makes, the same every time the update is handled: its
+    status message (Cancel button included) can go out before the row is written."""
+    return uuid.uuid5(_JOBS_OF_UPDATES, str(update_id)).hex
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_status_deadline", "status", "deadline_at"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
+        UniqueConstraint("update_id", name="uq_jobs_update_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
@@ -76,6 +96,8 @@ class Job(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger)
     language: Mapped[str] = mapped_column(String(8), default="en")
     status_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: The Telegram update that made the job: handling an update again never makes another.
+    update_id: Mapped[int | None] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(128))
     prompt: Mapped[str] = mapped_column(Text, default="")

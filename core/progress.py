@@ -1,7 +1,7 @@
 """The one status message per job, edited as the job moves on, with its Cancel button.
 
-Progress edits are a courtesy: they take a Telegram send slot only when one is free now, and
-a failed edit never fails the job.
+Progress edits are a courtesy: they go only when a Telegram send moment is free now, and a
+failed edit never fails the job.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.keyboards import status_keyboard
 from bot.texts import t
 from core.catalog import catalog
 from core.models import Job
-from core.telegram_limits import TelegramLimiter
+from core.telegram_pacing import SendSkipped, optional
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +33,19 @@ def status_text(job: Job, key: str, **values: object) -> str:
     )
 
 
-async def show_progress(
-    bot: Bot, limiter: TelegramLimiter, job: Job, key: str, **values: object
-) -> None:
-    if job.status_message_id is None or not await limiter.try_acquire(job.chat_id):
+async def show_progress(bot: Bot, job: Job, key: str, **values: object) -> None:
+    if job.status_message_id is None:
         return
     try:
-        await bot.edit_message_text(
-            status_text(job, key, **values),
-            chat_id=job.chat_id,
-            message_id=job.status_message_id,
-            reply_markup=status_keyboard(job.id, job.language),
-        )
+        with optional():
+            await bot.edit_message_text(
+                status_text(job, key, **values),
+                chat_id=job.chat_id,
+                message_id=job.status_message_id,
+                reply_markup=status_keyboard(job.id, job.language),
+            )
+    except SendSkipped:
+        return
     except TelegramAPIError as exc:
         log.info("status message of job %s not edited: %s", job.id, exc)
 

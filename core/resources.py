@@ -16,16 +16,32 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.methods.base import Response, TelegramMethod
 from arq.connections import ArqRedis
+from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db import create_engine, session_factory
+from core.telegram_limits import LimitSettings, TelegramLimiter
+from core.telegram_pacing import SendPacer
+
+#: How a worker rides out a Redis restart: every command is retried with backoff capped at
+#: 1 s, about 25 s in all. Without it arq's poll loop dies on the first refused connection
+#: and the worker exits; in the benchmark a 1 s Redis restart took the video worker down.
+#: The api does not wait: its door answers 503 at once and Telegram delivers again.
+REDIS_RETRY = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=30)
+#: OSError: a refused connect surfaces as the builtin ConnectionRefusedError.
+REDIS_RETRY_ON = [redis_errors.ConnectionError, redis_errors.TimeoutError, OSError]
 
 
-def create_redis(url: str, *, max_connections: int = 50) -> ArqRedis:
+def create_redis(url: str, *, max_connections: int = 50, retrying: bool = False) -> ArqRedis:
     """A pool that waits for a free connection instead of failing, with bounded socket waits;
     ArqRedis is a plain redis client that can also enqueue, so one pool serves both."""
+    retry: dict[str, Any] = (
+        {"retry": REDIS_RETRY, "retry_on_error": REDIS_RETRY_ON} if retrying else {}
+    )
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -33,6 +49,7 @@ def create_redis(url: str, *, max_connections: int = 50) -> ArqRedis:
         socket_timeout=5,
         socket_connect_timeout=2,
         health_check_interval=30,
+        **retry,
     )
     return ArqRedis(connection_pool=pool)
 
@@ -77,26 +94,31 @@ class Resources:
     redis: ArqRedis
     http: httpx.AsyncClient
     bot: Bot
-
-    owns_redis: bool = True
+    limiter: TelegramLimiter
 
     @classmethod
-    def open(cls, settings: Settings, *, redis: ArqRedis | None = None) -> Resources:
-        """`redis`: a pool the caller already has (arq's, in a worker), used instead."""
+    def open(cls, settings: Settings, *, redis_retrying: bool = False) -> Resources:
+        """`redis_retrying`: Redis commands ride out a restart (workers) instead of failing
+        at once (the api)."""
         engine = create_engine(settings.DATABASE_URL)
+        shared_redis = create_redis(settings.REDIS_URL, retrying=redis_retrying)
+        limiter = TelegramLimiter(
+            shared_redis, LimitSettings(total_per_second=settings.TELEGRAM_SENDS_PER_SECOND)
+        )
+        bot = create_bot(settings)
+        bot.session.middleware(SendPacer(shared_redis, limiter))
         return cls(
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
-            redis=redis or create_redis(settings.REDIS_URL),
+            redis=shared_redis,
             http=create_http(),
-            bot=create_bot(settings),
-            owns_redis=redis is None,
+            bot=bot,
+            limiter=limiter,
         )
 
     async def close(self) -> None:
         await self.bot.session.close()
         await self.http.aclose()
-        if self.owns_redis:
-            await self.redis.aclose()
+        await self.redis.aclose()
         await self.engine.dispose()

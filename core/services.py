@@ -1,5 +1,5 @@
-"""What worker tasks and the fal webhook need beyond the shared clients: the fal client and
-the Telegram send limiter, built once per process on top of `Resources`."""
+"""What worker tasks need beyond the shared clients: the fal client and the result sender,
+built once per process on top of `Resources`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from core.fal_client import FalClient
 from core.resources import Resources
-from core.telegram_limits import LimitSettings, TelegramLimiter
 from core.telegram_send import ResultSender
 
 
@@ -15,7 +14,6 @@ from core.telegram_send import ResultSender
 class Services:
     resources: Resources
     fal: FalClient
-    limiter: TelegramLimiter
     sender: ResultSender
 
     @classmethod
@@ -27,8 +25,5 @@ class Services:
             queue_url=settings.FAL_QUEUE_URL,
             rest_url=settings.FAL_REST_URL,
         )
-        limiter = TelegramLimiter(
-            resources.redis, LimitSettings(total_per_second=settings.TELEGRAM_SENDS_PER_SECOND)
-        )
-        sender = ResultSender(resources.bot, limiter, resources.http)
-        return cls(resources=resources, fal=fal, limiter=limiter, sender=sender)
+        sender = ResultSender(resources.bot, resources.http)
+        return cls(resources=resources, fal=fal, sender=sender)

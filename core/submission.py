@@ -74,7 +74,7 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
     key, values = (
         ("status_position", {"position": position}) if position else ("status_generating", {})
     )
-    await show_progress(resources.bot, services.limiter, job, key, **values)
+    await show_progress(resources.bot, job, key, **values)
 
 
 async def _cancel_if_cancelled(services: Services, job_id: str, cancel_url: str) -> None:

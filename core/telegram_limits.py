@@ -29,7 +29,7 @@ MAX_INLINE_WAIT = 2.0
 #: send at once; a later one reserves afresh.
 HELD_GRACE = 0.5
 
-# KEYS: bot-wide key, chat key, the chat's held moment.
+# KEYS: bot-wide key, chat key, the chat's held moment, the bot-wide pause after a 429.
 # ARGV: bot interval, chat interval, longest acceptable wait, whether a moment may be held
 # (and a held one taken), HELD_GRACE.
 # Returns the wait before sending (the moment is the caller's) or, negative, how long until
@@ -53,7 +53,8 @@ if holding then
 end
 local bot_next = tonumber(redis.call('GET', KEYS[1]) or '0')
 local chat_next = tonumber(redis.call('GET', KEYS[2]) or '0')
-local start = math.max(now, bot_next)
+local paused = tonumber(redis.call('GET', KEYS[4]) or '0')
+local start = math.max(now, bot_next, paused)
 if chat_next > start then
   return tostring(-(chat_next - now))
 end
@@ -73,6 +74,18 @@ end
 return tostring(wait)
 """
 
+# KEYS: the pause. ARGV: seconds. Extends the pause to now + seconds, never shortens it.
+_PAUSE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local until_ = now + tonumber(ARGV[1])
+if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], tostring(until_), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+return 1
+"""
+PAUSE_KEY = "kadr:tg-pause"
+
 
 @dataclass(frozen=True)
 class LimitSettings:
@@ -86,13 +99,19 @@ class TelegramLimiter:
         limits = limits or LimitSettings()
         self._redis = redis
         self._reserve = redis.register_script(_RESERVE)
+        self._pause = redis.register_script(_PAUSE)
         self._bot_interval = 1 / limits.total_per_second
         self._private_interval = 1 / limits.private_per_second
         self._group_interval = 60 / limits.group_per_minute
 
     async def _try(self, chat_id: int, max_wait: float, *, holding: bool) -> float:
         interval = self._private_interval if chat_id > 0 else self._group_interval
-        keys = ["kadr:tg-next:bot", f"kadr:tg-next:{chat_id}", f"kadr:tg-held:{chat_id}"]
+        keys = [
+            "kadr:tg-next:bot",
+            f"kadr:tg-next:{chat_id}",
+            f"kadr:tg-held:{chat_id}",
+            PAUSE_KEY,
+        ]
         args = [self._bot_interval, interval, max_wait, int(holding), HELD_GRACE]
         return float(await self._reserve(keys=keys, args=args))
 
@@ -123,3 +142,8 @@ class TelegramLimiter:
     async def try_acquire(self, chat_id: int) -> bool:
         """Take a moment only if one is free now: for optional sends such as progress edits."""
         return await self._try(chat_id, 0.0, holding=False) == 0.0
+
+    async def pause(self, seconds: float) -> None:
+        """Telegram answered 429: no sender of this bot, in any process, sends for `seconds`
+        (Telegram's flood control is per bot, so one chat's 429 is everybody's)."""
+        await self._pause(keys=[PAUSE_KEY], args=[seconds])

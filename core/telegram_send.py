@@ -1,5 +1,5 @@
-"""The Telegram sender of the workers: every call under the shared send limit, and
-Telegram's answers turned into what the task does next (wait, give up, upload instead).
+"""The Telegram sender of the workers: Telegram's answers turned into what the task does
+next (wait, give up, upload instead); every call is paced by core.telegram_pacing.
 
 Results go out by URL when Telegram can fetch them (photos ≤ 5 MB, other files ≤ 20 MB);
 otherwise they are streamed through a size-capped temp file and uploaded; past the upload
@@ -28,9 +28,8 @@ from aiogram.types import FSInputFile, InlineKeyboardMarkup, InputMediaPhoto, Me
 
 from core.catalog import Output
 from core.files import FileTooLarge, downloaded
-from core.metrics import TELEGRAM_CALLS, TELEGRAM_THROTTLED
 from core.retry import RetryLater, backoff
-from core.telegram_limits import MAX_INLINE_WAIT, TelegramLimiter
+from core.telegram_pacing import deferring
 
 log = logging.getLogger(__name__)
 
@@ -48,41 +47,26 @@ class Undeliverable(Exception):
 
 
 @contextlib.contextmanager
-def telegram_errors(method: str, attempt: int) -> Iterator[None]:
+def telegram_errors(attempt: int) -> Iterator[None]:
     """Translate Telegram's answers into what the task does next."""
     try:
         yield
     except TelegramRetryAfter as exc:
-        TELEGRAM_CALLS.labels(method, "429").inc()
-        TELEGRAM_THROTTLED.labels("telegram").inc()
         raise RetryLater(exc.retry_after, "telegram 429") from None
     except TelegramForbiddenError as exc:
-        TELEGRAM_CALLS.labels(method, "forbidden").inc()
         raise Undeliverable(exc.message) from None
     except TelegramBadRequest as exc:
-        TELEGRAM_CALLS.labels(method, "bad_request").inc()
         if any(marker in exc.message for marker in UNREACHABLE):
             raise Undeliverable(exc.message) from None
         raise
     except (TelegramServerError, TelegramNetworkError) as exc:
-        TELEGRAM_CALLS.labels(method, "retryable_error").inc()
         raise RetryLater(backoff(attempt), f"telegram: {exc}") from None
-    else:
-        TELEGRAM_CALLS.labels(method, "ok").inc()
 
 
 class ResultSender:
-    def __init__(self, bot: Bot, limiter: TelegramLimiter, http: httpx.AsyncClient) -> None:
+    def __init__(self, bot: Bot, http: httpx.AsyncClient) -> None:
         self.bot = bot
-        self.limiter = limiter
         self.http = http
-
-    async def acquire(self, chat_id: int, max_wait: float = MAX_INLINE_WAIT) -> None:
-        try:
-            await self.limiter.acquire(chat_id, max_wait=max_wait)
-        except RetryLater:
-            TELEGRAM_THROTTLED.labels("limiter").inc()
-            raise
 
     async def send_result(
         self,
@@ -98,9 +82,8 @@ class ResultSender:
         urls = [item["url"] for item in files]
         sizes = [int(item.get("file_size") or 0) for item in files]
         by_url = output != "video" or max(sizes) <= URL_FETCH_CAP
-        await self.acquire(chat_id)
         try:
-            with telegram_errors(_method(output, urls), attempt):
+            with telegram_errors(attempt):
                 if by_url:
                     try:
                         return await self._media(chat_id, output, urls, caption, buttons)
@@ -117,8 +100,7 @@ class ResultSender:
         self, chat_id: int, text: str, *, attempt: int, replace_message_id: int | None = None
     ) -> None:
         """A notice: edits `replace_message_id` into it when possible, else sends it anew."""
-        await self.acquire(chat_id)
-        with telegram_errors("sendMessage", attempt):
+        with telegram_errors(attempt):
             if replace_message_id is not None:
                 with contextlib.suppress(TelegramBadRequest):
                     await self.bot.edit_message_text(
@@ -157,8 +139,8 @@ class ResultSender:
         """An album cannot carry buttons: they follow on a message of their own. The album is
         already out, so a failure here must not fail (and so resend) the delivery."""
         try:
-            await self.acquire(chat_id, max_wait=ALBUM_FOLLOW_UP_WAIT)
-            await self.bot.send_message(chat_id, caption, reply_markup=buttons)
+            with deferring(ALBUM_FOLLOW_UP_WAIT):
+                await self.bot.send_message(chat_id, caption, reply_markup=buttons)
         except (RetryLater, TelegramAPIError) as exc:
             log.info("buttons after an album to chat %s not sent: %s", chat_id, exc)
 
@@ -184,15 +166,9 @@ class ResultSender:
     ) -> list[str]:
         """Too big to upload: the user still gets the file, as links."""
         links = "\n".join(f'<a href="{html.escape(url)}">{html.escape(url)}</a>' for url in urls)
-        with telegram_errors("sendMessage", attempt):
+        with telegram_errors(attempt):
             await self.bot.send_message(chat_id, f"{caption}\n\n{links}", reply_markup=buttons)
         return []
-
-
-def _method(output: Output, urls: Sequence[object]) -> str:
-    if output == "video":
-        return "sendVideo"
-    return "sendPhoto" if len(urls) == 1 else "sendMediaGroup"
 
 
 def _photo_ids(messages: Sequence[Message]) -> list[str]:

@@ -1,4 +1,4 @@
-"""`kadr api | worker | migrate | set-webhook | delete-webhook | webhook-info`.
+"""`kadr api | worker | migrate | inbox | set-webhook | delete-webhook | webhook-info`.
 
 Each command loads settings for its process kind first, so a bad configuration ends in one
 line on stderr and exit code 2, never a traceback.
@@ -86,18 +86,36 @@ def api(
 @app.command()
 def worker(
     queue: Annotated[
-        str, typer.Option(help="Which queue this worker serves: images or video.")
-    ] = "images",
+        list[str] | None,
+        typer.Option(
+            help="Serve only this (repeat for several): updates, images, video. "
+            "Default: all of them, so one machine needs one worker command."
+        ),
+    ] = None,
 ) -> None:
-    """Run an arq worker: submit jobs to fal, deliver results, and (images) sweep."""
-    from workers.settings import queues, worker_settings
-    from workers.worker import KadrWorker
+    """Run a worker: Telegram updates from the inbox, jobs to fal, results to Telegram, the
+    sweeper (with images)."""
+    from workers.worker import roles, serve
 
     settings = _settings("worker")
     _check_schema(settings)
-    if queue not in queues():
-        raise _fail(f"unknown queue {queue!r}; the catalog has: {', '.join(queues())}")
-    KadrWorker(**worker_settings(settings, queue)).run()
+    unknown = sorted(set(queue or []) - set(roles()))
+    if unknown:
+        raise _fail(f"unknown queue {unknown[0]!r}; choose from: {', '.join(roles())}")
+    asyncio.run(serve(settings, [role for role in roles() if not queue or role in queue]))
+
+
+@app.command()
+def inbox(
+    requeue: Annotated[
+        bool, typer.Option(help="Put every dead letter back in the inbox for another try.")
+    ] = False,
+) -> None:
+    """Show the Telegram update inbox: waiting updates, the oldest one's age, dead letters."""
+    from core.inbox import inspect_inbox
+
+    settings = _settings("ops")
+    typer.echo(asyncio.run(inspect_inbox(settings.REDIS_URL, requeue=requeue)))
 
 
 @app.command()

@@ -28,12 +28,6 @@ REDIS_START_TIMEOUT = 10.0
 WATCH_INTERVAL = 0.5  # seconds between checks that every process is still alive
 #: Seconds fal "works" on a request: long enough to see the bot's progress messages.
 DEMO_LATENCY = 2.0
-#: One `kadr worker` per queue of the catalog: (service name, `kadr worker` arguments), as
-#: docker-compose runs them. A new queue gets its worker here.
-WORKERS: tuple[tuple[str, ...], ...] = (
-    ("worker", "--queue", "images"),
-    ("worker-video", "--queue", "video"),
-)
 
 
 class DemoError(Exception):
@@ -64,8 +58,7 @@ def run_demo(*, port: int, fast: bool) -> None:
         try:
             _start_chat(stack)
             print(f"kadr demo is running: open {stack.telegram_url}/ (Ctrl-C stops it)", flush=True)
-            for name, *args in WORKERS:
-                stack.start_worker(name, *args)
+            stack.start_worker()
         except ServiceFailed as exc:
             raise DemoError(str(exc)) from None
         _watch(stack)

@@ -70,7 +70,8 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url: str
 ) -> Iterator[Stack]:
     """The whole deployment: both stand-ins, migrated database, `kadr api` and one
-    `kadr worker`, with the webhook registered by `kadr set-webhook` as an operator would."""
+    `kadr worker` (every queue and the update inbox), with the webhook registered by
+    `kadr set-webhook` as an operator would."""
     workdir = tmp_path_factory.mktemp("stack")
     env = {
         "KADR_CATALOG": str(fast_catalog(workdir / "catalog.toml")),
@@ -89,7 +90,6 @@ def stack(
             stack.migrate()
             stack.start_api()
             stack.start_worker()
-            stack.start_worker("worker-video", "--queue", "video")
         stack.run_kadr("set-webhook")
         yield stack
     finally:

@@ -1,5 +1,5 @@
-"""arq worker settings: one worker per queue (images, video), each sharing its clients
-across all its tasks through `ctx`."""
+"""arq worker settings, one per queue (images, video): every queue of a process shares the
+process's clients (`Services`) through `ctx`."""
 
 from __future__ import annotations
 
@@ -12,16 +12,12 @@ from typing import Any
 
 from arq import cron, func
 from arq.connections import ArqRedis, RedisSettings
-from prometheus_client import start_http_server
-from redis import exceptions as redis_errors
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from core.catalog import catalog
 from core.config import Settings
 from core.metrics import QUEUE_DEPTH, QUEUE_DUE, QUEUE_OLDEST_AGE
 from core.queue import CANCEL, DELIVER, SUBMIT, queue_name
-from core.resources import Resources
+from core.resources import REDIS_RETRY, REDIS_RETRY_ON
 from core.services import Services
 from workers import tasks
 
@@ -30,18 +26,13 @@ log = logging.getLogger(__name__)
 #: The queue that also runs the sweeper; one sweep per tick across all workers (cron unique).
 SWEEPING_QUEUE = "images"
 QUEUE_METRICS_EVERY = 5.0
-#: How a worker rides out a Redis restart: every command is retried with backoff capped at
-#: 1 s, about 25 s in all. Without it arq's poll loop dies on the first refused connection
-#: and the worker exits; in the benchmark a 1 s Redis restart took the video worker down.
-REDIS_RETRY = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=30)
 
 
 def redis_settings(url: str) -> RedisSettings:
     return dataclasses.replace(
         RedisSettings.from_dsn(url),
         retry=REDIS_RETRY,
-        # OSError: a refused connect surfaces as the builtin ConnectionRefusedError.
-        retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError, OSError],
+        retry_on_error=REDIS_RETRY_ON,
     )
 
 
@@ -60,21 +51,16 @@ async def _watch_queue(redis: ArqRedis, name: str) -> None:
         await asyncio.sleep(QUEUE_METRICS_EVERY)
 
 
-def worker_settings(settings: Settings, queue: str) -> dict[str, Any]:
+def worker_settings(settings: Settings, queue: str, services: Services) -> dict[str, Any]:
     """Everything arq's Worker needs for `queue`, built from kadr's settings."""
     name = queue_name(queue)
 
     async def startup(ctx: dict[str, Any]) -> None:
-        resources = Resources.open(settings, redis=ctx["redis"])
-        ctx["services"] = Services.build(resources)
         ctx["watcher"] = asyncio.create_task(_watch_queue(ctx["redis"], name))
-        if settings.WORKER_METRICS_PORT:
-            start_http_server(settings.WORKER_METRICS_PORT, addr="0.0.0.0")
         log.info("worker for %s ready", name)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         ctx["watcher"].cancel()
-        await ctx["services"].resources.close()
 
     sweeping = queue == SWEEPING_QUEUE
     every = settings.SWEEP_INTERVAL
@@ -95,6 +81,7 @@ def worker_settings(settings: Settings, queue: str) -> dict[str, Any]:
         ]
         if sweeping
         else [],
+        "ctx": {"services": services},
         "on_startup": startup,
         "on_shutdown": shutdown,
         "redis_settings": redis_settings(settings.REDIS_URL),
@@ -109,4 +96,5 @@ def worker_settings(settings: Settings, queue: str) -> dict[str, Any]:
 
 
 def queues() -> list[str]:
+    """The arq queues the catalog's modes use."""
     return sorted({mode.queue for mode in catalog().modes.values()})

@@ -18,6 +18,8 @@ from core.retry import RetryLater
 from core.services import Services
 from core.submission import submit_job
 from core.sweeper import sweep as sweep_jobs
+from core.telegram_limits import MAX_INLINE_WAIT
+from core.telegram_pacing import deferring
 
 SUBMIT_TRIES = 8
 DELIVER_TRIES = 25
@@ -26,12 +28,16 @@ Task = Callable[..., Awaitable[Any]]
 
 
 def measured(task: Task) -> WorkerCoroutine:
+    """Also: a send that cannot leave within a short wait gives its slot back to the queue
+    (arq's Retry) instead of holding it."""
+
     @functools.wraps(task)
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return await task(ctx, *args)
+            with deferring(MAX_INLINE_WAIT):
+                return await task(ctx, *args)
         except RetryLater as later:
             outcome = "retry"
             raise Retry(defer=later.delay) from None

@@ -1,11 +1,23 @@
-"""arq's Worker, made to survive a Redis restart while it claims a job."""
+"""The worker process: arq's Worker (made to survive a Redis restart while it claims a job)
+for each queue, and the update consumer, side by side on one event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 
 from arq.worker import Worker
+from prometheus_client import start_http_server
 from redis.exceptions import RedisError
+
+from bot.dispatcher import build_dispatcher
+from core.config import Settings
+from core.inbox import Inbox
+from core.resources import Resources
+from core.services import Services
+from workers.settings import queues, worker_settings
+from workers.updates import UpdateConsumer
 
 log = logging.getLogger(__name__)
 
@@ -26,3 +38,57 @@ class KadrWorker(Worker):
             self.job_counter -= 1
             self.sem.release()
             log.warning("Redis failed while claiming a job (%s); the next poll tries again", exc)
+
+
+#: What a `kadr worker` can serve besides the catalog's queues: the Telegram update inbox.
+UPDATES = "updates"
+
+
+def roles() -> list[str]:
+    return [UPDATES, *queues()]
+
+
+async def serve(settings: Settings, served: list[str]) -> None:
+    """One process, one set of clients, every role asked for: the update consumer and one
+    arq worker per queue. SIGTERM stops taking work, lets what runs finish (arq's
+    `job_completion_wait`, the consumer's grace), then closes the clients."""
+    resources = Resources.open(settings, redis_retrying=True)
+    services = Services.build(resources)
+    workers = [
+        KadrWorker(**worker_settings(settings, queue, services), handle_signals=False)
+        for queue in served
+        if queue != UPDATES
+    ]
+    consumer = (
+        UpdateConsumer(
+            Inbox(resources.redis, dedup_ttl=settings.UPDATE_DEDUP_TTL),
+            build_dispatcher(resources),
+            resources.bot,
+            owner=settings.WORKER_NAME,
+        )
+        if UPDATES in served
+        else None
+    )
+    if settings.WORKER_METRICS_PORT:
+        start_http_server(settings.WORKER_METRICS_PORT, addr="0.0.0.0")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    runs = [asyncio.create_task(worker.async_run()) for worker in workers]
+    if consumer is not None:
+        runs.append(asyncio.create_task(consumer.run()))
+    log.info("kadr worker serving %s", ", ".join(served))
+    try:
+        await asyncio.wait(
+            [asyncio.create_task(stopping.wait()), *runs], return_when="FIRST_COMPLETED"
+        )
+        if consumer is not None:
+            consumer.stop()
+        for worker in workers:
+            worker.handle_sig_wait_for_completion(signal.SIGTERM)
+        await asyncio.gather(*runs, return_exceptions=True)
+    finally:
+        for worker in workers:
+            await worker.close()
+        await resources.close()

@@ -58,7 +58,7 @@ def test_metrics_count_requests_and_updates(stack: Stack, telegram: TelegramSand
     httpx.post(f"{stack.api_url}/webhooks/telegram", content=b"{}")
     text = httpx.get(f"{stack.api_url}/metrics").text
     assert 'http_requests_total{handler="/webhooks/telegram",method="POST",status="2xx"}' in text
-    assert 'kadr_telegram_updates_total{outcome="handled",type="message"}' in text
-    assert 'kadr_telegram_updates_total{outcome="duplicate",type="message"}' in text
+    assert 'kadr_telegram_updates_total{outcome="accepted",type="any"}' in text
+    assert 'kadr_telegram_updates_total{outcome="duplicate",type="any"}' in text
     assert 'kadr_telegram_updates_total{outcome="rejected",type="unauthorized"}' in text
     assert 'handler="/livez"' not in text

@@ -74,7 +74,7 @@ def test_wrong_or_missing_secret_is_401(
         (b"garbage", "body is not JSON"),
         (b"[1, 2]", "body must be a JSON object"),
         (b'{"message": {}}', "update_id must be an integer"),
-        (b'{"update_id": 5, "message": {"text": 3}}', "not a Telegram Update: message"),
+        (b'{"update_id": "5", "message": {}}', "update_id must be an integer"),
     ],
 )
 def test_garbage_is_400_with_a_reason(stack: Stack, body: bytes, reason: str) -> None:
@@ -150,14 +150,27 @@ def test_other_update_kinds_are_ignored_quietly(
     assert telegram.sent(chat_id=-1001) == []
 
 
-def test_a_failing_handler_still_answers_200(stack: Stack, telegram: TelegramSandbox) -> None:
+def test_a_reply_telegram_failed_is_sent_again_in_order(
+    stack: Stack, telegram: TelegramSandbox
+) -> None:
     telegram.fault(
-        method="sendMessage", chat_id=1007, status=500, times=1, description="Internal Server Error"
+        method="sendMessage", chat_id=1007, status=500, times=2, description="Internal Server Error"
     )
     result = telegram.send_message(1007, "/start")
     assert [d["status"] for d in result["deliveries"]] == [200]
     telegram.send_message(1007, "/help")
-    [help_] = telegram.wait_for("sendMessage", chat_id=1007)
+    greeting, help_ = telegram.wait_for("sendMessage", chat_id=1007, count=2)
+    assert greeting["params"]["text"].startswith("👋 Hi")
     assert help_["params"]["text"].startswith("<b>What I can do")
-    metrics = httpx.get(f"{stack.api_url}/metrics").text
-    assert 'kadr_telegram_updates_total{outcome="failed",type="message"}' in metrics
+
+
+def test_an_update_aiogram_cannot_read_is_kept_as_a_dead_letter(
+    stack: Stack, telegram: TelegramSandbox
+) -> None:
+    body = {"update_id": 7300, "message": {"text": 3, "chat": {"id": 1008, "type": "private"}}}
+    assert post(stack, body).json() == {"status": "accepted"}
+    telegram.send_message(1008, "/help")  # the same chat, so it is handled after the bad one
+    telegram.wait_for("sendMessage", chat_id=1008)
+    report = stack.run_kadr("inbox")
+    [line] = [line for line in report.splitlines() if "update 7300" in line]
+    assert "not a Telegram update" in line and "tries 1" in line

@@ -36,7 +36,7 @@ def lone_stack(
     try:
         with lone.starting_together():
             lone.start_api()
-            lone.start_worker("worker", "--queue", "images")
+            lone.start_worker()
         yield lone
     finally:
         lone.stop()
