@@ -157,7 +157,7 @@ class SendPacer(BaseRequestMiddleware):
         if state is None or name.startswith("get"):
             return None
         state.calls += 1
-        return sent_key(state.update_id), str(state.calls)
+        return sent_key(state.update_id), f"{state.calls}:{name}"
 
     async def _send(
         self,
