@@ -74,15 +74,15 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
 """
 
-# KEYS: partition list, its lease, tries hash, replayable sends, dead-letter hash.
-# ARGV: owner, entry, update id, lease ms, the dead letter's record.
+# KEYS: partition list, its lease, tries hash, dead-letter hash.
+# ARGV: owner, entry, update id, lease ms, the dead letter's record. The update's replayable
+# sends stay (they expire on their own): a dead letter requeued after a fix replays them.
 _DEAD_LETTER = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[2] then return 0 end
 redis.call('LPOP', KEYS[1])
 redis.call('HDEL', KEYS[3], ARGV[3])
-redis.call('DEL', KEYS[4])
-redis.call('HSET', KEYS[5], ARGV[3], ARGV[5])
+redis.call('HSET', KEYS[4], ARGV[3], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
 """
@@ -231,7 +231,7 @@ class Inbox:
                 "partition": partition,
             }
         )
-        keys = [_list(partition), _lease(partition), TRIES, sent_key(update_id), DEAD]
+        keys = [_list(partition), _lease(partition), TRIES, DEAD]
         args: list[ScriptArg] = [owner, entry.raw, update_id, self._lease_ms, record]
         return bool(await self._dead_letter(keys=keys, args=args))
 

@@ -12,6 +12,7 @@ Answers to buttons and payments (answerCallbackQuery, …) are not messages: nev
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import itertools
@@ -178,9 +179,11 @@ class SendPacer(BaseRequestMiddleware):
                 TELEGRAM_CALLS.labels(name, "429").inc()
                 TELEGRAM_THROTTLED.labels("telegram").inc()
                 await self.limiter.pause(exc.retry_after)
-                if policy.max_wait >= UNBOUNDED:
-                    continue
-                raise
+                if policy.max_wait < UNBOUNDED:
+                    raise
+                if not paced:  # the limiter's pause holds back paced calls only
+                    await asyncio.sleep(exc.retry_after)
+                continue
             except TelegramBadRequest as exc:
                 TELEGRAM_CALLS.labels(name, "bad_request").inc()
                 if name in COURTESIES:

@@ -121,12 +121,16 @@ class UpdateConsumer:
             return
         for partition in taken:
             self._lost.discard(partition)
+            if partition in self._drains:
+                continue  # lost and taken back while its drain still runs: that drain goes on
             task = asyncio.create_task(self._drain(partition))
             self._drains[partition] = task
             task.add_done_callback(functools.partial(self._forget, partition))
 
-    def _forget(self, partition: int, _: asyncio.Task[None]) -> None:
-        self._drains.pop(partition, None)
+    def _forget(self, partition: int, task: asyncio.Task[None] | None = None) -> None:
+        """Only the partition's own drain may forget it: a newer one may have replaced it."""
+        if self._drains.get(partition) is (task or asyncio.current_task()):
+            del self._drains[partition]
 
     async def _drain(self, partition: int) -> None:
         try:
@@ -140,6 +144,8 @@ class UpdateConsumer:
                     log.warning("inbox partition %s: Redis failed (%s)", partition, exc)
                     await asyncio.sleep(1.0)
         finally:
+            # Forgotten before the lease goes, so a claim right after starts a fresh drain.
+            self._forget(partition)
             with contextlib.suppress(RedisError):
                 await self._inbox.release(partition, self._owner)
 

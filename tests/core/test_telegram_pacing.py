@@ -1,0 +1,340 @@
+"""The Bot API session middleware against a real Redis and a faked transport: a handler run
+again gets its earlier answers back instead of sending twice, a 429 pauses every sender,
+and the three send policies (wait, defer, optional) do what they promise."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiogram import Bot
+from aiogram.client.session.base import BaseSession
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.methods import TelegramMethod
+from aiogram.types import Message
+from redis.asyncio import Redis
+
+from core.inbox import sent_key
+from core.retry import RetryLater
+from core.telegram_limits import PAUSE_KEY, LimitSettings, TelegramLimiter
+from core.telegram_pacing import (
+    SENT_TTL,
+    SendPacer,
+    SendSkipped,
+    current_update_id,
+    deferring,
+    handling,
+    optional,
+)
+from sandbox.redis_server import PrivateRedis
+
+#: A scripted answer: an HTTP status and body (checked by aiogram as a real answer would be),
+#: or an exception to raise, made from the method it answers.
+Scripted = tuple[int, dict[str, Any]] | Callable[[TelegramMethod[Any]], Exception]
+
+
+class FakeSession(BaseSession):
+    """The Bot API at the transport: records each request and answers what is scripted, or
+    else a plain success (a Message for sends and edits, True for the rest)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[TelegramMethod[Any]] = []
+        self.script: deque[Scripted] = deque()
+        self._message_ids = iter(range(1000, 10**6))
+
+    def names(self) -> list[str]:
+        return [request.__api_method__ for request in self.requests]
+
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[Any],
+        timeout: int | None = None,  # noqa: ASYNC109
+    ) -> Any:
+        self.requests.append(method)
+        if self.script:
+            scripted = self.script.popleft()
+            if callable(scripted):
+                raise scripted(method)
+            status, body = scripted
+        else:
+            status, body = 200, {"ok": True, "result": self._success(method)}
+        return self.check_response(bot, method, status, json.dumps(body)).result
+
+    def _success(self, method: TelegramMethod[Any]) -> Any:
+        name = method.__api_method__
+        if name == "getMe":
+            return {"id": 42, "is_bot": True, "first_name": "kadr", "username": "kadr_bot"}
+        if name.startswith(("send", "edit")):
+            chat = method.chat_id  # type: ignore[attr-defined]
+            return {
+                "message_id": next(self._message_ids),
+                "date": int(time.time()),
+                "chat": {"id": chat, "type": "private" if chat > 0 else "group", "title": "G"},
+                "text": getattr(method, "text", None) or "",
+            }
+        return True
+
+    async def close(self) -> None:
+        pass
+
+    async def stream_content(
+        self,
+        url: str,
+        headers: dict[str, Any] | None = None,
+        timeout: int = 30,  # noqa: ASYNC109 (aiogram's signature)
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+    ) -> AsyncGenerator[bytes, None]:
+        yield b""
+
+
+def retry_after(seconds: float) -> Callable[[TelegramMethod[Any]], Exception]:
+    # Telegram's retry_after is whole seconds; a fraction keeps the waiting tests short.
+    return lambda method: TelegramRetryAfter(method, "Too Many Requests", seconds)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def pacing_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of this module's own: the limiter's keys have fixed names shared by
+    every sender, and the session's Redis db may have a running stack sending through it."""
+    server = PrivateRedis(tmp_path_factory.mktemp("pacing-redis")).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def redis(pacing_redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(pacing_redis_url)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+def limiter(redis: Redis) -> TelegramLimiter:
+    # A private chat's second message may go 20 ms after its first, not 1 s: the tests that
+    # send twice to one chat do not wait out Telegram's per-chat limit.
+    return TelegramLimiter(redis, LimitSettings(private_per_second=50, group_per_minute=3000))
+
+
+@pytest.fixture
+async def session() -> FakeSession:
+    return FakeSession()
+
+
+@pytest.fixture
+async def bot(session: FakeSession, redis: Redis, limiter: TelegramLimiter) -> AsyncIterator[Bot]:
+    bot = Bot("42:TEST", session=session)
+    bot.session.middleware(SendPacer(redis, limiter))
+    yield bot
+
+
+CHAT = 5001
+OTHER_CHAT = 5002
+
+
+# --- replaying a handler's answers ----------------------------------------------------------
+
+
+async def test_a_handler_run_twice_for_one_update_sends_once(
+    bot: Bot, session: FakeSession, redis: Redis
+) -> None:
+    async def handler() -> Message:
+        return await bot.send_message(CHAT, "your picture is on its way")
+
+    with handling(700):
+        assert current_update_id() == 700
+        first = await handler()
+    with handling(700):
+        second = await handler()
+    assert current_update_id() is None
+
+    assert session.names() == ["sendMessage"], "the second run must not send again"
+    assert isinstance(second, Message)
+    assert second.message_id == first.message_id
+    assert second.chat.id == CHAT
+    assert second.text == "your picture is on its way"
+    assert second.bot is bot, "a replayed Message can still be used to reply or edit"
+    assert 0 < await redis.ttl(sent_key(700)) <= SENT_TTL
+
+
+async def test_a_run_cut_short_replays_what_it_sent_and_sends_the_rest(
+    bot: Bot, session: FakeSession
+) -> None:
+    class Crash(Exception):
+        pass
+
+    async def handler(crash: bool) -> tuple[Message, Message]:
+        status = await bot.send_message(CHAT, "queued")
+        if crash:
+            raise Crash
+        edited = await bot.edit_message_text("started", chat_id=CHAT, message_id=status.message_id)
+        return status, edited  # type: ignore[return-value]
+
+    with handling(701), pytest.raises(Crash):
+        await handler(crash=True)
+    with handling(701):
+        status, edited = await handler(crash=False)
+    with handling(701):
+        again = await handler(crash=False)
+
+    assert session.names() == ["sendMessage", "editMessageText"]
+    assert session.requests[1].message_id == status.message_id  # type: ignore[attr-defined]
+    assert again[0].message_id == status.message_id
+    assert again[1].message_id == edited.message_id
+
+
+async def test_another_update_or_no_update_is_not_replayed(bot: Bot, session: FakeSession) -> None:
+    with handling(702):
+        first = await bot.send_message(CHAT, "hello")
+    with handling(703):
+        other = await bot.send_message(CHAT, "hello")
+    plain = await bot.send_message(CHAT, "hello")
+    again = await bot.send_message(CHAT, "hello")
+
+    assert session.names() == ["sendMessage"] * 4
+    assert len({first.message_id, other.message_id, plain.message_id, again.message_id}) == 4
+
+
+async def test_reads_are_asked_every_time_and_do_not_shift_the_replayed_answers(
+    bot: Bot, session: FakeSession
+) -> None:
+    async def handler() -> Message:
+        await bot.get_me()
+        return await bot.send_message(CHAT, "hi")
+
+    with handling(704):
+        first = await handler()
+    with handling(704):
+        second = await handler()
+    assert session.names() == ["getMe", "sendMessage", "getMe"]
+    assert second.message_id == first.message_id
+
+
+async def test_a_failed_send_is_not_stored_and_is_made_again(
+    bot: Bot, session: FakeSession
+) -> None:
+    session.script.append((400, {"ok": False, "error_code": 400, "description": "Bad Request"}))
+    with handling(705), pytest.raises(TelegramBadRequest):
+        await bot.send_message(CHAT, "hi")
+    with handling(705):
+        sent = await bot.send_message(CHAT, "hi")
+    assert session.names() == ["sendMessage", "sendMessage"]
+    assert isinstance(sent, Message)
+
+
+# --- 429 and the send policies -------------------------------------------------------------
+
+
+async def test_a_429_pauses_every_sender_of_the_bot(
+    bot: Bot, session: FakeSession, redis: Redis, limiter: TelegramLimiter
+) -> None:
+    session.script.append(retry_after(30))
+    with deferring(1.0), pytest.raises(TelegramRetryAfter):
+        await bot.send_message(CHAT, "hi")
+
+    paused_until = float(await redis.get(PAUSE_KEY))
+    assert paused_until > time.time() + 25
+    assert not await limiter.try_acquire(OTHER_CHAT), "another chat must wait too"
+    with deferring(1.0), pytest.raises(RetryLater):
+        await bot.send_message(OTHER_CHAT, "hi")
+    with optional(), pytest.raises(SendSkipped):
+        await bot.send_message(-OTHER_CHAT, "a group waits too")
+    assert session.names() == ["sendMessage"], "nothing else reached Telegram"
+
+
+async def test_a_handlers_send_waits_out_a_429_and_goes(
+    bot: Bot, session: FakeSession, redis: Redis
+) -> None:
+    session.script.append(retry_after(0.2))
+    with handling(706):
+        sent = await bot.send_message(CHAT, "after the pause")
+    assert session.names() == ["sendMessage", "sendMessage"]
+    assert isinstance(sent, Message) and sent.text == "after the pause"
+    assert await redis.exists(PAUSE_KEY), "the pause was shared through Redis"
+    with handling(706):
+        replayed = await bot.send_message(CHAT, "after the pause")
+    assert replayed.message_id == sent.message_id
+    assert len(session.requests) == 2
+
+
+async def test_a_deferred_send_hands_a_429_back(bot: Bot, session: FakeSession) -> None:
+    session.script.append(retry_after(0.2))
+    with deferring(5.0), pytest.raises(TelegramRetryAfter) as raised:
+        await bot.send_message(CHAT, "hi")
+    assert raised.value.retry_after == 0.2
+    assert session.names() == ["sendMessage"], "not retried inside the task"
+
+
+async def test_a_far_moment_defers_the_send(bot: Bot, session: FakeSession, redis: Redis) -> None:
+    assert await TelegramLimiter(redis).try_acquire(CHAT)  # the chat's next moment: 1 s away
+    with deferring(0.05), pytest.raises(RetryLater) as later:
+        await bot.send_message(CHAT, "hi")
+    assert later.value.delay > 0
+    assert session.requests == []
+
+
+async def test_an_optional_send_is_skipped_when_the_chat_has_no_free_moment(
+    bot: Bot, session: FakeSession, redis: Redis
+) -> None:
+    # 1 message a second to a private chat; the bot-wide spacing it leaves is negligible, so
+    # only CHAT is busy.
+    strict = TelegramLimiter(redis, LimitSettings(total_per_second=10**6))
+    assert await strict.try_acquire(CHAT)
+    with optional(), pytest.raises(SendSkipped):
+        await bot.edit_message_text("50 %", chat_id=CHAT, message_id=1)
+    assert session.requests == []
+
+    with optional():
+        edited = await bot.edit_message_text("50 %", chat_id=OTHER_CHAT, message_id=1)
+    assert isinstance(edited, Message)
+    assert session.names() == ["editMessageText"]
+
+
+async def test_a_refused_button_answer_does_not_fail_the_handler(
+    bot: Bot, session: FakeSession
+) -> None:
+    too_old = {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: query is too old and response timeout expired",
+    }
+    session.script.append((400, too_old))
+    assert await bot.answer_callback_query("q1", "done") is True
+
+    session.script.append((400, {**too_old, "description": "Bad Request: chat not found"}))
+    with pytest.raises(TelegramBadRequest):
+        await bot.send_message(CHAT, "a refused message still fails")
+    assert session.names() == ["answerCallbackQuery", "sendMessage"]
+
+
+async def test_calls_that_put_nothing_in_a_chat_are_not_paced(
+    bot: Bot, session: FakeSession, redis: Redis
+) -> None:
+    await TelegramLimiter(redis).pause(30)  # every send waits 30 s
+    with deferring(0.05):
+        assert await bot.answer_callback_query("q2") is True
+        assert await bot.delete_message(CHAT, 17) is True
+        with pytest.raises(RetryLater):
+            await bot.send_message(CHAT, "this one waits")
+    assert session.names() == ["answerCallbackQuery", "deleteMessage"]
+
+
+async def test_an_unpaced_call_answered_429_is_not_repeated_before_the_pause_ends(
+    bot: Bot, session: FakeSession
+) -> None:
+    """A button's answer (or a send to a channel by @name) takes no moment from the limiter;
+    after a 429 it must still wait out Telegram's retry_after, not ask again at once."""
+    session.script.extend(retry_after(30) for _ in range(50))
+    with handling(707), contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(bot.answer_callback_query("q3"), 0.3)
+    assert len(session.requests) == 1, f"asked {len(session.requests)} times in a 30 s pause"
