@@ -11,7 +11,13 @@ the chat (`held`); the task goes back to the queue until then (`RetryLater`) and
 held moment when it runs again. With a backlog every task so runs twice at most; without
 holding, every task deferred at once came back at once, and all but one were deferred again
 (in the benchmark, 3.4 runs per delivery, and 25 tries were not enough for a long backlog).
-A held moment nobody comes for within `HELD_GRACE` costs one send slot.
+A held moment nobody comes for within `HELD_GRACE` costs one send slot. The task is asked
+back `EARLY_RETURN` before its moment and waits the rest in-process: arq hands deferred tasks
+back late on a busy machine (up to ~0.5 s), and tasks that all come late and all send at once
+were a burst past Telegram's 30/s (42 in one second in the send-limits test).
+
+A 429 pauses the bot (`pause`): no moment is handed out, held or not, until the pause ends,
+and a sender that slept until its moment asks once more whether a pause began meanwhile.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from core.retry import RetryLater
 
 #: Waits up to this long happen in-process; longer ones are handed back to the queue.
 MAX_INLINE_WAIT = 2.0
-#: How late a task may come for its held moment (arq's polling, a busy machine) and still
-#: send at once; a later one reserves afresh.
-HELD_GRACE = 0.5
+#: How late a task may come for its held moment and still send at once; a later one
+#: reserves afresh (sending it then would add to the sends already due).
+HELD_GRACE = 0.1
+#: How long before its held moment a deferred task is asked back (at most half its wait).
+EARLY_RETURN = 1.0
 
 # KEYS: bot-wide key, chat key, the chat's held moment, the bot-wide pause after a 429.
 # ARGV: bot interval, chat interval, longest acceptable wait, whether a moment may be held
@@ -39,6 +47,11 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local max_wait = tonumber(ARGV[3])
 local holding = ARGV[4] == '1'
+local paused = tonumber(redis.call('GET', KEYS[4]) or '0')
+if paused > now then
+  if holding then redis.call('DEL', KEYS[3]) end
+  return tostring(-(paused - now))
+end
 if holding then
   local held = tonumber(redis.call('GET', KEYS[3]) or '')
   if held then
@@ -53,8 +66,7 @@ if holding then
 end
 local bot_next = tonumber(redis.call('GET', KEYS[1]) or '0')
 local chat_next = tonumber(redis.call('GET', KEYS[2]) or '0')
-local paused = tonumber(redis.call('GET', KEYS[4]) or '0')
-local start = math.max(now, bot_next, paused)
+local start = math.max(now, bot_next)
 if chat_next > start then
   return tostring(-(chat_next - now))
 end
@@ -86,6 +98,13 @@ return 1
 """
 PAUSE_KEY = "kadr:tg-pause"
 
+# KEYS: the pause. Returns how long it still lasts (0: none).
+_PAUSED = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+return tostring(math.max(tonumber(redis.call('GET', KEYS[1]) or '0') - now, 0))
+"""
+
 
 @dataclass(frozen=True)
 class LimitSettings:
@@ -100,6 +119,7 @@ class TelegramLimiter:
         self._redis = redis
         self._reserve = redis.register_script(_RESERVE)
         self._pause = redis.register_script(_PAUSE)
+        self._paused = redis.register_script(_PAUSED)
         self._bot_interval = 1 / limits.total_per_second
         self._private_interval = 1 / limits.private_per_second
         self._group_interval = 60 / limits.group_per_minute
@@ -128,14 +148,18 @@ class TelegramLimiter:
         while True:
             wait = await self._try(chat_id, max(deadline - loop.time(), 0.0), holding=True)
             if wait < 0:
-                # Not yet: a moment is held for -wait seconds from now, or the chat is busy.
+                # Not yet: a moment is held for -wait seconds from now, the chat is busy, or
+                # the bot is paused.
                 if loop.time() - wait > deadline:
-                    raise RetryLater(-wait, "telegram send limit")
+                    early = min(EARLY_RETURN, max_wait / 2)
+                    raise RetryLater(max(-wait - early, 0.0), "telegram send limit")
                 await asyncio.sleep(-wait)
                 continue
             due = loop.time() + wait
             if wait > 0:
                 await asyncio.sleep(wait)
+                if float(await self._paused(keys=[PAUSE_KEY])) > 0:
+                    continue
             if loop.time() - due <= self._bot_interval / 2:
                 return
 
