@@ -24,7 +24,7 @@ from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 from aiogram.types import Update
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from core.inbox import LEASE_SECONDS, PARTITIONS, Entry, Inbox
 from core.metrics import INBOX_DEAD, INBOX_DEPTH, INBOX_OLDEST_AGE, TELEGRAM_UPDATES
@@ -52,6 +52,20 @@ OUTAGES = (
     TelegramServerError,
     OSError,
 )
+#: PostgreSQL's classes of errors about the server, not the statement: connection (08),
+#: insufficient resources such as "too many clients" (53), operator intervention (57).
+SERVER_SQLSTATES = ("08", "53", "57")
+
+
+def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, OUTAGES):
+        return True
+    if isinstance(exc, DBAPIError):
+        state = str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", "") or "")
+        return exc.connection_invalidated or state.startswith(SERVER_SQLSTATES)
+    return False
+
+
 STATS_EVERY = 5.0
 STOP_GRACE = 10.0
 
@@ -163,10 +177,11 @@ class UpdateConsumer:
                 try:
                     await self._feed(update, kind)
                     break
-                except OUTAGES as exc:
-                    outage += 1
-                    await self._ride_out(update_id, exc, outage)
                 except Exception as exc:
+                    if is_outage(exc):
+                        outage += 1
+                        await self._ride_out(update_id, exc, outage)
+                        continue
                     if tries >= MAX_TRIES:
                         raise
                     pause = RETRY_PAUSES[tries - 1]
@@ -240,6 +255,7 @@ class UpdateConsumer:
             except RedisError as exc:
                 log.warning("inbox leases not renewed (%s)", exc)
                 continue
+            lost &= set(self._drains)  # a drain that let go meanwhile lost nothing
             if lost:
                 log.warning("inbox partitions lost to another consumer: %s", sorted(lost))
                 self._lost |= lost
