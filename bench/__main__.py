@@ -8,6 +8,7 @@ stand-in misbehaved); a missed target is reported as FAIL and still exits 0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import time
@@ -23,8 +24,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 #: Sweeper timing for --quick: production's minute is longer than the whole quick run.
 QUICK_ENV = {"SWEEP_INTERVAL": "5", "SWEEP_STALE_AFTER": "10"}
-#: One image worker fewer for --quick: each Python process costs seconds of CPU to start.
-QUICK_WORKERS = {"worker-1": "images", "video-1": "video"}
+#: One worker fewer for --quick (each Python process costs seconds of CPU to start), and that
+#: one runs `kadr worker` with no --queue, every role, so CI runs the default command too.
+QUICK_WORKERS: dict[str, tuple[str, ...]] = {"worker-1": (), "video-1": ("video",)}
 
 
 class BenchBroken(RuntimeError):
@@ -122,6 +124,21 @@ def write(summaries: list[Summary], out: Path, command: str, elapsed: float) -> 
     return text
 
 
+def _sized(sizes: Sizes, overrides: list[str]) -> Sizes:
+    """`--size name=value`, typed like the field it replaces."""
+    changes: dict[str, object] = {}
+    for override in overrides:
+        name, _, text = override.partition("=")
+        current = getattr(sizes, name, None)
+        if current is None or not text:
+            raise SystemExit(f"--size {override!r}: not NAME=VALUE for a field of Sizes")
+        if isinstance(current, tuple):
+            changes[name] = tuple(float(v) for v in text.split(",") if v)
+        else:
+            changes[name] = type(current)(text)
+    return dataclasses.replace(sizes, **changes)  # type: ignore[arg-type]
+
+
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
     """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every process we started is
     stopped and the database dropped instead of left running."""
@@ -137,13 +154,22 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated subset of {', '.join([*STEPS, 'faults', *FAULT_KEYS, 'ingest'])}",
     )
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/<time>)")
+    parser.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one of bench.workloads.Sizes (repeatable), e.g. ingest_seconds=4 or "
+        "ingest_steps=100,300",
+    )
     args = parser.parse_args(argv)
     stamp = time.strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
     out = args.out or RESULTS / stamp
     out.mkdir(parents=True, exist_ok=True)
     only = set(args.only.split(",")) if args.only else None
     started = time.monotonic()
-    summaries = run(QUICK if args.quick else Sizes(), only, out, args.quick)
+    sizes = _sized(QUICK if args.quick else Sizes(), args.size)
+    summaries = run(sizes, only, out, args.quick)
     print(write(summaries, out, _command(args.quick), time.monotonic() - started))
     print(f"\nresults: {out}/results.md, chart: {out}/chart.png", flush=True)
     return 0

@@ -24,6 +24,8 @@ MB = 1024 * 1024
 BACKLOG_AT_LEAST = 30
 #: A pace measured over less backlog than this says more about start and end than the pace.
 BACKLOG_MIN_SECONDS = 3.0
+#: Job states that may still end in a delivery.
+LIVE = frozenset({"queued", "submitted", "completed"})
 Value = float | int | str
 
 
@@ -62,6 +64,7 @@ def latency_values(posts: Sequence[Post]) -> dict[str, Value]:
         "webhook p95 ms": _ms(percentile(latencies, 95)),
         "webhook p99 ms": _ms(percentile(latencies, 99)),
         "webhook non-200": sum(1 for p in posts if not p.ok),
+        "webhook delivered again (5xx or none first)": sum(1 for p in posts if p.tries > 1),
     }
 
 
@@ -133,7 +136,7 @@ def _first_send(trace: Trace, job: JobRow) -> float | None:
 
 def delivery_values(trace: Trace) -> dict[str, Value]:
     """Every prompt posted must end as exactly one result in its chat."""
-    made = lost = duplicated = failed = 0
+    made = lost = duplicated = failed = pending = 0
     for key in trace.due:
         jobs = trace.jobs.get(key, [])
         sends = sum(len(trace.sent.get(job.id, [])) for job in jobs)
@@ -142,12 +145,15 @@ def delivery_values(trace: Trace) -> dict[str, Value]:
             duplicated += sends - 1
         elif any(job.status == "failed" for job in jobs):
             failed += 1
+        elif any(job.status in LIVE for job in jobs):
+            pending += 1
         else:
             lost += 1
     return {
         "deliveries expected": len(trace.due),
         "deliveries made": made,
         "deliveries lost": lost,
+        "deliveries still pending when the wait ended (job live)": pending,
         "deliveries duplicated": duplicated,
         "jobs failed (user told)": failed,
     }
@@ -268,13 +274,18 @@ def fal_values(observation: Observation) -> dict[str, Value]:
 
 
 def resource_values(
-    usage: Usage, window: Window, jobs: int, workers: list[str]
+    usage: Usage, window: Window, jobs: int, workers: list[str], consumers: list[str]
 ) -> dict[str, Value]:
+    """CPU seconds per 1,000 jobs are milliseconds per job. `consumers`: the workers that run
+    the update handlers too (they share their process, so their CPU cannot be split there)."""
+
     def cpu(names: Iterable[str]) -> float:
         return sum(window.cpu_after.get(n, 0.0) - window.cpu_before.get(n, 0.0) for n in names)
 
     per_thousand = 1000 / jobs if jobs else math.nan
+    others = [w for w in workers if w not in consumers]
     return {
+        "peak inbox depth": usage.peak_inbox(window.start),
         "peak RSS api MB": usage.peak_rss("api", window.start) / MB,
         "peak RSS worker MB": max(usage.peak_rss(w, window.start) for w in workers) / MB,
         "peak RSS api+worker MB": max(usage.peak_sum_rss(["api", w], window.start) for w in workers)
@@ -284,6 +295,9 @@ def resource_values(
         "jobs": jobs,
         "CPU s/1000 jobs api": cpu(["api"]) * per_thousand,
         "CPU s/1000 jobs workers": cpu(workers) * per_thousand,
+        "CPU s/1000 jobs update workers (handlers + their queues)": cpu(consumers) * per_thousand,
+        "CPU s/1000 jobs other workers": cpu(others) * per_thousand if others else math.nan,
+        "CPU s/1000 jobs api + workers": cpu(["api", *workers]) * per_thousand,
         "CPU s/1000 jobs redis": cpu(["redis"]) * per_thousand,
     }
 
@@ -325,4 +339,5 @@ def series(
         "t rss": [s.t - origin for s in samples],
         "rss api MB": [s.rss.get("api", 0) / MB for s in samples],
         "rss workers MB": [sum(s.rss.get(w, 0) for w in workers) / MB for s in samples],
+        "inbox depth": [float(s.inbox) for s in samples],
     }

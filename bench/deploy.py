@@ -3,13 +3,16 @@ one or more `kadr worker`, and the bare baseline endpoint, all started in parall
 
 Processes are `sandbox.stack`'s; this module only adds what a benchmark needs around them: a
 supervisor that restarts a worker that exits on its own (as a container's restart policy
-would), and a sampler of memory and CPU per process.
+would), a sampler of memory and CPU per process and of the update inbox's depth, and a Redis
+that keeps its data across a restart (append-only, as docker-compose.yml runs it): the inbox
+holds updates Telegram was already told are stored.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,14 +26,60 @@ import psutil
 from redis import Redis, RedisError
 
 from bench.infra import create_database, drop_database
+from core.inbox import PARTITIONS
+from core.inbox import PREFIX as INBOX_PREFIX
 from sandbox.control import FalSandbox, TelegramSandbox
-from sandbox.redis_server import PrivateRedis
+from sandbox.redis_server import PrivateRedis, RedisServerError, answers
 from sandbox.stack import PYTHON, TEST_SECRET, TEST_TOKEN, Service, Stack, free_port
 
 SAMPLE_EVERY = 0.25
 #: Importing aiogram costs a kadr process ~10 CPU seconds; several starting at once on two
 #: shared cores need more than the stack's default minute.
 STARTUP_TIMEOUT = 240.0
+
+
+#: The role of `kadr worker` that consumes the Telegram update inbox (workers.worker.UPDATES).
+UPDATES = "updates"
+INBOX_DEAD = f"{INBOX_PREFIX}:dead"
+
+
+class BenchRedis(PrivateRedis):
+    """sandbox's private redis-server, but append-only with fsync every second, as
+    docker-compose.yml runs it: since the door stores updates in Redis before answering 200, a
+    Redis that forgets on restart would lose updates by construction, which says nothing about
+    kadr. A restart (SIGTERM, start) comes back with every key."""
+
+    def start(self, timeout: float = 10.0) -> BenchRedis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RedisServerError("there is no redis-server on PATH")
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        args += ["--maxmemory-policy", "noeviction"]
+        args += ["--dir", str(self.workdir), "--logfile", str(self.log)]
+        self.process = subprocess.Popen(
+            [binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            if answers(self.url):
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise RedisServerError(f"redis-server did not start: see {self.log}")
+
+
+def inbox_depth(client: Redis) -> int:
+    """Updates stored by the door and not yet handled: an entry leaves its partition's list
+    only when its handler finished (or it went to the dead letters)."""
+    pipe = client.pipeline(transaction=False)
+    for partition in range(PARTITIONS):
+        pipe.llen(f"{INBOX_PREFIX}:{partition}")
+    return sum(int(n) for n in pipe.execute())
+
+
+def dead_letters(client: Redis) -> int:
+    return int(client.hlen(INBOX_DEAD))  # type: ignore[arg-type]
 
 
 class BenchStack(Stack):
@@ -47,6 +96,8 @@ class Sample:
     rss: dict[str, int]
     """Resident bytes by process name (api, worker-1, …, redis)."""
     redis_memory: int
+    inbox: int = 0
+    """Updates waiting in the inbox (stored, not yet handled)."""
 
 
 @dataclass
@@ -69,6 +120,9 @@ class Usage:
     def peak_redis(self, since: float = 0.0) -> int:
         return max((s.redis_memory for s in self.samples if s.t >= since), default=0)
 
+    def peak_inbox(self, since: float = 0.0) -> int:
+        return max((s.inbox for s in self.samples if s.t >= since), default=0)
+
     def note_cpu(self, name: str, pid: int, seconds: float) -> None:
         self._cpu_by_pid[pid] = (name, seconds)
         totals: dict[str, float] = {}
@@ -86,8 +140,8 @@ class Deployment:
     stack: BenchStack
     redis: PrivateRedis
     database: str
-    workers: dict[str, str]
-    """Worker name → the queue it serves."""
+    workers: dict[str, tuple[str, ...]]
+    """Worker name → the roles it serves (`--queue` each); empty: every role (no --queue)."""
     baseline_port: int
     usage: Usage = field(default_factory=Usage)
     restarts: list[tuple[float, str]] = field(default_factory=list)
@@ -110,6 +164,17 @@ class Deployment:
 
     def fal(self) -> FalSandbox:
         return FalSandbox(self.stack.fal_url)
+
+    @property
+    def consumers(self) -> list[str]:
+        """The workers that consume the update inbox."""
+        return [name for name, roles in self.workers.items() if not roles or UPDATES in roles]
+
+    def inbox_depth(self) -> int:
+        return inbox_depth(self.redis.client())
+
+    def dead_letters(self) -> int:
+        return dead_letters(self.redis.client())
 
     def worker_metrics_urls(self) -> list[str]:
         return [
@@ -157,11 +222,12 @@ class Deployment:
                     rss[name] = process.memory_info().rss
                     times = process.cpu_times()
                 self.usage.note_cpu(name, pid, times.user + times.system)
-        memory = 0
+        memory = depth = 0
         with contextlib.suppress(RedisError):
             info: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
             memory = int(info["used_memory"])
-        self.usage.samples.append(Sample(time.time(), rss, memory))
+            depth = inbox_depth(client)
+        self.usage.samples.append(Sample(time.time(), rss, memory, depth))
 
     def _run_sampler(self) -> None:
         client = self.redis.client()
@@ -205,14 +271,24 @@ def _in_parallel(*starts: Callable[[], object]) -> None:
             future.result()
 
 
-#: Two image workers (so one can be killed while the other goes on) and one for video.
-WORKERS = {"worker-1": "images", "worker-2": "images", "video-1": "video"}
+#: docker-compose.yml's layout with its `worker` service scaled to two: two workers for the
+#: Telegram updates and the pictures (so one can be killed while the other goes on), one for
+#: video; as before, two image workers and one video worker.
+WORKERS: dict[str, tuple[str, ...]] = {
+    "worker-1": (UPDATES, "images"),
+    "worker-2": (UPDATES, "images"),
+    "video-1": ("video",),
+}
+
+
+def worker_args(roles: tuple[str, ...]) -> list[str]:
+    return [arg for role in roles for arg in ("--queue", role)]
 
 
 def deploy(
     workdir: Path,
     *,
-    workers: dict[str, str] | None = None,
+    workers: dict[str, tuple[str, ...]] | None = None,
     env: dict[str, str] | None = None,
     telegram_args: tuple[str, ...] = ("--no-fetch-urls",),
 ) -> Deployment:
@@ -221,10 +297,11 @@ def deploy(
     The webhook is registered with one Bot API call rather than `kadr set-webhook`, which
     would cost one more aiogram import (seconds of CPU) on a machine that is starting six
     other Python processes at the same moment."""
+    workdir = workdir.resolve()  # redis-server reads its log's path after entering --dir
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    private_redis = PrivateRedis(workdir).start()
+    private_redis = BenchRedis(workdir).start()
     name, url = create_database()
     stack = BenchStack(
         workdir,
@@ -233,8 +310,8 @@ def deploy(
         extra_env=dict(env or {}),
         startup_timeout=STARTUP_TIMEOUT,
     )
-    queues = dict(workers or WORKERS)
-    deployment = Deployment(workdir, stack, private_redis, name, queues, free_port())
+    roles = dict(workers or WORKERS)
+    deployment = Deployment(workdir, stack, private_redis, name, roles, free_port())
     try:
         _in_parallel(
             stack.migrate,
@@ -247,11 +324,11 @@ def deploy(
             stack.start_api,
             *(
                 (
-                    lambda n=n, q=q: stack.start_worker(
-                        n, "--queue", q, WORKER_METRICS_PORT=str(free_port())
+                    lambda n=n, r=r: stack.start_worker(
+                        n, *worker_args(r), WORKER_METRICS_PORT=str(free_port())
                     )
                 )
-                for n, q in queues.items()
+                for n, r in roles.items()
             ),
         )
     except BaseException:

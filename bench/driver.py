@@ -3,6 +3,10 @@
 Open loop times each answer from the moment the post was *due*, not from when the client got
 round to it, so a server that falls behind shows as latency instead of quietly slowing the
 load down. Both loops are bounded by the number of updates and by a deadline.
+
+Like Telegram, the open loop delivers an update again when the webhook answered 5xx or not at
+all (kadr's door answers 503 when the inbox cannot store it), so an outage costs time, not
+the update; its latency runs from the first due moment to the 200.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ HEADERS = {"Content-Type": "application/json", SECRET_HEADER: TEST_SECRET}
 #: Telegram opens at most `max_connections` (≤ 100) to one webhook; so does the driver.
 CONNECTIONS = 100
 REQUEST_TIMEOUT = 30.0
+#: Seconds between deliveries of one update that was not answered 200, and how many in all.
+REDELIVER_AFTER = 1.0
+DELIVERIES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +37,10 @@ class Post:
     due: float
     """Wall-clock time (epoch seconds) the post was scheduled for."""
     latency: float
-    """Seconds from `due` to the answer; NaN when none came."""
+    """Seconds from `due` to the (last) answer; NaN when none came."""
     status: int | None
+    tries: int = 1
+    """Deliveries it took (more than one: the webhook answered 5xx or nothing before)."""
 
     @property
     def ok(self) -> bool:
@@ -56,6 +65,19 @@ async def _post(
     return Post(update, due_wall, time.monotonic() - due_mono, status)
 
 
+async def _deliver(
+    session: aiohttp.ClientSession, url: str, update: Update, due_wall: float, due_mono: float
+) -> Post:
+    """Post, and post again after a pause while the answer is 5xx or none, as Telegram does."""
+    for attempt in range(1, DELIVERIES + 1):
+        post = await _post(session, url, update, due_wall, due_mono)
+        answered = post.status is not None and post.status < 500
+        if answered or attempt == DELIVERIES:
+            break
+        await asyncio.sleep(REDELIVER_AFTER)
+    return Post(post.update, post.due, post.latency, post.status, attempt)
+
+
 async def open_loop(
     url: str,
     schedule: Sequence[tuple[float, Update]],
@@ -66,6 +88,7 @@ async def open_loop(
     """Post each update at its offset (seconds from now); returns one Post per update."""
     last = max((offset for offset, _ in schedule), default=0.0)
     limit = deadline if deadline is not None else last + REQUEST_TIMEOUT + 5
+    limit += REDELIVER_AFTER * DELIVERIES
     async with _session(connections) as session:
         start_mono, start_wall = time.monotonic(), time.time()
         tasks: list[asyncio.Task[Post]] = []
@@ -74,7 +97,7 @@ async def open_loop(
             if delay > 0:
                 await asyncio.sleep(delay)
             due_mono, due_wall = start_mono + offset, start_wall + offset
-            tasks.append(asyncio.create_task(_post(session, url, update, due_wall, due_mono)))
+            tasks.append(asyncio.create_task(_deliver(session, url, update, due_wall, due_mono)))
         remaining = max(1.0, start_mono + limit - time.monotonic())
         done, pending = await asyncio.wait(tasks, timeout=remaining)
         for task in pending:

@@ -6,15 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 
 import asyncpg
 
 PG_ADMIN_URL = os.environ.get("KADR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+#: The PostgreSQL server may be shared (tests running beside the benchmark): when it is full,
+#: the benchmark's own reads wait for a free connection slot instead of breaking the run.
+CONNECT_PATIENCE = 60.0
+FULL = (asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError)
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    deadline = time.monotonic() + CONNECT_PATIENCE
+    while True:
+        try:
+            return await asyncpg.connect(url)
+        except FULL:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_URL)
+    connection = await connect(PG_ADMIN_URL)
     try:
         await connection.execute(sql)
     finally:

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import httpx
 
 from bench.deploy import Deployment
-from bench.infra import plain_url
+from bench.infra import connect, plain_url
 
 #: Bot API methods that put a message in front of a user (and count against Telegram limits).
 MESSAGE_METHODS = frozenset(
@@ -111,7 +110,7 @@ FROM jobs
 async def _read_jobs(url: str) -> list[JobRow]:
     import json
 
-    connection = await asyncpg.connect(plain_url(url))
+    connection = await connect(plain_url(url))
     try:
         rows = await connection.fetch(_JOBS_SQL)
     finally:
@@ -142,7 +141,7 @@ def read_jobs(database_url: str) -> list[JobRow]:
 
 
 async def _clear(url: str) -> None:
-    connection = await asyncpg.connect(plain_url(url))
+    connection = await connect(plain_url(url))
     try:
         await connection.execute("TRUNCATE jobs, users CASCADE")
     finally:

@@ -4,10 +4,12 @@ memory stay flat however many big photos are edited at once?
 A user's photo goes Telegram → temp file → fal's storage inside the worker's submit task
 (`core/photos.py`), streamed in fixed-size chunks, so 50 photos of 15 MB in flight together
 should cost the worker about what one does. This deploys kadr against the stand-ins with one
-`kadr worker --queue images` (`bench.deploy`), warms it up with one small edit, then for each
-N: N distinct users send a photo of incompressible noise as a document with a caption (an
-edit), all at once, while the worker's and the api's RSS (children included) is sampled every
-50 ms until every user has the edited photo (sendPhoto recorded by the Telegram stand-in).
+`kadr worker --queue updates --queue images` (`bench.deploy`; the updates role consumes the
+Telegram inbox, so this worker runs the handlers too), warms it up with one small edit, then
+for each N: N distinct users send a photo of incompressible noise as a document with a
+caption (an edit), all at once, while the worker's and the api's RSS (children included) is
+sampled every 50 ms until every user has the edited photo (sendPhoto recorded by the
+Telegram stand-in).
 
 Prints the table and the verdict ("flat" when peak(largest N) − peak(smallest N) ≤ 10 MB), and
 checks that no request fal received carries the bot token. Exits 1 when a photo was not
@@ -37,7 +39,7 @@ from pathlib import Path
 import psutil
 from PIL import Image
 
-from bench.deploy import Deployment, deploy
+from bench.deploy import UPDATES, Deployment, deploy
 from bench.observe import read_jobs
 from core.catalog import catalog
 from sandbox.control import TelegramSandbox
@@ -293,7 +295,7 @@ def run(counts: list[int], size_mb: float, out: Path) -> tuple[str, bool]:
             "(core/catalog.toml, [modes.edit] max_input_mb)"
         )
     print(f"starting kadr and the stand-ins in {out / 'stack'} …", flush=True)
-    deployment = deploy(out / "stack", workers={WORKER: "images"})
+    deployment = deploy(out / "stack", workers={WORKER: (UPDATES, "images")})
     try:
         pids = {
             name: deployment.stack.service(name).process.pid  # type: ignore[union-attr]

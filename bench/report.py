@@ -47,6 +47,20 @@ TARGETS = (
         "≥ 0.50",
     ),
     Target(
+        "api CPU per job ≤ 5 ms (the door and the fal webhook; handlers run in workers)",
+        "W*",
+        "CPU s/1000 jobs api",
+        lambda v: v <= 5,
+        "≤ 5",
+    ),
+    Target(
+        "idle RSS ≤ 150 MB per kadr process",
+        "idle",
+        "idle RSS max per kadr process MB",
+        lambda v: v <= 150,
+        "≤ 150",
+    ),
+    Target(
         "fal webhook → Telegram send p50 < 20 ms, not rate-limited",
         "W0 probe",
         "fal webhook→send p50 ms",
@@ -69,6 +83,7 @@ TARGETS = (
     ),
     Target("0 deliveries lost", "*", "deliveries lost", lambda v: v == 0, "= 0"),
     Target("0 deliveries duplicated", "*", "deliveries duplicated", lambda v: v == 0, "= 0"),
+    Target("0 updates in the dead letters", "*", "inbox dead letters", lambda v: v == 0, "= 0"),
     Target(
         "0 fal status requests outside the sweeper",
         "*",
@@ -199,11 +214,14 @@ def chart(summaries: Sequence[Summary], path: Path, configured: float) -> None:
         load, sends, memory = row
         data = summary.series
         load.bar(range(len(data["posts/s"])), data["posts/s"], color="#9ecae1", label="posts/s")
-        load.set_ylabel("updates/s")
+        if data.get("inbox depth"):
+            load.plot(data["t rss"], data["inbox depth"], color="#9467bd", label="inbox depth")
+            load.legend(fontsize=7, loc="upper left")
+        load.set_ylabel("updates/s, updates waiting")
         latency = load.twinx()
         latency.plot(data["webhook p99 ms"], color="#d62728", label="webhook p99 ms")
         latency.set_ylabel("p99 ms")
-        load.set_title(f"{summary.name}: load and webhook p99")
+        load.set_title(f"{summary.name}: load, inbox and webhook p99")
         sends.plot(data["tg messages/s"], label="all messages/s", color="#7f7f7f")
         sends.plot(data["tg results/s"], label="results/s", color="#2ca02c")
         sends.axhline(30, color="#d62728", linestyle="--", linewidth=1, label="Telegram 30/s")

@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
+from redis import RedisError
 
 from bench import analysis
 from bench.analysis import Summary, Window
 from bench.deploy import Deployment
 from bench.driver import Post, at_rate, closed_loop, open_loop
-from bench.infra import plain_url
+from bench.infra import connect, plain_url
 from bench.observe import clear_tables, observe, scrape, summed
 from bench.updates import Kind, Update, UpdateSource
 
@@ -124,7 +124,7 @@ def clean_slate(context: Context, **fal_config: Any) -> None:
 
 
 async def _job_counts(url: str) -> tuple[int, int]:
-    connection = await asyncpg.connect(plain_url(url))
+    connection = await connect(plain_url(url))
     try:
         row = await connection.fetchrow(
             "SELECT count(*) AS total, count(*) FILTER (WHERE status IN "
@@ -137,7 +137,7 @@ async def _job_counts(url: str) -> tuple[int, int]:
 
 def wait_for_jobs(context: Context, expected: int, limit: float | None = None) -> float:
     """Until `expected` jobs exist and none is live, or nothing moved for a while with none
-    live, or the limit; returns the seconds waited."""
+    live and no update waiting in the inbox, or the limit; returns the seconds waited."""
     started = time.monotonic()
     deadline = started + (limit if limit is not None else context.sizes.drain_limit)
     last, moved = (-1, -1), time.monotonic()
@@ -148,25 +148,100 @@ def wait_for_jobs(context: Context, expected: int, limit: float | None = None) -
             break
         if (total, live) != last:
             last, moved = (total, live), time.monotonic()
-        elif live == 0 and time.monotonic() - moved > context.sizes.quiet_after:
+        elif (
+            live == 0
+            and time.monotonic() - moved > context.sizes.quiet_after
+            and _depth(context) == 0
+        ):
             break
         time.sleep(POLL_EVERY)
     return time.monotonic() - started
 
 
-def _handled(context: Context) -> float:
-    metrics = scrape(f"{context.deployment.api_url}/metrics")
-    return summed(metrics, "kadr_telegram_updates_total", outcome="handled") + summed(
-        metrics, "kadr_telegram_updates_total", outcome="failed"
-    )
+@dataclass(frozen=True)
+class Drain:
+    """The update inbox after a load: how many updates its handlers still owed when the last
+    post was answered, the most seen waiting, and how long they took to catch up."""
+
+    backlog: int
+    peak: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Updates handled per second while the backlog drained (no new posts meanwhile)."""
+        return self.backlog / self.seconds if self.backlog and self.seconds > 0 else math.nan
+
+    def values(self, prefix: str) -> dict[str, analysis.Value]:
+        return {
+            f"{prefix}inbox backlog at last answer": self.backlog,
+            f"{prefix}inbox peak": self.peak,
+            f"{prefix}handlers caught up after s": self.seconds,
+            f"{prefix}backlog drained updates/s": self.rate,
+        }
 
 
-def wait_for_handlers(context: Context, before: float, accepted: int, limit: float) -> float:
-    """The api answers before its handlers run; this is how long they took to catch up."""
+def _depth(context: Context) -> int:
+    with contextlib.suppress(RedisError):
+        return context.deployment.inbox_depth()
+    return -1
+
+
+def wait_for_handlers(context: Context, limit: float) -> Drain:
+    """The door answers once an update is stored; the workers' consumers handle it later.
+    This waits until the inbox is empty (an update leaves it when its handler finished)."""
     started = time.monotonic()
-    while time.monotonic() - started < limit and _handled(context) - before < accepted:
+    backlog = peak = depth = _depth(context)
+    while time.monotonic() - started < limit and depth != 0:
         time.sleep(0.2)
-    return time.monotonic() - started
+        depth = _depth(context)
+        peak = max(peak, depth)
+    return Drain(backlog, peak, time.monotonic() - started)
+
+
+def _door(context: Context) -> dict[str, float]:
+    """The api's door counters (type "any"): accepted, duplicate, unavailable, rejected."""
+    metrics = scrape(f"{context.deployment.api_url}/metrics")
+    return {
+        outcome: summed(metrics, "kadr_telegram_updates_total", type="any", outcome=outcome)
+        for outcome in ("accepted", "duplicate", "unavailable")
+    }
+
+
+def _door_values(before: dict[str, float], after: dict[str, float]) -> dict[str, analysis.Value]:
+    return {
+        f"door {outcome}": int(after.get(outcome, 0.0) - before.get(outcome, 0.0))
+        for outcome in ("accepted", "duplicate", "unavailable")
+    }
+
+
+HANDLER_OUTCOMES = ("handled", "redelivered", "dead_lettered")
+
+
+def _handlers(context: Context) -> dict[str, dict[str, float]]:
+    """Each worker's consumer counters (all update types): handled at the first try, handled
+    at a later one (the update was run again), dead-lettered."""
+    counts = {}
+    for url in context.deployment.worker_metrics_urls():
+        metrics = scrape(url)
+        counts[url] = {
+            outcome: summed(metrics, "kadr_telegram_updates_total", outcome=outcome)
+            for outcome in HANDLER_OUTCOMES
+        }
+    return counts
+
+
+def _handler_values(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, analysis.Value]:
+    """Per worker, what its counters grew by; a worker restarted meanwhile (SIGKILL) starts
+    from zero, so what its killed process counted is missing."""
+    totals = dict.fromkeys(HANDLER_OUTCOMES, 0.0)
+    for url, counts in after.items():
+        for outcome, value in counts.items():
+            was = before.get(url, {}).get(outcome, 0.0)
+            totals[outcome] += value - was if value >= was else value
+    return {f"updates {outcome} (workers)": int(n) for outcome, n in totals.items()}
 
 
 def measure(
@@ -181,7 +256,10 @@ def measure(
     """Run `load`, wait for its jobs to end, and summarise everything seen meanwhile."""
     deployment = context.deployment
     start, cpu_before = time.time(), deployment.cpu_now()
+    door_before, handlers_before = _door(context), _handlers(context)
     posts = load()
+    answered = time.time()
+    backlog = _depth(context)
     expected = (jobs_expected or _distinct_jobs)(posts)
     waited = wait_for_jobs(context, expected, drain_limit)
     window = Window(start, time.time(), cpu_before, deployment.cpu_now())
@@ -197,8 +275,15 @@ def measure(
     summary.values.update(analysis.method_counts(observation))
     workers = list(deployment.workers)
     summary.values.update(
-        analysis.resource_values(deployment.usage, window, len(observation.jobs), workers)
+        analysis.resource_values(
+            deployment.usage, window, len(observation.jobs), workers, deployment.consumers
+        )
     )
+    summary.values.update(_door_values(door_before, _door(context)))
+    summary.values.update(_handler_values(handlers_before, _handlers(context)))
+    summary.values["inbox backlog at last answer"] = backlog
+    summary.values["inbox drained after last answer s"] = _drained_after(deployment, answered)
+    summary.values["inbox dead letters"] = deployment.dead_letters()
     restarted = [w for t, w in deployment.restarts if window.start <= t <= window.end]
     if restarted:
         summary.notes.append(
@@ -209,6 +294,12 @@ def measure(
     summary.series = analysis.series(posts, observation, deployment.usage, window, workers)
     context.summaries.append(summary)
     return summary
+
+
+def _drained_after(deployment: Deployment, answered: float) -> float:
+    """Seconds from the last answer to the first sample of an empty inbox."""
+    empty = [s.t for s in deployment.usage.samples if s.t >= answered and s.inbox == 0]
+    return min(empty) - answered if empty else math.nan
 
 
 def _own_cpu() -> float:
@@ -240,7 +331,8 @@ def lognormal(median: float, sigma: float = 0.5) -> dict[str, Any]:
 
 
 def idle(context: Context) -> Summary:
-    """Nothing to do: what each process costs just by running (arq polls Redis, sweeps)."""
+    """Nothing to do: what each process costs just by running (arq polls Redis, sweeps, the
+    consumers look for inbox partitions with updates)."""
     sizes, deployment = context.sizes, context.deployment
     clean_slate(context)
     start, before = time.time(), deployment.cpu_now()
@@ -250,8 +342,13 @@ def idle(context: Context) -> Summary:
     for name in ["api", *deployment.workers]:
         used = after.get(name, 0.0) - before.get(name, 0.0)
         summary.values[f"idle CPU % {name}"] = 100 * used / sizes.idle_seconds
-    for name in ["api", *deployment.workers]:
-        summary.values[f"idle RSS {name} MB"] = deployment.usage.peak_rss(name, start) / analysis.MB
+    rss = {name: deployment.usage.peak_rss(name, start) for name in ["api", *deployment.workers]}
+    for name, used in rss.items():
+        summary.values[f"idle RSS {name} MB"] = used / analysis.MB
+    summary.values["idle RSS max per kadr process MB"] = max(rss.values()) / analysis.MB
+    summary.values["idle RSS baseline endpoint MB"] = (
+        deployment.usage.peak_rss("baseline", start) / analysis.MB
+    )
     context.summaries.append(summary)
     return summary
 
@@ -329,20 +426,20 @@ def _fresh_mix(context: Context, count: float) -> list[Update]:
 
 def _post_and_catch_up(
     context: Context, updates: list[Update], rate: float
-) -> tuple[list[Post], float]:
+) -> tuple[list[Post], Drain]:
     """Updates at `rate` to kadr's webhook, then the wait for its handlers to finish them."""
-    before = _handled(context)
     posts = _post(context, at_rate(updates, rate))
-    fresh = len({p.update.update_id for p in posts if p.ok})
-    return posts, wait_for_handlers(context, before, fresh, context.sizes.drain_limit)
+    return posts, wait_for_handlers(context, context.sizes.drain_limit)
 
 
 def ingest(context: Context) -> Summary:
     """The webhook at rising rates (where does its p99 cross the target?), then against the
-    bare endpoint: same rate, same mix, same machine; then each
-    closed-loop for its maximum, plus kadr's door alone (redeliveries: parse, dedup, answer,
-    no handler) and the same updates pushed through the Telegram stand-in instead of
-    directly. Jobs these make are dropped, not delivered."""
+    bare endpoint: same rate, same mix, same machine; then each closed-loop for its maximum:
+    the bare endpoint, kadr's door with copies (redeliveries: parse, dedup, answer), the same
+    pushed through the Telegram stand-in, and kadr's door with fresh updates (parse, dedup,
+    store in the inbox), while the workers' consumers handle them on the same cores. After
+    each load, how many updates the inbox still held and how fast the consumers drained it.
+    The jobs these make go to fal and are delivered after the step; nothing counts them."""
     sizes = context.sizes
     clean_slate(context, **lognormal(sizes.burst_latency))
     count = int(sizes.ingest_rate * sizes.ingest_seconds)
@@ -350,13 +447,14 @@ def ingest(context: Context) -> Summary:
     kadr_updates, bare_updates = list(source.mixed(count)), list(source.mixed(count))
     deployment = context.deployment
     base = deployment.baseline_url + "/webhooks/telegram"
+    consumers = deployment.consumers
     # Each step draws from a source of its own: a redelivery drawn from the lists posted later
     # would be handled here and answered "duplicate" there, and never be waited out.
     steps = {
         rate: _post_and_catch_up(context, _fresh_mix(context, rate * sizes.ingest_seconds), rate)
         for rate in sizes.ingest_steps
     }
-    kadr, lag = _post_and_catch_up(context, kadr_updates, sizes.ingest_rate)
+    kadr, drain = _post_and_catch_up(context, kadr_updates, sizes.ingest_rate)
     bare = asyncio.run(open_loop(base, at_rate(bare_updates, sizes.ingest_rate)))
     plenty = int(2000 * sizes.closed_seconds)
     summary = Summary(
@@ -370,21 +468,21 @@ def ingest(context: Context) -> Summary:
     for label, posts in (("kadr", kadr), ("bare", bare)):
         for key, value in analysis.latency_values(posts).items():
             summary.values[f"{label} {key}"] = value
-    summary.values["kadr handlers caught up after s"] = lag
-    for rate, (posts, step_lag) in steps.items():
+    summary.values.update(drain.values("kadr "))
+    for rate, (posts, step_drain) in steps.items():
         values = analysis.latency_values(posts)
         summary.values[f"kadr at {rate:g}/s: webhook p99 ms"] = values["webhook p99 ms"]
-        summary.values[f"kadr at {rate:g}/s: handlers caught up after s"] = step_lag
+        summary.values.update(step_drain.values(f"kadr at {rate:g}/s: "))
     door = kadr_updates[:1] * plenty
     stand_in = f"{deployment.stack.telegram_url}/_sandbox/updates"
-    maxima = {  # kadr with handlers last: the work it leaves behind would slow the others
+    maxima = {  # fresh updates last: the backlog they leave would slow the others
         "bare": (base, list(source.mixed(plenty))),
         "kadr door only": (context.webhook_url, door),
         "kadr door only via stand-in": (stand_in, door),
         "kadr": (context.webhook_url, list(source.mixed(plenty))),
     }
     for label, (url, updates) in maxima.items():
-        before, cpu_before, driver_before = _handled(context), deployment.cpu_now(), _own_cpu()
+        cpu_before, driver_before = deployment.cpu_now(), _own_cpu()
         posts, elapsed = asyncio.run(
             closed_loop(
                 url, updates, concurrency=sizes.closed_concurrency, duration=sizes.closed_seconds
@@ -393,15 +491,25 @@ def ingest(context: Context) -> Summary:
         ok = [p for p in posts if p.ok]
         summary.values[f"{label} max updates/s"] = len(ok) / elapsed
         cpu_after, driver = deployment.cpu_now(), _own_cpu() - driver_before
-        for process in ("api", "baseline", "telegram"):
+        for process in ("api", "baseline", "telegram", "redis"):
             used = cpu_after.get(process, 0.0) - cpu_before.get(process, 0.0)
             if used > 0.05 * elapsed:
                 summary.values[f"{label}: {process} CPU ms/update"] = 1000 * used / max(1, len(ok))
         summary.values[f"{label}: driver CPU ms/update"] = 1000 * driver / max(1, len(ok))
-    fresh = len({p.update.update_id for p in ok})
-    summary.values["kadr handlers caught up after s (closed loop)"] = wait_for_handlers(
-        context, before, fresh, sizes.drain_limit
-    )
+    used = sum(cpu_after.get(w, 0.0) - cpu_before.get(w, 0.0) for w in consumers)
+    summary.values["kadr: update workers CPU s while posting"] = used
+    # The fresh closed loop leaves a backlog: the consumers' own pace, with the door quiet.
+    cpu_before = deployment.cpu_now()
+    closed = wait_for_handlers(context, sizes.drain_limit)
+    cpu_after = deployment.cpu_now()
+    summary.values.update(closed.values("closed loop: "))
+    handled = len({p.update.update_id for p in ok})
+    summary.values["closed loop: updates stored"] = handled
+    if closed.backlog > 0:
+        used = sum(cpu_after.get(w, 0.0) - cpu_before.get(w, 0.0) for w in consumers)
+        summary.values["closed loop drain: update workers CPU ms/update"] = (
+            1000 * used / closed.backlog
+        )
     bare_max = float(summary.values["bare max updates/s"])
     for label in ("kadr", "kadr door only"):
         kadr_max = float(summary.values[f"{label} max updates/s"])
@@ -455,7 +563,9 @@ async def kill_worker(context: Context) -> str:
 
 async def restart_redis(context: Context) -> str:
     down = await asyncio.to_thread(context.deployment.restart_redis, 1.0)
-    return f"Redis stopped and started empty (down {down:.1f} s)"
+    return (
+        f"Redis stopped (SIGTERM) and started again with its append-only file (down {down:.1f} s)"
+    )
 
 
 async def fal_errors(context: Context) -> str:
