@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -60,12 +60,14 @@ class Launcher:
 
     @staticmethod
     async def _post_status(bot: Bot, job: Job) -> int | None:
+        """Telegram down or flooded is not caught: the handler runs again (the inbox keeps
+        its update), so the status message is not lost to one failed call."""
         try:
             status = await bot.send_message(
                 job.chat_id,
                 status_text(job, "status_queued"),
                 reply_markup=status_keyboard(job.id, job.language),
             )
-        except TelegramAPIError:
+        except (TelegramBadRequest, TelegramForbiddenError):
             return None  # the job goes on; only its progress display is lost
         return status.message_id

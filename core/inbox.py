@@ -272,6 +272,8 @@ class Inbox:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.rpush(_list(int(record["partition"])), entry.raw)
                 pipe.hdel(DEAD, str(update_id))
+                # Counted as run once: its next run replays what it sent before.
+                pipe.hset(TRIES, str(update_id), "1")
                 await pipe.execute()
             moved += 1
         return moved

@@ -61,6 +61,7 @@ class SendSkipped(Exception):
 @dataclass
 class _Handling:
     update_id: int
+    first_run: bool
     calls: int = 0
 
 
@@ -78,13 +79,20 @@ _policy: contextvars.ContextVar[_Policy] = contextvars.ContextVar("kadr_policy",
 
 
 @contextlib.contextmanager
-def handling(update_id: int) -> Iterator[None]:
-    """Calls made inside belong to this update: numbered, and replayed if it runs again."""
-    token = _handling.set(_Handling(update_id))
+def handling(update_id: int, *, first_run: bool = False) -> Iterator[None]:
+    """Calls made inside belong to this update: numbered, and replayed if it runs again.
+    `first_run`: nobody ran this update before, so there is nothing to replay (a Redis read
+    per call saved)."""
+    token = _handling.set(_Handling(update_id, first_run))
     try:
         yield
     finally:
         _handling.reset(token)
+
+
+def _first_run() -> bool:
+    state = _handling.get()
+    return state is not None and state.first_run
 
 
 def current_update_id() -> int | None:
@@ -138,7 +146,7 @@ class SendPacer(BaseRequestMiddleware):
         name = method.__api_method__
         answer = Response[method.__returning__]  # type: ignore[name-defined]
         slot = self._replay_slot(name)
-        if slot is not None:
+        if slot is not None and not _first_run():
             stored = await self.redis.hget(*slot)  # type: ignore[misc]
             if stored is not None:
                 TELEGRAM_CALLS.labels(name, "replayed").inc()
@@ -146,7 +154,7 @@ class SendPacer(BaseRequestMiddleware):
         result = await self._send(make_request, bot, method, name)
         if slot is not None:
             record = answer(ok=True, result=result).model_dump_json(exclude_none=True)
-            async with self.redis.pipeline(transaction=True) as pipe:
+            async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hset(*slot, record)
                 pipe.expire(slot[0], SENT_TTL)
                 await pipe.execute()

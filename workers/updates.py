@@ -173,11 +173,13 @@ class UpdateConsumer:
             update = self._parse(entry)
             kind = kind_of(update)
             outage = 0
+            first_run = tries == 1
             while True:
                 try:
-                    await self._feed(update, kind)
+                    await self._feed(update, kind, first_run=first_run)
                     break
                 except Exception as exc:
+                    first_run = False
                     if is_outage(exc):
                         outage += 1
                         await self._ride_out(update_id, exc, outage)
@@ -219,10 +221,10 @@ class UpdateConsumer:
         except (ValueError, ValidationError) as exc:
             raise _Invalid(str(exc).splitlines()[0]) from None
 
-    async def _feed(self, update: Update, kind: str) -> None:
+    async def _feed(self, update: Update, kind: str, *, first_run: bool) -> None:
         if kind == "unknown":
             return  # a kind this aiogram does not know: nothing listens to it
-        with handling(update.update_id):
+        with handling(update.update_id, first_run=first_run):
             await self._dispatcher.feed_update(self._bot, update)
 
     async def _bury(
