@@ -211,6 +211,17 @@ class Stack:
     def start_worker(self, name: str = "worker", *args: str, **env: str) -> Service:
         return self._run(name, [*KADR, "worker", *args], None, **env)
 
+    def start_deployment(self, *telegram_args: str) -> None:
+        """Both stand-ins, a migrated database, `kadr api` and one `kadr worker` booted side
+        by side, then the webhook registered by `kadr set-webhook` as an operator would."""
+        with self.starting_together():
+            self.start_telegram(*telegram_args)
+            self.start_fal()
+            self.migrate()
+            self.start_api()
+            self.start_worker()
+        self.run_kadr("set-webhook")
+
     def service(self, name: str) -> Service:
         return next(s for s in reversed(self.services) if s.name == name)
 

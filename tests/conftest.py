@@ -4,6 +4,7 @@ processes wired to the sandbox stand-ins over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis
+import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.catalog import DEFAULT_PATH as DEFAULT_CATALOG
@@ -26,10 +28,10 @@ PG_ADMIN_URL = os.environ.get("KADR_TEST_PG", "postgresql://postgres@127.0.0.1:5
 REDIS_BASE = os.environ.get("KADR_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A database of its own for this run, dropped afterwards."""
-    name = f"kadr_test_{uuid.uuid4().hex[:10]}"
+@contextlib.contextmanager
+def _database(prefix: str) -> Iterator[str]:
+    """A PostgreSQL database made for the caller and dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
 
     async def admin(sql: str) -> None:
         connection = await asyncpg.connect(PG_ADMIN_URL)
@@ -40,8 +42,45 @@ def database_url() -> Iterator[str]:
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A database of its own for this run."""
+    with _database("kadr_test") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def own_database_url() -> Iterator[str]:
+    """A database of the module's own stack: the shared stack's sweeper must never find (and
+    re-enqueue into its own Redis) the jobs made there."""
+    with _database("kadr_own") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """A redis-server of the module's own: kadr's keys (the inbox, the send limiter) have
+    fixed names, and the shared stack's `kadr worker` consumes and sends through the
+    session's Redis db."""
+    server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="redis")
+async def redis_client(own_redis: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
+    """A client of the module's own Redis, emptied before and after the test."""
+    client = aioredis.Redis.from_url(own_redis.url)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")
@@ -81,16 +120,10 @@ def stack(
     }
     stack = Stack(workdir, database_url, redis_url, extra_env=env)
     try:
-        with stack.starting_together():
-            # The stand-in trusts photo URLs instead of downloading them: fetching makes the
-            # fal stand-in draw every picture, which starves this 2-core machine and blurs
-            # what the tests measure. Telegram refusing a URL is injected where it matters.
-            stack.start_telegram("--no-fetch-urls")
-            stack.start_fal()
-            stack.migrate()
-            stack.start_api()
-            stack.start_worker()
-        stack.run_kadr("set-webhook")
+        # The stand-in trusts photo URLs instead of downloading them: fetching makes the fal
+        # stand-in draw every picture, which starves this 2-core machine and blurs what the
+        # tests measure. Telegram refusing a URL is injected where it matters.
+        stack.start_deployment("--no-fetch-urls")
         yield stack
     finally:
         stack.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -27,24 +26,6 @@ from core.inbox import (
     update_id_of,
 )
 from sandbox.redis_server import PrivateRedis
-
-
-@pytest.fixture(scope="module")
-def inbox_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server of this module's own: the inbox's keys have fixed names, and a `kadr
-    worker` of the shared stack consumes whatever the session's Redis db holds."""
-    server = PrivateRedis(tmp_path_factory.mktemp("inbox-redis")).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
-async def redis(inbox_redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(inbox_redis_url)
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
 
 
 @pytest.fixture
@@ -360,7 +341,7 @@ async def test_stats_count_waiting_updates_their_oldest_and_the_dead(
 
 
 async def test_kadr_inbox_lists_dead_letters_and_requeues_them(
-    inbox: Inbox, redis: Redis, inbox_redis_url: str
+    inbox: Inbox, redis: Redis, own_redis: PrivateRedis
 ) -> None:
     await put(inbox, message(120, 120))
     await put(inbox, message(121, 121))
@@ -369,13 +350,13 @@ async def test_kadr_inbox_lists_dead_letters_and_requeues_them(
     assert entry is not None
     assert await inbox.dead_letter(120, "a", entry, 120, "RuntimeError: nope", 5)
 
-    report = await inspect_inbox(inbox_redis_url, requeue=False)
+    report = await inspect_inbox(own_redis.url, requeue=False)
     assert "waiting updates:      1" in report
     assert "dead letters:         1" in report
     assert "update 120" in report and "tries 5" in report and "RuntimeError: nope" in report
     assert "requeued" not in report
 
-    report = await inspect_inbox(inbox_redis_url, requeue=True)
+    report = await inspect_inbox(own_redis.url, requeue=True)
     assert "requeued:             1" in report
     assert "waiting updates:      2" in report
     assert "dead letters:         0" in report

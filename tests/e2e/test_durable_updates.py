@@ -15,14 +15,12 @@ import contextlib
 import io
 import re
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import redis
@@ -39,7 +37,6 @@ from core.queue import queue_name
 from sandbox.control import FalSandbox, Record, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import KADR, TEST_SECRET, Service, Stack, free_port
-from tests.conftest import PG_ADMIN_URL
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: Telegram's default for setWebhook's max_connections: updates in flight at once.
@@ -99,26 +96,8 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def durable_database_url() -> Iterator[str]:
-    """A database of the module's own (the session stack's sweeper must never see our jobs)."""
-    name = f"kadr_durable_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(scope="module")
 def deployment(
-    tmp_path_factory: pytest.TempPathFactory, durable_database_url: str
+    tmp_path_factory: pytest.TempPathFactory, own_database_url: str
 ) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp("durable")
     server = DurableRedis(workdir).start()
@@ -128,7 +107,7 @@ def deployment(
         "SWEEP_STALE_AFTER": "30",
         "WORKER_METRICS_PORT": "0",
     }
-    stack = Stack(workdir, durable_database_url, server.url, extra_env=env)
+    stack = Stack(workdir, own_database_url, server.url, extra_env=env)
     api_b_port = free_port()
     api_b = Service(
         "api-b",
@@ -151,7 +130,7 @@ def deployment(
         api_b.wait_ready(stack.startup_timeout)
         stack.run_kadr("set-webhook")  # the stand-in's own deliveries go to door A
         yield Deployment(
-            stack, server, telegram, fal, durable_database_url, f"http://127.0.0.1:{api_b_port}"
+            stack, server, telegram, fal, own_database_url, f"http://127.0.0.1:{api_b_port}"
         )
     finally:
         telegram.close()

@@ -9,23 +9,17 @@ a 429's retry_after runs. How fast kadr is belongs in bench/.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import asyncpg
 import pytest
 
 from sandbox.control import Record, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
-
-PG_ADMIN_URL = os.environ.get("KADR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 #: What the stand-in counts against Telegram's limits (and kadr paces): putting something in
 #: a chat. deleteMessage and the answers to buttons are not messages.
@@ -48,49 +42,15 @@ POLL_EVERY = 0.5  # the request log is read incrementally and not too often: rea
 
 
 @pytest.fixture(scope="module")
-def own_database() -> Iterator[str]:
-    """A PostgreSQL database of this module's stack alone: the shared stack's sweeper must
-    never find (and re-enqueue into its own Redis) the jobs made here."""
-    name = f"kadr_limits_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    """A Redis of its own: the send limiter's keys are per bot, not per deployment, so
-    sharing one with another stack would share (and blur) the limit under test."""
-    server = PrivateRedis(tmp_path_factory.mktemp("limits-redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def strict_stack(
-    tmp_path_factory: pytest.TempPathFactory, own_database: str, own_redis: PrivateRedis
+    tmp_path_factory: pytest.TempPathFactory, own_database_url: str, own_redis: PrivateRedis
 ) -> Iterator[Stack]:
     """api and one `kadr worker` (inbox and every queue) with the default catalog: a few
     hundred jobs queue behind 29 sends/s, longer than the shared stack's shortened deadlines."""
     workdir = tmp_path_factory.mktemp("limits-stack")
-    stack = Stack(workdir, own_database, own_redis.url, extra_env={"WORKER_METRICS_PORT": "0"})
+    stack = Stack(workdir, own_database_url, own_redis.url, extra_env={"WORKER_METRICS_PORT": "0"})
     try:
-        with stack.starting_together():
-            stack.start_telegram("--no-fetch-urls", "--enforce-limits")
-            stack.start_fal()
-            stack.migrate()
-            stack.start_api()
-            stack.start_worker()
-        stack.run_kadr("set-webhook")
+        stack.start_deployment("--no-fetch-urls", "--enforce-limits")
         yield stack
     finally:
         stack.stop()

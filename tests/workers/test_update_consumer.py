@@ -9,15 +9,14 @@ import contextlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher, Router
-from aiogram.client.session.base import BaseSession
 from aiogram.exceptions import TelegramNetworkError
-from aiogram.methods import SendMessage, TelegramMethod
+from aiogram.methods import SendMessage
 from aiogram.types import Message, Update
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
@@ -28,66 +27,9 @@ from core import inbox as inbox_module
 from core.inbox import PARTITIONS, PREFIX, TRIES, Inbox, partition_of, sent_key
 from core.telegram_limits import LimitSettings, TelegramLimiter
 from core.telegram_pacing import SendPacer
-from sandbox.redis_server import PrivateRedis
+from tests.fake_bot_api import FakeSession
 from workers import updates
 from workers.updates import MAX_TRIES, UpdateConsumer
-
-
-class FakeSession(BaseSession):
-    """The Bot API at the transport: every call succeeds and is recorded."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[TelegramMethod[Any]] = []
-
-    async def make_request(
-        self,
-        bot: Bot,
-        method: TelegramMethod[Any],
-        timeout: int | None = None,  # noqa: ASYNC109
-    ) -> Any:
-        self.requests.append(method)
-        result: Any = True
-        if isinstance(method, SendMessage):
-            result = {
-                "message_id": 100 + len(self.requests),
-                "date": int(time.time()),
-                "chat": {"id": method.chat_id, "type": "private"},
-                "text": method.text,
-            }
-        body = json.dumps({"ok": True, "result": result})
-        return self.check_response(bot, method, 200, body).result
-
-    async def close(self) -> None:
-        pass
-
-    async def stream_content(
-        self,
-        url: str,
-        headers: dict[str, Any] | None = None,
-        timeout: int = 30,  # noqa: ASYNC109 (aiogram's signature)
-        chunk_size: int = 65536,
-        raise_for_status: bool = True,
-    ) -> AsyncGenerator[bytes, None]:
-        yield b""
-
-
-@pytest.fixture(scope="module")
-def consumer_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server of this module's own: the inbox's keys have fixed names, and the shared
-    stack's `kadr worker` would consume updates put in the session's Redis db."""
-    server = PrivateRedis(tmp_path_factory.mktemp("consumer-redis")).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
-async def redis(consumer_redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(consumer_redis_url)
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
 
 
 @pytest.fixture(autouse=True)
@@ -411,7 +353,7 @@ async def test_a_handler_retried_after_sending_does_not_send_again(
 
     async def reply_then_fail(message: Message, attempt: int) -> None:
         sent = await message.answer("your picture is on its way")
-        assert sent.message_id == 101, "the same message, replayed on later tries"
+        assert sent.message_id == 1000, "the same message, replayed on later tries"
         if attempt == 1:
             raise RuntimeError("the database write after the reply failed")
 

@@ -1,0 +1,76 @@
+"""The Bot API faked at the transport, for the in-process tests: an aiogram session that
+records each request and answers what is scripted, or else a plain success, through aiogram's
+own check of an answer (so Response[...] parsing and Telegram errors are real)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.base import BaseSession
+from aiogram.methods import TelegramMethod
+
+#: A scripted answer: an HTTP status and body (checked by aiogram as a real answer would be),
+#: or an exception to raise, made from the method it answers.
+Scripted = tuple[int, dict[str, Any]] | Callable[[TelegramMethod[Any]], Exception]
+
+
+class FakeSession(BaseSession):
+    """The Bot API at the transport: records each request and answers what is scripted, or
+    else a plain success (a Message for sends and edits, True for the rest)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[TelegramMethod[Any]] = []
+        self.script: deque[Scripted] = deque()
+        self._message_ids = iter(range(1000, 10**6))
+
+    def names(self) -> list[str]:
+        return [request.__api_method__ for request in self.requests]
+
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[Any],
+        timeout: int | None = None,  # noqa: ASYNC109
+    ) -> Any:
+        self.requests.append(method)
+        if self.script:
+            scripted = self.script.popleft()
+            if callable(scripted):
+                raise scripted(method)
+            status, body = scripted
+        else:
+            status, body = 200, {"ok": True, "result": self._success(method)}
+        return self.check_response(bot, method, status, json.dumps(body)).result
+
+    def _success(self, method: TelegramMethod[Any]) -> Any:
+        name = method.__api_method__
+        if name == "getMe":
+            return {"id": 42, "is_bot": True, "first_name": "kadr", "username": "kadr_bot"}
+        if name.startswith(("send", "edit")):
+            chat = method.chat_id  # type: ignore[attr-defined]
+            return {
+                "message_id": next(self._message_ids),
+                "date": int(time.time()),
+                "chat": {"id": chat, "type": "private" if chat > 0 else "group", "title": "G"},
+                "text": getattr(method, "text", None) or "",
+            }
+        return True
+
+    async def close(self) -> None:
+        pass
+
+    async def stream_content(
+        self,
+        url: str,
+        headers: dict[str, Any] | None = None,
+        timeout: int = 30,  # noqa: ASYNC109 (aiogram's signature)
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+    ) -> AsyncGenerator[bytes, None]:
+        yield b""
