@@ -233,6 +233,11 @@ def telegram_values(observation: Observation, trace: Trace, configured: float) -
         "tg results/s peak": peak_in_window(results),
         "backlog s": backlog,
         "tg messages/s in backlog": rate_within(messages, spans) if backlog else math.nan,
+        # Status messages and replies share Telegram's budget with results now, so the pace
+        # of everything sent is what shows whether the budget is used.
+        "messages/s vs 30": rate_within(messages, spans) / 30
+        if backlog >= BACKLOG_MIN_SECONDS
+        else math.nan,
         "tg results/s in backlog": in_backlog,
         "results/s vs 30": in_backlog / 30,
         f"results/s vs {configured:g}": in_backlog / configured,
