@@ -2,7 +2,7 @@
 
 The database decides: a job still queued or submitted moves to `cancelled`, and a result
 that arrives afterwards finds nothing to move. fal is asked to cancel too (by the worker,
-which holds the fal key), so no one pays for work nobody will see.
+which holds the fal key: `workers/cancellation.py`), so no one pays for work nobody will see.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.fal_client import FalError
-from core.jobs import get_job, move
+from core.jobs import move
 from core.metrics import JOBS_FINISHED
 from core.models import Job, JobStatus
 from core.queue import CANCEL, queue_of
-from core.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +35,3 @@ async def cancel_job(sessions: async_sessionmaker[AsyncSession], redis: ArqRedis
     except RedisError:
         log.warning("could not ask a worker to cancel job %s at fal", job.id)
     return True
-
-
-async def cancel_at_fal(services: Services, job_id: str) -> None:
-    async with services.resources.sessions() as session:
-        job = await get_job(session, job_id)
-    if job is None or job.status != JobStatus.CANCELLED or not job.fal_cancel_url:
-        return
-    try:
-        await services.fal.cancel(job.fal_cancel_url)
-    except FalError as exc:
-        log.info("fal did not cancel job %s: %s", job.id, exc)

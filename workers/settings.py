@@ -18,8 +18,8 @@ from core.config import Settings
 from core.metrics import QUEUE_DEPTH, QUEUE_DUE, QUEUE_OLDEST_AGE
 from core.queue import CANCEL, DELIVER, SUBMIT, queue_name
 from core.resources import REDIS_RETRY, REDIS_RETRY_ON
-from core.services import Services
 from workers import tasks
+from workers.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""The arq tasks: thin shells that hand each run to core and translate "try later" into
-arq's Retry. A wrapper counts outcomes and durations, which arq's hooks cannot see."""
+"""The arq tasks: thin shells that hand each run to its use-case (the modules beside this one)
+and translate "try later" into arq's Retry. A wrapper counts outcomes and durations, which
+arq's hooks cannot see."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from typing import Any
 from arq import Retry
 from arq.typing import WorkerCoroutine
 
-from core.cancellation import cancel_at_fal
-from core.delivery import deliver_job
 from core.metrics import TASK_SECONDS, TASKS
 from core.retry import RetryLater
-from core.services import Services
-from core.submission import submit_job
-from core.sweeper import sweep as sweep_jobs
 from core.telegram_limits import MAX_INLINE_WAIT
 from core.telegram_pacing import deferring
+from workers.cancellation import cancel_at_fal
+from workers.delivery import deliver_job
+from workers.services import Services
+from workers.submission import submit_job
+from workers.sweeper import sweep as sweep_jobs
 
 SUBMIT_TRIES = 8
 DELIVER_TRIES = 25

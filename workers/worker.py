@@ -15,7 +15,7 @@ from bot.dispatcher import build_dispatcher
 from core.config import Settings
 from core.inbox import Inbox
 from core.resources import Resources
-from core.services import Services
+from workers.services import Services
 from workers.settings import queues, worker_settings
 from workers.updates import UpdateConsumer
 

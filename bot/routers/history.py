@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.keyboards import Action, JobButton
 from bot.texts import t
-from core.delivery import media_files, output_of
 from core.models import Job, JobStatus, User
+from core.results import media_files, output_of
 
 router = Router(name="history")
 

@@ -24,10 +24,10 @@ from bot.routers.photos import PhotoFlow
 from bot.texts import t
 from core.cancellation import cancel_job
 from core.catalog import Mode, catalog
-from core.delivery import media_files, output_of
 from core.generation import JobRequest
 from core.jobs import get_job
 from core.models import Job, JobStatus, User, utcnow
+from core.results import media_files, output_of
 
 router = Router(name="results")
 

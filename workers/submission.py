@@ -19,7 +19,7 @@ from core.photos import PhotoLimits, PhotoRejected, photo_to_fal
 from core.progress import show_progress
 from core.queue import enqueue_deliver
 from core.retry import RetryLater, backoff
-from core.services import Services
+from workers.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -15,33 +15,20 @@ from sqlalchemy import update
 
 from bot.keyboards import result_keyboard
 from bot.texts import error_text, t
-from core.catalog import MAX_INPUT_SIDE, Output, catalog
+from core.catalog import MAX_INPUT_SIDE, catalog
 from core.fal_client import FalError, FalRetryableError
 from core.jobs import get_job, move, set_fields
 from core.metrics import JOBS_FINISHED, STAGE_SECONDS
 from core.models import Job, JobStatus, utcnow
 from core.progress import remove_status
+from core.results import media_files, output_of
 from core.retry import RetryLater, backoff
-from core.services import Services
 from core.telegram_send import Undeliverable
+from workers.services import Services
 
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
-
-
-def output_of(job: Job, result: dict[str, Any]) -> Output:
-    """The shape the catalog declares; for a model since removed, the shape the result has."""
-    model = catalog().find(job.model)
-    if model is not None:
-        return model.output
-    return "video" if "video" in result else "image" if "image" in result else "images"
-
-
-def media_files(output: Output, result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The file entries (url, file_size, …) a model returned, by the shape of its output."""
-    items = (result.get("images") or []) if output == "images" else [result.get(output) or {}]
-    return [item for item in items if isinstance(item, dict) and item.get("url")]
 
 
 def caption(job: Job) -> str:

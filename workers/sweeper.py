@@ -17,8 +17,8 @@ from core.jobs import jobs_to_sweep, set_fields
 from core.metrics import FAL_CALLS
 from core.models import Job, JobStatus, utcnow
 from core.queue import enqueue_deliver, enqueue_submit
-from core.services import Services
-from core.submission import fail_job
+from workers.services import Services
+from workers.submission import fail_job
 
 log = logging.getLogger(__name__)
 
