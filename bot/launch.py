@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.job_face import status_text
 from bot.keyboards import status_keyboard
 from bot.texts import t
 from core.generation import (
@@ -31,7 +32,6 @@ from core.generation import (
     start_job,
 )
 from core.models import Job, User
-from core.progress import status_text
 from core.telegram_pacing import current_update_id
 
 

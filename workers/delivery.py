@@ -13,6 +13,7 @@ from typing import Any
 from aiogram.exceptions import TelegramAPIError
 from sqlalchemy import update
 
+from bot.job_face import remove_status
 from bot.keyboards import result_keyboard
 from bot.texts import error_text, t
 from core.catalog import MAX_INPUT_SIDE, catalog
@@ -20,7 +21,6 @@ from core.fal_client import FalError, FalRetryableError
 from core.jobs import get_job, move, set_fields
 from core.metrics import JOBS_FINISHED, STAGE_SECONDS
 from core.models import Job, JobStatus, utcnow
-from core.progress import remove_status
 from core.results import media_files, output_of
 from core.retry import RetryLater, backoff
 from core.telegram_send import Undeliverable

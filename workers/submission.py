@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot.job_face import show_progress
 from core.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
 from core.fal_client import FalError, FalFinalError, FalRetryableError
 from core.jobs import get_job, move, set_fields
 from core.metrics import FAL_CALLS, JOBS_FINISHED, STAGE_SECONDS
 from core.models import Job, JobStatus, utcnow
 from core.photos import PhotoLimits, PhotoRejected, photo_to_fal
-from core.progress import show_progress
 from core.queue import enqueue_deliver
 from core.retry import RetryLater, backoff
 from workers.services import Services
