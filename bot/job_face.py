@@ -1,4 +1,10 @@
-"""The one status message per job, edited as the job moves on, with its Cancel button.
+"""A job's Telegram face: its status message (posted, edited as the job moves on, marked
+cancelled, removed) with its Cancel button, the caption and buttons under its result, and
+the text that tells why it failed. The bot's handlers and the workers both call this module,
+so a job looks the same whichever process shows it.
+
+Buttons carry only a job id and an action: everything else is in the database, so buttons
+keep working after a restart and on any process.
 
 Progress edits are a courtesy: they go only when a Telegram send moment is free now, and a
 failed edit never fails the job.
@@ -6,19 +12,67 @@ failed edit never fails the job.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
+from enum import StrEnum
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.keyboards import status_keyboard
-from bot.texts import t
-from core.catalog import catalog
+from bot.texts import error_text, t
+from core.catalog import MAX_INPUT_SIDE, Output, catalog
 from core.models import Job
 from core.telegram_pacing import SendSkipped, optional
 
 log = logging.getLogger(__name__)
+
+CAPTION_LIMIT = 1024
+
+
+class Action(StrEnum):
+    CANCEL = "x"
+    REGENERATE = "r"
+    EDIT = "e"
+    ANIMATE = "a"
+    ORIGINAL = "o"
+
+
+class JobButton(CallbackData, prefix="j"):
+    action: Action
+    job_id: str
+
+
+def status_keyboard(job_id: str, lang: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=t(lang, "button_cancel"), callback_data=JobButton(action=Action.CANCEL, job_id=job_id)
+    )
+    return builder.as_markup()
+
+
+def result_keyboard(job_id: str, lang: str, output: Output) -> InlineKeyboardMarkup:
+    """Regenerate and Original for every result; Edit and Animate only make sense for pictures."""
+    actions = [Action.REGENERATE]
+    if output != "video":
+        actions += [Action.EDIT, Action.ANIMATE]
+    actions.append(Action.ORIGINAL)
+    labels = {
+        Action.REGENERATE: "button_regenerate",
+        Action.EDIT: "button_edit",
+        Action.ANIMATE: "button_animate",
+        Action.ORIGINAL: "button_original",
+    }
+    builder = InlineKeyboardBuilder()
+    for action in actions:
+        builder.button(
+            text=t(lang, labels[action]), callback_data=JobButton(action=action, job_id=job_id)
+        )
+    builder.adjust(2)
+    return builder.as_markup()
 
 
 def status_text(job: Job, key: str, **values: object) -> str:
@@ -31,6 +85,38 @@ def status_text(job: Job, key: str, **values: object) -> str:
         model=html.escape(model.title if model else job.model),
         aspect_ratio=job.options.get("aspect_ratio", "1:1"),
     )
+
+
+def caption(job: Job) -> str:
+    """The prompt (trimmed to fit Telegram's caption limit) and the model's name."""
+    model = catalog().find(job.model)
+    title = html.escape(model.title if model else job.model)
+    room = CAPTION_LIMIT - len(t(job.language, "caption", prompt="", model=title)) - 1
+    prompt = job.prompt if len(job.prompt) <= room else job.prompt[: room - 1] + "…"
+    return t(job.language, "caption", prompt=html.escape(prompt), model=title)
+
+
+def failure_text(job: Job) -> str:
+    """Why the job failed, in its language, with the numbers error texts quote (photo caps)."""
+    mode = catalog().modes.get(job.kind)  # type: ignore[call-overload]
+    limit_mb = round(mode.max_input_mb) if mode else 10
+    return error_text(job.language, job.error, limit_mb=limit_mb, max_side=MAX_INPUT_SIDE)
+
+
+async def post_status(bot: Bot, job: Job) -> int | None:
+    """The new job's status message; its id, or None when this chat cannot have one.
+
+    Telegram down or flooded is not caught: the handler runs again (the inbox keeps its
+    update), so the status message is not lost to one failed call."""
+    try:
+        status = await bot.send_message(
+            job.chat_id,
+            status_text(job, "status_queued"),
+            reply_markup=status_keyboard(job.id, job.language),
+        )
+    except (TelegramBadRequest, TelegramForbiddenError):
+        return None  # the job goes on; only its progress display is lost
+    return status.message_id
 
 
 async def show_progress(bot: Bot, job: Job, key: str, **values: object) -> None:
@@ -48,6 +134,16 @@ async def show_progress(bot: Bot, job: Job, key: str, **values: object) -> None:
         return
     except TelegramAPIError as exc:
         log.info("status message of job %s not edited: %s", job.id, exc)
+
+
+async def show_cancelled(bot: Bot, job: Job, lang: str) -> None:
+    """The status message says the job was cancelled (in the language of who cancelled it)."""
+    if job.status_message_id is None:
+        return
+    with contextlib.suppress(TelegramBadRequest):
+        await bot.edit_message_text(
+            t(lang, "status_cancelled"), chat_id=job.chat_id, message_id=job.status_message_id
+        )
 
 
 async def remove_status(bot: Bot, job: Job) -> None:

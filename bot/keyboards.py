@@ -1,7 +1,7 @@
-"""Inline keyboards and their callback data.
+"""The keyboard that asks what to do with a photo, and its callback data.
 
-Buttons carry only a job id and an action: everything else is in the database, so buttons
-keep working after a restart and on any api process.
+A job's own buttons (Cancel on its status, the buttons under its result) are in
+`bot/job_face.py`.
 """
 
 from __future__ import annotations
@@ -13,20 +13,6 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.texts import t
-from core.catalog import Output
-
-
-class Action(StrEnum):
-    CANCEL = "x"
-    REGENERATE = "r"
-    EDIT = "e"
-    ANIMATE = "a"
-    ORIGINAL = "o"
-
-
-class JobButton(CallbackData, prefix="j"):
-    action: Action
-    job_id: str
 
 
 class PhotoChoice(StrEnum):
@@ -37,35 +23,6 @@ class PhotoChoice(StrEnum):
 
 class PhotoButton(CallbackData, prefix="p"):
     choice: PhotoChoice
-
-
-def status_keyboard(job_id: str, lang: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    builder.button(
-        text=t(lang, "button_cancel"), callback_data=JobButton(action=Action.CANCEL, job_id=job_id)
-    )
-    return builder.as_markup()
-
-
-def result_keyboard(job_id: str, lang: str, output: Output) -> InlineKeyboardMarkup:
-    """Regenerate and Original for every result; Edit and Animate only make sense for pictures."""
-    actions = [Action.REGENERATE]
-    if output != "video":
-        actions += [Action.EDIT, Action.ANIMATE]
-    actions.append(Action.ORIGINAL)
-    labels = {
-        Action.REGENERATE: "button_regenerate",
-        Action.EDIT: "button_edit",
-        Action.ANIMATE: "button_animate",
-        Action.ORIGINAL: "button_original",
-    }
-    builder = InlineKeyboardBuilder()
-    for action in actions:
-        builder.button(
-            text=t(lang, labels[action]), callback_data=JobButton(action=action, job_id=job_id)
-        )
-    builder.adjust(2)
-    return builder.as_markup()
 
 
 def photo_keyboard(lang: str) -> InlineKeyboardMarkup:

@@ -14,12 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.job_face import status_text
-from bot.keyboards import status_keyboard
+from bot.job_face import post_status
 from bot.texts import t
 from core.generation import (
     JobRequest,
@@ -53,21 +51,7 @@ class Launcher:
         except Refusal as refusal:
             await bot.send_message(chat_id, t(user.language, refusal.key, **refusal.values))
             return None
-        job.status_message_id = await self._post_status(bot, job)
+        job.status_message_id = await post_status(bot, job)
         await record_job(self.sessions, job)
         await start_job(self.redis, job)
         return job
-
-    @staticmethod
-    async def _post_status(bot: Bot, job: Job) -> int | None:
-        """Telegram down or flooded is not caught: the handler runs again (the inbox keeps
-        its update), so the status message is not lost to one failed call."""
-        try:
-            status = await bot.send_message(
-                job.chat_id,
-                status_text(job, "status_queued"),
-                reply_markup=status_keyboard(job.id, job.language),
-            )
-        except (TelegramBadRequest, TelegramForbiddenError):
-            return None  # the job goes on; only its progress display is lost
-        return status.message_id

@@ -6,17 +6,13 @@ failure notice is claimed in the database before it is sent, so it goes out at m
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Any
 
 from aiogram.exceptions import TelegramAPIError
 from sqlalchemy import update
 
-from bot.job_face import remove_status
-from bot.keyboards import result_keyboard
-from bot.texts import error_text, t
-from core.catalog import MAX_INPUT_SIDE, catalog
+from bot.job_face import caption, failure_text, remove_status, result_keyboard
 from core.fal_client import FalError, FalRetryableError
 from core.jobs import get_job, move, set_fields
 from core.metrics import JOBS_FINISHED, STAGE_SECONDS
@@ -27,17 +23,6 @@ from core.telegram_send import Undeliverable
 from workers.services import Services
 
 log = logging.getLogger(__name__)
-
-CAPTION_LIMIT = 1024
-
-
-def caption(job: Job) -> str:
-    """The prompt (trimmed to fit Telegram's caption limit) and the model's name."""
-    model = catalog().find(job.model)
-    title = html.escape(model.title if model else job.model)
-    room = CAPTION_LIMIT - len(t(job.language, "caption", prompt="", model=title)) - 1
-    prompt = job.prompt if len(job.prompt) <= room else job.prompt[: room - 1] + "…"
-    return t(job.language, "caption", prompt=html.escape(prompt), model=title)
 
 
 async def deliver_job(services: Services, job_id: str, *, attempt: int) -> None:
@@ -125,12 +110,6 @@ async def _fail_and_notify(services: Services, job: Job, error: str, attempt: in
         await _notify_failure(services, job, attempt)
 
 
-def _limits_of(job: Job) -> dict[str, object]:
-    """The numbers error texts quote (photo caps) for this job's mode."""
-    mode = catalog().modes.get(job.kind)  # type: ignore[call-overload]
-    return {"limit_mb": round(mode.max_input_mb) if mode else 10, "max_side": MAX_INPUT_SIDE}
-
-
 async def _set_notified(services: Services, job: Job, notified: bool) -> bool:
     """Claim (or give back) the right to send this job's failure notice."""
     async with services.resources.sessions() as session:
@@ -150,7 +129,7 @@ async def _notify_failure(services: Services, job: Job, attempt: int) -> None:
     """Tell the user why, once: in the status message if there is one, else a new message."""
     if not await _set_notified(services, job, True):
         return
-    text = error_text(job.language, job.error, **_limits_of(job))
+    text = failure_text(job)
     try:
         await services.sender.send_text(
             job.chat_id, text, attempt=attempt, replace_message_id=job.status_message_id

@@ -11,7 +11,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.keyboards import Action, JobButton
+from bot.job_face import Action, JobButton
 from bot.texts import t
 from core.models import Job, JobStatus, User
 from core.results import media_files, output_of

@@ -7,7 +7,6 @@ and refuse politely once the job's files are too old (fal keeps outputs about a 
 
 from __future__ import annotations
 
-import contextlib
 import random
 from datetime import timedelta
 from typing import cast
@@ -18,7 +17,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.keyboards import Action, JobButton
+from bot.job_face import Action, JobButton, show_cancelled
 from bot.launch import Launcher
 from bot.routers.photos import PhotoFlow
 from bot.texts import t
@@ -99,11 +98,7 @@ async def _cancel(query: CallbackQuery, job: Job, lang: str, launcher: Launcher)
         await query.answer(t(lang, "cancel_too_late"))
         return
     await query.answer(t(lang, "cancelled_toast"))
-    if job.status_message_id is not None:
-        with contextlib.suppress(TelegramBadRequest):
-            await query.bot.edit_message_text(  # type: ignore[union-attr]
-                t(lang, "status_cancelled"), chat_id=job.chat_id, message_id=job.status_message_id
-            )
+    await show_cancelled(query.bot, job, lang)  # type: ignore[arg-type]
 
 
 async def _send_originals(bot: Bot, chat_id: int, urls: list[str]) -> None:
