@@ -4,4 +4,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 uv run ruff check .
 uv run ruff format --check .
 uv run mypy api bot core workers kadr sandbox
+uv run lint-imports
 uv run pytest "$@"
