@@ -134,9 +134,10 @@ def _first_send(trace: Trace, job: JobRow) -> float | None:
     return min(times) if times else None
 
 
-def delivery_values(trace: Trace) -> dict[str, Value]:
-    """Every prompt posted must end as exactly one result in its chat."""
-    made = lost = duplicated = failed = pending = 0
+def delivery_values(trace: Trace, in_inbox: set[tuple[int, str]]) -> dict[str, Value]:
+    """Every prompt posted must end as exactly one result in its chat. `in_inbox`: prompts
+    whose update the inbox still held when the wait ended (no job yet, not lost)."""
+    made = lost = duplicated = failed = pending = waiting = 0
     for key in trace.due:
         jobs = trace.jobs.get(key, [])
         sends = sum(len(trace.sent.get(job.id, [])) for job in jobs)
@@ -147,6 +148,8 @@ def delivery_values(trace: Trace) -> dict[str, Value]:
             failed += 1
         elif any(job.status in LIVE for job in jobs):
             pending += 1
+        elif key in in_inbox:
+            waiting += 1
         else:
             lost += 1
     return {
@@ -154,6 +157,7 @@ def delivery_values(trace: Trace) -> dict[str, Value]:
         "deliveries made": made,
         "deliveries lost": lost,
         "deliveries still pending when the wait ended (job live)": pending,
+        "prompts still in the inbox when the wait ended": waiting,
         "deliveries duplicated": duplicated,
         "jobs failed (user told)": failed,
     }

@@ -11,6 +11,7 @@ holds updates Telegram was already told are stored.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import threading
@@ -26,7 +27,7 @@ import psutil
 from redis import Redis, RedisError
 
 from bench.infra import create_database, drop_database
-from core.inbox import PARTITIONS
+from core.inbox import PARTITIONS, Entry
 from core.inbox import PREFIX as INBOX_PREFIX
 from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.redis_server import PrivateRedis, RedisServerError, answers
@@ -76,6 +77,18 @@ def inbox_depth(client: Redis) -> int:
     for partition in range(PARTITIONS):
         pipe.llen(f"{INBOX_PREFIX}:{partition}")
     return sum(int(n) for n in pipe.execute())
+
+
+def inbox_update_ids(client: Redis) -> set[int]:
+    """The ids of the updates still in the inbox."""
+    pipe = client.pipeline(transaction=False)
+    for partition in range(PARTITIONS):
+        pipe.lrange(f"{INBOX_PREFIX}:{partition}", 0, -1)
+    return {
+        int(json.loads(Entry(raw).update)["update_id"])
+        for entries in pipe.execute()
+        for raw in entries
+    }
 
 
 def dead_letters(client: Redis) -> int:
@@ -175,6 +188,9 @@ class Deployment:
 
     def dead_letters(self) -> int:
         return dead_letters(self.redis.client())
+
+    def inbox_update_ids(self) -> set[int]:
+        return inbox_update_ids(self.redis.client())
 
     def worker_metrics_urls(self) -> list[str]:
         return [

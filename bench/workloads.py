@@ -267,7 +267,13 @@ def measure(
     trace = analysis.trace(posts, observation)
     summary = Summary(name, description)
     summary.values.update(analysis.latency_values(posts))
-    summary.values.update(analysis.delivery_values(trace))
+    in_inbox = deployment.inbox_update_ids()
+    waiting = {
+        key
+        for post in posts
+        if post.update.update_id in in_inbox and (key := post.update.job_key) is not None
+    }
+    summary.values.update(analysis.delivery_values(trace, waiting))
     summary.values.update(analysis.stage_values(trace))
     summary.values.update(analysis.peak_at_fal(observation.jobs))
     summary.values.update(analysis.telegram_values(observation, trace, CONFIGURED_RATE))
