@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from api.routes import fal, health, telegram
 from core.config import Settings
@@ -15,6 +15,7 @@ from core.inbox import Inbox
 from core.resources import Resources
 
 UNMEASURED = ["/metrics", "/livez", "/readyz"]
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -23,7 +24,10 @@ def create_app(settings: Settings) -> FastAPI:
         resources = Resources.open(settings)
         try:
             app.state.resources = resources
-            app.state.inbox = Inbox(resources.redis, dedup_ttl=settings.UPDATE_DEDUP_TTL)
+            app.state.door = telegram.Door(
+                secret=settings.TELEGRAM_WEBHOOK_SECRET.encode(),
+                inbox=Inbox(resources.redis, dedup_ttl=settings.UPDATE_DEDUP_TTL),
+            )
             app.state.verifier = FalWebhookVerifier(resources.http, settings.FAL_JWKS_URL)
             yield
         finally:
@@ -33,7 +37,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(telegram.router)
     app.include_router(fal.router)
     app.include_router(health.router)
-    Instrumentator(excluded_handlers=UNMEASURED).instrument(app).expose(
-        app, include_in_schema=False
-    )
+    # Requests and latency per route only: the default set also sizes every request and
+    # response and keeps a second, 20-bucket latency histogram, a fifth of the door's cost.
+    instrumentator = Instrumentator(excluded_handlers=UNMEASURED)
+    instrumentator.add(metrics.requests(), metrics.latency(buckets=LATENCY_BUCKETS))
+    instrumentator.instrument(app).expose(app, include_in_schema=False)
     return app

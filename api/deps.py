@@ -12,7 +12,6 @@ from fastapi import Depends, Request
 
 from core.config import Settings
 from core.fal_signature import FalWebhookVerifier
-from core.inbox import Inbox
 from core.resources import Resources
 
 
@@ -24,15 +23,10 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.resources.settings  # type: ignore[no-any-return]
 
 
-async def get_inbox(request: Request) -> Inbox:
-    return request.app.state.inbox  # type: ignore[no-any-return]
-
-
 async def get_verifier(request: Request) -> FalWebhookVerifier:
     return request.app.state.verifier  # type: ignore[no-any-return]
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-InboxDep = Annotated[Inbox, Depends(get_inbox)]
 VerifierDep = Annotated[FalWebhookVerifier, Depends(get_verifier)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +29,7 @@ from bench.infra import create_database, drop_database
 from core.inbox import PARTITIONS, Entry
 from core.inbox import PREFIX as INBOX_PREFIX
 from sandbox.control import FalSandbox, TelegramSandbox
-from sandbox.redis_server import PrivateRedis, RedisServerError, answers
+from sandbox.redis_server import PrivateRedis
 from sandbox.stack import PYTHON, TEST_SECRET, TEST_TOKEN, Service, Stack, free_port
 
 SAMPLE_EVERY = 0.25
@@ -42,32 +41,6 @@ STARTUP_TIMEOUT = 240.0
 #: The role of `kadr worker` that consumes the Telegram update inbox (workers.worker.UPDATES).
 UPDATES = "updates"
 INBOX_DEAD = f"{INBOX_PREFIX}:dead"
-
-
-class BenchRedis(PrivateRedis):
-    """sandbox's private redis-server, but append-only with fsync every second, as
-    docker-compose.yml runs it: since the door stores updates in Redis before answering 200, a
-    Redis that forgets on restart would lose updates by construction, which says nothing about
-    kadr. A restart (SIGTERM, start) comes back with every key."""
-
-    def start(self, timeout: float = 10.0) -> BenchRedis:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RedisServerError("there is no redis-server on PATH")
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "yes", "--appendfsync", "everysec"]
-        args += ["--maxmemory-policy", "noeviction"]
-        args += ["--dir", str(self.workdir), "--logfile", str(self.log)]
-        self.process = subprocess.Popen(
-            [binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None and time.monotonic() < deadline:
-            if answers(self.url):
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise RedisServerError(f"redis-server did not start: see {self.log}")
 
 
 def inbox_depth(client: Redis) -> int:
@@ -317,7 +290,9 @@ def deploy(
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    private_redis = BenchRedis(workdir).start()
+    # Append-only, as compose runs it: a Redis that forgot on restart would lose updates the
+    # door had stored, which says nothing about kadr.
+    private_redis = PrivateRedis(workdir, append_only=True).start()
     name, url = create_database()
     stack = BenchStack(
         workdir,

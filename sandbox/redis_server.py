@@ -35,9 +35,13 @@ class RedisServerError(RuntimeError):
 
 @dataclass
 class PrivateRedis:
+    """`append_only`: keep every key over a restart in the same workdir (fsync every second),
+    as docker-compose.yml runs Redis: the inbox holds updates Telegram was told are stored."""
+
     workdir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    append_only: bool = False
 
     @property
     def url(self) -> str:
@@ -58,8 +62,9 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerError("there is no redis-server on PATH")
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
-        args += ["no", "--dir", str(self.workdir), "--logfile", str(self.log)]
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "yes", "--appendfsync", "everysec"] if self.append_only else []
+        args += ["--dir", str(self.workdir), "--logfile", str(self.log)]
         self.process = subprocess.Popen(
             [binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )

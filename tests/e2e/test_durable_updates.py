@@ -59,18 +59,6 @@ PROGRESS_PREFIXES = (STATUS_PREFIX, "🎨 Generating")
 # The deployment
 
 
-class DurableRedis(PrivateRedis):
-    """A private redis-server that keeps its data over a graceful stop, as production's does
-    (docker-compose.yml runs Redis append-only): with a save point set, redis-server writes
-    everything on SIGTERM and reads it back when started again in the same directory."""
-
-    def start(self, timeout: float = 10.0) -> DurableRedis:
-        super().start(timeout)
-        with contextlib.closing(self.client()) as client:
-            client.config_set("save", "3600 1")
-        return self
-
-
 def catalog_file(path: Path) -> Path:
     """The catalog with fal's silence noticed after 9 s (a webhook the killed api missed) and
     deadlines of minutes: a burst on a busy machine is slow, and slow is not what is tested."""
@@ -84,7 +72,7 @@ def catalog_file(path: Path) -> Path:
 @dataclass
 class Deployment:
     stack: Stack
-    redis: DurableRedis
+    redis: PrivateRedis
     telegram: TelegramSandbox
     fal: FalSandbox
     database_url: str
@@ -100,7 +88,7 @@ def deployment(
     tmp_path_factory: pytest.TempPathFactory, own_database_url: str
 ) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp("durable")
-    server = DurableRedis(workdir).start()
+    server = PrivateRedis(workdir, append_only=True).start()
     env = {
         "KADR_CATALOG": str(catalog_file(workdir / "catalog.toml")),
         "SWEEP_INTERVAL": "5",
