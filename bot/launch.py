@@ -19,13 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.job_face import post_status
 from bot.texts import t
+from core import lifecycle
 from core.generation import (
     JobRequest,
     Refusal,
     UserQuota,
     check_quota,
     plan_job,
-    record_job,
     recorded,
     start_job,
 )
@@ -52,6 +52,6 @@ class Launcher:
             await bot.send_message(chat_id, t(user.language, refusal.key, **refusal.values))
             return None
         job.status_message_id = await post_status(bot, job)
-        await record_job(self.sessions, job)
+        await lifecycle.accept(self.sessions, job)
         await start_job(self.redis, job)
         return job

@@ -13,9 +13,8 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.jobs import move
-from core.metrics import JOBS_FINISHED
-from core.models import Job, JobStatus
+from core import lifecycle
+from core.models import Job
 from core.queue import CANCEL, queue_of
 
 log = logging.getLogger(__name__)
@@ -23,11 +22,8 @@ log = logging.getLogger(__name__)
 
 async def cancel_job(sessions: async_sessionmaker[AsyncSession], redis: ArqRedis, job: Job) -> bool:
     """False when the job had already finished (too late to cancel)."""
-    async with sessions() as session:
-        moved = await move(session, job.id, JobStatus.CANCELLED)
-    if not moved:
+    if not await lifecycle.cancel(sessions, job):
         return False
-    JOBS_FINISHED.labels(job.kind, "cancelled").inc()
     try:
         await redis.enqueue_job(
             CANCEL, job.id, _job_id=f"{CANCEL}:{job.id}", _queue_name=queue_of(job.kind)

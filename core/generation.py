@@ -16,13 +16,11 @@ from limits import RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.catalog import Mode, ModelSpec
-from core.jobs import get_job, insert_job, new_job
-from core.metrics import JOBS_CREATED
-from core.models import LIVE_STATUSES, Job, User, job_id_for, new_job_id
+from core.jobs import get_job, live_jobs_of, new_job
+from core.models import Job, User, job_id_for, new_job_id
 from core.preferences import preferences_of
 from core.queue import enqueue_submit
 
@@ -64,12 +62,8 @@ class UserQuota:
         self.max_live = max_live
 
     async def check(self, session: AsyncSession, user_id: int) -> None:
-        live = await session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.user_id == user_id, Job.status.in_(LIVE_STATUSES))
-        )
-        if (live or 0) >= self.max_live:
+        live = await live_jobs_of(session, user_id)
+        if live >= self.max_live:
             raise Refusal("too_many_jobs", count=live)
         if not await self._limiter.hit(self._rate, str(user_id)):
             raise Refusal("too_many_requests", limit=self._rate.amount)
@@ -112,14 +106,6 @@ async def check_quota(
 ) -> None:
     async with sessions() as session:
         await quota.check(session, user_id)
-
-
-async def record_job(sessions: async_sessionmaker[AsyncSession], job: Job) -> None:
-    """Write the job (once: a second write of the same update's job is a no-op)."""
-    async with sessions() as session:
-        created = await insert_job(session, job)
-    if created:
-        JOBS_CREATED.labels(job.kind).inc()
 
 
 async def start_job(redis: ArqRedis, job: Job) -> None:

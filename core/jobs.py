@@ -1,7 +1,9 @@
-"""The jobs repository and state machine.
+"""The jobs repository and state machine: every query on the jobs table.
 
 Every move is a conditional UPDATE (`WHERE id = ? AND status IN (...)`), so a task that runs
-twice — arq runs jobs at least once — finds nothing to move the second time.
+twice — arq runs jobs at least once — finds nothing to move the second time. Moves and
+field writes do not commit: the caller owns the transaction. Only `core/lifecycle.py` writes
+a job (inserts it, moves it, records what it learns); everything else asks it to.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import ModelSpec, catalog
-from core.models import Job, JobStatus, utcnow
+from core.models import LIVE_STATUSES, Job, JobStatus, utcnow
 
 ALLOWED: dict[JobStatus, tuple[JobStatus, ...]] = {
     JobStatus.SUBMITTED: (JobStatus.QUEUED,),
@@ -80,6 +82,29 @@ async def get_job(session: AsyncSession, job_id: str) -> Job | None:
     return await session.get(Job, job_id, populate_existing=True)
 
 
+async def job_of_request(session: AsyncSession, request_id: str) -> Job | None:
+    """The job fal knows by this request id."""
+    return await session.scalar(select(Job).where(Job.fal_request_id == request_id))
+
+
+async def live_jobs_of(session: AsyncSession, user_id: int) -> int:
+    """How many of the user's jobs are still in progress."""
+    live = await session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.user_id == user_id, Job.status.in_(LIVE_STATUSES))
+    )
+    return live or 0
+
+
+async def latest_jobs_of(session: AsyncSession, user_id: int, limit: int) -> list[Job]:
+    """The user's last jobs, newest first."""
+    jobs = await session.scalars(
+        select(Job).where(Job.user_id == user_id).order_by(Job.created_at.desc()).limit(limit)
+    )
+    return list(jobs)
+
+
 async def move(
     session: AsyncSession,
     job_id: str,
@@ -88,7 +113,8 @@ async def move(
     only_from: Iterable[JobStatus] | None = None,
     **values: Any,
 ) -> bool:
-    """Move a job to `to` if it is in a state that may go there; False when it was not."""
+    """Move a job to `to` if it is in a state that may go there; False when it was not.
+    Not committed: `core/lifecycle.py` commits it, with whatever else belongs to the move."""
     sources = tuple(only_from) if only_from is not None else ALLOWED[to]
     now = utcnow()
     stamp = {STAMPS[to]: now} if to in STAMPS else {}
@@ -98,14 +124,26 @@ async def move(
         .values(status=to, updated_at=now, **stamp, **values)
         .execution_options(synchronize_session=False)
     )
-    await session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def set_fields(session: AsyncSession, job_id: str, **values: Any) -> None:
-    """Update bookkeeping columns that do not change the state."""
+    """Update bookkeeping columns that do not change the state (not committed)."""
     await session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
-    await session.commit()
+
+
+async def set_notified(session: AsyncSession, job_id: str, notified: bool) -> bool:
+    """Claim (True) or give back (False) the right to send a job's failure notice; False when
+    someone else holds it (or no one did). Not committed."""
+    result = await session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.notified_at.is_(None) if notified else Job.notified_at.is_not(None),
+        )
+        .values(notified_at=utcnow() if notified else None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def jobs_to_sweep(

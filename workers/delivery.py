@@ -10,13 +10,12 @@ import logging
 from typing import Any
 
 from aiogram.exceptions import TelegramAPIError
-from sqlalchemy import update
 
 from bot.job_face import caption, failure_text, remove_status, result_keyboard
+from core import lifecycle
 from core.fal_client import FalError, FalRetryableError
-from core.jobs import get_job, move, set_fields
-from core.metrics import JOBS_FINISHED, STAGE_SECONDS
-from core.models import Job, JobStatus, utcnow
+from core.jobs import get_job
+from core.models import Job, JobStatus
 from core.results import media_files, output_of
 from core.retry import RetryLater, backoff
 from core.telegram_send import Undeliverable
@@ -46,13 +45,13 @@ async def _result_of(services: Services, job: Job, attempt: int) -> dict[str, An
         raise RetryLater(backoff(attempt), f"fal result: {exc}") from None
     except FalError:
         return {}
-    async with services.resources.sessions() as session:
-        await set_fields(session, job.id, result=result)
+    await lifecycle.record(services.resources.sessions, job, result=result)
     job.result = result
     return result
 
 
 async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
+    sessions = services.resources.sessions
     result = await _result_of(services, job, attempt)
     output = output_of(job, result)
     files = media_files(output, result)
@@ -69,65 +68,22 @@ async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
             attempt=attempt,
         )
     except Undeliverable as exc:
-        async with services.resources.sessions() as session:
-            if await move(
-                session,
-                job.id,
-                JobStatus.FAILED,
-                error="undeliverable",
-                error_detail=str(exc),
-                notified_at=utcnow(),
-            ):
-                JOBS_FINISHED.labels(job.kind, "undeliverable").inc()
+        await lifecycle.fail(sessions, job, "undeliverable", str(exc), notified=True)
         return
-    async with services.resources.sessions() as session:
-        moved = await move(
-            session,
-            job.id,
-            JobStatus.DELIVERED,
-            notified_at=utcnow(),
-            result={**result, "telegram_file_ids": file_ids},
-        )
-    if moved:
-        _observe_delivered(job)
+    await lifecycle.delivered(sessions, job, {**result, "telegram_file_ids": file_ids})
     await remove_status(services.resources.bot, job)
 
 
-def _observe_delivered(job: Job) -> None:
-    now = utcnow()
-    if job.completed_at:
-        STAGE_SECONDS.labels(job.kind, "delivery").observe((now - job.completed_at).total_seconds())
-    STAGE_SECONDS.labels(job.kind, "total").observe((now - job.created_at).total_seconds())
-    JOBS_FINISHED.labels(job.kind, "delivered").inc()
-
-
 async def _fail_and_notify(services: Services, job: Job, error: str, attempt: int) -> None:
-    async with services.resources.sessions() as session:
-        moved = await move(session, job.id, JobStatus.FAILED, error=error)
-    if moved:
-        JOBS_FINISHED.labels(job.kind, error).inc()
+    if await lifecycle.fail(services.resources.sessions, job, error):
         job.error = error
         await _notify_failure(services, job, attempt)
 
 
-async def _set_notified(services: Services, job: Job, notified: bool) -> bool:
-    """Claim (or give back) the right to send this job's failure notice."""
-    async with services.resources.sessions() as session:
-        result = await session.execute(
-            update(Job)
-            .where(
-                Job.id == job.id,
-                Job.notified_at.is_(None) if notified else Job.notified_at.is_not(None),
-            )
-            .values(notified_at=utcnow() if notified else None)
-        )
-        await session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
 async def _notify_failure(services: Services, job: Job, attempt: int) -> None:
     """Tell the user why, once: in the status message if there is one, else a new message."""
-    if not await _set_notified(services, job, True):
+    sessions = services.resources.sessions
+    if not await lifecycle.claim_notice(sessions, job):
         return
     text = failure_text(job)
     try:
@@ -135,7 +91,7 @@ async def _notify_failure(services: Services, job: Job, attempt: int) -> None:
             job.chat_id, text, attempt=attempt, replace_message_id=job.status_message_id
         )
     except RetryLater:
-        await _set_notified(services, job, False)
+        await lifecycle.release_notice(sessions, job)
         raise
     except (Undeliverable, TelegramAPIError) as exc:
         log.info("failure notice for job %s not sent: %s", job.id, exc)

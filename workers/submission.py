@@ -11,10 +11,11 @@ import logging
 from typing import Any
 
 from bot.job_face import show_progress
+from core import lifecycle
 from core.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
 from core.fal_client import FalError, FalFinalError, FalRetryableError
-from core.jobs import get_job, move, set_fields
-from core.metrics import FAL_CALLS, JOBS_FINISHED, STAGE_SECONDS
+from core.jobs import get_job
+from core.metrics import FAL_CALLS
 from core.models import Job, JobStatus, utcnow
 from core.photos import PhotoLimits, PhotoRejected, photo_to_fal
 from core.queue import enqueue_deliver
@@ -55,21 +56,10 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
         await fail_job(services, job, exc.error_type or "fal_rejected", str(exc))
         return
     FAL_CALLS.labels("submit", "ok").inc()
-    async with resources.sessions() as session:
-        moved = await move(
-            session,
-            job.id,
-            JobStatus.SUBMITTED,
-            fal_request_id=submission.request_id,
-            fal_status_url=submission.status_url,
-            fal_response_url=submission.response_url,
-            fal_cancel_url=submission.cancel_url,
-            check_at=utcnow() + catalog().modes[model.mode].check_after,
-        )
-    if not moved:
+    check_at = utcnow() + catalog().modes[model.mode].check_after
+    if not await lifecycle.submitted(resources.sessions, job, submission, check_at=check_at):
         await _cancel_if_cancelled(services, job.id, submission.cancel_url)
         return
-    STAGE_SECONDS.labels(job.kind, "queued").observe((utcnow() - job.created_at).total_seconds())
     position = submission.queue_position or 0
     key, values = (
         ("status_position", {"position": position}) if position else ("status_generating", {})
@@ -100,19 +90,14 @@ async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> d
     options["image_url"] = await photo_to_fal(
         resources.bot, resources.http, services.fal, file_id=options["image_file_id"], limits=limits
     )
-    async with resources.sessions() as session:
-        await set_fields(session, job.id, options=options)
+    await lifecycle.record(resources.sessions, job, options=options)
     return options
 
 
 async def fail_job(services: Services, job: Job, error: str, detail: str = "") -> bool:
-    """End a live job as failed and have the user told (by the deliver task)."""
-    async with services.resources.sessions() as session:
-        moved = await move(
-            session, job.id, JobStatus.FAILED, error=error, error_detail=detail[:2000]
-        )
+    """End a live job as failed (`lifecycle.fail`) and have the user told (by the deliver
+    task)."""
+    moved = await lifecycle.fail(services.resources.sessions, job, error, detail)
     if moved:
-        log.info("job %s failed: %s", job.id, error)
-        JOBS_FINISHED.labels(job.kind, error).inc()
         await enqueue_deliver(services.resources.redis, job.id, job.kind)
     return moved

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from core import lifecycle
 from core.fal_client import FalError, FalFinalError, FalWebhook
 from core.fal_results import record_fal_result
-from core.jobs import jobs_to_sweep, set_fields
+from core.jobs import jobs_to_sweep
 from core.metrics import FAL_CALLS
 from core.models import Job, JobStatus, utcnow
 from core.queue import enqueue_deliver, enqueue_submit
@@ -72,8 +73,7 @@ async def _ask_fal(services: Services, job: Job, now: datetime) -> None:
         await _cancel_quietly(services, job)
         await fail_job(services, job, "timeout")
     else:
-        async with services.resources.sessions() as session:
-            await set_fields(session, job.id, check_at=job.deadline_at)
+        await lifecycle.record(services.resources.sessions, job, check_at=job.deadline_at)
 
 
 async def _record(

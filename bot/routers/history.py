@@ -8,11 +8,11 @@ from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.job_face import Action, JobButton
 from bot.texts import t
+from core.jobs import latest_jobs_of
 from core.models import Job, JobStatus, User
 from core.results import media_files, output_of
 
@@ -60,14 +60,7 @@ def _keyboard(jobs: list[Job]) -> InlineKeyboardMarkup:
 @router.message(Command("history"))
 async def history(message: Message, user: User, sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session:
-        jobs = list(
-            await session.scalars(
-                select(Job)
-                .where(Job.user_id == user.id)
-                .order_by(Job.created_at.desc())
-                .limit(HISTORY_SIZE)
-            )
-        )
+        jobs = await latest_jobs_of(session, user.id, HISTORY_SIZE)
     lang = user.language
     if not jobs:
         await message.answer(t(lang, "history_empty"))

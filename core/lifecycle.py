@@ -1,0 +1,172 @@
+"""A job's life, in one place: every write to a job row, every state move and the metrics
+that belong to the moves.
+
+    accept → queued → submitted → completed → delivered
+    fail:    queued, submitted or completed → failed
+    cancel:  queued or submitted            → cancelled
+
+Each move is one conditional UPDATE in its own transaction (`core/jobs.py` holds the
+queries), so a move asked for twice happens once; it returns whether it happened. A job that
+reaches a final state goes through `_finish`, which counts it as finished exactly once: what
+must happen once per finished job (a refund) belongs there too. Callers — the bot's handlers,
+the api's fal webhook, the worker's tasks — decide what to ask for and what to do after
+(tell the user, enqueue the next task); they never write the row themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.fal_client import FalSubmission
+from core.jobs import insert_job, move, set_fields, set_notified
+from core.metrics import JOBS_CREATED, JOBS_FINISHED, STAGE_SECONDS
+from core.models import Job, JobStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+Sessions = async_sessionmaker[AsyncSession]
+
+#: The longest error detail kept on a job.
+DETAIL_LIMIT = 2000
+
+
+async def accept(sessions: Sessions, job: Job) -> bool:
+    """Write a new (queued) job; False when its update already made it."""
+    async with sessions() as session:
+        created = await insert_job(session, job)
+    if created:
+        JOBS_CREATED.labels(job.kind).inc()
+    return created
+
+
+async def submitted(
+    sessions: Sessions, job: Job, submission: FalSubmission, *, check_at: datetime
+) -> bool:
+    """fal took the job; it is asked about at `check_at` if its webhook has not come."""
+    moved = await _move(
+        sessions,
+        job,
+        JobStatus.SUBMITTED,
+        fal_request_id=submission.request_id,
+        fal_status_url=submission.status_url,
+        fal_response_url=submission.response_url,
+        fal_cancel_url=submission.cancel_url,
+        check_at=check_at,
+    )
+    if moved:
+        _observe(job, "queued", job.created_at)
+    return moved
+
+
+async def completed(sessions: Sessions, job: Job, result: Any, **fal: Any) -> bool:
+    """fal's result came (`fal`: the request id, when the job did not know it yet)."""
+    moved = await _move(sessions, job, JobStatus.COMPLETED, result=result, **fal)
+    if moved:
+        _observe(job, "fal", job.submitted_at)
+    return moved
+
+
+async def delivered(sessions: Sessions, job: Job, result: dict[str, Any]) -> bool:
+    """The result reached the chat (`result` now holds Telegram's file ids too)."""
+    moved = await _finish(
+        sessions, job, JobStatus.DELIVERED, "delivered", notified_at=utcnow(), result=result
+    )
+    if moved:
+        _observe(job, "delivery", job.completed_at)
+        _observe(job, "total", job.created_at)
+    return moved
+
+
+async def fail(
+    sessions: Sessions,
+    job: Job,
+    error: str,
+    detail: str = "",
+    *,
+    by_fal: bool = False,
+    notified: bool = False,
+    **fal: Any,
+) -> bool:
+    """End a live job as failed because of `error` (the key of the text the user gets).
+
+    `by_fal`: fal reported the error — counted as `fal_error`, it ends the fal stage, and it
+    cannot fail a job whose result already came. `notified`: no notice is to be sent (the
+    chat cannot be reached). Telling the user is the caller's next step otherwise."""
+    moved = await _finish(
+        sessions,
+        job,
+        JobStatus.FAILED,
+        "fal_error" if by_fal else error,
+        only_from=(JobStatus.QUEUED, JobStatus.SUBMITTED) if by_fal else None,
+        error=error,
+        error_detail=detail[:DETAIL_LIMIT],
+        **({"notified_at": utcnow()} if notified else {}),
+        **fal,
+    )
+    if moved:
+        log.info("job %s failed: %s", job.id, error)
+        if by_fal:
+            _observe(job, "fal", job.submitted_at)
+    return moved
+
+
+async def cancel(sessions: Sessions, job: Job) -> bool:
+    """The user cancelled; False when it was too late (the result had come, or it was over)."""
+    return await _finish(sessions, job, JobStatus.CANCELLED, "cancelled")
+
+
+async def record(sessions: Sessions, job: Job, **values: Any) -> None:
+    """Keep what the job learned on the way without moving it: the photo's fal URL
+    (`options`), a result fetched late (`result`), the next status check (`check_at`)."""
+    async with sessions.begin() as session:
+        await set_fields(session, job.id, **values)
+
+
+async def claim_notice(sessions: Sessions, job: Job) -> bool:
+    """The right to send the failure notice, taken before it is sent so it goes out once."""
+    async with sessions.begin() as session:
+        return await set_notified(session, job.id, True)
+
+
+async def release_notice(sessions: Sessions, job: Job) -> None:
+    """The notice could not go now: the next attempt may send it."""
+    async with sessions.begin() as session:
+        await set_notified(session, job.id, False)
+
+
+async def _finish(
+    sessions: Sessions,
+    job: Job,
+    to: JobStatus,
+    outcome: str,
+    *,
+    only_from: Iterable[JobStatus] | None = None,
+    **values: Any,
+) -> bool:
+    """The one way into a final state: the move, and its count once when it happened."""
+    moved = await _move(sessions, job, to, only_from=only_from, **values)
+    if moved:
+        JOBS_FINISHED.labels(job.kind, outcome).inc()
+    return moved
+
+
+async def _move(
+    sessions: Sessions,
+    job: Job,
+    to: JobStatus,
+    *,
+    only_from: Iterable[JobStatus] | None = None,
+    **values: Any,
+) -> bool:
+    async with sessions.begin() as session:
+        return await move(session, job.id, to, only_from=only_from, **values)
+
+
+def _observe(job: Job, stage: str, since: datetime | None) -> None:
+    if since is not None:
+        STAGE_SECONDS.labels(job.kind, stage).observe((utcnow() - since).total_seconds())
