@@ -1,0 +1,132 @@
+"""The lifecycle owner on a real (SQLite, migrated) database: each move happens once, and a
+finished job is counted once however often its move is asked for."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from prometheus_client import REGISTRY
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core import lifecycle
+from core.catalog import catalog
+from core.db import alembic_config, create_engine, session_factory
+from core.fal_client import FalSubmission
+from core.jobs import get_job, new_job
+from core.models import Job, JobStatus, new_job_id, utcnow
+from core.users import touch_user
+
+Sessions = async_sessionmaker[AsyncSession]
+USER = 4242
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[Sessions]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/kadr.db"
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    engine = create_engine(url)
+    factory = session_factory(engine)
+    async with factory() as session:
+        await touch_user(session, user_id=USER, username=None, first_name=None, language_code="en")
+    yield factory
+    await engine.dispose()
+
+
+async def _accepted(sessions: Sessions) -> Job:
+    model = catalog().models[0]
+    job = new_job(
+        job_id=new_job_id(),
+        update_id=None,
+        user_id=USER,
+        chat_id=USER,
+        language="en",
+        model=model,
+        prompt="a cat",
+        options={},
+    )
+    assert await lifecycle.accept(sessions, job)
+    return job
+
+
+async def _status(sessions: Sessions, job: Job) -> str:
+    async with sessions() as session:
+        stored = await get_job(session, job.id)
+    assert stored is not None
+    return stored.status
+
+
+def _finished(job: Job, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "kadr_jobs_finished_total", {"kind": job.kind, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+def _submission(job: Job) -> FalSubmission:
+    base = f"http://fal.test/requests/{job.id}"
+    return FalSubmission(
+        request_id=f"req-{job.id}",
+        status_url=f"{base}/status",
+        response_url=base,
+        cancel_url=f"{base}/cancel",
+    )
+
+
+async def test_a_cancel_asked_twice_counts_once(sessions: Sessions) -> None:
+    job = await _accepted(sessions)
+    before = _finished(job, "cancelled")
+    assert await lifecycle.cancel(sessions, job)
+    assert not await lifecycle.cancel(sessions, job)
+    assert _finished(job, "cancelled") == before + 1
+    assert await _status(sessions, job) == JobStatus.CANCELLED
+    assert not await lifecycle.fail(sessions, job, "timeout")  # final: nothing moves it
+
+
+async def test_a_failure_asked_twice_counts_once(sessions: Sessions) -> None:
+    job = await _accepted(sessions)
+    before = _finished(job, "timeout")
+    assert await lifecycle.fail(sessions, job, "timeout")
+    assert not await lifecycle.fail(sessions, job, "timeout")
+    assert _finished(job, "timeout") == before + 1
+    async with sessions() as session:
+        stored = await get_job(session, job.id)
+    assert stored is not None and stored.error == "timeout" and stored.notified_at is None
+    assert stored.finished_at is not None
+
+
+async def test_the_happy_path_counts_delivered_once(sessions: Sessions) -> None:
+    job = await _accepted(sessions)
+    before = _finished(job, "delivered")
+    check_at = utcnow()
+    assert await lifecycle.submitted(sessions, job, _submission(job), check_at=check_at)
+    assert not await lifecycle.submitted(sessions, job, _submission(job), check_at=check_at)
+    assert await lifecycle.completed(sessions, job, {"images": []})
+    assert not await lifecycle.completed(sessions, job, {"images": []})
+    assert not await lifecycle.cancel(sessions, job)  # too late once the result came
+    assert await lifecycle.delivered(sessions, job, {"images": [], "telegram_file_ids": []})
+    assert not await lifecycle.delivered(sessions, job, {"images": []})
+    assert _finished(job, "delivered") == before + 1
+    assert await _status(sessions, job) == JobStatus.DELIVERED
+
+
+async def test_an_error_from_fal_cannot_fail_a_job_whose_result_came(sessions: Sessions) -> None:
+    job = await _accepted(sessions)
+    before = _finished(job, "fal_error")
+    assert await lifecycle.completed(sessions, job, {"images": []})
+    assert not await lifecycle.fail(sessions, job, "content_policy_violation", by_fal=True)
+    assert _finished(job, "fal_error") == before
+    assert await lifecycle.fail(sessions, job, "undeliverable", "blocked", notified=True)
+    assert not await lifecycle.claim_notice(sessions, job)  # no notice for an unreachable chat
+
+
+async def test_a_failure_notice_is_claimed_once(sessions: Sessions) -> None:
+    job = await _accepted(sessions)
+    assert await lifecycle.fail(sessions, job, "fal_error", by_fal=True)
+    assert await lifecycle.claim_notice(sessions, job)
+    assert not await lifecycle.claim_notice(sessions, job)
+    await lifecycle.release_notice(sessions, job)
+    assert await lifecycle.claim_notice(sessions, job)
