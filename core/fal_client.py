@@ -61,25 +61,17 @@ class FalSubmission:
     response_url: str
     cancel_url: str
     queue_position: int | None = None
-    gateway_request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FalStatus:
     status: str
-    """IN_QUEUE, IN_PROGRESS or COMPLETED; a failed request is COMPLETED with an error."""
-    queue_position: int | None = None
-    response_url: str | None = None
-    error: str | None = None
-    error_type: str | None = None
+    """IN_QUEUE, IN_PROGRESS or COMPLETED; a failed request is COMPLETED too, and its result
+    raises FalFinalError with fal's error type."""
 
     @property
     def completed(self) -> bool:
         return self.status == "COMPLETED"
-
-    @property
-    def failed(self) -> bool:
-        return self.completed and (self.error is not None or self.error_type is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +82,9 @@ class FalWebhook:
     status: str
     """OK or ERROR; ignore anything else."""
     payload: Any = None
+    """None when fal could not attach it: the result is fetched when it is delivered."""
     error: str | None = None
     error_type: str | None = None
-    payload_error: str | None = None
-    """Set when fal could not attach the payload (payload is then None): fetch the result."""
-    gateway_request_id: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "OK"
 
 
 def error_type_of(payload: Any) -> str | None:
@@ -137,8 +123,6 @@ def parse_webhook(body: bytes) -> FalWebhook:
         payload=payload,
         error=_text_or_none(data.get("error")),
         error_type=error_type_of(payload) if status == "ERROR" else None,
-        payload_error=_text_or_none(data.get("payload_error")),
-        gateway_request_id=_text_or_none(data.get("gateway_request_id")),
     )
 
 
@@ -212,17 +196,14 @@ class FalClient:
         arguments: dict[str, Any],
         *,
         webhook_url: str,
-        start_timeout: float | None = None,
     ) -> FalSubmission:
         """Not idempotent (fal has no key for it): put the job id into webhook_url."""
-        headers = {} if start_timeout is None else {"X-Fal-Request-Timeout": str(start_timeout)}
         data = await self._json(
             f"submit {model_id}",
             "POST",
             f"{self._queue_url}/{model_id.strip('/')}",
             params={"fal_webhook": webhook_url},
             json=arguments,
-            headers=headers,
         )
         try:
             return FalSubmission(
@@ -231,7 +212,6 @@ class FalClient:
                 response_url=str(data["response_url"]),
                 cancel_url=str(data["cancel_url"]),
                 queue_position=data.get("queue_position"),
-                gateway_request_id=data.get("gateway_request_id"),
             )
         except (KeyError, TypeError):
             raise FalRetryableError(
@@ -242,13 +222,7 @@ class FalClient:
         data = await self._json("status", "GET", status_url, accept=(200, 202))
         if not isinstance(data.get("status"), str):
             raise FalRetryableError("fal status: answer has no status")
-        return FalStatus(
-            status=data["status"],
-            queue_position=data.get("queue_position"),
-            response_url=data.get("response_url"),
-            error=_text_or_none(data.get("error")),
-            error_type=_text_or_none(data.get("error_type")),
-        )
+        return FalStatus(status=data["status"])
 
     async def result(self, response_url: str) -> dict[str, Any]:
         """The model output; a failed request raises FalFinalError carrying fal's error_type."""

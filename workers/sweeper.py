@@ -59,7 +59,7 @@ async def _ask_fal(services: Services, job: Job, now: datetime) -> None:
     try:
         status = await fal.status(job.fal_status_url or "")
         FAL_CALLS.labels("status", "ok").inc()
-        if status.status == "COMPLETED":
+        if status.completed:
             await _record(services, job, "OK", await fal.result(job.fal_response_url or ""))
             return
     except FalFinalError as exc:
