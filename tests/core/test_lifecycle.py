@@ -1,10 +1,12 @@
 """The lifecycle owner on a real (SQLite, migrated) database: each move happens once, and a
-finished job is counted once however often its move is asked for."""
+finished job is counted once however often its move is asked for. And it is the only owner:
+no other module counts finished jobs, and only the repositories build SQL statements."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,40 @@ async def test_a_failure_notice_is_claimed_once(sessions: Sessions) -> None:
     assert not await lifecycle.claim_notice(sessions, job)
     await lifecycle.release_notice(sessions, job)
     assert await lifecycle.claim_notice(sessions, job)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCT = ("api", "bot", "core", "kadr", "workers")
+#: The modules that own a table, and so its queries.
+REPOSITORIES = {"core/jobs.py", "core/users.py", "core/preferences.py"}
+STATEMENTS = {"select", "update", "insert", "delete"}
+
+
+def _modules() -> Iterator[tuple[str, ast.Module]]:
+    for package in PRODUCT:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            yield path.relative_to(ROOT).as_posix(), ast.parse(path.read_text())
+
+
+def test_finished_jobs_are_counted_at_one_place() -> None:
+    counted = [
+        name
+        for name, module in _modules()
+        for node in ast.walk(module)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "JOBS_FINISHED"
+    ]
+    assert counted == ["core/lifecycle.py"]
+
+
+def test_only_the_repositories_build_statements() -> None:
+    builders = {
+        name
+        for name, module in _modules()
+        for node in ast.walk(module)
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").startswith("sqlalchemy")
+        and STATEMENTS & {alias.name for alias in node.names}
+    }
+    assert builders <= REPOSITORIES
