@@ -108,8 +108,8 @@ class UpdateConsumer:
                 helper.cancel()
 
     async def _finish(self) -> None:
-        """Give the updates in hand `STOP_GRACE` to finish; the rest stay in the inbox (their
-        leases run out) and another consumer handles them."""
+        """Give the updates in hand `STOP_GRACE` to finish; the rest stay in the inbox, their
+        drains let go of their partitions, and another consumer handles them."""
         drains = set(self._drains.values())
         if not drains:
             return
