@@ -25,6 +25,18 @@ def wait_until(fetch: Callable[[], list[Record]], count: int, timeout: float) ->
         time.sleep(0.05)
 
 
+def stays_empty(fetch: Callable[[], list[Record]], seconds: float) -> list[Record]:
+    """Poll `fetch` for `seconds`: the first records it shows, or [] if none came. For
+    asserting that something does not happen (a wait for zero records returns at once)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = fetch()
+        if found:
+            return found
+        time.sleep(0.1)
+    return fetch()
+
+
 class _Control:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
