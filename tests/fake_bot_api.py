@@ -74,3 +74,17 @@ class FakeSession(BaseSession):
         raise_for_status: bool = True,
     ) -> AsyncGenerator[bytes, None]:
         yield b""
+
+
+def message(update_id: int, chat_id: int, text: str = "hi") -> dict[str, Any]:
+    """A private chat's text message as Telegram posts it to the webhook."""
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1_700_000_000,
+            "chat": {"id": chat_id, "type": "private", "first_name": "Ann"},
+            "from": {"id": chat_id, "is_bot": False, "first_name": "Ann"},
+            "text": text,
+        },
+    }

@@ -26,24 +26,12 @@ from core.inbox import (
     update_id_of,
 )
 from sandbox.redis_server import PrivateRedis
+from tests.fake_bot_api import message
 
 
 @pytest.fixture
 def inbox(redis: Redis) -> Inbox:
     return Inbox(redis, dedup_ttl=3600)
-
-
-def message(update_id: int, chat_id: int, text: str = "hi") -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "date": 1_700_000_000,
-            "chat": {"id": chat_id, "type": "private", "first_name": "Ann"},
-            "from": {"id": chat_id, "is_bot": False, "first_name": "Ann"},
-            "text": text,
-        },
-    }
 
 
 def raw(body: dict[str, Any]) -> bytes:

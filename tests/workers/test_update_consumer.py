@@ -27,7 +27,7 @@ from core import inbox as inbox_module
 from core.inbox import PARTITIONS, PREFIX, TRIES, Inbox, partition_of, sent_key
 from core.telegram_limits import LimitSettings, TelegramLimiter
 from core.telegram_pacing import SendPacer
-from tests.fake_bot_api import FakeSession
+from tests.fake_bot_api import FakeSession, message
 from workers import updates
 from workers.updates import MAX_TRIES, UpdateConsumer
 
@@ -121,19 +121,6 @@ async def harness(redis: Redis) -> AsyncIterator[Harness]:
     harness = Harness(redis)
     yield harness
     await harness.bot.session.close()
-
-
-def message(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "date": 1_700_000_000,
-            "chat": {"id": chat_id, "type": "private", "first_name": "Ann"},
-            "from": {"id": chat_id, "is_bot": False, "first_name": "Ann"},
-            "text": text,
-        },
-    }
 
 
 def updates_counted(outcome: str) -> float:
