@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
-from api.routes import fal, health, telegram
+from api.routes import fal, health
+from api.telegram_door import Door, TelegramDoor
 from core.config import Settings
 from core.fal_signature import FalWebhookVerifier
 from core.inbox import Inbox
@@ -24,7 +25,7 @@ def create_app(settings: Settings) -> FastAPI:
         resources = Resources.open(settings)
         try:
             app.state.resources = resources
-            app.state.door = telegram.Door(
+            app.state.door = Door(
                 secret=settings.TELEGRAM_WEBHOOK_SECRET.encode(),
                 inbox=Inbox(resources.redis, dedup_ttl=settings.UPDATE_DEDUP_TTL),
             )
@@ -34,7 +35,6 @@ def create_app(settings: Settings) -> FastAPI:
             await resources.close()
 
     app = FastAPI(title="kadr", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.include_router(telegram.router)
     app.include_router(fal.router)
     app.include_router(health.router)
     # Requests and latency per route only: the default set also sizes every request and
@@ -42,4 +42,5 @@ def create_app(settings: Settings) -> FastAPI:
     instrumentator = Instrumentator(excluded_handlers=UNMEASURED)
     instrumentator.add(metrics.requests(), metrics.latency(buckets=LATENCY_BUCKETS))
     instrumentator.instrument(app).expose(app, include_in_schema=False)
+    app.add_middleware(TelegramDoor)  # added last, so outermost: before the instrumentator
     return app

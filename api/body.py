@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from fastapi import HTTPException, Request, status
 
-WEBHOOK_BODY_LIMIT = 1024 * 1024
 
-
-async def read_capped(request: Request, limit: int = WEBHOOK_BODY_LIMIT) -> bytes:
+async def read_capped(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
@@ -22,10 +17,3 @@ async def read_capped(request: Request, limit: int = WEBHOOK_BODY_LIMIT) -> byte
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON: {exc}") from None

@@ -1,4 +1,5 @@
-"""Prometheus metrics kadr defines itself (HTTP request metrics come from the instrumentator).
+"""Prometheus metrics kadr defines itself (HTTP request metrics of the routes FastAPI serves
+come from the instrumentator; the Telegram door, which FastAPI does not serve, counts its own).
 
 api and each worker expose their own registry; Prometheus sums across processes.
 """
@@ -16,6 +17,11 @@ TELEGRAM_UPDATES = Counter(
     "Telegram updates by type and outcome: at the door (accepted, duplicate, rejected, "
     "unavailable; type 'any') and in the consumers (handled, redelivered, dead_lettered).",
     ["type", "outcome"],
+)
+TELEGRAM_WEBHOOK_SECONDS = Histogram(
+    "kadr_telegram_webhook_seconds",
+    "Time the Telegram door took to answer a webhook, whatever the answer.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 FAL_WEBHOOKS = Counter("kadr_fal_webhooks_total", "fal webhooks by outcome.", ["outcome"])
 JOBS_CREATED = Counter("kadr_jobs_created_total", "Jobs accepted, by kind.", ["kind"])
