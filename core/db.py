@@ -30,11 +30,19 @@ class SchemaNotReady(Exception):
 POOL_SIZE = 20
 
 
+#: No `pool_pre_ping`: with asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) before
+#: every checkout, a third of the api's CPU per fal webhook. A connection that died with its
+#: server fails its first statement instead; SQLAlchemy then drops the whole pool's
+#: connections, so one restart costs one failed statement per process, and every caller
+#: already treats that as an outage (the consumers wait, fal sends its webhook again, the
+#: sweeper re-enqueues a failed task's job).
+
+
 def create_engine(url: str) -> AsyncEngine:
     """The process's engine; SQLite gets WAL and a busy timeout so api and worker can share it."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_pre_ping=True)
+        return create_async_engine(url, pool_size=POOL_SIZE, max_overflow=0)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})
