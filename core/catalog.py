@@ -59,13 +59,27 @@ class ModelSpec(BaseModel):
     image_key: Literal["image_url", "image_urls"] | None = None
     num_images_key: str | None = None
     aspect_ratio: AspectMapping | None = None
+    #: fal bills this model per image made: a job of several images costs `price` for each.
+    per_image: bool = False
 
     @model_validator(mode="after")
     def _photo_input(self) -> ModelSpec:
         if (self.mode in PHOTO_MODES) != (self.image_key is not None):
             need = "needs" if self.mode in PHOTO_MODES else "must not have"
             raise ValueError(f"model {self.id}: mode {self.mode} {need} an image_key")
+        if self.per_image and self.num_images_key is None:
+            raise ValueError(f"model {self.id}: per_image needs a num_images_key")
         return self
+
+    def images(self, options: dict[str, Any]) -> int:
+        """How many results a job with these options asks for (as `arguments` sends it)."""
+        if self.num_images_key and options.get("num_images"):
+            return max(1, min(int(options["num_images"]), MAX_IMAGES))
+        return 1
+
+    def cost(self, options: dict[str, Any]) -> int:
+        """Credits a job with these options costs: what fal bills us for it, in our units."""
+        return self.price * (self.images(options) if self.per_image else 1)
 
     def arguments(self, prompt: str, options: dict[str, Any]) -> dict[str, Any]:
         """The fal input for this model: defaults, then what the user chose, mapped to the
@@ -77,7 +91,7 @@ class ModelSpec(BaseModel):
         if self.aspect_ratio and ratio in self.aspect_ratio.values:
             arguments[self.aspect_ratio.key] = self.aspect_ratio.values[ratio]
         if self.num_images_key and options.get("num_images"):
-            arguments[self.num_images_key] = min(int(options["num_images"]), MAX_IMAGES)
+            arguments[self.num_images_key] = self.images(options)
         if options.get("seed") is not None:
             arguments["seed"] = options["seed"]
         if self.image_key:
@@ -106,9 +120,24 @@ class ModeSpec(BaseModel):
         return int(self.max_input_mb * 1024 * 1024)
 
 
+class Pack(BaseModel):
+    """Credits sold for Telegram Stars in one invoice."""
+
+    id: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    credits: int = Field(gt=0)
+    stars: int = Field(gt=0, le=10000)
+
+    @property
+    def payload(self) -> str:
+        """The invoice payload (≤ 128 bytes): the pack and the credits the buyer was offered,
+        so a payment credits what was promised even if the catalog changed since."""
+        return f"pack:{self.id}:{self.credits}"
+
+
 class Catalog(BaseModel):
     modes: dict[Mode, ModeSpec]
     models: list[ModelSpec]
+    packs: list[Pack] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _complete(self) -> Catalog:
@@ -121,7 +150,15 @@ class Catalog(BaseModel):
                 raise ValueError(f"mode {mode} is missing from [modes]")
             if not self.offered(mode):
                 raise ValueError(f"mode {mode} has no [[models]]")
+        packs = [pack.id for pack in self.packs]
+        if len(set(packs)) != len(packs):
+            raise ValueError(
+                f"packs listed twice: {sorted(p for p in packs if packs.count(p) > 1)}"
+            )
         return self
+
+    def pack(self, pack_id: str) -> Pack | None:
+        return next((pack for pack in self.packs if pack.id == pack_id), None)
 
     def offered(self, mode: Mode) -> list[ModelSpec]:
         return [model for model in self.models if model.mode == mode]

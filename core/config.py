@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     REDIS_URL: str = "redis://localhost:6379/0"
     DATABASE_URL: str = "sqlite+aiosqlite:///./data/kadr.db"
     ADMIN_IDS: str = ""
+    FREE_CREDITS_PER_DAY: int = Field(10, ge=0)
 
     LOG_LEVEL: str = "INFO"
     TELEGRAM_MAX_CONNECTIONS: int = Field(40, ge=1, le=100)

@@ -18,8 +18,10 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.catalog import Mode, ModelSpec
+from core import credits
+from core.catalog import Mode, ModelSpec, catalog
 from core.jobs import get_job, live_jobs_of, new_job
+from core.metrics import CREDIT_REFUSALS
 from core.models import Job, User, job_id_for, new_job_id
 from core.preferences import preferences_of
 from core.queue import enqueue_submit
@@ -106,6 +108,28 @@ async def check_quota(
 ) -> None:
     async with sessions() as session:
         await quota.check(session, user_id)
+
+
+def price_of(allowance: credits.Allowance, job: Job) -> int:
+    """What the job costs its user (nothing for an admin, or for a model since removed)."""
+    model = catalog().find(job.model)
+    return allowance.price(job.user_id, model, job.options) if model is not None else 0
+
+
+async def check_credits(
+    sessions: async_sessionmaker[AsyncSession], allowance: credits.Allowance, job: Job
+) -> int:
+    """The job's price, once the user is seen to have it now (NotEnoughCredits otherwise):
+    refused before anything is sent. `lifecycle.accept` checks again as it reserves."""
+    price = price_of(allowance, job)
+    if price == 0:
+        return 0
+    async with sessions() as session:
+        balance = await credits.spendable(session, job.user_id, allowance.free_per_day)
+    if balance.total < price:
+        CREDIT_REFUSALS.labels(job.kind).inc()
+        raise credits.NotEnoughCredits(price, balance)
+    return price
 
 
 async def start_job(redis: ArqRedis, job: Job) -> None:

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import ModelSpec, catalog
@@ -67,15 +66,11 @@ def new_job(
     )
 
 
-async def insert_job(session: AsyncSession, job: Job) -> bool:
-    """Write a new job; False when its update already made it (the database says so)."""
+async def insert_job(session: AsyncSession, job: Job) -> None:
+    """Write a new job (not committed); IntegrityError when its update already made it (the
+    database says so)."""
     session.add(job)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
+    await session.flush()
 
 
 async def get_job(session: AsyncSession, job_id: str) -> Job | None:

@@ -8,7 +8,9 @@ that belong to the moves.
 Each move is one conditional UPDATE in its own transaction (`core/jobs.py` holds the
 queries), so a move asked for twice happens once; it returns whether it happened. A job that
 reaches a final state goes through `_finish`, which counts it as finished exactly once: what
-must happen once per finished job (a refund) belongs there too. Callers — the bot's handlers,
+must happen once per finished job belongs there too — the refund of a job that ends without
+a result, in the same transaction as its move. `accept` reserves the job's credits in the
+same transaction as its row (`core/credits.py`). Callers — the bot's handlers,
 the api's fal webhook, the worker's tasks — decide what to ask for and what to do after
 (tell the user, enqueue the next task); they never write the row themselves.
 """
@@ -20,11 +22,20 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core import credits
 from core.fal_client import FalSubmission
 from core.jobs import insert_job, move, set_fields, set_notified
-from core.metrics import JOBS_CREATED, JOBS_FINISHED, STAGE_SECONDS
+from core.metrics import (
+    CREDIT_REFUSALS,
+    CREDITS_REFUNDED,
+    CREDITS_RESERVED,
+    JOBS_CREATED,
+    JOBS_FINISHED,
+    STAGE_SECONDS,
+)
 from core.models import Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -35,13 +46,23 @@ Sessions = async_sessionmaker[AsyncSession]
 DETAIL_LIMIT = 2000
 
 
-async def accept(sessions: Sessions, job: Job) -> bool:
-    """Write a new (queued) job; False when its update already made it."""
-    async with sessions() as session:
-        created = await insert_job(session, job)
-    if created:
-        JOBS_CREATED.labels(job.kind).inc()
-    return created
+async def accept(sessions: Sessions, job: Job, *, price: int = 0, free_per_day: int = 0) -> bool:
+    """Write a new (queued) job and reserve its `price` with it, in one transaction; False
+    when its update already made it. Raises `credits.NotEnoughCredits` (no job written)."""
+    try:
+        async with sessions.begin() as session:
+            taken = await credits.reserve(
+                session, job_id=job.id, user_id=job.user_id, price=price, free_per_day=free_per_day
+            )
+            await insert_job(session, job)
+    except IntegrityError:
+        return False
+    except credits.NotEnoughCredits:
+        CREDIT_REFUSALS.labels(job.kind).inc()
+        raise
+    JOBS_CREATED.labels(job.kind).inc()
+    _count(CREDITS_RESERVED, taken)
+    return True
 
 
 async def submitted(
@@ -148,10 +169,16 @@ async def _finish(
     only_from: Iterable[JobStatus] | None = None,
     **values: Any,
 ) -> bool:
-    """The one way into a final state: the move, and its count once when it happened."""
-    moved = await _move(sessions, job, to, only_from=only_from, **values)
+    """The one way into a final state: the move, its refund when the job ends without a
+    result (same transaction), and its count once when it happened."""
+    refunded = credits.Balance()
+    async with sessions.begin() as session:
+        moved = await move(session, job.id, to, only_from=only_from, **values)
+        if moved and to != JobStatus.DELIVERED:
+            refunded = await credits.refund(session, job.id)
     if moved:
         JOBS_FINISHED.labels(job.kind, outcome).inc()
+        _count(CREDITS_REFUNDED, refunded)
     return moved
 
 
@@ -165,6 +192,12 @@ async def _move(
 ) -> bool:
     async with sessions.begin() as session:
         return await move(session, job.id, to, only_from=only_from, **values)
+
+
+def _count(counter: Any, amount: credits.Balance) -> None:
+    for kind, value in (("free", amount.free), ("paid", amount.paid)):
+        if value:
+            counter.labels(kind).inc(value)
 
 
 def _observe(job: Job, stage: str, since: datetime | None) -> None:

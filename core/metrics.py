@@ -71,3 +71,23 @@ OUTBOX_WAITING = Gauge(
 OUTBOX_OLDEST_WAIT = Gauge(
     "kadr_outbox_oldest_wait_seconds", "How long the longest-waiting send has waited."
 )
+CREDITS_RESERVED = Counter(
+    "kadr_credits_reserved_total",
+    "Credits reserved by accepted jobs, by kind (free, paid).",
+    ["kind"],
+)
+CREDITS_REFUNDED = Counter(
+    "kadr_credits_refunded_total",
+    "Credits given back by jobs that ended without a result, by kind (free, paid).",
+    ["kind"],
+)
+CREDITS_BOUGHT = Counter("kadr_credits_bought_total", "Credits bought with Telegram Stars.")
+PAYMENTS = Counter(
+    "kadr_payments_total",
+    "Telegram Stars payments by outcome: pre-checkout answered ok or refused, a payment "
+    "credited, or a duplicate of one already credited.",
+    ["outcome"],
+)
+CREDIT_REFUSALS = Counter(
+    "kadr_credit_refusals_total", "Requests refused for lack of credits, by job kind.", ["kind"]
+)

@@ -1,4 +1,5 @@
-"""Database models: users and jobs. The database is the truth; Redis only carries work."""
+"""Database models: users, jobs and the credits ledger. The database is the truth; Redis
+only carries work."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -120,3 +122,37 @@ class Job(Base):
     submitted_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class Reason(enum.StrEnum):
+    """Why credits moved; with `ref`, what the movement belongs to."""
+
+    DAILY = "daily"  #: the free allowance of a UTC day (ref: "<user>:<day>")
+    RESERVE = "reserve"  #: a job was accepted (ref: the job id)
+    REFUND = "refund"  #: the job ended without a result (ref: the job id)
+    PAYMENT = "payment"  #: Telegram Stars paid (ref: telegram_payment_charge_id)
+
+
+class LedgerEntry(Base):
+    """One movement of a user's credits: the only source of a balance (its sum). `free` and
+    `paid` are the signed parts of the movement in each kind, so a reservation that takes
+    free credits first and the rest from bought ones is still one row, and its refund gives
+    each kind back. The database enforces every "once": one row per reason and ref."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        UniqueConstraint("reason", "ref", name="uq_ledger_reason_ref"),
+        Index("ix_ledger_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str | None] = mapped_column(String(128))
+    free: Mapped[int] = mapped_column(Integer, default=0)
+    paid: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def amount(self) -> int:
+        return self.free + self.paid

@@ -1,0 +1,209 @@
+"""The ledger on real databases: a balance never goes below zero however many prompts race,
+a charge id is credited once however many copies arrive at once, a job is refunded at most
+once and only when it ends without a result, free credits are spent first and topped up
+once a UTC day without accumulating."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core import credits, lifecycle
+from core.catalog import catalog
+from core.credits import Balance, NotEnoughCredits
+from core.db import alembic_config, create_engine, session_factory
+from core.jobs import new_job
+from core.models import Job, LedgerEntry, Reason, new_job_id
+from core.payments import Paid, record_payment
+from core.users import touch_user
+
+Sessions = async_sessionmaker[AsyncSession]
+_users = itertools.count(910_000)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engines(
+    request: pytest.FixtureRequest, tmp_path: Path, own_database_url: str
+) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    """Two engines on one migrated database: two processes' connection pools."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/kadr.db"
+    else:
+        url = own_database_url
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    pair = (create_engine(url), create_engine(url))
+    yield pair
+    for engine in pair:
+        await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engines: tuple[AsyncEngine, AsyncEngine]) -> Sessions:
+    return session_factory(engines[0])
+
+
+async def _user(sessions: Sessions) -> int:
+    user_id = next(_users)
+    async with sessions() as session:
+        await touch_user(
+            session, user_id=user_id, username=None, first_name=None, language_code="en"
+        )
+    return user_id
+
+
+def _job(user_id: int) -> Job:
+    return new_job(
+        job_id=new_job_id(),
+        update_id=None,
+        user_id=user_id,
+        chat_id=user_id,
+        language="en",
+        model=catalog().models[0],
+        prompt="a cat",
+        options={},
+    )
+
+
+async def _balance(sessions: Sessions, user_id: int) -> Balance:
+    async with sessions() as session:
+        return await credits.balance_of(session, user_id)
+
+
+async def _count(sessions: Sessions, model: type, *where: object) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
+
+
+async def test_fifty_prompts_racing_for_ten_credits_make_ten_jobs(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """Half the prompts come through each engine, as from two processes."""
+    pools = [session_factory(engine) for engine in engines]
+    user_id = await _user(pools[0])
+
+    async def prompt(index: int) -> bool:
+        try:
+            return await lifecycle.accept(pools[index % 2], _job(user_id), price=1, free_per_day=10)
+        except NotEnoughCredits:
+            return False
+
+    accepted = await asyncio.gather(*(prompt(index) for index in range(50)))
+    assert sum(accepted) == 10
+    assert await _balance(pools[0], user_id) == Balance(free=0, paid=0)
+    assert await _count(pools[0], Job, Job.user_id == user_id) == 10
+    assert await _count(pools[1], LedgerEntry, LedgerEntry.reason == Reason.DAILY) >= 1
+
+
+async def test_a_thousand_payments_with_a_hundred_repeated_charges_credit_nine_hundred(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    pools = [session_factory(engine) for engine in engines]
+    user_id = await _user(pools[0])
+    charges = [f"stx-{user_id}-{index}" for index in range(900)]
+    charges += charges[:100]
+
+    outcomes = await asyncio.gather(
+        *(
+            record_payment(
+                pools[index % 2], user_id=user_id, charge_id=charge, payload="pack:small:50"
+            )
+            for index, charge in enumerate(charges)
+        )
+    )
+    assert sum(outcome == Paid.CREDITED for outcome, _ in outcomes) == 900
+    assert sum(outcome == Paid.DUPLICATE for outcome, _ in outcomes) == 100
+    assert await _balance(pools[0], user_id) == Balance(free=0, paid=900 * 50)
+
+
+async def test_a_failed_job_is_refunded_once_and_a_delivered_one_keeps_its_charge(
+    sessions: Sessions,
+) -> None:
+    user_id = await _user(sessions)
+    failing, delivered = _job(user_id), _job(user_id)
+    assert await lifecycle.accept(sessions, failing, price=3, free_per_day=10)
+    assert await lifecycle.accept(sessions, delivered, price=3, free_per_day=10)
+    assert await _balance(sessions, user_id) == Balance(free=4)
+
+    assert await lifecycle.fail(sessions, failing, "fal_rejected")
+    assert not await lifecycle.fail(sessions, failing, "fal_rejected")
+    assert not await lifecycle.cancel(sessions, failing)
+    async with sessions.begin() as session:  # even asked for directly: nothing more
+        assert await credits.refund(session, failing.id) == Balance()
+    assert await _balance(sessions, user_id) == Balance(free=7)
+
+    assert await lifecycle.completed(sessions, delivered, {"images": []})
+    assert await lifecycle.delivered(sessions, delivered, {"images": []})
+    assert await _balance(sessions, user_id) == Balance(free=7)
+    assert (
+        await _count(
+            sessions,
+            LedgerEntry,
+            LedgerEntry.reason == Reason.REFUND,
+            LedgerEntry.user_id == user_id,
+        )
+        == 1
+    )
+
+
+async def test_a_cancelled_job_gives_back_free_and_paid_credits_where_they_came_from(
+    sessions: Sessions,
+) -> None:
+    user_id = await _user(sessions)
+    await record_payment(sessions, user_id=user_id, charge_id=f"c{user_id}", payload="pack:x:5")
+    job = _job(user_id)
+    assert await lifecycle.accept(sessions, job, price=12, free_per_day=10)
+    assert await _balance(sessions, user_id) == Balance(free=0, paid=3)
+    assert await lifecycle.cancel(sessions, job)
+    assert await _balance(sessions, user_id) == Balance(free=10, paid=5)
+
+
+async def test_no_credits_means_no_job_and_nothing_taken(sessions: Sessions) -> None:
+    user_id = await _user(sessions)
+    job = _job(user_id)
+    with pytest.raises(NotEnoughCredits) as refused:
+        await lifecycle.accept(sessions, job, price=1, free_per_day=0)
+    assert (refused.value.price, refused.value.balance) == (1, Balance())
+    assert await _count(sessions, Job, Job.id == job.id) == 0
+    assert await _count(sessions, LedgerEntry, LedgerEntry.user_id == user_id) == 0
+
+
+async def test_a_free_job_reserves_nothing(sessions: Sessions) -> None:
+    user_id = await _user(sessions)
+    job = _job(user_id)
+    assert await lifecycle.accept(sessions, job, price=0, free_per_day=0)
+    assert await lifecycle.fail(sessions, job, "timeout")
+    assert await _count(sessions, LedgerEntry, LedgerEntry.user_id == user_id) == 0
+
+
+async def test_the_allowance_tops_up_once_a_day_and_does_not_accumulate(
+    sessions: Sessions,
+) -> None:
+    user_id = await _user(sessions)
+    monday = datetime(2026, 12, 7, 23, 0, tzinfo=UTC)
+
+    async def reserve(price: int, now: datetime) -> Balance:
+        async with sessions.begin() as session:
+            return await credits.reserve(
+                session, job_id=new_job_id(), user_id=user_id, price=price, free_per_day=10, now=now
+            )
+
+    assert await reserve(3, monday) == Balance(free=3)
+    assert await _balance(sessions, user_id) == Balance(free=7)
+    assert await reserve(7, monday + timedelta(minutes=30)) == Balance(free=7)
+    with pytest.raises(NotEnoughCredits):  # spent today's: no second top-up the same day
+        await reserve(1, monday + timedelta(minutes=40))
+    tuesday = monday + timedelta(hours=2)
+    assert await reserve(1, tuesday) == Balance(free=1)
+    assert await _balance(sessions, user_id) == Balance(free=9)
+    async with sessions() as session:
+        assert await credits.spendable(session, user_id, 10, tuesday + timedelta(days=1)) == (
+            Balance(free=10)
+        )
