@@ -7,7 +7,17 @@ from aiogram.fsm.storage.redis import RedisStorage
 
 from bot.launch import Launcher
 from bot.middlewares.users import UserMiddleware
-from bot.routers import generate, history, language, photos, results, settings, start
+from bot.routers import (
+    generate,
+    history,
+    language,
+    payments,
+    photos,
+    results,
+    settings,
+    start,
+)
+from core.credits import Allowance
 from core.generation import UserQuota
 from core.resources import Resources
 
@@ -15,6 +25,7 @@ from core.resources import Resources
 # prompt handler does.
 ROUTERS = (
     start.router,
+    payments.router,
     language.router,
     settings.router,
     history.router,
@@ -25,11 +36,15 @@ ROUTERS = (
 
 
 def build_dispatcher(resources: Resources) -> Dispatcher:
+    allowance = Allowance(resources.settings.FREE_CREDITS_PER_DAY, resources.settings.admin_ids)
     dispatcher = Dispatcher(
         storage=RedisStorage(resources.redis),
         sessions=resources.sessions,
         settings=resources.settings,
-        launcher=Launcher(resources.sessions, resources.redis, UserQuota(resources.redis)),
+        allowance=allowance,
+        launcher=Launcher(
+            resources.sessions, resources.redis, UserQuota(resources.redis), allowance
+        ),
     )
     dispatcher.update.middleware(UserMiddleware(resources.sessions))
     dispatcher.include_routers(*ROUTERS)

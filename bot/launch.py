@@ -3,6 +3,11 @@
 Every way to start a job (a prompt, a photo, a button under a result) ends here, so the
 status message, its Cancel button and the refusal texts are the same everywhere.
 
+A job the user cannot pay for is refused before anything is sent (no status message, no
+row, no fal call). Two prompts racing for the last credits can both pass that check; the
+reservation, in the same transaction as the row, lets only what the balance covers through,
+and the other's status message becomes the refusal.
+
 The status message goes out before the row is written: a handler's send may wait for its
 moment behind a backlog, and a row already written would look stuck to the sweeper. The
 job's id follows from its update, so a handler run again finds the job and enqueues it
@@ -17,13 +22,16 @@ from aiogram import Bot
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.credits_face import buy_keyboard, no_credits_text
 from bot.job_face import post_status
 from bot.texts import t
 from core import lifecycle
+from core.credits import Allowance, NotEnoughCredits
 from core.generation import (
     JobRequest,
     Refusal,
     UserQuota,
+    check_credits,
     check_quota,
     plan_job,
     recorded,
@@ -38,6 +46,7 @@ class Launcher:
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     quota: UserQuota
+    allowance: Allowance
 
     async def launch(self, bot: Bot, chat_id: int, user: User, request: JobRequest) -> Job | None:
         """The job, or None when it was refused (the user has been told why)."""
@@ -46,12 +55,33 @@ class Launcher:
         if existing is not None:
             await start_job(self.redis, existing)
             return existing
+        lang = user.language
         try:
             await check_quota(self.sessions, self.quota, user.id)
+            price = await check_credits(self.sessions, self.allowance, job)
         except Refusal as refusal:
-            await bot.send_message(chat_id, t(user.language, refusal.key, **refusal.values))
+            await bot.send_message(chat_id, t(lang, refusal.key, **refusal.values))
+            return None
+        except NotEnoughCredits as short:
+            await bot.send_message(
+                chat_id, self._short(lang, short), reply_markup=buy_keyboard(lang)
+            )
             return None
         job.status_message_id = await post_status(bot, job)
-        await lifecycle.accept(self.sessions, job)
+        try:
+            await lifecycle.accept(
+                self.sessions, job, price=price, free_per_day=self.allowance.free_per_day
+            )
+        except NotEnoughCredits as short:
+            await bot.edit_message_text(
+                self._short(lang, short),
+                chat_id=chat_id,
+                message_id=job.status_message_id,
+                reply_markup=buy_keyboard(lang),
+            )
+            return None
         await start_job(self.redis, job)
         return job
+
+    def _short(self, lang: str, short: NotEnoughCredits) -> str:
+        return no_credits_text(lang, short, self.allowance.free_per_day)

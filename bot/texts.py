@@ -22,6 +22,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
             "• /video &lt;description&gt; — a short video.\n"
             "• /settings — models, aspect ratio, number of images.\n"
             "• /history — your last jobs.\n"
+            "• /balance — your credits · /buy — buy more with Telegram Stars.\n"
             "• /language — switch between English and Russian.\n\n"
             "Results usually arrive within a minute."
         ),
@@ -83,6 +84,31 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "status_word_delivered": "done",
         "status_word_failed": "failed",
         "status_word_cancelled": "cancelled",
+        "no_credits": "💳 Not enough credits: this costs {price}, you have {balance}.\nBuy more with /buy or the button below.",
+        "no_credits_tomorrow": "💳 Not enough credits: this costs {price}, you have {balance}.\nBuy more with /buy or the button below, or come back tomorrow for {free} free credits.",
+        "button_buy": "💳 Buy credits",
+        "buy_choose": "💳 Choose a pack of credits (paid with Telegram Stars):",
+        "pack_button": "{credits} {word} · {stars} ⭐",
+        "invoice_title": "{credits} {word}",
+        "invoice_description": "{credits} {word} for pictures and videos in kadr. Bought credits never expire.",
+        "pack_unknown": "This pack is no longer on sale. Please open /buy again.",
+        "payment_done": "✅ {credits} {word} added. Balance: {balance}.",
+        "balance": "💰 {balance} {word}\nFree: {free} · Bought: {paid}",
+        "balance_free_daily": "Every day you get up to {free} free credits; they are spent first.",
+        "balance_movements": "<b>Last movements</b>",
+        "balance_line": "{sign}{amount} · {reason} · {when}",
+        "balance_none": "No movements yet.",
+        "reason_daily": "daily free credits",
+        "reason_reserve": "job",
+        "reason_refund": "refund",
+        "reason_payment": "purchase",
+        "paysupport": (
+            "💬 <b>Payment support</b>\n"
+            "If a payment went wrong or the credits did not arrive, write here: describe the "
+            "problem and give the date and the amount in Stars. We answer within 24 hours and "
+            "refund payments whose credits were not spent.\n"
+            "Telegram support cannot help with purchases made in this bot."
+        ),
     },
     "ru": {
         "start": (
@@ -100,6 +126,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
             "• /video &lt;описание&gt; — короткое видео.\n"
             "• /settings — модели, формат, число картинок.\n"
             "• /history — последние задачи.\n"
+            "• /balance — ваши кредиты · /buy — купить ещё за звёзды Telegram.\n"
             "• /language — переключить русский и английский.\n\n"
             "Результат обычно приходит в течение минуты."
         ),
@@ -161,6 +188,31 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "status_word_delivered": "готово",
         "status_word_failed": "ошибка",
         "status_word_cancelled": "отменено",
+        "no_credits": "💳 Не хватает кредитов: это стоит {price}, у вас {balance}.\nКупите ещё командой /buy или кнопкой ниже.",
+        "no_credits_tomorrow": "💳 Не хватает кредитов: это стоит {price}, у вас {balance}.\nКупите ещё командой /buy или кнопкой ниже — или приходите завтра за {free} бесплатными кредитами.",
+        "button_buy": "💳 Купить кредиты",
+        "buy_choose": "💳 Выберите пакет кредитов (оплата звёздами Telegram):",
+        "pack_button": "{credits} {word} · {stars} ⭐",
+        "invoice_title": "{credits} {word}",
+        "invoice_description": "{credits} {word} на картинки и видео в kadr. Купленные кредиты не сгорают.",
+        "pack_unknown": "Этот пакет больше не продаётся. Откройте /buy ещё раз.",
+        "payment_done": "✅ Начислено: {credits} {word}. Баланс: {balance}.",
+        "balance": "💰 {balance} {word}\nБесплатных: {free} · Купленных: {paid}",
+        "balance_free_daily": "Каждый день вы получаете до {free} бесплатных кредитов; они тратятся первыми.",
+        "balance_movements": "<b>Последние движения</b>",
+        "balance_line": "{sign}{amount} · {reason} · {when}",
+        "balance_none": "Движений пока нет.",
+        "reason_daily": "бесплатные кредиты дня",
+        "reason_reserve": "задача",
+        "reason_refund": "возврат",
+        "reason_payment": "покупка",
+        "paysupport": (
+            "💬 <b>Поддержка по оплате</b>\n"
+            "Если с оплатой что-то не так или кредиты не пришли, напишите сюда: опишите "
+            "проблему, укажите дату и сумму в звёздах. Мы отвечаем в течение 24 часов и "
+            "возвращаем платежи, кредиты которых не потрачены.\n"
+            "Поддержка Telegram не может помочь с покупками в этом боте."
+        ),
     },
 }
 
@@ -171,6 +223,17 @@ def error_text(language: str, error: str | None, **values: object) -> str:
     """The user-facing explanation of a job error code; unknown codes get the generic one."""
     key = f"error_{error}"
     return t(language, key if key in TEXTS["en"] else "error_generic", **values)
+
+
+def credits_word(language: str, count: int) -> str:
+    """ "credits" agreeing with the number (Russian has three forms)."""
+    if language != "ru":
+        return "credit" if count == 1 else "credits"
+    if count % 10 == 1 and count % 100 != 11:
+        return "кредит"
+    if 2 <= count % 10 <= 4 and not 12 <= count % 100 <= 14:
+        return "кредита"
+    return "кредитов"
 
 
 def t(language: str, key: str, **values: object) -> str:

@@ -138,8 +138,14 @@ def chat_of(body: dict[str, Any]) -> int | None:
     return None
 
 
+#: Updates that must be answered at once and depend on nothing before them: they get a
+#: partition of their own instead of waiting behind their chat's backlog (Telegram gives a
+#: pre-checkout query 10 s).
+UNORDERED = frozenset({"pre_checkout_query"})
+
+
 def partition_of(body: dict[str, Any], update_id: int) -> int:
-    chat = chat_of(body)
+    chat = None if UNORDERED & body.keys() else chat_of(body)
     return (chat if chat is not None else update_id) % PARTITIONS
 
 

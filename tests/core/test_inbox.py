@@ -111,6 +111,12 @@ def test_partitions_follow_the_chat_or_else_the_update_id() -> None:
     }
     assert chat_of(poll) is None
     assert partition_of(poll, 777) == 777 % PARTITIONS
+    query = {
+        "update_id": 778,
+        "pre_checkout_query": {"id": "q", "from": {"id": 1000}, "currency": "XTR"},
+    }
+    assert chat_of(query) == 1000
+    assert partition_of(query, 778) == 778 % PARTITIONS  # not behind the chat's backlog
 
 
 # --- accept ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.methods import TelegramMethod
-from aiogram.types import Message
+from aiogram.types import LabeledPrice, Message
 from redis.asyncio import Redis
 
 from core.inbox import sent_key
@@ -245,6 +245,25 @@ async def test_calls_that_put_nothing_in_a_chat_are_not_paced(
         with pytest.raises(RetryLater):
             await bot.send_message(CHAT, "this one waits")
     assert session.names() == ["answerCallbackQuery", "deleteMessage"]
+
+
+async def test_a_pre_checkout_answer_is_not_paced_and_an_invoice_is(
+    bot: Bot, session: FakeSession, redis: Redis
+) -> None:
+    """Telegram gives a pre-checkout query 10 s: its answer never waits behind messages."""
+    await TelegramLimiter(redis).pause(30)
+    with deferring(0.05):
+        assert await bot.answer_pre_checkout_query("q3", ok=True) is True
+        with pytest.raises(RetryLater):
+            await bot.send_invoice(
+                CHAT,
+                title="50 credits",
+                description="50 credits",
+                payload="pack:small:50",
+                currency="XTR",
+                prices=[LabeledPrice(label="50 credits", amount=50)],
+            )
+    assert session.names() == ["answerPreCheckoutQuery"]
 
 
 async def test_an_unpaced_call_answered_429_is_not_repeated_before_the_pause_ends(

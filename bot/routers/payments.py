@@ -1,0 +1,100 @@
+"""Credits and Telegram Stars: /buy, the pack buttons, the pre-checkout answer, the
+successful payment, /balance and /paysupport. The money rules are in `core/payments.py`;
+this only talks.
+
+The pre-checkout answer is not a message: it is never paced behind sends
+(`core/telegram_pacing.py`), and its update is not queued behind the chat's (`core/inbox.py`).
+"""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, Filter
+from aiogram.types import CallbackQuery, Message, PreCheckoutQuery
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.credits_face import BuyButton, balance_text, send_invoice, send_offer
+from bot.texts import credits_word, t
+from core.catalog import catalog
+from core.credits import Allowance
+from core.models import User
+from core.payments import Paid, account_of, checkout_pack, record_payment
+
+router = Router(name="payments")
+
+
+class SuccessfulPayment(Filter):
+    """A service message saying a payment went through (a coroutine: see bot/filters.py)."""
+
+    async def __call__(self, message: Message) -> bool:
+        return message.successful_payment is not None
+
+
+@router.message(Command("buy"))
+async def buy(message: Message, lang: str) -> None:
+    await send_offer(message.bot, message.chat.id, lang)  # type: ignore[arg-type]
+
+
+@router.callback_query(BuyButton.filter())
+async def on_buy(query: CallbackQuery, callback_data: BuyButton, lang: str) -> None:
+    await query.answer()
+    chat_id = query.message.chat.id if query.message else query.from_user.id
+    pack = catalog().pack(callback_data.pack_id) if callback_data.pack_id else None
+    if pack is not None:
+        await send_invoice(query.bot, chat_id, lang, pack)  # type: ignore[arg-type]
+    else:
+        await send_offer(query.bot, chat_id, lang)  # type: ignore[arg-type]
+
+
+@router.pre_checkout_query()
+async def pre_checkout(query: PreCheckoutQuery, lang: str) -> None:
+    if checkout_pack(query.invoice_payload, query.currency, query.total_amount) is None:
+        await query.answer(ok=False, error_message=t(lang, "pack_unknown"))
+    else:
+        await query.answer(ok=True)
+
+
+@router.message(SuccessfulPayment())
+async def paid(
+    message: Message,
+    user: User,
+    sessions: async_sessionmaker[AsyncSession],
+    allowance: Allowance,
+) -> None:
+    payment = message.successful_payment
+    assert payment is not None
+    outcome, amount = await record_payment(
+        sessions,
+        user_id=user.id,
+        charge_id=payment.telegram_payment_charge_id,
+        payload=payment.invoice_payload,
+    )
+    if outcome != Paid.CREDITED:
+        return  # a repeated update: the first one said thank you
+    account = await account_of(sessions, user.id, allowance.free_per_day, last=0)
+    lang = user.language
+    await message.answer(
+        t(
+            lang,
+            "payment_done",
+            credits=amount,
+            word=credits_word(lang, amount),
+            balance=account.balance.total,
+        )
+    )
+
+
+@router.message(Command("balance"))
+async def balance(
+    message: Message,
+    user: User,
+    sessions: async_sessionmaker[AsyncSession],
+    allowance: Allowance,
+) -> None:
+    account = await account_of(sessions, user.id, allowance.free_per_day)
+    await message.answer(balance_text(user.language, account, allowance.free_per_day))
+
+
+@router.message(Command("paysupport"))
+async def paysupport(message: Message, lang: str) -> None:
+    await message.answer(t(lang, "paysupport"))
