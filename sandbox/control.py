@@ -107,6 +107,12 @@ class TelegramSandbox(_Control):
         body = {"user_id": user_id, "message_id": message_id, "callback_data": callback_data}
         return self._call("POST", "/press_button", json={**body, **fields})  # type: ignore[no-any-return]
 
+    def pay(self, user_id: int, message_id: int, **fields: Any) -> Record:
+        """The user pays the invoice in `message_id`: the pre-checkout query, the bot's
+        answer, then the successful payment if the bot said ok (each as delivered)."""
+        body = {"user_id": user_id, "message_id": message_id, **fields}
+        return self._call("POST", "/pay", json=body)  # type: ignore[no-any-return]
+
     def send_update(self, update: dict[str, Any], repeat: int = 1) -> Record:
         return self._call("POST", "/updates", json={**update}, params={"repeat": repeat})  # type: ignore[no-any-return]
 

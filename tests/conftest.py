@@ -110,9 +110,11 @@ def stack(
 ) -> Iterator[Stack]:
     """The whole deployment: both stand-ins, migrated database, `kadr api` and one
     `kadr worker` (every queue and the update inbox), with the webhook registered by
-    `kadr set-webhook` as an operator would."""
+    `kadr set-webhook` as an operator would. Its users can pay for anything: what credits
+    refuse is tested on a stack of its own (tests/e2e/test_credits.py)."""
     workdir = tmp_path_factory.mktemp("stack")
     env = {
+        "FREE_CREDITS_PER_DAY": "1000000",
         "KADR_CATALOG": str(fast_catalog(workdir / "catalog.toml")),
         "SWEEP_INTERVAL": "1",
         "SWEEP_STALE_AFTER": "3",
