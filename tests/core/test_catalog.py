@@ -70,8 +70,24 @@ def test_options_map_to_each_models_keys(model_id: str, options: dict, expected:
         ),
         (lambda text: text.replace("[modes.retouch]", "[modes.retouche]"), "modes.retouche"),
         (lambda text: text + "\n[[models]\n", "catalog"),
+        (
+            lambda text: text.replace(
+                'id = "fal-ai/retoucher"', 'id = "fal-ai/retoucher"\nper_image = true'
+            ),
+            "per_image needs a num_images_key",
+        ),
+        (lambda text: text.replace('id = "large"', 'id = "small"'), "packs listed twice"),
+        (lambda text: text[: text.index("\n[[packs]]")], "packs"),
     ],
-    ids=["negative-price", "missing-image-key", "unknown-mode", "bad-toml"],
+    ids=[
+        "negative-price",
+        "missing-image-key",
+        "unknown-mode",
+        "bad-toml",
+        "per-image-without-images",
+        "duplicate-pack",
+        "no-packs",
+    ],
 )
 def test_mistakes_are_named(tmp_path: Path, edit, message: str) -> None:
     path = tmp_path / "catalog.toml"
@@ -97,3 +113,27 @@ def test_a_broken_catalog_stops_the_worker_with_one_line(tmp_path: Path) -> None
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("kadr: configuration error: catalog")
+
+
+@pytest.mark.parametrize(
+    ("model_id", "options", "cost"),
+    [
+        ("fal-ai/flux/schnell", {}, 1),
+        ("fal-ai/flux/schnell", {"num_images": 3}, 3),
+        ("fal-ai/flux/dev", {"num_images": 9}, 12),  # capped at 4 images, as fal is asked
+        ("fal-ai/retoucher", {"num_images": 3}, 2),  # one result whatever the option
+        ("fal-ai/veo3/fast", {"num_images": 2}, 60),
+    ],
+)
+def test_a_job_costs_the_price_per_image_where_fal_bills_per_image(
+    model_id: str, options: dict, cost: int
+) -> None:
+    model = load_catalog().find(model_id)
+    assert model is not None
+    assert model.cost(options) == cost
+
+
+def test_the_shipped_packs_and_their_invoice_payloads() -> None:
+    packs = load_catalog().packs
+    assert [(p.id, p.credits, p.stars) for p in packs] == [("small", 50, 50), ("large", 300, 250)]
+    assert all(len(p.payload.encode()) <= 128 for p in packs)

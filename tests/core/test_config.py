@@ -20,7 +20,14 @@ GOOD = {
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatch:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
-    for name in [*GOOD, "TELEGRAM_API_URL", "DATABASE_URL", "REDIS_URL", "ADMIN_IDS"]:
+    for name in [
+        *GOOD,
+        "TELEGRAM_API_URL",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "ADMIN_IDS",
+        "FREE_CREDITS_PER_DAY",
+    ]:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -33,6 +40,7 @@ def test_defaults_follow_the_contract(env: pytest.MonkeyPatch) -> None:
     assert settings.DATABASE_URL == "sqlite+aiosqlite:///./data/kadr.db"
     assert settings.REDIS_URL == "redis://localhost:6379/0"
     assert settings.telegram_webhook_url == "https://bot.example.com/webhooks/telegram"
+    assert settings.FREE_CREDITS_PER_DAY == 10
 
 
 def test_dotenv_is_read(env: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -50,6 +58,7 @@ def test_dotenv_is_read(env: pytest.MonkeyPatch, tmp_path) -> None:  # type: ign
         ("TELEGRAM_WEBHOOK_SECRET", "has spaces!", "TELEGRAM_WEBHOOK_SECRET: must be 1-256"),
         ("PUBLIC_URL", "bot.example.com", "PUBLIC_URL: must be an http(s):// URL"),
         ("ADMIN_IDS", "1,bob", "ADMIN_IDS: must be comma-separated"),
+        ("FREE_CREDITS_PER_DAY", "-1", "FREE_CREDITS_PER_DAY: Input should be greater than"),
     ],
 )
 def test_bad_value_names_the_variable(
