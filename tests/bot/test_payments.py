@@ -22,6 +22,7 @@ from alembic import command
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import launch
 from bot.dispatcher import build_dispatcher
 from core import catalog as catalog_module
 from core.config import Settings
@@ -254,3 +255,22 @@ async def test_russian_balance_agrees_with_the_number(chat: Chat) -> None:
     body["message"]["from"]["language_code"] = "ru"
     await chat.feed(body)
     assert chat.texts()[-1].startswith("💰 10 кредитов\nБесплатных: 10 · Купленных: 0")
+
+
+async def test_a_prompt_that_lost_the_race_for_the_last_credits_turns_its_status_into_the_refusal(
+    broke: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two prompts can both pass the check before either reserves; the one whose reservation
+    finds the credits gone has already posted its status message, which becomes the refusal."""
+
+    async def passed(*_: object) -> int:
+        return 1
+
+    monkeypatch.setattr(launch, "check_credits", passed)
+    await broke.say("a lighthouse at dawn")
+    [status] = broke.calls("sendMessage")
+    assert status.text.startswith("⏳ In the queue…")
+    [edit] = broke.calls("editMessageText")
+    assert edit.text.startswith("💳 Not enough credits: this costs 1, you have 0.")
+    assert edit.reply_markup.inline_keyboard[0][0].text == "💳 Buy credits"
+    assert await broke.jobs() == 0

@@ -207,3 +207,38 @@ async def test_the_allowance_tops_up_once_a_day_and_does_not_accumulate(
         assert await credits.spendable(session, user_id, 10, tuesday + timedelta(days=1)) == (
             Balance(free=10)
         )
+
+
+@pytest.mark.parametrize(
+    "ending",
+    ["deadline", "refused_by_fal", "failed_by_fal", "cancelled", "undeliverable", "no_media"],
+)
+async def test_every_ending_without_a_result_refunds_the_job_once(
+    sessions: Sessions, ending: str
+) -> None:
+    user_id = await _user(sessions)
+    job = _job(user_id)
+    assert await lifecycle.accept(sessions, job, price=4, free_per_day=10)
+    if ending == "deadline":
+        assert await lifecycle.fail(sessions, job, "timeout")
+    elif ending == "refused_by_fal":
+        assert await lifecycle.fail(sessions, job, "fal_rejected", "422")
+    elif ending == "failed_by_fal":
+        assert await lifecycle.fail(sessions, job, "content_policy_violation", by_fal=True)
+    elif ending == "cancelled":
+        assert await lifecycle.cancel(sessions, job)
+    else:
+        assert await lifecycle.completed(sessions, job, {"images": []})
+        error = "undeliverable" if ending == "undeliverable" else "no_media_generated"
+        assert await lifecycle.fail(sessions, job, error, notified=ending == "undeliverable")
+    for _ in range(2):  # every ending asked for again: no second refund
+        assert not await lifecycle.fail(sessions, job, "timeout")
+        assert not await lifecycle.cancel(sessions, job)
+    assert await _balance(sessions, user_id) == Balance(free=10)
+    reasons = [Reason.RESERVE, Reason.REFUND]
+    assert (
+        await _count(
+            sessions, LedgerEntry, LedgerEntry.ref == job.id, LedgerEntry.reason.in_(reasons)
+        )
+        == 2
+    )
