@@ -32,8 +32,8 @@ async def video_command(
 
 
 @router.message(PlainText())
-async def plain_prompt(message: Message, user: User, launcher: Launcher) -> None:
-    await _generate(message, message.text, "text_to_image", user, launcher)
+async def plain_prompt(message: Message, prompt: str, user: User, launcher: Launcher) -> None:
+    await _generate(message, prompt, "text_to_image", user, launcher)
 
 
 async def _generate(

@@ -76,7 +76,9 @@ def _refusal_text(lang: str, rejected: PhotoRejected, mode: Mode) -> str:
 
 
 @router.message(Picture())
-async def on_photo(message: Message, user: User, launcher: Launcher, state: FSMContext) -> None:
+async def on_photo(
+    message: Message, caption: str | None, user: User, launcher: Launcher, state: FSMContext
+) -> None:
     photo = photo_of(message)
     mode: Mode = "edit"
     try:
@@ -84,14 +86,14 @@ async def on_photo(message: Message, user: User, launcher: Launcher, state: FSMC
     except PhotoRejected as rejected:
         await message.answer(_refusal_text(user.language, rejected, mode))
         return
-    if message.caption is None:
+    if caption is None:
         await state.set_state(PhotoFlow.choosing)
         await state.set_data({"photo": photo})
         await message.reply(
             t(user.language, "photo_what"), reply_markup=photo_keyboard(user.language)
         )
         return
-    await _start(message, user, launcher, mode, message.caption, photo)
+    await _start(message, user, launcher, mode, caption, photo)
 
 
 @router.callback_query(PhotoButton.filter())
@@ -127,13 +129,13 @@ async def on_choice(
 
 @router.message(PhotoFlow.instruction, PlainText())
 async def on_instruction(
-    message: Message, user: User, launcher: Launcher, state: FSMContext
+    message: Message, prompt: str, user: User, launcher: Launcher, state: FSMContext
 ) -> None:
     """The text after ✏️ Edit (of a sent photo or of a result) is the edit instruction."""
     data = await state.get_data()
     await state.clear()
     source = data.get("photo") or {"image_url": data.get("image_url")}
-    await _start(message, user, launcher, "edit", message.text, source)
+    await _start(message, user, launcher, "edit", prompt, source)
 
 
 async def _start(

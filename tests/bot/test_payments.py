@@ -1,155 +1,19 @@
-"""Credits in the conversation, in process: the real Dispatcher and handlers, the Bot API
-faked at the transport (tests/fake_bot_api.py), a migrated SQLite database and a real Redis.
-/buy sends a Stars invoice, a pre-checkout query is answered, a payment repeated by
-Telegram credits once, /balance starts with the balance, and a prompt that cannot be paid
-for is refused with the price, the balance and a 💳 button, making no job."""
+"""Credits in the conversation (tests/bot/conftest.py): /buy sends a Stars invoice, a
+pre-checkout query is answered, a payment repeated by Telegram credits once, /balance starts
+with the balance, and a prompt that cannot be paid for is refused with the price, the
+balance and a 💳 button, making no job."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import re
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from aiogram import Bot, Dispatcher
-from aiogram.types import Update
-from alembic import command
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import launch
-from bot.dispatcher import build_dispatcher
 from core import catalog as catalog_module
-from core.config import Settings
-from core.credits import Allowance
-from core.db import alembic_config, create_engine, session_factory
-from core.models import Job
-from core.resources import create_redis
-from core.telegram_pacing import handling
-from sandbox.redis_server import PrivateRedis
-from tests.fake_bot_api import FakeSession, message
-
-_users = itertools.count(7301)
-_update_ids = itertools.count(1)
-
-
-class Chat:
-    """One user talking to the bot: feeds updates, reads what the bot called."""
-
-    def __init__(
-        self, dispatcher: Dispatcher, sessions: async_sessionmaker[AsyncSession], user_id: int
-    ) -> None:
-        self.user_id = user_id
-        self.session = FakeSession()
-        self.bot = Bot("42:TEST", session=self.session)
-        self.dispatcher = dispatcher
-        self.sessions = sessions
-
-    async def feed(self, body: dict[str, Any]) -> None:
-        update = Update.model_validate(body, context={"bot": self.bot})
-        with handling(update.update_id, first_run=True):
-            await self.dispatcher.feed_update(self.bot, update)
-
-    async def say(self, text: str) -> None:
-        await self.feed(message(next(_update_ids), self.user_id, text))
-
-    async def pay(self, charge_id: str, payload: str = "pack:small:50") -> None:
-        body = message(next(_update_ids), self.user_id)
-        del body["message"]["text"]
-        body["message"]["successful_payment"] = {
-            "currency": "XTR",
-            "total_amount": 50,
-            "invoice_payload": payload,
-            "telegram_payment_charge_id": charge_id,
-            "provider_payment_charge_id": "",
-        }
-        await self.feed(body)
-
-    async def pre_checkout(self, payload: str, total_amount: int = 50) -> None:
-        query = {
-            "id": f"q{next(_update_ids)}",
-            "from": {"id": self.user_id, "is_bot": False, "first_name": "Ann"},
-            "currency": "XTR",
-            "total_amount": total_amount,
-            "invoice_payload": payload,
-        }
-        await self.feed({"update_id": next(_update_ids), "pre_checkout_query": query})
-
-    def calls(self, name: str) -> list[Any]:
-        return [r for r in self.session.requests if r.__api_method__ == name]
-
-    def texts(self) -> list[str]:
-        return [r.text for r in self.calls("sendMessage")]
-
-    async def jobs(self) -> int:
-        async with self.sessions() as session:
-            count = select(func.count()).select_from(Job).where(Job.user_id == self.user_id)
-            return int(await session.scalar(count) or 0)
-
-    def tap(self, callback_data: str) -> dict[str, Any]:
-        """The user presses a button under a message of the bot."""
-        return {
-            "update_id": next(_update_ids),
-            "callback_query": {
-                "id": f"cb{next(_update_ids)}",
-                "from": {"id": self.user_id, "is_bot": False, "first_name": "Ann"},
-                "chat_instance": "1",
-                "data": callback_data,
-                "message": {
-                    "message_id": 1000,
-                    "date": 1_700_000_000,
-                    "chat": {"id": self.user_id, "type": "private"},
-                    "text": "offer",
-                },
-            },
-        }
-
-
-@dataclass
-class World:
-    dispatcher: Dispatcher
-    sessions: async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture(scope="module")
-async def world(
-    tmp_path_factory: pytest.TempPathFactory, own_redis: PrivateRedis
-) -> AsyncIterator[World]:
-    """One Dispatcher for the module: aiogram attaches the routers to one parent only."""
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('payments')}/kadr.db"
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
-    engine = create_engine(url)
-    redis = create_redis(own_redis.url)
-    sessions = session_factory(engine)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    resources = SimpleNamespace(redis=redis, sessions=sessions, settings=settings)
-    yield World(build_dispatcher(resources), sessions)  # type: ignore[arg-type]
-    await redis.aclose()
-    await engine.dispose()
-
-
-def _chat(world: World, free: int) -> Chat:
-    """A new user, with `free` credits a day."""
-    allowance = Allowance(free_per_day=free)
-    world.dispatcher["allowance"] = allowance
-    world.dispatcher["launcher"] = replace(world.dispatcher["launcher"], allowance=allowance)
-    return Chat(world.dispatcher, world.sessions, next(_users))
-
-
-@pytest.fixture
-def chat(world: World) -> Chat:
-    return _chat(world, free=10)
-
-
-@pytest.fixture
-def broke(world: World) -> Chat:
-    """A chat with no daily allowance."""
-    return _chat(world, free=0)
+from tests.bot.conftest import Chat
 
 
 @pytest.fixture
@@ -240,18 +104,18 @@ async def test_a_prompt_without_credits_is_refused_with_price_balance_and_a_buy_
     assert refusal.text.startswith("💳 Not enough credits: this costs 1, you have 0.")
     [[button]] = refusal.reply_markup.inline_keyboard
     assert button.text == "💳 Buy credits"
-    assert await broke.jobs() == 0
+    assert await broke.job_count() == 0
 
     await broke.feed(broke.tap(button.callback_data))
     assert broke.texts()[-1].startswith("💳 Choose a pack")
 
     await broke.pay("stx-2")
     await broke.say("a lighthouse at dawn")
-    assert await broke.jobs() == 1
+    assert await broke.job_count() == 1
 
 
 async def test_russian_balance_agrees_with_the_number(chat: Chat) -> None:
-    body = message(next(_update_ids), chat.user_id, "/balance")
+    body = chat.message(text="/balance")
     body["message"]["from"]["language_code"] = "ru"
     await chat.feed(body)
     assert chat.texts()[-1].startswith("💰 10 кредитов\nБесплатных: 10 · Купленных: 0")
@@ -273,4 +137,4 @@ async def test_a_prompt_that_lost_the_race_for_the_last_credits_turns_its_status
     [edit] = broke.calls("editMessageText")
     assert edit.text.startswith("💳 Not enough credits: this costs 1, you have 0.")
     assert edit.reply_markup.inline_keyboard[0][0].text == "💳 Buy credits"
-    assert await broke.jobs() == 0
+    assert await broke.job_count() == 0
