@@ -8,6 +8,7 @@ from aiogram.fsm.storage.redis import RedisStorage
 from bot.launch import Launcher
 from bot.middlewares.users import UserMiddleware
 from bot.routers import (
+    admin,
     generate,
     history,
     language,
@@ -25,6 +26,7 @@ from core.resources import Resources
 # prompt handler does.
 ROUTERS = (
     start.router,
+    admin.router,
     payments.router,
     language.router,
     settings.router,

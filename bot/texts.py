@@ -102,6 +102,15 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "reason_reserve": "job",
         "reason_refund": "refund",
         "reason_payment": "purchase",
+        "admin_refund_usage": "Usage: <code>/refund &lt;telegram_payment_charge_id&gt;</code>",
+        "admin_refund_unknown": "No payment with charge id <code>{charge}</code> was credited.",
+        "admin_refund_failed": "Telegram did not refund it: {reason}",
+        "admin_refund_done": "↩️ Refunded to user {user}; {taken} credits taken back.",
+        "admin_grant_usage": "Usage: <code>/grant &lt;user id&gt; &lt;credits&gt;</code>",
+        "admin_grant_done": "🎁 {credits} credits given to user {user}.",
+        "admin_unknown_user": "User {user} has never written to the bot.",
+        "reason_payment_refund": "payment refunded",
+        "reason_grant": "gift",
         "paysupport": (
             "💬 <b>Payment support</b>\n"
             "If a payment went wrong or the credits did not arrive, write here: describe the "
@@ -206,6 +215,15 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "reason_reserve": "задача",
         "reason_refund": "возврат",
         "reason_payment": "покупка",
+        "admin_refund_usage": "Как: <code>/refund &lt;telegram_payment_charge_id&gt;</code>",
+        "admin_refund_unknown": "Платёж с charge id <code>{charge}</code> не зачислялся.",
+        "admin_refund_failed": "Telegram не вернул платёж: {reason}",
+        "admin_refund_done": "↩️ Платёж возвращён пользователю {user}; списано кредитов: {taken}.",
+        "admin_grant_usage": "Как: <code>/grant &lt;id пользователя&gt; &lt;кредиты&gt;</code>",
+        "admin_grant_done": "🎁 Пользователю {user} начислено кредитов: {credits}.",
+        "admin_unknown_user": "Пользователь {user} ещё не писал боту.",
+        "reason_payment_refund": "возврат платежа",
+        "reason_grant": "подарок",
         "paysupport": (
             "💬 <b>Поддержка по оплате</b>\n"
             "Если с оплатой что-то не так или кредиты не пришли, напишите сюда: опишите "

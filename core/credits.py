@@ -134,6 +134,35 @@ async def credit_payment(
     return await _insert_once(session, user_id, Reason.PAYMENT, charge_id, 0, credits, utcnow())
 
 
+async def payment(session: AsyncSession, charge_id: str) -> LedgerEntry | None:
+    """The credit a Telegram charge made, if it made one."""
+    return await session.scalar(
+        select(LedgerEntry).where(
+            LedgerEntry.reason == Reason.PAYMENT, LedgerEntry.ref == charge_id
+        )
+    )
+
+
+async def take_back_payment(session: AsyncSession, paid: LedgerEntry) -> int:
+    """After its Stars went back: take back the payment's credits, as many as are left
+    (the balance never goes below zero), once per charge. Returns how many."""
+    await _lock_user(session, paid.user_id)
+    left = (await balance_of(session, paid.user_id)).paid
+    amount = max(0, min(paid.paid, left))
+    ref = paid.ref or ""
+    if await _insert_once(session, paid.user_id, Reason.PAYMENT_REFUND, ref, 0, -amount, utcnow()):
+        return amount
+    return 0
+
+
+async def grant(session: AsyncSession, *, user_id: int, credits: int, ref: str) -> bool | None:
+    """Give a known user credits (kept like bought ones) once per `ref`: whether this call
+    gave them (False: the grant was made before); None for a user kadr never saw."""
+    if not await _lock_user(session, user_id):
+        return None
+    return await _insert_once(session, user_id, Reason.GRANT, ref, 0, credits, utcnow())
+
+
 async def movements(session: AsyncSession, user_id: int, limit: int) -> list[LedgerEntry]:
     """The user's last movements that changed something, newest first."""
     entries = await session.scalars(
@@ -145,10 +174,12 @@ async def movements(session: AsyncSession, user_id: int, limit: int) -> list[Led
     return list(entries)
 
 
-async def _lock_user(session: AsyncSession, user_id: int) -> None:
-    await session.execute(
+async def _lock_user(session: AsyncSession, user_id: int) -> bool:
+    """Lock the user's row for the rest of the transaction; False when there is none."""
+    result = await session.execute(
         update(User).where(User.id == user_id).values(last_seen_at=User.last_seen_at)
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def _allowance_due(

@@ -85,7 +85,7 @@ CREDITS_BOUGHT = Counter("kadr_credits_bought_total", "Credits bought with Teleg
 PAYMENTS = Counter(
     "kadr_payments_total",
     "Telegram Stars payments by outcome: pre-checkout answered ok or refused, a payment "
-    "credited, or a duplicate of one already credited.",
+    "credited, a duplicate of one already credited, invalid (not our payload), refunded.",
     ["outcome"],
 )
 CREDIT_REFUSALS = Counter(

@@ -131,6 +131,8 @@ class Reason(enum.StrEnum):
     RESERVE = "reserve"  #: a job was accepted (ref: the job id)
     REFUND = "refund"  #: the job ended without a result (ref: the job id)
     PAYMENT = "payment"  #: Telegram Stars paid (ref: telegram_payment_charge_id)
+    PAYMENT_REFUND = "payment_refund"  #: an admin refunded those Stars (ref: the charge id)
+    GRANT = "grant"  #: an admin gave credits (ref: "grant:<update id>" of the command)
 
 
 class LedgerEntry(Base):

@@ -1,5 +1,6 @@
 """Telegram Stars payments: checking a pre-checkout query, crediting a successful payment
-once per charge id, and the account a user sees in /balance.
+once per charge id, taking the credits back when an admin refunds it, admin grants, and
+the account a user sees in /balance.
 
 Telegram holds the money only once the bot says yes to the pre-checkout query; the yes
 checks that the invoice still matches a pack on sale (same credits, same Stars). The
@@ -74,6 +75,29 @@ async def record_payment(
     if credited:
         CREDITS_BOUGHT.inc(amount)
     return outcome, amount if credited else 0
+
+
+async def paid_by(sessions: async_sessionmaker[AsyncSession], charge_id: str) -> LedgerEntry | None:
+    """The credit a charge made (who paid, how many credits), if kadr credited it."""
+    async with sessions() as session:
+        return await credits.payment(session, charge_id)
+
+
+async def take_back(sessions: async_sessionmaker[AsyncSession], paid: LedgerEntry) -> int:
+    """The payment's Stars went back to the user: its credits leave the balance, once."""
+    async with sessions.begin() as session:
+        amount = await credits.take_back_payment(session, paid)
+    PAYMENTS.labels("refunded").inc()
+    return amount
+
+
+async def grant(
+    sessions: async_sessionmaker[AsyncSession], *, user_id: int, amount: int, ref: str
+) -> bool:
+    """An admin's gift, once per `ref`; False for a user kadr never saw."""
+    async with sessions.begin() as session:
+        given = await credits.grant(session, user_id=user_id, credits=amount, ref=ref)
+    return given is not None
 
 
 @dataclass(frozen=True)

@@ -156,12 +156,13 @@ async def world(
     await engine.dispose()
 
 
-def _chat(world: World, free: int) -> Chat:
-    """A new user, with `free` credits a day."""
-    allowance = Allowance(free_per_day=free)
+def _chat(world: World, free: int, *, admin: bool = False) -> Chat:
+    """A new user, with `free` credits a day (the only admin when `admin`)."""
+    user_id = next(_users)
+    allowance = Allowance(free_per_day=free, admins=frozenset({user_id} if admin else ()))
     world.dispatcher["allowance"] = allowance
     world.dispatcher["launcher"] = replace(world.dispatcher["launcher"], allowance=allowance)
-    return Chat(world.dispatcher, world.sessions, next(_users))
+    return Chat(world.dispatcher, world.sessions, user_id)
 
 
 @pytest.fixture
@@ -173,3 +174,9 @@ def chat(world: World) -> Chat:
 def broke(world: World) -> Chat:
     """A chat with no daily allowance."""
     return _chat(world, free=0)
+
+
+@pytest.fixture
+def admin(world: World) -> Chat:
+    """An admin's chat; the users a test makes next are not admins."""
+    return _chat(world, free=0, admin=True)

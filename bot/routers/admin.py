@@ -1,0 +1,73 @@
+"""Admin commands (users in ADMIN_IDS): `/refund <charge id>` gives a payment's Stars back
+(refundStarPayment) and takes its credits back; `/grant <user id> <credits>` gives credits.
+Anyone else gets no answer: the commands do not exist for them.
+
+A refund is asked of Telegram before the ledger moves: a handler run again for the same
+update gets Telegram's first answer replayed (core/telegram_pacing.py) instead of a second
+refund, then records the take-back, which the ledger allows once per charge. A grant is
+keyed by its update, so a command handled twice grants once.
+"""
+
+from __future__ import annotations
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject, Filter
+from aiogram.types import Message, Update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.texts import t
+from core.credits import Allowance
+from core.payments import grant, paid_by, take_back
+
+router = Router(name="admin")
+
+
+class Admin(Filter):
+    async def __call__(self, message: Message, allowance: Allowance) -> bool:
+        return message.from_user is not None and message.from_user.id in allowance.admins
+
+
+@router.message(Command("refund"), Admin())
+async def refund(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    lang: str,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    charge_id = (command.args or "").strip()
+    if not charge_id:
+        await message.answer(t(lang, "admin_refund_usage"))
+        return
+    paid = await paid_by(sessions, charge_id)
+    if paid is None:
+        await message.answer(t(lang, "admin_refund_unknown", charge=charge_id))
+        return
+    try:
+        await bot.refund_star_payment(user_id=paid.user_id, telegram_payment_charge_id=charge_id)
+    except TelegramBadRequest as exc:
+        await message.answer(t(lang, "admin_refund_failed", reason=exc.message))
+        return
+    taken = await take_back(sessions, paid)
+    await message.answer(t(lang, "admin_refund_done", user=paid.user_id, taken=taken))
+
+
+@router.message(Command("grant"), Admin())
+async def grant_credits(
+    message: Message,
+    command: CommandObject,
+    event_update: Update,
+    lang: str,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    parts = (command.args or "").split()
+    if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit() or parts[1] == "0":
+        await message.answer(t(lang, "admin_grant_usage"))
+        return
+    user_id, amount = int(parts[0]), int(parts[1])
+    ref = f"grant:{event_update.update_id}"
+    if await grant(sessions, user_id=user_id, amount=amount, ref=ref):
+        await message.answer(t(lang, "admin_grant_done", user=user_id, credits=amount))
+    else:
+        await message.answer(t(lang, "admin_unknown_user", user=user_id))

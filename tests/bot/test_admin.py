@@ -1,0 +1,87 @@
+"""Admin commands (tests/bot/conftest.py): /refund gives the Stars back through
+refundStarPayment and takes the credits back once, never below zero; /grant gives credits
+once per command; for anyone else the commands do not exist."""
+
+from __future__ import annotations
+
+from core import credits
+from core.credits import Balance
+from tests.bot.conftest import Chat, World
+
+
+async def _balance(world: World, user_id: int) -> Balance:
+    async with world.sessions() as session:
+        return await credits.balance_of(session, user_id)
+
+
+async def test_an_admin_refund_gives_the_stars_back_and_takes_the_credits_once(
+    world: World, admin: Chat
+) -> None:
+    buyer = Chat(world.dispatcher, world.sessions, admin.user_id + 500)
+    await buyer.say("/start")
+    await buyer.pay(f"stx-refund-{buyer.user_id}")
+    assert await _balance(world, buyer.user_id) == Balance(paid=50)
+
+    await admin.say(f"/refund stx-refund-{buyer.user_id}")
+    [call] = admin.calls("refundStarPayment")
+    assert (call.user_id, call.telegram_payment_charge_id) == (
+        buyer.user_id,
+        f"stx-refund-{buyer.user_id}",
+    )
+    assert admin.texts()[-1] == f"↩️ Refunded to user {buyer.user_id}; 50 credits taken back."
+    assert await _balance(world, buyer.user_id) == Balance()
+
+    admin.session.script.append(
+        (
+            400,
+            {"ok": False, "error_code": 400, "description": "Bad Request: CHARGE_ALREADY_REFUNDED"},
+        )
+    )
+    await admin.say(f"/refund stx-refund-{buyer.user_id}")
+    assert admin.texts()[-1].startswith("Telegram did not refund it:")
+    await admin.say("/refund stx-never-paid")
+    assert admin.texts()[-1].startswith("No payment with charge id")
+    assert await _balance(world, buyer.user_id) == Balance()
+
+
+async def test_a_refund_of_spent_credits_takes_back_only_what_is_left(
+    world: World, admin: Chat
+) -> None:
+    buyer = Chat(world.dispatcher, world.sessions, admin.user_id + 501)
+    await buyer.say("/start")
+    await buyer.pay(f"stx-spent-{buyer.user_id}")
+    async with world.sessions.begin() as session:
+        await credits.reserve(
+            session, job_id="j-spent", user_id=buyer.user_id, price=45, free_per_day=0
+        )
+    await admin.say(f"/refund stx-spent-{buyer.user_id}")
+    assert admin.texts()[-1].endswith("5 credits taken back.")
+    assert await _balance(world, buyer.user_id) == Balance()
+
+
+async def test_a_grant_is_made_once_per_command(world: World, admin: Chat) -> None:
+    user = Chat(world.dispatcher, world.sessions, admin.user_id + 502)
+    await user.say("/start")
+    command = admin.message(text=f"/grant {user.user_id} 20")
+    await admin.feed(command)
+    await admin.feed(command)  # the same update handled again
+    assert await _balance(world, user.user_id) == Balance(paid=20)
+    assert admin.texts()[-1] == f"🎁 20 credits given to user {user.user_id}."
+    await admin.say("/grant 999999999 5")
+    assert admin.texts()[-1] == "User 999999999 has never written to the bot."
+    await admin.say("/grant bob 5")
+    assert admin.texts()[-1].startswith("Usage:")
+
+
+async def test_admin_commands_do_not_exist_for_anyone_else(broke: Chat) -> None:
+    await broke.pay(f"stx-own-{broke.user_id}")
+    before = len(broke.session.requests)
+    await broke.say(f"/refund stx-own-{broke.user_id}")
+    await broke.say(f"/grant {broke.user_id} 1000")
+    assert broke.session.requests[before:] == []
+    assert (await _balance_of(broke)) == Balance(paid=50)
+
+
+async def _balance_of(chat: Chat) -> Balance:
+    async with chat.sessions() as session:
+        return await credits.balance_of(session, chat.user_id)
