@@ -38,15 +38,19 @@ ROUTERS = (
 
 
 def build_dispatcher(resources: Resources) -> Dispatcher:
-    allowance = Allowance(resources.settings.FREE_CREDITS_PER_DAY, resources.settings.admin_ids)
+    settings = resources.settings
+    quota = UserQuota(
+        resources.redis,
+        per_minute=settings.USER_JOBS_PER_MINUTE,
+        max_live=settings.USER_LIVE_JOBS,
+    )
+    allowance = Allowance(settings.FREE_CREDITS_PER_DAY, settings.admin_ids)
     dispatcher = Dispatcher(
         storage=RedisStorage(resources.redis),
         sessions=resources.sessions,
-        settings=resources.settings,
+        settings=settings,
         allowance=allowance,
-        launcher=Launcher(
-            resources.sessions, resources.redis, UserQuota(resources.redis), allowance
-        ),
+        launcher=Launcher(resources.sessions, resources.redis, quota, allowance),
     )
     dispatcher.update.middleware(UserMiddleware(resources.sessions))
     dispatcher.include_routers(*ROUTERS)

@@ -60,7 +60,8 @@ class Launcher:
             await check_quota(self.sessions, self.quota, user.id)
             price = await check_credits(self.sessions, self.allowance, job)
         except Refusal as refusal:
-            await bot.send_message(chat_id, t(lang, refusal.key, **refusal.values))
+            if not refusal.quiet:
+                await bot.send_message(chat_id, t(lang, refusal.key, **refusal.values))
             return None
         except NotEnoughCredits as short:
             await bot.send_message(

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     TELEGRAM_SENDS_PER_SECOND: float = Field(29, gt=0, le=30)
     SWEEP_INTERVAL: int = Field(60, ge=1, le=60)
     SWEEP_STALE_AFTER: int = Field(60, ge=1)
+    USER_JOBS_PER_MINUTE: int = Field(10, ge=1)
+    USER_LIVE_JOBS: int = Field(5, ge=1)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod

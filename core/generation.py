@@ -32,11 +32,13 @@ MAX_PROMPT = 1000
 
 
 class Refusal(Exception):
-    """The request cannot become a job; `key` names the text that tells the user why."""
+    """The request cannot become a job; `key` names the text that tells the user why.
+    `quiet`: the user was told a moment ago; say nothing this time."""
 
-    def __init__(self, key: str, **values: object) -> None:
+    def __init__(self, key: str, *, quiet: bool = False, **values: object) -> None:
         super().__init__(key)
         self.key = key
+        self.quiet = quiet
         self.values = values
 
 
@@ -49,8 +51,14 @@ def check_prompt(prompt: str | None) -> str:
     return prompt
 
 
+#: How long after warning a flooding user the next refusals stay silent.
+WARN_EVERY = 60
+
+
 class UserQuota:
-    """Flood control per user: jobs started per minute and jobs in progress at once."""
+    """Flood control per user: jobs started per minute and jobs in progress at once. A
+    flood gets one warning a minute, not one refusal per message (which would be a flood of
+    our own, under Telegram's 1 message a second per chat)."""
 
     def __init__(self, redis: ArqRedis, *, per_minute: int = 10, max_live: int = 5) -> None:
         storage = RedisStorage(
@@ -59,6 +67,7 @@ class UserQuota:
             connection_pool=redis.connection_pool,  # type: ignore[arg-type]
             key_prefix="kadr:user-limit",
         )
+        self._redis = redis
         self._limiter = MovingWindowRateLimiter(storage)
         self._rate = RateLimitItemPerMinute(per_minute)
         self.max_live = max_live
@@ -66,9 +75,15 @@ class UserQuota:
     async def check(self, session: AsyncSession, user_id: int) -> None:
         live = await live_jobs_of(session, user_id)
         if live >= self.max_live:
-            raise Refusal("too_many_jobs", count=live)
+            raise Refusal("too_many_jobs", quiet=await self._warned(user_id), count=live)
         if not await self._limiter.hit(self._rate, str(user_id)):
-            raise Refusal("too_many_requests", limit=self._rate.amount)
+            limit = self._rate.amount
+            raise Refusal("too_many_requests", quiet=await self._warned(user_id), limit=limit)
+
+    async def _warned(self, user_id: int) -> bool:
+        """Whether the user was warned within WARN_EVERY (else this refusal is the warning)."""
+        first = await self._redis.set(f"kadr:flood-warned:{user_id}", 1, nx=True, ex=WARN_EVERY)
+        return not first
 
 
 @dataclass(frozen=True)

@@ -220,11 +220,11 @@ def test_a_lost_webhook_is_found_by_one_status_check(
     assert len(fal.status_checks(fal.requests("submit"))) == 1
 
 
-def test_a_flooding_user_is_slowed_down_and_nothing_is_lost(
+def test_a_flooding_user_gets_one_warning_and_at_most_the_limit_of_jobs(
     telegram: TelegramSandbox, fal: FalSandbox
 ) -> None:
-    """Every prompt gets its answer (a job or a refusal), at the chat's pace of one message a
-    second, so the last answers come some seconds after the flood."""
+    """Prompts past the limits make no job, and the user is warned once rather than once
+    per prompt (answering every one would be a flood of our own at 1 message a second)."""
     for n in range(15):
         telegram.send_message(5013, f"flood {n}")
 
@@ -235,15 +235,12 @@ def test_a_flooding_user_is_slowed_down_and_nothing_is_lost(
             if r["params"]["text"].startswith(("🐢", "⏳ You already have"))
         ]
 
-    def answered() -> list[object]:
-        return [*refusals(), *fal.requests("submit")]
-
-    wait_until(answered, 15, timeout=60)
-    time.sleep(1)  # nothing more comes: each prompt is answered once
-    assert refusals()
-    assert len(fal.requests("submit")) + len(refusals()) == 15
-    assert len(fal.requests("submit")) <= 10
-    photos_to(telegram, 5013, count=len(fal.requests("submit")), timeout=60)
+    assert wait_until(refusals, 1, timeout=60)
+    submits = wait_until(lambda: fal.requests("submit"), 5, timeout=60)
+    photos_to(telegram, 5013, count=len(submits), timeout=60)
+    time.sleep(2)  # the rest of the flood is handled by now: no more warnings, no more jobs
+    assert 5 <= len(fal.requests("submit")) <= 10
+    assert len(refusals()) == 1, refusals()
 
 
 def test_a_webhook_without_its_payload_is_fetched_once(
