@@ -48,10 +48,11 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
     dispatcher = Dispatcher(
         storage=RedisStorage(resources.redis),
         sessions=resources.sessions,
+        redis=resources.redis,
         settings=settings,
         allowance=allowance,
         launcher=Launcher(resources.sessions, resources.redis, quota, allowance),
     )
-    dispatcher.update.middleware(UserMiddleware(resources.sessions))
+    dispatcher.update.middleware(UserMiddleware(resources.sessions, resources.redis))
     dispatcher.include_routers(*ROUTERS)
     return dispatcher

@@ -111,6 +111,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "admin_unknown_user": "User {user} has never written to the bot.",
         "reason_payment_refund": "payment refunded",
         "reason_grant": "gift",
+        "admin_ban_usage": "Usage: <code>/{command} &lt;user id&gt;</code>",
+        "admin_banned": "🚫 User {user} is banned: the bot ignores them.",
+        "admin_unbanned": "✅ User {user} is no longer banned.",
         "paysupport": (
             "💬 <b>Payment support</b>\n"
             "If a payment went wrong or the credits did not arrive, write here: describe the "
@@ -224,6 +227,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "admin_unknown_user": "Пользователь {user} ещё не писал боту.",
         "reason_payment_refund": "возврат платежа",
         "reason_grant": "подарок",
+        "admin_ban_usage": "Как: <code>/{command} &lt;id пользователя&gt;</code>",
+        "admin_banned": "🚫 Пользователь {user} заблокирован: бот его не замечает.",
+        "admin_unbanned": "✅ Пользователь {user} разблокирован.",
         "paysupport": (
             "💬 <b>Поддержка по оплате</b>\n"
             "Если с оплатой что-то не так или кредиты не пришли, напишите сюда: опишите "

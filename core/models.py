@@ -67,8 +67,8 @@ class User(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     first_name: Mapped[str | None] = mapped_column(String(128))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    #: Read by the users middleware (a banned user's updates are dropped) but set by nothing in
-    #: kadr yet: only by hand in the database, until admin commands (ADMIN_IDS) exist.
+    #: A banned user's updates are dropped by the users middleware; set by an admin's /ban
+    #: (cached in Redis: `core/bans.py`).
     banned: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -54,3 +54,9 @@ async def touch_user(
 async def set_language(session: AsyncSession, user_id: int, language: str) -> None:
     await session.execute(update(User).where(User.id == user_id).values(language=language))
     await session.commit()
+
+
+async def set_banned(session: AsyncSession, user_id: int, banned: bool) -> bool:
+    """Not committed; False for a user kadr never saw."""
+    result = await session.execute(update(User).where(User.id == user_id).values(banned=banned))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,6 +1,7 @@
 """Keeps a row per Telegram user and hands handlers the user's language.
 
-Runs on every update that has a sender; banned users are dropped here, before any handler.
+Runs on every update that has a sender; banned users are dropped here, before any handler:
+the ban cache first (one Redis lookup, nothing written), the user's row otherwise.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 from aiogram.types import User as TelegramUser
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.bans import is_banned, remember
 from core.users import touch_user
 
 
 class UserMiddleware(BaseMiddleware):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], redis: Redis) -> None:
         self._sessions = sessions
+        self._redis = redis
 
     async def __call__(
         self,
@@ -29,6 +33,8 @@ class UserMiddleware(BaseMiddleware):
         sender: TelegramUser | None = data.get("event_from_user")
         if sender is None or sender.is_bot:
             return await handler(event, data)
+        if await is_banned(self._redis, sender.id):
+            return None
         async with self._sessions() as session:
             user = await touch_user(
                 session,
@@ -38,6 +44,7 @@ class UserMiddleware(BaseMiddleware):
                 language_code=sender.language_code,
             )
         if user.banned:
+            await remember(self._redis, user.id)
             return None
         data["user"] = user
         data["lang"] = user.language

@@ -1,5 +1,6 @@
 """Admin commands (users in ADMIN_IDS): `/refund <charge id>` gives a payment's Stars back
-(refundStarPayment) and takes its credits back; `/grant <user id> <credits>` gives credits.
+(refundStarPayment) and takes its credits back; `/grant <user id> <credits>` gives credits;
+`/ban` and `/unban <user id>`.
 Anyone else gets no answer: the commands do not exist for them.
 
 A refund is asked of Telegram before the ledger moves: a handler run again for the same
@@ -14,9 +15,11 @@ from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import Message, Update
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.texts import t
+from core.bans import ban
 from core.credits import Allowance
 from core.payments import grant, paid_by, take_back
 
@@ -71,3 +74,22 @@ async def grant_credits(
         await message.answer(t(lang, "admin_grant_done", user=user_id, credits=amount))
     else:
         await message.answer(t(lang, "admin_unknown_user", user=user_id))
+
+
+@router.message(Command("ban", "unban"), Admin())
+async def ban_user(
+    message: Message,
+    command: CommandObject,
+    lang: str,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+) -> None:
+    target = (command.args or "").strip()
+    if not target.isdigit():
+        await message.answer(t(lang, "admin_ban_usage", command=command.command))
+        return
+    banned = command.command == "ban"
+    if await ban(sessions, redis, int(target), banned):
+        await message.answer(t(lang, "admin_banned" if banned else "admin_unbanned", user=target))
+    else:
+        await message.answer(t(lang, "admin_unknown_user", user=target))

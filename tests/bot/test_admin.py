@@ -1,11 +1,16 @@
 """Admin commands (tests/bot/conftest.py): /refund gives the Stars back through
 refundStarPayment and takes the credits back once, never below zero; /grant gives credits
-once per command; for anyone else the commands do not exist."""
+once per command; /ban makes the bot ignore a user at the cost of one cached lookup, and
+/unban undoes it; for anyone else the commands do not exist."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from core import credits
+from core.bans import BANNED_KEY
 from core.credits import Balance
+from core.models import User
 from tests.bot.conftest import Chat, World
 
 
@@ -85,3 +90,45 @@ async def test_admin_commands_do_not_exist_for_anyone_else(broke: Chat) -> None:
 async def _balance_of(chat: Chat) -> Balance:
     async with chat.sessions() as session:
         return await credits.balance_of(session, chat.user_id)
+
+
+async def test_a_banned_user_costs_one_lookup_and_gets_nothing_until_unbanned(
+    world: World, admin: Chat
+) -> None:
+    user = Chat(world.dispatcher, world.sessions, admin.user_id + 503)
+    await user.say("/start")
+    seen = await _last_seen(world, user.user_id)
+    await admin.say(f"/ban {user.user_id}")
+    assert admin.texts()[-1] == f"🚫 User {user.user_id} is banned: the bot ignores them."
+
+    before = len(user.session.requests)
+    await user.say("a fox")
+    await user.say("/balance")
+    assert user.session.requests[before:] == []
+    assert await user.job_count() == 0
+    assert await _last_seen(world, user.user_id) == seen  # not even the user's row was touched
+
+    await admin.say(f"/unban {user.user_id}")
+    await user.say("/balance")
+    assert user.texts()[-1].startswith("💰")
+    await admin.say("/ban 999999998")
+    assert admin.texts()[-1] == "User 999999998 has never written to the bot."
+
+
+async def test_a_ban_the_cache_lost_is_still_kept(world: World, admin: Chat) -> None:
+    user = Chat(world.dispatcher, world.sessions, admin.user_id + 504)
+    await user.say("/start")
+    await admin.say(f"/ban {user.user_id}")
+    redis = world.dispatcher["redis"]
+    await redis.delete(BANNED_KEY)  # Redis restarted without its data
+    before = len(user.session.requests)
+    await user.say("a fox")
+    assert user.session.requests[before:] == []
+    assert await redis.sismember(BANNED_KEY, str(user.user_id))
+
+
+async def _last_seen(world: World, user_id: int) -> datetime:
+    async with world.sessions() as session:
+        user = await session.get(User, user_id, populate_existing=True)
+    assert user is not None
+    return user.last_seen_at
