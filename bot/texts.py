@@ -114,6 +114,11 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "admin_ban_usage": "Usage: <code>/{command} &lt;user id&gt;</code>",
         "admin_banned": "🚫 User {user} is banned: the bot ignores them.",
         "admin_unbanned": "✅ User {user} is no longer banned.",
+        "stats_title": "📊 <b>Today (UTC)</b> · users: {users}",
+        "stats_no_jobs": "No jobs yet today.",
+        "stats_failures": "Failures: {reasons}",
+        "stats_credits": "Credits spent: {spent} · bought: {bought}",
+        "stats_backlog": "Queues: {queues} · inbox: {inbox} · dead letters: {dead}",
         "paysupport": (
             "💬 <b>Payment support</b>\n"
             "If a payment went wrong or the credits did not arrive, write here: describe the "
@@ -230,6 +235,11 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "admin_ban_usage": "Как: <code>/{command} &lt;id пользователя&gt;</code>",
         "admin_banned": "🚫 Пользователь {user} заблокирован: бот его не замечает.",
         "admin_unbanned": "✅ Пользователь {user} разблокирован.",
+        "stats_title": "📊 <b>Сегодня (UTC)</b> · пользователей: {users}",
+        "stats_no_jobs": "Сегодня задач ещё не было.",
+        "stats_failures": "Ошибки: {reasons}",
+        "stats_credits": "Кредитов потрачено: {spent} · куплено: {bought}",
+        "stats_backlog": "Очереди: {queues} · входящие: {inbox} · отложенные: {dead}",
         "paysupport": (
             "💬 <b>Поддержка по оплате</b>\n"
             "Если с оплатой что-то не так или кредиты не пришли, напишите сюда: опишите "

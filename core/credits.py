@@ -174,6 +174,17 @@ async def movements(session: AsyncSession, user_id: int, limit: int) -> list[Led
     return list(entries)
 
 
+async def totals_since(session: AsyncSession, since: datetime) -> dict[str, int]:
+    """Credits moved since `since`, summed by reason (reservations and refunds negative and
+    positive as in the ledger)."""
+    rows = await session.execute(
+        select(LedgerEntry.reason, func.sum(LedgerEntry.free + LedgerEntry.paid))
+        .where(LedgerEntry.created_at >= since)
+        .group_by(LedgerEntry.reason)
+    )
+    return {str(reason): int(total or 0) for reason, total in rows.all()}
+
+
 async def _lock_user(session: AsyncSession, user_id: int) -> bool:
     """Lock the user's row for the rest of the transaction; False when there is none."""
     result = await session.execute(

@@ -162,3 +162,23 @@ async def jobs_to_sweep(
     )
     result = await session.scalars(select(Job).where(due).order_by(Job.updated_at).limit(limit))
     return list(result)
+
+
+async def jobs_since(session: AsyncSession, since: datetime) -> dict[tuple[str, str], int]:
+    """Jobs created since `since`, counted by (kind, status)."""
+    rows = await session.execute(
+        select(Job.kind, Job.status, func.count())
+        .where(Job.created_at >= since)
+        .group_by(Job.kind, Job.status)
+    )
+    return {(kind, status): int(count) for kind, status, count in rows.all()}
+
+
+async def failures_since(session: AsyncSession, since: datetime) -> dict[str, int]:
+    """Jobs created since `since` that failed, counted by error."""
+    rows = await session.execute(
+        select(Job.error, func.count())
+        .where(Job.created_at >= since, Job.status == JobStatus.FAILED)
+        .group_by(Job.error)
+    )
+    return {str(error): int(count) for error, count in rows.all()}

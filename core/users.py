@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,3 +60,7 @@ async def set_banned(session: AsyncSession, user_id: int, banned: bool) -> bool:
     """Not committed; False for a user kadr never saw."""
     result = await session.execute(update(User).where(User.id == user_id).values(banned=banned))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def count_users(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(User)) or 0)

@@ -1,6 +1,6 @@
 """Admin commands (users in ADMIN_IDS): `/refund <charge id>` gives a payment's Stars back
 (refundStarPayment) and takes its credits back; `/grant <user id> <credits>` gives credits;
-`/ban` and `/unban <user id>`.
+`/ban` and `/unban <user id>`; `/stats`.
 Anyone else gets no answer: the commands do not exist for them.
 
 A refund is asked of Telegram before the ledger moves: a handler run again for the same
@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.texts import t
 from core.bans import ban
+from core.config import Settings
 from core.credits import Allowance
 from core.payments import grant, paid_by, take_back
+from core.stats import Stats, gather_stats
 
 router = Router(name="admin")
 
@@ -93,3 +95,36 @@ async def ban_user(
         await message.answer(t(lang, "admin_banned" if banned else "admin_unbanned", user=target))
     else:
         await message.answer(t(lang, "admin_unknown_user", user=target))
+
+
+@router.message(Command("stats"), Admin())
+async def stats(
+    message: Message,
+    lang: str,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    settings: Settings,
+) -> None:
+    found = await gather_stats(sessions, redis, settings.UPDATE_DEDUP_TTL)
+    await message.answer(stats_text(lang, found))
+
+
+def stats_text(lang: str, stats: Stats) -> str:
+    modes: dict[str, dict[str, int]] = {}
+    for (kind, status), count in sorted(stats.jobs.items()):
+        modes.setdefault(kind, {})[status] = count
+    lines = [t(lang, "stats_title", users=stats.users)]
+    for kind, statuses in modes.items():
+        outcomes = ", ".join(f"{t(lang, f'status_word_{s}')} {n}" for s, n in statuses.items())
+        lines.append(f"{t(lang, f'mode_{kind}')}: {outcomes}")
+    if not modes:
+        lines.append(t(lang, "stats_no_jobs"))
+    if stats.failures:
+        reasons = ", ".join(f"{error} {n}" for error, n in sorted(stats.failures.items()))
+        lines.append(t(lang, "stats_failures", reasons=reasons))
+    lines.append(t(lang, "stats_credits", spent=stats.spent, bought=stats.bought))
+    queues = ", ".join(f"{name} {depth}" for name, depth in stats.queues.items())
+    lines.append(
+        t(lang, "stats_backlog", queues=queues, inbox=stats.inbox, dead=stats.dead_letters)
+    )
+    return "\n".join(lines)

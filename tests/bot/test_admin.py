@@ -1,10 +1,11 @@
 """Admin commands (tests/bot/conftest.py): /refund gives the Stars back through
 refundStarPayment and takes the credits back once, never below zero; /grant gives credits
 once per command; /ban makes the bot ignore a user at the cost of one cached lookup, and
-/unban undoes it; for anyone else the commands do not exist."""
+/unban undoes it; /stats counts the day; for anyone else the commands do not exist."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from core import credits
@@ -83,6 +84,8 @@ async def test_admin_commands_do_not_exist_for_anyone_else(broke: Chat) -> None:
     before = len(broke.session.requests)
     await broke.say(f"/refund stx-own-{broke.user_id}")
     await broke.say(f"/grant {broke.user_id} 1000")
+    await broke.say("/stats")
+    await broke.say(f"/ban {broke.user_id}")
     assert broke.session.requests[before:] == []
     assert (await _balance_of(broke)) == Balance(paid=50)
 
@@ -132,3 +135,33 @@ async def _last_seen(world: World, user_id: int) -> datetime:
         user = await session.get(User, user_id, populate_existing=True)
     assert user is not None
     return user.last_seen_at
+
+
+async def test_stats_count_the_day(world: World, admin: Chat) -> None:
+    def numbers(text: str) -> dict[str, int]:
+        found = {
+            "users": r"users: (\d+)",
+            "queued": r"Picture: .*queued (\d+)",
+            "spent": r"Credits spent: (\d+)",
+            "bought": r"bought: (\d+)",
+        }
+        return {
+            key: int(match.group(1)) if (match := re.search(pattern, text)) else 0
+            for key, pattern in found.items()
+        }
+
+    await admin.say("/stats")
+    before = numbers(admin.texts()[-1])
+    assert admin.texts()[-1].startswith("📊 <b>Today (UTC)</b>")
+    user = Chat(world.dispatcher, world.sessions, admin.user_id + 505)
+    await user.pay(f"stx-stats-{user.user_id}")
+    await user.say("a lighthouse")
+    await admin.say("/stats")
+    after = numbers(admin.texts()[-1])
+    assert after == {
+        "users": before["users"] + 1,
+        "queued": before["queued"] + 1,
+        "spent": before["spent"] + 1,
+        "bought": before["bought"] + 50,
+    }
+    assert "Queues: images " in admin.texts()[-1]
