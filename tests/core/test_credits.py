@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +21,9 @@ from core import credits, lifecycle
 from core.catalog import catalog
 from core.credits import Balance, NotEnoughCredits
 from core.db import alembic_config, create_engine, session_factory
+from core.fal_client import FalSubmission
 from core.jobs import new_job
-from core.models import Job, LedgerEntry, Reason, new_job_id
+from core.models import Job, JobStatus, LedgerEntry, Reason, new_job_id
 from core.payments import Paid, record_payment
 from core.users import touch_user
 
@@ -242,3 +244,66 @@ async def test_every_ending_without_a_result_refunds_the_job_once(
         )
         == 2
     )
+
+
+#: What may happen to a job after it was accepted, in any order and any number of times: the
+#: worker's tasks and fal's webhooks run at least once, and a crash between two steps is the
+#: same as a later step never coming (the sweeper ends the job) or coming twice.
+STEPS = ("accept", "submitted", "completed", "fal_error", "fail", "cancel", "delivered")
+
+
+async def _step(sessions: Sessions, job: Job, step: str) -> None:
+    try:
+        if step == "accept":
+            await lifecycle.accept(sessions, job, price=2, free_per_day=10)
+        elif step == "submitted":
+            submission = FalSubmission(
+                request_id=f"r-{job.id}", status_url="s", response_url="r", cancel_url="c"
+            )
+            await lifecycle.submitted(sessions, job, submission, check_at=job.deadline_at)
+        elif step == "completed":
+            await lifecycle.completed(sessions, job, {"images": []})
+        elif step == "fal_error":
+            await lifecycle.fail(sessions, job, "fal_error", by_fal=True)
+        elif step == "fail":
+            await lifecycle.fail(sessions, job, "timeout")
+        elif step == "cancel":
+            await lifecycle.cancel(sessions, job)
+        else:
+            await lifecycle.delivered(sessions, job, {"images": []})
+    except NotEnoughCredits:
+        pass
+
+
+async def test_whatever_happens_a_job_ends_charged_once_or_reserved_and_refunded_once(
+    sessions: Sessions,
+) -> None:
+    chance = random.Random(12)
+    user_id = await _user(sessions)
+    await record_payment(sessions, user_id=user_id, charge_id=f"p{user_id}", payload="pack:x:150")
+    jobs = []
+    for _ in range(120):
+        job = _job(user_id)
+        await _step(sessions, job, "accept")
+        for step in chance.choices(STEPS, k=chance.randint(0, 8)):
+            await _step(sessions, job, step)
+        jobs.append(job)
+    async with sessions() as session:
+        stored = {job.id: await session.get(Job, job.id) for job in jobs}
+        entries = list(
+            await session.scalars(select(LedgerEntry).where(LedgerEntry.user_id == user_id))
+        )
+    kept = 0
+    for job in jobs:
+        row = stored[job.id]
+        moves = sorted((e.reason, e.amount) for e in entries if e.ref == job.id)
+        if row is None:  # refused for lack of credits: nothing at all
+            assert moves == []
+        elif row.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            assert moves == [(Reason.REFUND, 2), (Reason.RESERVE, -2)], (row.status, moves)
+        else:
+            assert moves == [(Reason.RESERVE, -2)], (row.status, moves)
+            kept += 2
+    daily = sum(e.amount for e in entries if e.reason == Reason.DAILY)
+    assert (await _balance(sessions, user_id)).total == daily + 150 - kept
+    assert {row.status for row in stored.values() if row} >= {"delivered", "failed", "cancelled"}
