@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ProcessKind = Literal["api", "worker", "migrate", "ops"]
+ProcessKind = Literal["api", "worker", "migrate", "ops", "admin"]
 
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -26,6 +26,8 @@ REQUIRED: dict[ProcessKind, tuple[str, ...]] = {
     "worker": ("TELEGRAM_BOT_TOKEN", "FAL_KEY", "PUBLIC_URL"),
     "migrate": (),
     "ops": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "PUBLIC_URL"),
+    #: The operator's grant, ban and stats: the database and Redis only.
+    "admin": (),
 }
 
 

@@ -1,4 +1,5 @@
-"""`kadr api | worker | migrate | inbox | set-webhook | delete-webhook | webhook-info`.
+"""`kadr api | worker | migrate | inbox | set-webhook | delete-webhook | webhook-info`, and
+the admin commands from the operator's shell: `kadr grant | ban | unban | stats`.
 
 Each command loads settings for its process kind first, so a bad configuration ends in one
 line on stderr and exit code 2, never a traceback.
@@ -7,7 +8,7 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -166,3 +167,83 @@ def webhook_info() -> None:
     from bot.webhook import webhook_info as run
 
     typer.echo(asyncio.run(run(_settings("ops"))))
+
+
+async def _with_stores(settings: Settings, work: Any) -> Any:
+    """Run `work(sessions, redis)` on clients opened for it and closed after."""
+    from core.db import create_engine, session_factory
+    from core.resources import create_redis
+
+    engine = create_engine(settings.DATABASE_URL)
+    redis = create_redis(settings.REDIS_URL)
+    try:
+        return await work(session_factory(engine), redis)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+@app.command()
+def grant(user_id: int, credits: Annotated[int, typer.Argument(min=1)]) -> None:
+    """Give a user credits (kept like bought ones)."""
+    import uuid
+
+    from core.payments import grant as give
+
+    settings = _settings("admin")
+    _check_schema(settings)
+    ref = f"cli:{uuid.uuid4().hex}"
+    given = asyncio.run(
+        _with_stores(
+            settings,
+            lambda sessions, _: give(sessions, user_id=user_id, amount=credits, ref=ref),
+        )
+    )
+    if not given:
+        raise _fail(f"user {user_id} has never written to the bot")
+    typer.echo(f"kadr: {credits} credits given to user {user_id}")
+
+
+def _ban(user_id: int, banned: bool) -> None:
+    from core.bans import ban as set_ban
+
+    settings = _settings("admin")
+    _check_schema(settings)
+    done = asyncio.run(
+        _with_stores(settings, lambda sessions, redis: set_ban(sessions, redis, user_id, banned))
+    )
+    if not done:
+        raise _fail(f"user {user_id} has never written to the bot")
+    typer.echo(f"kadr: user {user_id} {'banned' if banned else 'unbanned'}")
+
+
+@app.command()
+def ban(user_id: int) -> None:
+    """Make the bot ignore a user."""
+    _ban(user_id, True)
+
+
+@app.command()
+def unban(user_id: int) -> None:
+    """Let a banned user use the bot again."""
+    _ban(user_id, False)
+
+
+@app.command()
+def stats() -> None:
+    """Today's users, jobs, failures and credits, and the backlog (as /stats shows them)."""
+    import html
+    import re
+
+    from bot.routers.admin import stats_text
+    from core.stats import gather_stats
+
+    settings = _settings("admin")
+    _check_schema(settings)
+    found = asyncio.run(
+        _with_stores(
+            settings,
+            lambda sessions, redis: gather_stats(sessions, redis, settings.UPDATE_DEDUP_TTL),
+        )
+    )
+    typer.echo(html.unescape(re.sub(r"</?b>", "", stats_text("en", found))))
