@@ -1,4 +1,4 @@
-"""Database models: users, jobs and the credits ledger. The database is the truth; Redis
+"""Database models: users, jobs, the credits ledger and broadcasts. The database is the truth; Redis
 only carries work."""
 
 from __future__ import annotations
@@ -158,3 +158,22 @@ class LedgerEntry(Base):
     @property
     def amount(self) -> int:
         return self.free + self.paid
+
+
+class Broadcast(Base):
+    """An admin's message to every user, sent by a worker task in user id order. `cursor` is
+    the last user it was claimed for: claimed before the send, so a task run again after a
+    crash goes on after it and nobody gets the message twice."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    admin_chat_id: Mapped[int] = mapped_column(BigInteger)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()

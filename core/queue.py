@@ -16,6 +16,9 @@ from core.catalog import catalog
 SUBMIT = "submit"
 DELIVER = "deliver"
 CANCEL = "cancel"
+BROADCAST = "broadcast"
+#: The queue broadcasts run on: the pictures' workers, which also sweep.
+BROADCAST_QUEUE = "images"
 QUEUE_PREFIX = "kadr:"
 
 
@@ -36,4 +39,13 @@ async def enqueue_submit(redis: ArqRedis, job_id: str, kind: str) -> None:
 async def enqueue_deliver(redis: ArqRedis, job_id: str, kind: str) -> None:
     await redis.enqueue_job(
         DELIVER, job_id, _job_id=f"{DELIVER}:{job_id}", _queue_name=queue_of(kind)
+    )
+
+
+async def enqueue_broadcast(redis: ArqRedis, broadcast_id: int) -> None:
+    await redis.enqueue_job(
+        BROADCAST,
+        broadcast_id,
+        _job_id=f"{BROADCAST}:{broadcast_id}",
+        _queue_name=queue_name(BROADCAST_QUEUE),
     )

@@ -16,7 +16,7 @@ from arq.connections import ArqRedis, RedisSettings
 from core.catalog import catalog
 from core.config import Settings
 from core.metrics import QUEUE_DEPTH, QUEUE_DUE, QUEUE_OLDEST_AGE
-from core.queue import CANCEL, DELIVER, SUBMIT, queue_name
+from core.queue import BROADCAST, BROADCAST_QUEUE, CANCEL, DELIVER, SUBMIT, queue_name
 from core.resources import REDIS_RETRY, REDIS_RETRY_ON
 from workers import tasks
 from workers.services import Services
@@ -69,6 +69,18 @@ def worker_settings(settings: Settings, queue: str, services: Services) -> dict[
             func(tasks.submit, name=SUBMIT, timeout=120, max_tries=tasks.SUBMIT_TRIES),
             func(tasks.deliver, name=DELIVER, timeout=180, max_tries=tasks.DELIVER_TRIES),
             func(tasks.cancel, name=CANCEL, timeout=30, max_tries=1),
+            *(
+                [
+                    func(
+                        tasks.broadcast,
+                        name=BROADCAST,
+                        timeout=600,
+                        max_tries=tasks.BROADCAST_TRIES,
+                    )
+                ]
+                if queue == BROADCAST_QUEUE
+                else []
+            ),
         ],
         "cron_jobs": [
             cron(

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from core import lifecycle
+from core import broadcasts, lifecycle
 from core.fal_client import FalError, FalFinalError, FalWebhook
 from core.fal_results import record_fal_result
 from core.jobs import jobs_to_sweep
 from core.metrics import FAL_CALLS
 from core.models import Job, JobStatus, utcnow
-from core.queue import enqueue_deliver, enqueue_submit
+from core.queue import enqueue_broadcast, enqueue_deliver, enqueue_submit
 from workers.services import Services
 from workers.submission import fail_job
 
@@ -37,6 +37,8 @@ async def sweep(services: Services, *, now: datetime | None = None) -> int:
             log.exception("sweeping job %s failed; next sweep tries again", job.id)
     if jobs:
         log.info("swept %d jobs", len(jobs))
+    for broadcast_id in await broadcasts.running(services.resources.sessions):
+        await enqueue_broadcast(services.resources.redis, broadcast_id)
     return len(jobs)
 
 

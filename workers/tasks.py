@@ -16,6 +16,7 @@ from core.metrics import TASK_SECONDS, TASKS
 from core.retry import RetryLater
 from core.telegram_limits import MAX_INLINE_WAIT
 from core.telegram_pacing import deferring
+from workers.broadcast import run_broadcast
 from workers.cancellation import cancel_at_fal
 from workers.delivery import deliver_job
 from workers.services import Services
@@ -24,6 +25,8 @@ from workers.sweeper import sweep as sweep_jobs
 
 SUBMIT_TRIES = 8
 DELIVER_TRIES = 25
+#: A broadcast to many users is deferred many times (each time a send's moment is far).
+BROADCAST_TRIES = 10_000
 
 Task = Callable[..., Awaitable[Any]]
 
@@ -72,3 +75,9 @@ async def cancel(ctx: dict[str, Any], job_id: str) -> None:
 @measured
 async def sweep(ctx: dict[str, Any]) -> None:
     await sweep_jobs(ctx["services"])
+
+
+@measured
+async def broadcast(ctx: dict[str, Any], broadcast_id: int) -> None:
+    resources = ctx["services"].resources
+    await run_broadcast(resources.sessions, resources.bot, broadcast_id, attempt=ctx["job_try"])

@@ -1,6 +1,7 @@
 """Admin commands (users in ADMIN_IDS): `/refund <charge id>` gives a payment's Stars back
 (refundStarPayment) and takes its credits back; `/grant <user id> <credits>` gives credits;
-`/ban` and `/unban <user id>`; `/stats`.
+`/ban` and `/unban <user id>`; `/stats`; `/broadcast <text>` (without text: how the last
+one is doing).
 Anyone else gets no answer: the commands do not exist for them.
 
 A refund is asked of Telegram before the ledger moves: a handler run again for the same
@@ -15,14 +16,16 @@ from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import Message, Update
-from redis.asyncio import Redis
+from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.texts import t
+from core import broadcasts
 from core.bans import ban
 from core.config import Settings
 from core.credits import Allowance
 from core.payments import grant, paid_by, take_back
+from core.queue import enqueue_broadcast
 from core.stats import Stats, gather_stats
 
 router = Router(name="admin")
@@ -84,7 +87,7 @@ async def ban_user(
     command: CommandObject,
     lang: str,
     sessions: async_sessionmaker[AsyncSession],
-    redis: Redis,
+    redis: ArqRedis,
 ) -> None:
     target = (command.args or "").strip()
     if not target.isdigit():
@@ -102,7 +105,7 @@ async def stats(
     message: Message,
     lang: str,
     sessions: async_sessionmaker[AsyncSession],
-    redis: Redis,
+    redis: ArqRedis,
     settings: Settings,
 ) -> None:
     found = await gather_stats(sessions, redis, settings.UPDATE_DEDUP_TTL)
@@ -128,3 +131,26 @@ def stats_text(lang: str, stats: Stats) -> str:
         t(lang, "stats_backlog", queues=queues, inbox=stats.inbox, dead=stats.dead_letters)
     )
     return "\n".join(lines)
+
+
+@router.message(Command("broadcast"), Admin())
+async def broadcast(
+    message: Message,
+    command: CommandObject,
+    lang: str,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: ArqRedis,
+) -> None:
+    text = (command.args or "").strip()
+    if not text:
+        last = await broadcasts.latest(sessions)
+        if last is None:
+            await message.answer(t(lang, "broadcast_none"))
+            return
+        values = {"id": last.id, "sent": last.sent, "skipped": last.skipped}
+        key = "broadcast_running" if last.status == broadcasts.RUNNING else "broadcast_done"
+        await message.answer(t(lang, key, **values))
+        return
+    started, audience = await broadcasts.create(sessions, text, message.chat.id, lang)
+    await enqueue_broadcast(redis, started.id)
+    await message.answer(t(lang, "broadcast_started", id=started.id, users=audience))

@@ -1,7 +1,8 @@
 """Admin commands (tests/bot/conftest.py): /refund gives the Stars back through
 refundStarPayment and takes the credits back once, never below zero; /grant gives credits
 once per command; /ban makes the bot ignore a user at the cost of one cached lookup, and
-/unban undoes it; /stats counts the day; for anyone else the commands do not exist."""
+/unban undoes it; /stats counts the day; /broadcast records and queues a broadcast and
+shows how it goes; for anyone else the commands do not exist."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from core import credits
 from core.bans import BANNED_KEY
 from core.credits import Balance
 from core.models import User
+from core.queue import BROADCAST_QUEUE, queue_name
 from tests.bot.conftest import Chat, World
 
 
@@ -86,6 +88,7 @@ async def test_admin_commands_do_not_exist_for_anyone_else(broke: Chat) -> None:
     await broke.say(f"/grant {broke.user_id} 1000")
     await broke.say("/stats")
     await broke.say(f"/ban {broke.user_id}")
+    await broke.say("/broadcast spam")
     assert broke.session.requests[before:] == []
     assert (await _balance_of(broke)) == Balance(paid=50)
 
@@ -165,3 +168,17 @@ async def test_stats_count_the_day(world: World, admin: Chat) -> None:
         "bought": before["bought"] + 50,
     }
     assert "Queues: images " in admin.texts()[-1]
+
+
+async def test_a_broadcast_is_recorded_queued_and_its_progress_shown(
+    world: World, admin: Chat
+) -> None:
+    await admin.say("/broadcast Big news: video is here")
+    started = admin.texts()[-1]
+    match = re.match(r"📣 Broadcast #(\d+) started for (\d+) users", started)
+    assert match, started
+    broadcast_id = int(match.group(1))
+    redis = world.dispatcher["redis"]
+    assert await redis.zscore(queue_name(BROADCAST_QUEUE), f"broadcast:{broadcast_id}")
+    await admin.say("/broadcast")
+    assert admin.texts()[-1] == f"📣 Broadcast #{broadcast_id} is under way: sent 0, skipped 0."

@@ -137,7 +137,13 @@ async def test_a_failure_notice_is_claimed_once(sessions: Sessions) -> None:
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("api", "bot", "core", "kadr", "workers")
 #: The modules that own a table, and so its queries.
-REPOSITORIES = {"core/jobs.py", "core/users.py", "core/preferences.py", "core/credits.py"}
+REPOSITORIES = {
+    "core/jobs.py",
+    "core/users.py",
+    "core/preferences.py",
+    "core/credits.py",
+    "core/broadcasts.py",
+}
 STATEMENTS = {"select", "update", "insert", "delete"}
 
 
