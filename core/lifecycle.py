@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.fal_client import FalSubmission
 from core.jobs import insert_job, move, set_fields, set_notified
+from core.logs import log_fields
 from core.metrics import JOBS_CREATED, JOBS_FINISHED, STAGE_SECONDS
 from core.models import Job, JobStatus, utcnow
 
@@ -108,10 +109,8 @@ async def fail(
         **({"notified_at": utcnow()} if notified else {}),
         **fal,
     )
-    if moved:
-        log.info("job %s failed: %s", job.id, error)
-        if by_fal:
-            _observe(job, "fal", job.submitted_at)
+    if moved and by_fal:
+        _observe(job, "fal", job.submitted_at)
     return moved
 
 
@@ -152,6 +151,8 @@ async def _finish(
     moved = await _move(sessions, job, to, only_from=only_from, **values)
     if moved:
         JOBS_FINISHED.labels(job.kind, outcome).inc()
+        with log_fields(job_id=job.id, user_id=job.user_id):
+            log.info("job %s ended: %s", job.id, outcome)
     return moved
 
 

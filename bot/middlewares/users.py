@@ -13,6 +13,7 @@ from aiogram.types import TelegramObject
 from aiogram.types import User as TelegramUser
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.logs import log_fields
 from core.users import touch_user
 
 
@@ -41,4 +42,5 @@ class UserMiddleware(BaseMiddleware):
             return None
         data["user"] = user
         data["lang"] = user.language
-        return await handler(event, data)
+        with log_fields(user_id=sender.id):
+            return await handler(event, data)
