@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     TELEGRAM_SENDS_PER_SECOND: float = Field(29, gt=0, le=30)
     SWEEP_INTERVAL: int = Field(60, ge=1, le=60)
     SWEEP_STALE_AFTER: int = Field(60, ge=1)
+    DATABASE_POOL_SIZE: int = Field(20, ge=1, le=200)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod
