@@ -283,6 +283,11 @@ class FalClient:
             raise FalRetryableError("fal upload: answer has no access_url")
         return access_url
 
+    async def verify_key(self) -> None:
+        """Raises unless fal accepts the key: a storage token is the cheapest authenticated
+        call fal has, and it bills nothing (`kadr check`)."""
+        await self._fetch_token()
+
     async def _storage_token(self) -> _StorageToken:
         """Reused until near expiry; the lock makes concurrent uploads share one refresh."""
         if self._token is not None and self._token.fresh():

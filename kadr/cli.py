@@ -1,4 +1,4 @@
-"""`kadr api | worker | migrate | inbox | set-webhook | delete-webhook | webhook-info`.
+"""`kadr api | worker | migrate | check | inbox | set-webhook | delete-webhook | webhook-info`.
 
 Each command loads settings for its process kind first, so a bad configuration ends in one
 line on stderr and exit code 2, never a traceback.
@@ -103,6 +103,18 @@ def worker(
     if unknown:
         raise _fail(f"unknown queue {unknown[0]!r}; choose from: {', '.join(roles())}")
     asyncio.run(serve(settings, [role for role in roles() if not queue or role in queue]))
+
+
+@app.command()
+def check() -> None:
+    """Check the configuration, catalog, database, Redis, bot token, webhook and fal key."""
+    from kadr.check import run_checks
+
+    outcomes = asyncio.run(run_checks(_settings("api")))
+    for outcome in outcomes:
+        typer.echo(outcome.line())
+    if any(outcome.problem for outcome in outcomes):
+        raise typer.Exit(1)
 
 
 @app.command()
