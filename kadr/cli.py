@@ -122,12 +122,16 @@ def inbox(
     requeue: Annotated[
         bool, typer.Option(help="Put every dead letter back in the inbox for another try.")
     ] = False,
+    replay: Annotated[
+        int | None,
+        typer.Option(metavar="UPDATE_ID", help="Put only this dead letter back for another try."),
+    ] = None,
 ) -> None:
     """Show the Telegram update inbox: waiting updates, the oldest one's age, dead letters."""
     from core.inbox import inspect_inbox
 
     settings = _settings("ops")
-    typer.echo(asyncio.run(inspect_inbox(settings.REDIS_URL, requeue=requeue)))
+    typer.echo(asyncio.run(inspect_inbox(settings.REDIS_URL, requeue=requeue, replay=replay)))
 
 
 @app.command()
