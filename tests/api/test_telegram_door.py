@@ -99,6 +99,12 @@ async def test_a_streamed_body_over_the_cap_is_refused_without_a_declared_length
     assert await stored(redis) == []
 
 
+async def test_a_declared_length_of_thousands_of_digits_is_413(client: httpx.AsyncClient) -> None:
+    headers = {**HEADERS, "Content-Length": "9" * 5000}
+    request = client.build_request("POST", "/webhooks/telegram", content=b"{}", headers=headers)
+    assert (await client.send(request)).status_code == 413
+
+
 async def test_a_get_is_405_and_other_paths_reach_the_app(client: httpx.AsyncClient) -> None:
     assert (await client.get("/webhooks/telegram")).status_code == 405
     assert (await client.get("/livez")).text == "the app behind the door"
