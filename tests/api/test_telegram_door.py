@@ -18,7 +18,7 @@ from api.telegram_door import BODY_LIMIT, Door, TelegramDoor
 from core.inbox import PARTITIONS, Inbox, partition_of
 from tests.fake_bot_api import message
 
-SECRET = "door-secret"
+SECRET = "door-secret-0123456789"
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.config import Settings
 from core.logs import JsonFormatter, log_fields
 
 TOKEN = "123456789:AAE-sandbox-token-0123456789abcdef"
@@ -57,3 +58,13 @@ def test_ids_are_fields_of_every_line_logged_inside(lines: io.StringIO) -> None:
     assert (handling["update_id"], handling["user_id"], handling["level"]) == (7, 42, "INFO")
     assert (made["update_id"], made["job_id"], made["message"]) == (7, "j-1", "job made")
     assert "update_id" not in outside and outside["logger"] == "test.logs"
+
+
+def test_a_database_password_is_masked_in_a_logged_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://kadr:pg-secret-1@db/kadr")
+    secrets = Settings(_env_file=None).secrets()  # type: ignore[call-arg]
+    record = logging.LogRecord(
+        "test", logging.ERROR, "", 0, "cannot connect to %s", ("kadr:pg-secret-1@db/kadr",), None
+    )
+    line = json.loads(JsonFormatter(secrets).format(record))
+    assert line["message"] == "cannot connect to kadr:***@db/kadr"
