@@ -82,11 +82,6 @@ async def get_job(session: AsyncSession, job_id: str) -> Job | None:
     return await session.get(Job, job_id, populate_existing=True)
 
 
-async def job_of_request(session: AsyncSession, request_id: str) -> Job | None:
-    """The job fal knows by this request id."""
-    return await session.scalar(select(Job).where(Job.fal_request_id == request_id))
-
-
 async def live_jobs_of(session: AsyncSession, user_id: int) -> int:
     """How many of the user's jobs are still in progress."""
     live = await session.scalar(
@@ -111,16 +106,24 @@ async def move(
     to: JobStatus,
     *,
     only_from: Iterable[JobStatus] | None = None,
+    request_id: str | None = None,
     **values: Any,
 ) -> bool:
     """Move a job to `to` if it is in a state that may go there; False when it was not.
+    `request_id`: what fal reported is about this request, so the move happens only if the
+    job's fal request is this one or not known yet (then it becomes this one), decided in the
+    same statement so that a submit recorded meanwhile cannot be overwritten.
     Not committed: `core/lifecycle.py` commits it, with whatever else belongs to the move."""
     sources = tuple(only_from) if only_from is not None else ALLOWED[to]
     now = utcnow()
     stamp = {STAMPS[to]: now} if to in STAMPS else {}
+    bound = []
+    if request_id is not None:
+        bound.append(or_(Job.fal_request_id.is_(None), Job.fal_request_id == request_id))
+        values["fal_request_id"] = func.coalesce(Job.fal_request_id, request_id)
     result = await session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(sources))
+        .where(Job.id == job_id, Job.status.in_(sources), *bound)
         .values(status=to, updated_at=now, **stamp, **values)
         .execution_options(synchronize_session=False)
     )

@@ -64,9 +64,14 @@ async def submitted(
     return moved
 
 
-async def completed(sessions: Sessions, job: Job, result: Any, **fal: Any) -> bool:
-    """fal's result came (`fal`: the request id, when the job did not know it yet)."""
-    moved = await _move(sessions, job, JobStatus.COMPLETED, result=result, **fal)
+async def completed(
+    sessions: Sessions, job: Job, result: Any, *, request_id: str | None = None
+) -> bool:
+    """fal's result came; with `request_id`, it completes the job only if that is the job's
+    request (or the job did not know its request yet)."""
+    moved = await _move(
+        sessions, job, JobStatus.COMPLETED, request_id=request_id or None, result=result
+    )
     if moved:
         _observe(job, "fal", job.submitted_at)
     return moved
@@ -91,23 +96,25 @@ async def fail(
     *,
     by_fal: bool = False,
     notified: bool = False,
-    **fal: Any,
+    request_id: str | None = None,
 ) -> bool:
     """End a live job as failed because of `error` (the key of the text the user gets).
 
     `by_fal`: fal reported the error — counted as `fal_error`, it ends the fal stage, and it
-    cannot fail a job whose result already came. `notified`: no notice is to be sent (the
-    chat cannot be reached). Telling the user is the caller's next step otherwise."""
+    cannot fail a job whose result already came. `request_id`: the fal request the error is
+    about; it fails the job only if that is the job's request (or the job did not know its
+    request yet). `notified`: no notice is to be sent (the chat cannot be reached). Telling
+    the user is the caller's next step otherwise."""
     moved = await _finish(
         sessions,
         job,
         JobStatus.FAILED,
         "fal_error" if by_fal else error,
         only_from=(JobStatus.QUEUED, JobStatus.SUBMITTED) if by_fal else None,
+        request_id=request_id or None,
         error=error,
         error_detail=detail[:DETAIL_LIMIT],
         **({"notified_at": utcnow()} if notified else {}),
-        **fal,
     )
     if moved and by_fal:
         _observe(job, "fal", job.submitted_at)
@@ -145,10 +152,11 @@ async def _finish(
     outcome: str,
     *,
     only_from: Iterable[JobStatus] | None = None,
+    request_id: str | None = None,
     **values: Any,
 ) -> bool:
     """The one way into a final state: the move, and its count once when it happened."""
-    moved = await _move(sessions, job, to, only_from=only_from, **values)
+    moved = await _move(sessions, job, to, only_from=only_from, request_id=request_id, **values)
     if moved:
         JOBS_FINISHED.labels(job.kind, outcome).inc()
         with log_fields(job_id=job.id, user_id=job.user_id):
@@ -162,10 +170,11 @@ async def _move(
     to: JobStatus,
     *,
     only_from: Iterable[JobStatus] | None = None,
+    request_id: str | None = None,
     **values: Any,
 ) -> bool:
     async with sessions.begin() as session:
-        return await move(session, job.id, to, only_from=only_from, **values)
+        return await move(session, job.id, to, only_from=only_from, request_id=request_id, **values)
 
 
 def _observe(job: Job, stage: str, since: datetime | None) -> None:

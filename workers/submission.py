@@ -13,6 +13,7 @@ from typing import Any
 from bot.job_face import show_progress
 from core import lifecycle
 from core.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
+from core.fal_binding import job_webhook_url
 from core.fal_client import FalError, FalFinalError, FalRetryableError
 from core.jobs import get_job
 from core.metrics import FAL_CALLS
@@ -40,7 +41,7 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
         submission = await services.fal.submit(
             job.model,
             model.arguments(job.prompt, options),
-            webhook_url=f"{resources.settings.fal_webhook_url}?job={job.id}",
+            webhook_url=job_webhook_url(resources.settings, job.id),
         )
     except PhotoRejected as rejected:
         await fail_job(services, job, f"photo_{rejected.reason}")
