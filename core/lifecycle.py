@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.fal_client import FalSubmission
+from core.job_errors import GENERIC_FAL, error_code, error_detail
 from core.jobs import insert_job, move, set_fields, set_notified
 from core.logs import log_fields
 from core.metrics import JOBS_CREATED, JOBS_FINISHED, STAGE_SECONDS
@@ -98,22 +99,26 @@ async def fail(
     notified: bool = False,
     request_id: str | None = None,
 ) -> bool:
-    """End a live job as failed because of `error` (the key of the text the user gets).
+    """End a live job as failed because of `error`: a code of `core/job_errors.py` (the key
+    of the text the user gets), or fal's free-form error type, which is stored as its code
+    with the type itself in the detail, so neither the column nor the metric label can
+    overflow.
 
     `by_fal`: fal reported the error — counted as `fal_error`, it ends the fal stage, and it
     cannot fail a job whose result already came. `request_id`: the fal request the error is
     about; it fails the job only if that is the job's request (or the job did not know its
     request yet). `notified`: no notice is to be sent (the chat cannot be reached). Telling
     the user is the caller's next step otherwise."""
+    code = error_code(error)
     moved = await _finish(
         sessions,
         job,
         JobStatus.FAILED,
-        "fal_error" if by_fal else error,
+        GENERIC_FAL if by_fal else code,
         only_from=(JobStatus.QUEUED, JobStatus.SUBMITTED) if by_fal else None,
         request_id=request_id or None,
-        error=error,
-        error_detail=detail[:DETAIL_LIMIT],
+        error=code,
+        error_detail=error_detail(error, detail, DETAIL_LIMIT),
         **({"notified_at": utcnow()} if notified else {}),
     )
     if moved and by_fal:

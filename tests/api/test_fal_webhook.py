@@ -16,6 +16,7 @@ import pytest
 from alembic import command
 from arq.connections import ArqRedis
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.routes import fal
@@ -343,3 +344,58 @@ async def test_concurrent_genuine_and_foreign_webhooks_leave_the_job_with_its_ow
     done = await stored(sessions, job)
     assert done.fal_request_id in bodies
     assert done.result == json.loads(bodies[done.fal_request_id])["payload"]
+
+
+def finished(kind: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "kadr_jobs_finished_total", {"kind": kind, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize(
+    ("error_type", "code"),
+    [("t" * 100, "fal_error"), ("content_policy_violation", "content_policy_violation")],
+    ids=["100-characters", "known"],
+)
+async def test_a_fal_error_type_of_any_length_is_stored_as_a_bounded_code(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    settings: Settings,
+    error_type: str,
+    code: str,
+) -> None:
+    """PostgreSQL refused a 100-character type in VARCHAR(64) and the webhook looped on 500s;
+    now the code is stored, the type is in the detail, and the webhook gets 200."""
+    own = f"req-{new_job_id()}"
+    job = await submitted_job(sessions, own)
+    body = json.dumps(
+        {
+            "request_id": own,
+            "status": "ERROR",
+            "error": "Invalid status code: 422\u0000",
+            "payload": {"detail": [{"loc": ["body"], "msg": "no", "type": error_type}]},
+        }
+    ).encode()
+    response = await post(
+        client, job_webhook_url(settings, job.id), body, signer.headers(own, body)
+    )
+    assert (response.status_code, response.json()) == (200, {"status": "accepted"})
+    failed = await stored(sessions, job)
+    assert (failed.status, failed.error) == (JobStatus.FAILED, code)
+    assert failed.error_detail is not None and "\x00" not in failed.error_detail
+    assert (error_type == code) or failed.error_detail.startswith(error_type)
+    assert await delivery_enqueued(arq_redis, job)
+    assert finished(job.kind, error_type) == 0.0
+
+
+async def test_a_long_error_from_fal_is_a_bounded_metric_label(sessions: Sessions) -> None:
+    """Failures kadr reports itself with fal's type (a refused submit) count as their code."""
+    job = await queued_job(sessions)
+    before = finished(job.kind, "fal_error")
+    assert await lifecycle.fail(sessions, job, "z" * 300, "refused at submit")
+    assert finished(job.kind, "fal_error") == before + 1
+    assert finished(job.kind, "z" * 300) == 0.0
+    assert (await stored(sessions, job)).error == "fal_error"
