@@ -399,3 +399,20 @@ async def test_a_long_error_from_fal_is_a_bounded_metric_label(sessions: Session
     assert finished(job.kind, "fal_error") == before + 1
     assert finished(job.kind, "z" * 300) == 0.0
     assert (await stored(sessions, job)).error == "fal_error"
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"9" * 5000])
+async def test_a_content_length_that_is_not_ascii_digits_is_400_not_500(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    settings: Settings,
+    length: bytes,
+) -> None:
+    job = await queued_job(sessions)
+    body = result_body("req-1")
+    headers = {**signer.headers("req-1", body), "Content-Length": length}
+    response = await post(client, job_webhook_url(settings, job.id), body, headers)
+    assert response.status_code == 400
+    await assert_untouched(sessions, arq_redis, job, JobStatus.QUEUED)
