@@ -138,12 +138,24 @@ def inbox(
 def demo(
     port: Annotated[int, typer.Option(help="Port of the chat page.")] = 8080,
     fast: Annotated[bool, typer.Option(help="Answer every model in milliseconds.")] = False,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            help="Use this Redis (its database must be empty) instead of a private "
+            "redis-server; REDIS_URL is never used."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole bot offline: stand-ins for Telegram and fal, api, worker, a chat page."""
-    from sandbox.demo import DemoError, run_demo
+    try:
+        from sandbox.demo import DemoError, run_demo
+    except ModuleNotFoundError as exc:  # the image ships no stand-ins
+        if exc.name != "sandbox":
+            raise
+        raise _fail("kadr demo runs from a source checkout: bash scripts/run.sh") from None
 
     try:
-        run_demo(port=port, fast=fast)
+        run_demo(port=port, fast=fast, redis_url=redis)
     except DemoError as exc:
         raise _fail(str(exc)) from None
 
