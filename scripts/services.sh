@@ -3,6 +3,7 @@
 # free port in a temporary directory (Debian's package installed first when missing and we are
 # root) and exported in that variable, and an EXIT trap stops it and removes the directory.
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"  # runuser and useradd, when a bare PATH lacks them
 
 SERVICES_DIR=""
 services_stop() {
