@@ -6,7 +6,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 UV_VERSION=0.13.9
 UV_HOME=.cache/uv-bootstrap
-if [ "$("$UV_HOME/bin/uv" --version 2>/dev/null)" != "uv $UV_VERSION" ]; then
+# `uv --version` prints "uv 0.13.9 (target)": the second word is the version.
+if [ "$("$UV_HOME/bin/uv" --version 2>/dev/null | cut -d ' ' -f 2)" != "$UV_VERSION" ]; then
   rm -rf "$UV_HOME"
   if ! python3 -m venv "$UV_HOME" >/dev/null 2>&1; then
     # Debian and Ubuntu ship venv's pip bootstrap in a package of its own.
