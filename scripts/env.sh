@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the other scripts: a pinned uv of the project's own, whatever else the machine has.
 # Only python3 is assumed: uv goes into a private venv under .cache/ (the system Python stays
 # untouched, which Debian's externally managed Python insists on). Defines `uv` for the caller.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test.sh and .ci/run: the Redis and PostgreSQL the tests need. A server named
 # by KADR_TEST_REDIS / KADR_TEST_PG is used as it is; otherwise a private one is started on a
 # free port in a temporary directory (Debian's package installed first when missing and we are
