@@ -21,7 +21,7 @@ trap services_stop EXIT
 trap 'exit 130' INT  # so that Ctrl-C runs the EXIT trap too
 trap 'exit 143' TERM
 
-need_package() {  # need_package PACKAGE: apt-get it as root, else say what to install and stop
+need_package() {  # need_package PACKAGE VARIABLE: apt-get it as root, else say what to do and stop
   if [ "$(id -u)" != 0 ]; then
     echo "the tests need $1: install it (apt-get install $1) or set $2 to a running server" >&2
     exit 1
@@ -53,8 +53,8 @@ if [ -z "${KADR_TEST_REDIS:-}" ]; then
   command -v redis-server >/dev/null || need_package redis-server KADR_TEST_REDIS
   SERVICES_DIR=${SERVICES_DIR:-$(mktemp -d -t kadr-services-XXXXXX)}
   port=$(free_port)
-  uninterrupted redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
-    --dir "$SERVICES_DIR" --pidfile "$SERVICES_DIR/redis.pid" --logfile "$SERVICES_DIR/redis.log"
+  uninterrupted redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize yes --dir "$SERVICES_DIR" --pidfile "$SERVICES_DIR/redis.pid" --logfile "$SERVICES_DIR/redis.log"
   for _ in $(seq 50); do  # --daemonize returns before the server listens
     redis-cli -p "$port" ping >/dev/null 2>&1 && break
     sleep 0.1
