@@ -19,6 +19,7 @@ from core.models import Job, JobStatus
 from core.results import media_files, output_of
 from core.retry import RetryLater, backoff
 from core.telegram_send import Undeliverable
+from core.url_guard import RefusedURL
 from workers.services import Services
 
 log = logging.getLogger(__name__)
@@ -70,12 +71,18 @@ async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
     except Undeliverable as exc:
         await lifecycle.fail(sessions, job, "undeliverable", str(exc), notified=True)
         return
+    except RefusedURL as exc:
+        log.warning("job %s: result URL refused: %s", job.id, exc)
+        await _fail_and_notify(services, job, "result_url_refused", attempt, str(exc))
+        return
     await lifecycle.delivered(sessions, job, {**result, "telegram_file_ids": file_ids})
     await remove_status(services.resources.bot, job)
 
 
-async def _fail_and_notify(services: Services, job: Job, error: str, attempt: int) -> None:
-    if await lifecycle.fail(services.resources.sessions, job, error):
+async def _fail_and_notify(
+    services: Services, job: Job, error: str, attempt: int, detail: str = ""
+) -> None:
+    if await lifecycle.fail(services.resources.sessions, job, error, detail):
         job.error = error
         await _notify_failure(services, job, attempt)
 
