@@ -2,8 +2,10 @@
 
 Every failure becomes one of two exceptions, because callers only need to decide one thing:
 `FalRetryableError` (fal or the network had a bad moment: try again later) or `FalFinalError`
-(fal refused this request: retrying cannot help). The API key is never part of an exception
-or a log line; messages are built from scratch and scrubbed of it in case fal echoes it back.
+(fal refused this request: retrying cannot help). A retryable error after the request was
+sent is `FalOutcomeUnknown`, because a submit must then not be sent again. The API key is
+never part of an exception or a log line; messages are built from scratch and scrubbed of it
+in case fal echoes it back.
 """
 
 import asyncio
@@ -36,6 +38,23 @@ class FalError(Exception):
 
 class FalRetryableError(FalError):
     """5xx, 429, 408, timeouts and transport errors: fal does not bill these; try again later."""
+
+
+class FalOutcomeUnknown(FalRetryableError):
+    """The request was sent but no usable answer came (read timeout, connection reset, a 200
+    without the request's URLs): fal may have acted on it. Harmless to repeat for a read;
+    a submit must not be sent again (fal has no idempotency key)."""
+
+
+#: Transport errors raised before the request was written: fal cannot have seen it.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+    httpx.ProxyError,
+)
 
 
 class FalFinalError(FalError):
@@ -214,7 +233,7 @@ class FalClient:
                 queue_position=data.get("queue_position"),
             )
         except (KeyError, TypeError):
-            raise FalRetryableError(
+            raise FalOutcomeUnknown(
                 f"fal submit {model_id}: answer lacks the request's URLs"
             ) from None
 
@@ -328,7 +347,7 @@ class FalClient:
             raise self._error(what, response)
         payload = _json_or_none(response)
         if not isinstance(payload, dict):
-            raise FalRetryableError(
+            raise FalOutcomeUnknown(
                 f"fal {what}: answer is not a JSON object", status=response.status_code
             )
         return payload
@@ -355,9 +374,8 @@ class FalClient:
             )
         except httpx.HTTPError as exc:
             # `from None`: the httpx exception holds the request, whose headers hold the key.
-            raise FalRetryableError(
-                self._scrub(f"fal {what}: {type(exc).__name__}: {exc}")
-            ) from None
+            error = FalRetryableError if isinstance(exc, _NOT_SENT) else FalOutcomeUnknown
+            raise error(self._scrub(f"fal {what}: {type(exc).__name__}: {exc}")) from None
         log.debug("fal %s -> %s", what, response.status_code)
         return response
 

@@ -135,6 +135,23 @@ async def set_fields(session: AsyncSession, job_id: str, **values: Any) -> None:
     await session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
 
 
+async def set_submit_started(session: AsyncSession, job_id: str, started: bool) -> bool:
+    """Claim (True) the one submit of a queued job, or give it back (False) when fal certainly
+    did not get it; False when the job is not queued or the claim was not as expected.
+    Not committed."""
+    now = utcnow()
+    result = await session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.QUEUED,
+            Job.submit_started_at.is_(None) if started else Job.submit_started_at.is_not(None),
+        )
+        .values(submit_started_at=now if started else None, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def set_notified(session: AsyncSession, job_id: str, notified: bool) -> bool:
     """Claim (True) or give back (False) the right to send a job's failure notice; False when
     someone else holds it (or no one did). Not committed."""
@@ -154,11 +171,15 @@ async def jobs_to_sweep(
 ) -> list[Job]:
     """Jobs the normal path should have moved on by now, oldest first: queued or completed
     but untouched (a lost arq job), submitted past their check time (a lost webhook), past
-    their deadline, or failed without the user having been told."""
+    their deadline, or failed without the user having been told. A queued job whose submit
+    may have reached fal is only waited for (its webhook) until its deadline."""
     due = or_(
         and_(
             Job.status == JobStatus.QUEUED,
-            or_(Job.updated_at <= stale_before, Job.deadline_at <= now),
+            or_(
+                and_(Job.submit_started_at.is_(None), Job.updated_at <= stale_before),
+                Job.deadline_at <= now,
+            ),
         ),
         and_(Job.status == JobStatus.SUBMITTED, or_(Job.check_at <= now, Job.deadline_at <= now)),
         and_(Job.status == JobStatus.COMPLETED, Job.updated_at <= stale_before),

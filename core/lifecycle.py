@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.fal_client import FalSubmission
 from core.job_errors import GENERIC_FAL, error_code, error_detail
-from core.jobs import insert_job, move, set_fields, set_notified
+from core.jobs import insert_job, move, set_fields, set_notified, set_submit_started
 from core.logs import log_fields
 from core.metrics import JOBS_CREATED, JOBS_FINISHED, STAGE_SECONDS
 from core.models import Job, JobStatus, utcnow
@@ -44,6 +44,21 @@ async def accept(sessions: Sessions, job: Job) -> bool:
     if created:
         JOBS_CREATED.labels(job.kind).inc()
     return created
+
+
+async def start_submit(sessions: Sessions, job: Job) -> bool:
+    """The right to send the job to fal, taken (and committed) before the request goes out,
+    so a job reaches fal at most once: False when the job is no longer queued or a submit
+    was already started (it may have reached fal; its webhook or the sweeper ends the job)."""
+    async with sessions.begin() as session:
+        return await set_submit_started(session, job.id, True)
+
+
+async def abandon_submit(sessions: Sessions, job: Job) -> None:
+    """fal certainly did not get the request (refused connection, an explicit error answer):
+    the next try may send it."""
+    async with sessions.begin() as session:
+        await set_submit_started(session, job.id, False)
 
 
 async def submitted(

@@ -114,6 +114,10 @@ class Job(Base):
     error_detail: Mapped[str | None] = mapped_column(Text)
     deadline_at: Mapped[datetime] = mapped_column()
     check_at: Mapped[datetime | None] = mapped_column()
+    #: Set before a submit is sent to fal and kept once it may have reached fal (fal has no
+    #: idempotency key): a queued job with it set is never sent again; its webhook, or its
+    #: deadline, ends it. Cleared only when fal certainly did not get the request.
+    submit_started_at: Mapped[datetime | None] = mapped_column()
     notified_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
