@@ -237,19 +237,24 @@ class FalClient:
                 f"fal submit {model_id}: answer lacks the request's URLs"
             ) from None
 
-    async def status(self, status_url: str) -> FalStatus:
-        data = await self._json("status", "GET", status_url, accept=(200, 202))
+    async def status(self, status_url: str, *, http_timeout: float | None = None) -> FalStatus:
+        """`http_timeout`: seconds for this call instead of the client's default."""
+        data = await self._json(
+            "status", "GET", status_url, accept=(200, 202), http_timeout=http_timeout
+        )
         if not isinstance(data.get("status"), str):
             raise FalRetryableError("fal status: answer has no status")
         return FalStatus(status=data["status"])
 
-    async def result(self, response_url: str) -> dict[str, Any]:
+    async def result(
+        self, response_url: str, *, http_timeout: float | None = None
+    ) -> dict[str, Any]:
         """The model output; a failed request raises FalFinalError carrying fal's error_type."""
-        return await self._json("result", "GET", response_url)
+        return await self._json("result", "GET", response_url, http_timeout=http_timeout)
 
-    async def cancel(self, cancel_url: str) -> bool:
+    async def cancel(self, cancel_url: str, *, http_timeout: float | None = None) -> bool:
         """True if fal will cancel, False if the request had already finished."""
-        response = await self._send("cancel", "PUT", cancel_url)
+        response = await self._send("cancel", "PUT", cancel_url, http_timeout=http_timeout)
         if response.status_code == 202:
             return True
         payload = _json_or_none(response)

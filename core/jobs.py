@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -167,13 +167,21 @@ async def set_notified(session: AsyncSession, job_id: str, notified: bool) -> bo
 
 
 async def jobs_to_sweep(
-    session: AsyncSession, *, now: datetime, stale_before: datetime, limit: int = 500
+    session: AsyncSession,
+    *,
+    now: datetime,
+    stale_before: datetime,
+    completed_before: datetime,
+    limit: int = 500,
 ) -> list[Job]:
-    """Jobs the normal path should have moved on by now, oldest first: queued or completed
-    but untouched (a lost arq job), submitted past their check time (a lost webhook), past
-    their deadline, or failed without the user having been told. A queued job whose submit
-    may have reached fal is only waited for (its webhook) until its deadline."""
-    due = or_(
+    """Jobs the normal path should have moved on by now, each kind oldest first and up to
+    `limit` of each, so a pile of one kind (completed jobs that keep failing to deliver)
+    cannot hide another (a queued job whose arq job was just lost): queued or completed but
+    untouched (a lost arq job), submitted past their check time (a lost webhook), past their
+    deadline, completed before `completed_before` (past the delivery window), or failed
+    without the user having been told. A queued job whose submit may have reached fal is only
+    waited for (its webhook) until its deadline."""
+    kinds = (
         and_(
             Job.status == JobStatus.QUEUED,
             or_(
@@ -182,12 +190,56 @@ async def jobs_to_sweep(
             ),
         ),
         and_(Job.status == JobStatus.SUBMITTED, or_(Job.check_at <= now, Job.deadline_at <= now)),
-        and_(Job.status == JobStatus.COMPLETED, Job.updated_at <= stale_before),
+        and_(
+            Job.status == JobStatus.COMPLETED,
+            or_(Job.updated_at <= stale_before, Job.completed_at <= completed_before),
+        ),
         and_(
             Job.status == JobStatus.FAILED,
             Job.notified_at.is_(None),
             Job.updated_at <= stale_before,
         ),
     )
-    result = await session.scalars(select(Job).where(due).order_by(Job.updated_at).limit(limit))
-    return list(result)
+    found: list[Job] = []
+    for due in kinds:
+        found += await session.scalars(select(Job).where(due).order_by(Job.updated_at).limit(limit))
+    return found
+
+
+async def touch_jobs(session: AsyncSession, job_ids: Iterable[str]) -> None:
+    """Mark jobs as just looked at (not committed): a job nudged now goes to the back of the
+    sweeper's line instead of taking its place at the front again next minute."""
+    await session.execute(
+        update(Job)
+        .where(Job.id.in_(list(job_ids)))
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def fail_jobs(
+    session: AsyncSession, seen: Iterable[tuple[str, str]], **values: Any
+) -> list[tuple[str, str]]:
+    """Fail, in one UPDATE, each job (id, status) still in the status it was seen in; returns
+    the (id, kind) of those moved. Not committed."""
+    now = utcnow()
+    result = await session.execute(
+        update(Job)
+        .where(tuple_(Job.id, Job.status).in_(list(seen)))
+        .values(status=JobStatus.FAILED, updated_at=now, finished_at=now, **values)
+        .returning(Job.id, Job.kind)
+        .execution_options(synchronize_session=False)
+    )
+    return [(row.id, row.kind) for row in result]
+
+
+async def add_delivery_attempt(session: AsyncSession, job_id: str) -> int:
+    """Count one failed delivery of a completed job; returns the count (0: no longer
+    completed). Not committed."""
+    count = await session.scalar(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.COMPLETED)
+        .values(delivery_attempts=Job.delivery_attempts + 1, updated_at=utcnow())
+        .returning(Job.delivery_attempts)
+    )
+    return count or 0

@@ -24,7 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.fal_client import FalSubmission
 from core.job_errors import GENERIC_FAL, error_code, error_detail
-from core.jobs import insert_job, move, set_fields, set_notified, set_submit_started
+from core.jobs import (
+    add_delivery_attempt,
+    fail_jobs,
+    insert_job,
+    move,
+    set_fields,
+    set_notified,
+    set_submit_started,
+    touch_jobs,
+)
 from core.logs import log_fields
 from core.metrics import JOBS_CREATED, JOBS_FINISHED, STAGE_SECONDS
 from core.models import Job, JobStatus, utcnow
@@ -141,6 +150,35 @@ async def fail(
     return moved
 
 
+async def fail_many(
+    sessions: Sessions, jobs: Iterable[Job], error: str, detail: str = ""
+) -> list[str]:
+    """`fail` for many jobs in one UPDATE (the sweeper's past-deadline jobs), each only from
+    the state it was seen in; returns the ids of those that moved. The user is not told yet."""
+    seen = [(job.id, job.status) for job in jobs]
+    if not seen:
+        return []
+    async with sessions.begin() as session:
+        moved = await fail_jobs(session, seen, error=error, error_detail=detail[:DETAIL_LIMIT])
+    for job_id, kind in moved:
+        _count_finished(job_id, kind, error)
+    return [job_id for job_id, _ in moved]
+
+
+async def delivery_failed(sessions: Sessions, job: Job) -> int:
+    """One more failed delivery of a completed job; returns how many there were so far."""
+    async with sessions.begin() as session:
+        return await add_delivery_attempt(session, job.id)
+
+
+async def nudged(sessions: Sessions, jobs: Iterable[Job]) -> None:
+    """The sweeper enqueued these jobs' next task again: they wait at the back of its line."""
+    job_ids = [job.id for job in jobs]
+    if job_ids:
+        async with sessions.begin() as session:
+            await touch_jobs(session, job_ids)
+
+
 async def cancel(sessions: Sessions, job: Job) -> bool:
     """The user cancelled; False when it was too late (the result had come, or it was over)."""
     return await _finish(sessions, job, JobStatus.CANCELLED, "cancelled")
@@ -178,10 +216,16 @@ async def _finish(
     """The one way into a final state: the move, and its count once when it happened."""
     moved = await _move(sessions, job, to, only_from=only_from, request_id=request_id, **values)
     if moved:
-        JOBS_FINISHED.labels(job.kind, outcome).inc()
-        with log_fields(job_id=job.id, user_id=job.user_id):
-            log.info("job %s ended: %s", job.id, outcome)
+        with log_fields(user_id=job.user_id):
+            _count_finished(job.id, job.kind, outcome)
     return moved
+
+
+def _count_finished(job_id: str, kind: str, outcome: str) -> None:
+    """The one place a finished job is counted and logged."""
+    JOBS_FINISHED.labels(kind, outcome).inc()
+    with log_fields(job_id=job_id):
+        log.info("job %s ended: %s", job_id, outcome)
 
 
 async def _move(

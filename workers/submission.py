@@ -106,10 +106,20 @@ async def _record_submission(
 
 async def _cancel_if_orphaned(services: Services, job_id: str, submission: FalSubmission) -> None:
     """The job moved on while we were submitting (cancelled, failed at its deadline, or ended
-    by another request): unless this very request ended it, the request is nobody's."""
-    async with services.resources.sessions() as session:
+    by another request): unless this very request ended it (its webhook came first: then its
+    URLs are kept, for a result fetched late), the request is nobody's."""
+    sessions = services.resources.sessions
+    async with sessions() as session:
         job = await get_job(session, job_id)
     if job is not None and job.fal_request_id == submission.request_id:
+        if job.fal_response_url is None:
+            await lifecycle.record(
+                sessions,
+                job,
+                fal_status_url=submission.status_url,
+                fal_response_url=submission.response_url,
+                fal_cancel_url=submission.cancel_url,
+            )
         return
     try:
         await services.fal.cancel(submission.cancel_url)

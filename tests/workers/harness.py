@@ -36,6 +36,8 @@ class FakeFal:
     cancelled: list[str] = field(default_factory=list)
     next: list[Behaviour] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
+    status_delay: float = 0.0
+    """Seconds fal takes to answer a status request."""
     took: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once fal has taken a submit."""
     _ids: Iterator[int] = field(default_factory=itertools.count)
@@ -45,8 +47,12 @@ class FakeFal:
             self.cancelled.append(request.url.path.split("/")[-2])
             return httpx.Response(202, json={"status": "CANCELLATION_REQUESTED"})
         if request.method == "GET" and request.url.path.endswith("/status"):
+            await asyncio.sleep(self.status_delay)
             request_id = request.url.path.split("/")[-2]
-            return httpx.Response(202, json={"status": self.statuses.get(request_id, "IN_QUEUE")})
+            status = self.statuses.get(request_id, "IN_QUEUE")
+            return httpx.Response(200 if status == "COMPLETED" else 202, json={"status": status})
+        if request.method == "GET" and "/requests/" in request.url.path:
+            return httpx.Response(200, json={"images": [{"url": f"{FAL}/files/out.png"}]})
         if self.next:
             return await self.next.pop(0)(self, request)
         return self.accept(request)
