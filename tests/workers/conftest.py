@@ -16,6 +16,7 @@ from core.db import alembic_config, create_engine, session_factory
 from core.fal_client import FalClient
 from core.resources import Resources, create_redis
 from core.telegram_send import ResultSender
+from sandbox.redis_server import PrivateRedis
 from tests.workers.harness import FAL, FakeFal, FakeSender, Worker
 from workers.services import Services
 
@@ -27,11 +28,13 @@ def migrated_url(own_database_url: str) -> str:
 
 
 @pytest.fixture
-async def worker(migrated_url: str, redis_url: str) -> AsyncIterator[Worker]:
+async def worker(migrated_url: str, own_redis: PrivateRedis) -> AsyncIterator[Worker]:
+    """A Redis of the module's own: the shared stack's `kadr worker` would take (and run)
+    the tasks these tests enqueue from the session's Redis."""
     engine = create_engine(migrated_url)
     async with engine.begin() as connection:
         await connection.execute(text("TRUNCATE jobs, users"))
-    redis = create_redis(redis_url)
+    redis = create_redis(own_redis.url)
     await redis.flushdb()
     settings = Settings(
         PUBLIC_URL="https://kadr.test",
