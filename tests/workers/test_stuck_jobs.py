@@ -16,6 +16,7 @@ from sqlalchemy import insert, update
 
 from core.models import Job, JobStatus, new_job_id, utcnow
 from core.retry import RetryLater
+from core.url_guard import RefusedURL
 from tests.workers.harness import FAL, Worker
 from workers import sweeper
 from workers.delivery import DELIVERY_ATTEMPTS, DELIVERY_WINDOW, deliver_job
@@ -79,6 +80,20 @@ async def test_a_poison_completed_job_fails_within_its_attempts_and_is_told_once
     for attempt in range(3):  # the sweeper and arq keep coming: nothing more is sent
         await deliver_job(worker.services, job_id, attempt=attempt)
     assert await status_of(worker, job_id) == ("failed", "undeliverable")
+    assert [chat for chat, _ in worker.sender.notices] == [USER]
+
+
+async def test_a_refused_result_url_fails_the_job_at_once_and_is_told_once(
+    worker: Worker,
+) -> None:
+    """Not retried: the URL will not become fal's by waiting."""
+    [job_id] = await insert_jobs(
+        worker, 1, JobStatus.COMPLETED, result=RESULT, completed_at=utcnow()
+    )
+    worker.sender.fail_with = RefusedURL("host 169.254.169.254 is not fal's")
+    for attempt in (1, 2, 3):
+        await deliver_job(worker.services, job_id, attempt=attempt)
+    assert await status_of(worker, job_id) == ("failed", "result_url_refused")
     assert [chat for chat, _ in worker.sender.notices] == [USER]
 
 
