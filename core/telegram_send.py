@@ -174,11 +174,18 @@ class ResultSender:
     ) -> Path:
         """One result file on disk (removed when `stack` closes). A refused URL raises
         RefusedURL; a slow or failing host is tried again later."""
-        await self.guard.check(url)
+        target = await self.guard.check(url)
         try:
             async with self._downloads:
                 return await stack.enter_async_context(
-                    downloaded(self.http, url, cap=cap, deadline=DOWNLOAD_DEADLINE)
+                    downloaded(
+                        self.http,
+                        target.url,
+                        cap=cap,
+                        deadline=DOWNLOAD_DEADLINE,
+                        headers=target.headers,
+                        extensions=target.extensions,
+                    )
                 )
         except (httpx.HTTPError, TimeoutError) as exc:
             raise RetryLater(backoff(attempt), f"result download: {type(exc).__name__}") from None

@@ -97,6 +97,28 @@ async def test_fal_media_on_global_addresses_and_the_fal_bases_are_allowed(
     await GUARD.check("https://rest.fal.ai:443/files/out.png")
 
 
+async def test_a_download_goes_to_the_address_that_was_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: a name that resolves to a public address for the check and to a private
+    one a moment later still reaches only the checked address, with its name kept for TLS."""
+    resolving_to(monkeypatch, "34.120.0.1")
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=b"mp4")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        sender = ResultSender(Bot("42:TEST"), http, GUARD)
+        async with sender._uploads("video", ["https://v3.fal.media/files/out.mp4"], 1) as files:
+            assert files[0].filename == "out.mp4"
+    [request] = seen
+    assert str(request.url) == "https://34.120.0.1/files/out.mp4"
+    assert request.headers["host"] == "v3.fal.media"
+    assert request.extensions["sni_hostname"] == "v3.fal.media"
+
+
 async def test_a_redirect_from_a_fal_base_is_not_followed() -> None:
     recorder = Recorder(httpx.Response(302, headers={"location": "http://169.254.169.254/"}))
     async with httpx.AsyncClient(
