@@ -243,3 +243,47 @@ async def add_delivery_attempt(session: AsyncSession, job_id: str) -> int:
         .returning(Job.delivery_attempts)
     )
     return count or 0
+
+
+async def recent_jobs(
+    session: AsyncSession, statuses: Iterable[str], since: datetime, limit: int = 50
+) -> list[Job]:
+    """Jobs in `statuses` touched since `since`, newest first (`kadr jobs`)."""
+    query = (
+        select(Job)
+        .where(Job.status.in_(list(statuses)), Job.updated_at >= since)
+        .order_by(Job.updated_at.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def stuck_jobs(session: AsyncSession, created_before: datetime, limit: int = 50) -> list[Job]:
+    """Live jobs older than a job should ever get, oldest first (`kadr jobs --stuck`)."""
+    query = (
+        select(Job)
+        .where(Job.status.in_(LIVE_STATUSES), Job.created_at <= created_before)
+        .order_by(Job.created_at)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def reopen_failed_delivery(session: AsyncSession, job_id: str) -> bool:
+    """Give a failed job that has its result a fresh delivery window (the operator's
+    `kadr jobs --redeliver`, after fixing what made delivery fail). Not committed."""
+    now = utcnow()
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.FAILED, Job.result.is_not(None))
+        .values(
+            status=JobStatus.COMPLETED,
+            completed_at=now,
+            updated_at=now,
+            finished_at=None,
+            delivery_attempts=0,
+            notified_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

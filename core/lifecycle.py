@@ -29,6 +29,7 @@ from core.jobs import (
     fail_jobs,
     insert_job,
     move,
+    reopen_failed_delivery,
     set_fields,
     set_notified,
     set_submit_started,
@@ -182,6 +183,13 @@ async def nudged(sessions: Sessions, jobs: Iterable[Job]) -> None:
 async def cancel(sessions: Sessions, job: Job) -> bool:
     """The user cancelled; False when it was too late (the result had come, or it was over)."""
     return await _finish(sessions, job, JobStatus.CANCELLED, "cancelled")
+
+
+async def reopen_delivery(sessions: Sessions, job: Job) -> bool:
+    """The operator asks for a failed job's result to be delivered again (`kadr jobs
+    --redeliver`); False unless it failed with its result in hand."""
+    async with sessions.begin() as session:
+        return await reopen_failed_delivery(session, job.id)
 
 
 async def record(sessions: Sessions, job: Job, **values: Any) -> None:

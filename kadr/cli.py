@@ -1,4 +1,4 @@
-"""`kadr api | worker | migrate | check | inbox | set-webhook | delete-webhook | webhook-info`.
+"""kadr's commands: api, worker, migrate, check, jobs, inbox and the webhook's three.
 
 Each command loads settings for its process kind first, so a bad configuration ends in one
 line on stderr and exit code 2, never a traceback.
@@ -115,6 +115,29 @@ def check() -> None:
         typer.echo(outcome.line())
     if any(outcome.problem for outcome in outcomes):
         raise typer.Exit(1)
+
+
+@app.command()
+def jobs(
+    job_id: Annotated[str | None, typer.Argument(help="Show this job in full.")] = None,
+    stuck: Annotated[bool, typer.Option(help="List live jobs older than two hours.")] = False,
+    hours: Annotated[float, typer.Option(help="How far back to list failed jobs.")] = 24,
+    redeliver: Annotated[
+        bool, typer.Option(help="Deliver JOB_ID's result again (a job that failed with one).")
+    ] = False,
+) -> None:
+    """Inspect jobs: one in full, the failed ones lately (default) or the stuck ones."""
+    from kadr import jobs as tools
+
+    settings = _settings("ops")
+    if redeliver and job_id is None:
+        raise _fail("--redeliver needs a JOB_ID")
+    if redeliver:
+        typer.echo(asyncio.run(tools.redeliver(settings, job_id or "")))
+    elif job_id is not None:
+        typer.echo(asyncio.run(tools.show(settings, job_id)))
+    else:
+        typer.echo(asyncio.run(tools.listing(settings, stuck=stuck, hours=hours)))
 
 
 @app.command()
