@@ -41,7 +41,8 @@ free_port() {
 # initdb refuses to run as root: then the cluster belongs to Debian's postgres user (made by the
 # postgresql package; made here if the binaries came another way).
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /: the postgres user may not enter the caller's directory.
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 latest_pg_bin() {  # the newest installed server version's binaries, or nothing
