@@ -19,6 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +31,11 @@ from core.metrics import TELEGRAM_UPDATES, TELEGRAM_WEBHOOK_SECONDS
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks/telegram"
+#: Posts per second from one client address before any is read: Telegram delivers over at
+#: most 100 connections from a few addresses, at a few hundred updates per second at the very
+#: most, so this refuses only a flood. Counted in the process's memory (the `limits` library
+#: slowapi is built on): it costs microseconds, never waits on Redis and never fails with it.
+FLOOD_LIMIT = "2000/second"
 SECRET_HEADER = b"x-telegram-bot-api-secret-token"
 BODY_LIMIT = 1024 * 1024
 ACCEPTED = TELEGRAM_UPDATES.labels("any", "accepted")
@@ -62,13 +70,16 @@ STORED = {
     stored: _answer(200, {"status": s}) for stored, s in ((True, "accepted"), (False, "duplicate"))
 }
 NOT_ALLOWED = _answer(405, {"detail": "Method Not Allowed"})
+TOO_MANY = _answer(429, {"detail": "too many requests from this address"})
 
 
 class TelegramDoor:
     """ASGI middleware: answers `POST /webhooks/telegram`, passes everything else on."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, flood_limit: str = FLOOD_LIMIT) -> None:
         self.app = app
+        self._flood_limit: RateLimitItem = parse(flood_limit)
+        self._limiter = FixedWindowRateLimiter(MemoryStorage())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH:
@@ -77,6 +88,9 @@ class TelegramDoor:
         started = time.perf_counter()
         if scope["method"] != "POST":
             status, headers, body = NOT_ALLOWED
+        elif not self._limiter.hit(self._flood_limit, _address(scope)):
+            TELEGRAM_UPDATES.labels("flood", "rejected").inc()
+            status, headers, body = TOO_MANY
         else:
             try:
                 status, headers, body = STORED[await self._store(scope, receive)]
@@ -95,7 +109,10 @@ class TelegramDoor:
         if not hmac.compare_digest(headers.get(SECRET_HEADER, b""), door.secret):
             raise Refused(401, "wrong or missing secret token", "unauthorized")
         declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > BODY_LIMIT:
+        # Longer than the cap's digits is over it: int() of thousands of digits is an error.
+        if declared.isdigit() and (
+            len(declared) > len(str(BODY_LIMIT)) or int(declared) > BODY_LIMIT
+        ):
             raise Refused(413, f"body over {BODY_LIMIT} bytes")
         raw = await _read_capped(receive)
         body = _parse(raw)
@@ -111,6 +128,12 @@ class TelegramDoor:
             raise Refused(503, "inbox unavailable") from None
         (ACCEPTED if stored else DUPLICATE).inc()
         return stored
+
+
+def _address(scope: Scope) -> str:
+    """The client's address (nginx's X-Forwarded-For, once uvicorn's proxy headers applied)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def _parse(raw: bytes) -> Any:

@@ -6,11 +6,13 @@ value stops it with one line naming the variable, never a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
 from functools import cached_property
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,7 +20,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ProcessKind = Literal["api", "worker", "migrate", "ops", "admin"]
 
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
-_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+#: Telegram's rule for setWebhook's secret_token is 1-256 of these; kadr asks for 16 at least,
+#: since the secret is all that tells Telegram's updates from anyone's.
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+_LOOPBACK_NAMES = frozenset({"localhost"})
 
 #: What each process kind cannot start without (DESIGN.md, "required by …").
 REQUIRED: dict[ProcessKind, tuple[str, ...]] = {
@@ -63,6 +68,7 @@ class Settings(BaseSettings):
     SWEEP_STALE_AFTER: int = Field(60, ge=1)
     USER_JOBS_PER_MINUTE: int = Field(10, ge=1)
     USER_LIVE_JOBS: int = Field(5, ge=1)
+    DATABASE_POOL_SIZE: int = Field(20, ge=1, le=200)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod
@@ -75,7 +81,7 @@ class Settings(BaseSettings):
     @classmethod
     def _secret_shape(cls, value: str) -> str:
         if value and not _SECRET_RE.match(value):
-            raise ValueError("must be 1-256 characters of A-Z a-z 0-9 _ -")
+            raise ValueError("must be 16-256 characters of A-Z a-z 0-9 _ -")
         return value
 
     @field_validator("PUBLIC_URL", "TELEGRAM_API_URL", "FAL_QUEUE_URL", "FAL_REST_URL")
@@ -84,6 +90,16 @@ class Settings(BaseSettings):
         if value and not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s):// URL")
         return value.rstrip("/")
+
+    @field_validator("PUBLIC_URL")
+    @classmethod
+    def _public_url_https(cls, value: str) -> str:
+        """Telegram's and fal's webhooks carry our secret header and per-job tokens: over plain
+        http anyone on the path reads them. Only a loopback address (tests, the demo, a proxy
+        on the same host) may do without TLS."""
+        if value and not value.startswith("https://") and not _is_loopback(value):
+            raise ValueError("must be an https:// URL (http only on a loopback address)")
+        return value
 
     @field_validator("ADMIN_IDS")
     @classmethod
@@ -105,10 +121,32 @@ class Settings(BaseSettings):
         return f"{self.PUBLIC_URL}/webhooks/fal"
 
     def secrets(self) -> list[str]:
-        """Values that must never reach a log line, an error text or fal."""
-        return [
-            s for s in (self.TELEGRAM_BOT_TOKEN, self.FAL_KEY, self.TELEGRAM_WEBHOOK_SECRET) if s
-        ]
+        """Values that must never reach a log line, an error text or fal: the keys, and the
+        passwords inside the database and Redis URLs (as written and percent-decoded, since
+        a library may print either)."""
+        values = [self.TELEGRAM_BOT_TOKEN, self.FAL_KEY, self.TELEGRAM_WEBHOOK_SECRET]
+        values += url_passwords(self.DATABASE_URL) + url_passwords(self.REDIS_URL)
+        return list(dict.fromkeys(s for s in values if s))
+
+
+def url_passwords(url: str) -> list[str]:
+    """The password of `scheme://user:password@host/…`, raw and decoded; none if it has none."""
+    netloc = urlsplit(url).netloc
+    userinfo, at, _ = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return []
+    raw = userinfo.split(":", 1)[1]
+    return [raw, unquote(raw)] if raw else []
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(kind: ProcessKind) -> Settings:

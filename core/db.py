@@ -23,26 +23,23 @@ class SchemaNotReady(Exception):
     """The database is behind the code's migrations."""
 
 
-#: Connections per process, all kept once opened: an "overflow" connection is closed as soon
-#: as it is returned, and under a steady load a pool of 10 + 10 overflow opened and closed one
-#: per few handlers (a new PostgreSQL backend each time). Four processes stay within
-#: PostgreSQL's default of 100 connections.
-POOL_SIZE = 20
+def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+    """The process's engine; SQLite gets WAL and a busy timeout so api and worker can share it.
 
+    PostgreSQL connections are all kept once opened (no overflow): an "overflow" connection is
+    closed as soon as it is returned, and under a steady load that meant a new PostgreSQL
+    backend every few handlers. The size is the operator's (`DATABASE_POOL_SIZE`): processes
+    × size must stay under the server's `max_connections`.
 
-#: No `pool_pre_ping`: with asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) before
-#: every checkout, a third of the api's CPU per fal webhook. A connection that died with its
-#: server fails its first statement instead; SQLAlchemy then drops the whole pool's
-#: connections, so one restart costs one failed statement per process, and every caller
-#: already treats that as an outage (the consumers wait, fal sends its webhook again, the
-#: sweeper re-enqueues a failed task's job).
-
-
-def create_engine(url: str) -> AsyncEngine:
-    """The process's engine; SQLite gets WAL and a busy timeout so api and worker can share it."""
+    No `pool_pre_ping`: with asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) before
+    every checkout, a third of the api's CPU per fal webhook. A connection that died with its
+    server fails its first statement instead; SQLAlchemy then drops the whole pool's
+    connections, so one restart costs one failed statement per process, and every caller
+    already treats that as an outage (the consumers wait, fal sends its webhook again, the
+    sweeper re-enqueues a failed task's job)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=POOL_SIZE, max_overflow=0)
+        return create_async_engine(url, pool_size=pool_size, max_overflow=0)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -80,10 +77,22 @@ async def ensure_migrated(engine: AsyncEngine) -> None:
     url = engine.url.render_as_string(hide_password=False)
     async with engine.connect() as connection:
         current, head = await connection.run_sync(_revisions, url)
-    if current != head:
+    if not _compatible(current, head):
         raise SchemaNotReady(
             f"database is at migration {current or 'none'}, code needs {head}: run `kadr migrate`"
         )
+
+
+def _compatible(current: str | None, head: str | None) -> bool:
+    """At the code's own migration, or one ahead of it: during a rolling deploy the new
+    release migrates first and the old one's processes must still (re)start. Revisions are
+    numbered ("0003") so the old code can tell "one ahead" from a migration it has never seen,
+    and each migration stays compatible with the release before it (docs/operations.md)."""
+    if current == head:
+        return True
+    if current is None or head is None or not (current.isdigit() and head.isdigit()):
+        return False
+    return int(current) == int(head) + 1
 
 
 async def ping(engine: AsyncEngine) -> None:

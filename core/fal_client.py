@@ -2,8 +2,10 @@
 
 Every failure becomes one of two exceptions, because callers only need to decide one thing:
 `FalRetryableError` (fal or the network had a bad moment: try again later) or `FalFinalError`
-(fal refused this request: retrying cannot help). The API key is never part of an exception
-or a log line; messages are built from scratch and scrubbed of it in case fal echoes it back.
+(fal refused this request: retrying cannot help). A retryable error after the request was
+sent is `FalOutcomeUnknown`, because a submit must then not be sent again. The API key is
+never part of an exception or a log line; messages are built from scratch and scrubbed of it
+in case fal echoes it back.
 """
 
 import asyncio
@@ -36,6 +38,23 @@ class FalError(Exception):
 
 class FalRetryableError(FalError):
     """5xx, 429, 408, timeouts and transport errors: fal does not bill these; try again later."""
+
+
+class FalOutcomeUnknown(FalRetryableError):
+    """The request was sent but no usable answer came (read timeout, connection reset, a 200
+    without the request's URLs): fal may have acted on it. Harmless to repeat for a read;
+    a submit must not be sent again (fal has no idempotency key)."""
+
+
+#: Transport errors raised before the request was written: fal cannot have seen it.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+    httpx.ProxyError,
+)
 
 
 class FalFinalError(FalError):
@@ -214,23 +233,28 @@ class FalClient:
                 queue_position=data.get("queue_position"),
             )
         except (KeyError, TypeError):
-            raise FalRetryableError(
+            raise FalOutcomeUnknown(
                 f"fal submit {model_id}: answer lacks the request's URLs"
             ) from None
 
-    async def status(self, status_url: str) -> FalStatus:
-        data = await self._json("status", "GET", status_url, accept=(200, 202))
+    async def status(self, status_url: str, *, http_timeout: float | None = None) -> FalStatus:
+        """`http_timeout`: seconds for this call instead of the client's default."""
+        data = await self._json(
+            "status", "GET", status_url, accept=(200, 202), http_timeout=http_timeout
+        )
         if not isinstance(data.get("status"), str):
             raise FalRetryableError("fal status: answer has no status")
         return FalStatus(status=data["status"])
 
-    async def result(self, response_url: str) -> dict[str, Any]:
+    async def result(
+        self, response_url: str, *, http_timeout: float | None = None
+    ) -> dict[str, Any]:
         """The model output; a failed request raises FalFinalError carrying fal's error_type."""
-        return await self._json("result", "GET", response_url)
+        return await self._json("result", "GET", response_url, http_timeout=http_timeout)
 
-    async def cancel(self, cancel_url: str) -> bool:
+    async def cancel(self, cancel_url: str, *, http_timeout: float | None = None) -> bool:
         """True if fal will cancel, False if the request had already finished."""
-        response = await self._send("cancel", "PUT", cancel_url)
+        response = await self._send("cancel", "PUT", cancel_url, http_timeout=http_timeout)
         if response.status_code == 202:
             return True
         payload = _json_or_none(response)
@@ -283,6 +307,11 @@ class FalClient:
             raise FalRetryableError("fal upload: answer has no access_url")
         return access_url
 
+    async def verify_key(self) -> None:
+        """Raises unless fal accepts the key: a storage token is the cheapest authenticated
+        call fal has, and it bills nothing (`kadr check`)."""
+        await self._fetch_token()
+
     async def _storage_token(self) -> _StorageToken:
         """Reused until near expiry; the lock makes concurrent uploads share one refresh."""
         if self._token is not None and self._token.fresh():
@@ -323,7 +352,7 @@ class FalClient:
             raise self._error(what, response)
         payload = _json_or_none(response)
         if not isinstance(payload, dict):
-            raise FalRetryableError(
+            raise FalOutcomeUnknown(
                 f"fal {what}: answer is not a JSON object", status=response.status_code
             )
         return payload
@@ -350,9 +379,8 @@ class FalClient:
             )
         except httpx.HTTPError as exc:
             # `from None`: the httpx exception holds the request, whose headers hold the key.
-            raise FalRetryableError(
-                self._scrub(f"fal {what}: {type(exc).__name__}: {exc}")
-            ) from None
+            error = FalRetryableError if isinstance(exc, _NOT_SENT) else FalOutcomeUnknown
+            raise error(self._scrub(f"fal {what}: {type(exc).__name__}: {exc}")) from None
         log.debug("fal %s -> %s", what, response.status_code)
         return response
 

@@ -2,23 +2,26 @@
 deliver task is enqueued.
 
 fal retries its webhook and may send it more than once; the conditional state move makes
-every copy after the first a no-op. The job id comes in our own webhook URL, so even a job
-that was submitted twice (a crash between submit and saving the request id) is found.
+every copy after the first a no-op. The job id comes in our own webhook URL (its token
+checked by the caller, `core/fal_binding.py`), so even a job whose request id was never saved
+(a crash between submit and saving it) is found. Once the job knows its request id, only
+what fal reports about that request moves it: a result of another request, even one fal
+signed and sent to this job's URL, changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
 from enum import StrEnum
-from typing import Any
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import lifecycle
 from core.fal_client import FalWebhook
-from core.jobs import get_job, job_of_request
+from core.jobs import get_job
 from core.models import Job
 from core.queue import enqueue_deliver
 
@@ -30,34 +33,39 @@ class Recorded(StrEnum):
     DUPLICATE = "duplicate"
     UNKNOWN_JOB = "unknown_job"
     IGNORED = "ignored"
-
-
-async def _find_job(session: AsyncSession, job_id: str | None, request_id: str) -> Job | None:
-    if job_id:
-        return await get_job(session, job_id)
-    return await job_of_request(session, request_id)
+    UNBOUND = "unbound"
+    """About a request other than the job's: nothing changed."""
 
 
 async def record_fal_result(
     sessions: async_sessionmaker[AsyncSession],
     redis: ArqRedis,
     webhook: FalWebhook,
-    job_id: str | None,
+    job_id: str,
 ) -> Recorded:
     async with sessions() as session:
-        job = await _find_job(session, job_id, webhook.request_id)
+        job = await get_job(session, job_id)
     if job is None:
         log.warning("fal webhook for unknown job %s (request %s)", job_id, webhook.request_id)
         return Recorded.UNKNOWN_JOB
-    request: dict[str, Any] = {} if job.fal_request_id else {"fal_request_id": webhook.request_id}
-    if webhook.status == "OK":
-        moved = await lifecycle.completed(sessions, job, webhook.payload, **request)
-    elif webhook.status == "ERROR":
-        error = webhook.error_type or "fal_error"
-        moved = await lifecycle.fail(
-            sessions, job, error, webhook.error or "", by_fal=True, **request
+    if job.fal_request_id and job.fal_request_id != webhook.request_id:
+        log.warning(
+            "fal webhook for job %s names request %s, not the job's %s: ignored",
+            job.id,
+            webhook.request_id,
+            job.fal_request_id,
         )
-    else:
+        return Recorded.UNBOUND
+    try:
+        moved = await _record(sessions, job, webhook)
+    except IntegrityError:
+        log.warning(
+            "fal webhook for job %s names request %s, another job's: ignored",
+            job.id,
+            webhook.request_id,
+        )
+        return Recorded.UNBOUND
+    if moved is None:
         return Recorded.IGNORED
     if not moved:
         return Recorded.DUPLICATE
@@ -66,3 +74,23 @@ async def record_fal_result(
     except RedisError:
         log.warning("could not enqueue delivery of job %s; the sweeper will", job.id)
     return Recorded.ACCEPTED
+
+
+async def _record(
+    sessions: async_sessionmaker[AsyncSession], job: Job, webhook: FalWebhook
+) -> bool | None:
+    """Whether the job moved; None for a status fal may add that we do not know."""
+    if webhook.status == "OK":
+        return await lifecycle.completed(
+            sessions, job, webhook.payload, request_id=webhook.request_id
+        )
+    if webhook.status == "ERROR":
+        return await lifecycle.fail(
+            sessions,
+            job,
+            webhook.error_type or "fal_error",
+            webhook.error or "",
+            by_fal=True,
+            request_id=webhook.request_id,
+        )
+    return None

@@ -10,8 +10,10 @@ import asyncio
 import base64
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import httpx
 from nacl.exceptions import BadSignatureError
@@ -23,8 +25,14 @@ REQUEST_ID = "x-fal-webhook-request-id"
 USER_ID = "x-fal-webhook-user-id"
 TIMESTAMP = "x-fal-webhook-timestamp"
 SIGNATURE = "x-fal-webhook-signature"
+_HEADER_NAMES = (REQUEST_ID, USER_ID, TIMESTAMP, SIGNATURE)
 _ED25519_KEY_BYTES = 32
-_ED25519_SIGNATURE_BYTES = 64
+#: fal's ids are UUIDs and short names; 128 printable ASCII characters is plenty.
+_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
+#: Unix seconds, ASCII digits only; 12 digits reach the year 33658.
+_TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
+#: An Ed25519 signature is 64 bytes, 128 hex characters.
+_SIGNATURE_RE = re.compile(r"[0-9a-fA-F]{128}")
 
 
 class InvalidFalSignature(Exception):
@@ -71,12 +79,50 @@ def _keys_from(jwks: object) -> list[VerifyKey]:
     return keys
 
 
+@dataclass(frozen=True, slots=True)
+class SignedHeaders:
+    """fal's four signature headers, each checked for shape and the timestamp for freshness."""
+
+    request_id: str
+    user_id: str
+    timestamp: str
+    signature: bytes
+
+
+def read_signed_headers(
+    headers: Mapping[str, str], *, leeway: float, now: float | None = None
+) -> SignedHeaders:
+    """The headers, or InvalidFalSignature: run before the body is read, so a request that
+    cannot be fal's costs no body read, no hash and no key lookup. Every check is a bounded
+    ASCII pattern: `str.isdigit` takes `²` and `int` refuses 5,000 digits, both of which
+    would otherwise end in a 500."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    missing = [name for name in _HEADER_NAMES if not lowered.get(name)]
+    if missing:
+        raise InvalidFalSignature(f"missing header(s): {', '.join(missing)}")
+    request_id, user_id = lowered[REQUEST_ID], lowered[USER_ID]
+    if not (_ID_RE.fullmatch(request_id) and _ID_RE.fullmatch(user_id)):
+        raise InvalidFalSignature("request or user id is not a short printable ASCII string")
+    timestamp = lowered[TIMESTAMP]
+    if not _TIMESTAMP_RE.fullmatch(timestamp):
+        raise InvalidFalSignature("timestamp is not unix seconds")
+    if abs((time.time() if now is None else now) - int(timestamp)) > leeway:
+        raise InvalidFalSignature("timestamp outside the allowed window")
+    signature = lowered[SIGNATURE]
+    if not _SIGNATURE_RE.fullmatch(signature):
+        raise InvalidFalSignature("signature is not 64 bytes of hex")
+    return SignedHeaders(request_id, user_id, timestamp, bytes.fromhex(signature))
+
+
 class FalWebhookVerifier:
     """One per process, shared by all requests: keys are cached for `ttl` seconds.
 
-    A signature no cached key verifies triggers one refetch (fal may have rotated keys), but at
-    most one per `refetch_interval`, so a flood of forged webhooks cannot turn into a flood of
-    JWKS requests. Concurrent callers that need keys wait for the same fetch.
+    A webhook that a cached key verifies never waits for the JWKS: a refetch in flight (a
+    rotation suspected, or the keys' time up, refreshed in the background) holds back only
+    the webhooks no cached key verifies. Such a miss triggers one refetch (fal may have
+    rotated keys), but at most one per `refetch_interval`, so a flood of forged webhooks
+    cannot turn into a flood of JWKS requests. Concurrent callers that need keys wait for
+    the same fetch.
     """
 
     def __init__(
@@ -98,34 +144,26 @@ class FalWebhookVerifier:
         self._attempted_at: float | None = None
         self._fetch: asyncio.Task[None] | None = None
 
+    def check_headers(self, headers: Mapping[str, str]) -> SignedHeaders:
+        """Raises InvalidFalSignature unless the headers can be a fresh signature of fal's."""
+        return read_signed_headers(headers, leeway=self._leeway)
+
     async def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         """Raises InvalidFalSignature unless the webhook is fal's, fresh and unaltered."""
-        request_id, user_id, timestamp, signature = self._read_headers(headers)
-        message = signed_message(request_id, user_id, timestamp, body)
-        if self._matches(await self._current_keys(miss=False), message, signature):
-            return
-        if self._matches(await self._current_keys(miss=True), message, signature):
-            return
-        raise InvalidFalSignature("signature matches no fal JWKS key")
+        await self.verify_body(self.check_headers(headers), body)
 
-    def _read_headers(self, headers: Mapping[str, str]) -> tuple[str, str, str, bytes]:
-        lowered = {name.lower(): value for name, value in headers.items()}
-        names = (REQUEST_ID, USER_ID, TIMESTAMP, SIGNATURE)
-        missing = [name for name in names if not lowered.get(name)]
-        if missing:
-            raise InvalidFalSignature(f"missing header(s): {', '.join(missing)}")
-        timestamp = lowered[TIMESTAMP].strip()
-        if not timestamp.isdigit():
-            raise InvalidFalSignature("timestamp is not unix seconds")
-        if abs(time.time() - int(timestamp)) > self._leeway:
-            raise InvalidFalSignature("timestamp outside the allowed window")
-        try:
-            signature = bytes.fromhex(lowered[SIGNATURE].strip())
-        except ValueError:
-            raise InvalidFalSignature("signature is not hex") from None
-        if len(signature) != _ED25519_SIGNATURE_BYTES:
-            raise InvalidFalSignature("signature has the wrong length")
-        return lowered[REQUEST_ID], lowered[USER_ID], timestamp, signature
+    async def verify_body(self, signed: SignedHeaders, body: bytes) -> None:
+        """Raises InvalidFalSignature unless one of fal's keys signed these headers and body."""
+        message = signed_message(signed.request_id, signed.user_id, signed.timestamp, body)
+        if self._keys:
+            self._refresh_if_old()
+            if self._matches(self._keys, message, signed.signature):
+                return
+        await self._refetch()
+        if not self._keys:
+            raise FalKeysUnavailable("no fal JWKS keys could be fetched")
+        if not self._matches(self._keys, message, signed.signature):
+            raise InvalidFalSignature("signature matches no fal JWKS key")
 
     @staticmethod
     def _matches(keys: list[VerifyKey], message: bytes, signature: bytes) -> bool:
@@ -137,24 +175,29 @@ class FalWebhookVerifier:
             return True
         return False
 
-    async def _current_keys(self, *, miss: bool) -> list[VerifyKey]:
-        if self._should_fetch(miss):
-            if self._fetch is None:
-                self._attempted_at = time.monotonic()
-                self._fetch = asyncio.create_task(self._refresh())
+    def _refresh_if_old(self) -> None:
+        """Keys past their time are replaced in the background; until then the old ones serve."""
+        fetched = self._fetched_at
+        if fetched is not None and time.monotonic() - fetched >= self._ttl and self._may_fetch():
+            self._start_fetch()
+
+    async def _refetch(self) -> None:
+        """A miss (or no keys yet): wait for the fetch in flight, or start one if allowed."""
+        if self._fetch is None and self._may_fetch():
+            self._start_fetch()
+        if self._fetch is not None:
             # Shielded: one caller giving up must not cancel the fetch the others wait on.
             await asyncio.shield(self._fetch)
-        if not self._keys:
-            raise FalKeysUnavailable("no fal JWKS keys could be fetched")
-        return self._keys
 
-    def _should_fetch(self, miss: bool) -> bool:
-        if self._fetch is not None:
-            return True
-        now = time.monotonic()
-        if self._attempted_at is not None and now - self._attempted_at < self._refetch_interval:
-            return False
-        return miss or self._fetched_at is None or now - self._fetched_at >= self._ttl
+    def _may_fetch(self) -> bool:
+        attempted = self._attempted_at
+        return self._fetch is None and (
+            attempted is None or time.monotonic() - attempted >= self._refetch_interval
+        )
+
+    def _start_fetch(self) -> None:
+        self._attempted_at = time.monotonic()
+        self._fetch = asyncio.create_task(self._refresh())
 
     async def _refresh(self) -> None:
         """Never raises: on failure the old keys stay, which beats rejecting every webhook."""

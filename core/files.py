@@ -8,6 +8,7 @@ import os
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -19,13 +20,31 @@ class FileTooLarge(Exception):
 
 
 @contextlib.asynccontextmanager
-async def downloaded(http: httpx.AsyncClient, url: str, *, cap: int) -> AsyncIterator[Path]:
-    """Stream `url` to a temporary file of at most `cap` bytes; the file is removed on exit."""
+async def downloaded(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    cap: int,
+    deadline: float | None = None,
+    headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> AsyncIterator[Path]:
+    """Stream `url` to a temporary file of at most `cap` bytes; the file is removed on exit.
+
+    `deadline`: seconds for the whole download (httpx's timeouts bound each read, so a server
+    that trickles bytes could hold it for ever otherwise); past it TimeoutError is raised.
+    Redirects are never followed: where they lead was not checked. `headers`, `extensions`:
+    of the request (a `url_guard.Target` pins the checked address this way)."""
     handle, name = tempfile.mkstemp(prefix="kadr-")
     path = Path(name)
     try:
         with os.fdopen(handle, "wb") as out:
-            async with http.stream("GET", url) as response:
+            async with (
+                asyncio.timeout(deadline),
+                http.stream(
+                    "GET", url, headers=headers, extensions=extensions, follow_redirects=False
+                ) as response,
+            ):
                 response.raise_for_status()
                 declared = response.headers.get("content-length")
                 if declared and int(declared) > cap:

@@ -268,11 +268,14 @@ class Inbox:
         records = await self._redis.hgetall(DEAD)  # type: ignore[misc]
         return {int(key): json.loads(value) for key, value in records.items()}
 
-    async def requeue_dead(self) -> int:
-        """Put every dead letter back at the end of its partition, for another try after a
-        fix; the update keeps its id, so its job (if one was made) is not made again."""
+    async def requeue_dead(self, only: int | None = None) -> int:
+        """Put every dead letter (or only update `only`) back at the end of its partition,
+        for another try after a fix; the update keeps its id, so its job (if one was made)
+        is not made again."""
         moved = 0
         for update_id, record in (await self.dead_letters()).items():
+            if only is not None and update_id != only:
+                continue
             update = record["update"].encode()
             entry = Entry.of(update, time.time())
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -285,12 +288,14 @@ class Inbox:
         return moved
 
 
-async def inspect_inbox(redis_url: str, *, requeue: bool) -> str:
-    """What `kadr inbox` prints: the inbox's size and every dead letter, one line each."""
+async def inspect_inbox(redis_url: str, *, requeue: bool, replay: int | None = None) -> str:
+    """What `kadr inbox` prints: the inbox's size and every dead letter, one line each;
+    `requeue` puts every dead letter back, `replay` only that update."""
     redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+    requeue = requeue or replay is not None
     try:
         inbox = Inbox(redis, dedup_ttl=0)
-        requeued = await inbox.requeue_dead() if requeue else 0
+        requeued = await inbox.requeue_dead(replay) if requeue else 0
         stats = await inbox.stats()
         lines = [
             f"waiting updates:      {stats.depth}",

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import ModelSpec, catalog
@@ -77,11 +77,6 @@ async def get_job(session: AsyncSession, job_id: str) -> Job | None:
     return await session.get(Job, job_id, populate_existing=True)
 
 
-async def job_of_request(session: AsyncSession, request_id: str) -> Job | None:
-    """The job fal knows by this request id."""
-    return await session.scalar(select(Job).where(Job.fal_request_id == request_id))
-
-
 async def live_jobs_of(session: AsyncSession, user_id: int) -> int:
     """How many of the user's jobs are still in progress."""
     live = await session.scalar(
@@ -106,16 +101,24 @@ async def move(
     to: JobStatus,
     *,
     only_from: Iterable[JobStatus] | None = None,
+    request_id: str | None = None,
     **values: Any,
 ) -> bool:
     """Move a job to `to` if it is in a state that may go there; False when it was not.
+    `request_id`: what fal reported is about this request, so the move happens only if the
+    job's fal request is this one or not known yet (then it becomes this one), decided in the
+    same statement so that a submit recorded meanwhile cannot be overwritten.
     Not committed: `core/lifecycle.py` commits it, with whatever else belongs to the move."""
     sources = tuple(only_from) if only_from is not None else ALLOWED[to]
     now = utcnow()
     stamp = {STAMPS[to]: now} if to in STAMPS else {}
+    bound = []
+    if request_id is not None:
+        bound.append(or_(Job.fal_request_id.is_(None), Job.fal_request_id == request_id))
+        values["fal_request_id"] = func.coalesce(Job.fal_request_id, request_id)
     result = await session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(sources))
+        .where(Job.id == job_id, Job.status.in_(sources), *bound)
         .values(status=to, updated_at=now, **stamp, **values)
         .execution_options(synchronize_session=False)
     )
@@ -125,6 +128,23 @@ async def move(
 async def set_fields(session: AsyncSession, job_id: str, **values: Any) -> None:
     """Update bookkeeping columns that do not change the state (not committed)."""
     await session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
+
+
+async def set_submit_started(session: AsyncSession, job_id: str, started: bool) -> bool:
+    """Claim (True) the one submit of a queued job, or give it back (False) when fal certainly
+    did not get it; False when the job is not queued or the claim was not as expected.
+    Not committed."""
+    now = utcnow()
+    result = await session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.QUEUED,
+            Job.submit_started_at.is_(None) if started else Job.submit_started_at.is_not(None),
+        )
+        .values(submit_started_at=now if started else None, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def set_notified(session: AsyncSession, job_id: str, notified: bool) -> bool:
@@ -142,26 +162,126 @@ async def set_notified(session: AsyncSession, job_id: str, notified: bool) -> bo
 
 
 async def jobs_to_sweep(
-    session: AsyncSession, *, now: datetime, stale_before: datetime, limit: int = 500
+    session: AsyncSession,
+    *,
+    now: datetime,
+    stale_before: datetime,
+    completed_before: datetime,
+    limit: int = 500,
 ) -> list[Job]:
-    """Jobs the normal path should have moved on by now, oldest first: queued or completed
-    but untouched (a lost arq job), submitted past their check time (a lost webhook), past
-    their deadline, or failed without the user having been told."""
-    due = or_(
+    """Jobs the normal path should have moved on by now, each kind oldest first and up to
+    `limit` of each, so a pile of one kind (completed jobs that keep failing to deliver)
+    cannot hide another (a queued job whose arq job was just lost): queued or completed but
+    untouched (a lost arq job), submitted past their check time (a lost webhook), past their
+    deadline, completed before `completed_before` (past the delivery window), or failed
+    without the user having been told. A queued job whose submit may have reached fal is only
+    waited for (its webhook) until its deadline."""
+    kinds = (
         and_(
             Job.status == JobStatus.QUEUED,
-            or_(Job.updated_at <= stale_before, Job.deadline_at <= now),
+            or_(
+                and_(Job.submit_started_at.is_(None), Job.updated_at <= stale_before),
+                Job.deadline_at <= now,
+            ),
         ),
         and_(Job.status == JobStatus.SUBMITTED, or_(Job.check_at <= now, Job.deadline_at <= now)),
-        and_(Job.status == JobStatus.COMPLETED, Job.updated_at <= stale_before),
+        and_(
+            Job.status == JobStatus.COMPLETED,
+            or_(Job.updated_at <= stale_before, Job.completed_at <= completed_before),
+        ),
         and_(
             Job.status == JobStatus.FAILED,
             Job.notified_at.is_(None),
             Job.updated_at <= stale_before,
         ),
     )
-    result = await session.scalars(select(Job).where(due).order_by(Job.updated_at).limit(limit))
-    return list(result)
+    found: list[Job] = []
+    for due in kinds:
+        found += await session.scalars(select(Job).where(due).order_by(Job.updated_at).limit(limit))
+    return found
+
+
+async def touch_jobs(session: AsyncSession, job_ids: Iterable[str]) -> None:
+    """Mark jobs as just looked at (not committed): a job nudged now goes to the back of the
+    sweeper's line instead of taking its place at the front again next minute."""
+    await session.execute(
+        update(Job)
+        .where(Job.id.in_(list(job_ids)))
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def fail_jobs(
+    session: AsyncSession, seen: Iterable[tuple[str, str]], **values: Any
+) -> list[tuple[str, str]]:
+    """Fail, in one UPDATE, each job (id, status) still in the status it was seen in; returns
+    the (id, kind) of those moved. Not committed."""
+    now = utcnow()
+    result = await session.execute(
+        update(Job)
+        .where(tuple_(Job.id, Job.status).in_(list(seen)))
+        .values(status=JobStatus.FAILED, updated_at=now, finished_at=now, **values)
+        .returning(Job.id, Job.kind)
+        .execution_options(synchronize_session=False)
+    )
+    return [(row.id, row.kind) for row in result]
+
+
+async def add_delivery_attempt(session: AsyncSession, job_id: str) -> int:
+    """Count one failed delivery of a completed job; returns the count (0: no longer
+    completed). Not committed."""
+    count = await session.scalar(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.COMPLETED)
+        .values(delivery_attempts=Job.delivery_attempts + 1, updated_at=utcnow())
+        .returning(Job.delivery_attempts)
+    )
+    return count or 0
+
+
+async def recent_jobs(
+    session: AsyncSession, statuses: Iterable[str], since: datetime, limit: int = 50
+) -> list[Job]:
+    """Jobs in `statuses` touched since `since`, newest first (`kadr jobs`)."""
+    query = (
+        select(Job)
+        .where(Job.status.in_(list(statuses)), Job.updated_at >= since)
+        .order_by(Job.updated_at.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def stuck_jobs(session: AsyncSession, created_before: datetime, limit: int = 50) -> list[Job]:
+    """Live jobs older than a job should ever get, oldest first (`kadr jobs --stuck`)."""
+    query = (
+        select(Job)
+        .where(Job.status.in_(LIVE_STATUSES), Job.created_at <= created_before)
+        .order_by(Job.created_at)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def reopen_failed_delivery(session: AsyncSession, job_id: str) -> bool:
+    """Give a failed job that has its result a fresh delivery window (the operator's
+    `kadr jobs --redeliver`, after fixing what made delivery fail). Not committed."""
+    now = utcnow()
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.FAILED, Job.result.is_not(None))
+        .values(
+            status=JobStatus.COMPLETED,
+            completed_at=now,
+            updated_at=now,
+            finished_at=None,
+            delivery_attempts=0,
+            notified_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def jobs_since(session: AsyncSession, since: datetime) -> dict[tuple[str, str], int]:

@@ -27,7 +27,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import credits
 from core.fal_client import FalSubmission
-from core.jobs import insert_job, move, set_fields, set_notified
+from core.job_errors import GENERIC_FAL, error_code, error_detail
+from core.jobs import (
+    add_delivery_attempt,
+    fail_jobs,
+    insert_job,
+    move,
+    reopen_failed_delivery,
+    set_fields,
+    set_notified,
+    set_submit_started,
+    touch_jobs,
+)
+from core.logs import log_fields
 from core.metrics import (
     CREDIT_REFUSALS,
     CREDITS_REFUNDED,
@@ -65,6 +77,21 @@ async def accept(sessions: Sessions, job: Job, *, price: int = 0, free_per_day: 
     return True
 
 
+async def start_submit(sessions: Sessions, job: Job) -> bool:
+    """The right to send the job to fal, taken (and committed) before the request goes out,
+    so a job reaches fal at most once: False when the job is no longer queued or a submit
+    was already started (it may have reached fal; its webhook or the sweeper ends the job)."""
+    async with sessions.begin() as session:
+        return await set_submit_started(session, job.id, True)
+
+
+async def abandon_submit(sessions: Sessions, job: Job) -> None:
+    """fal certainly did not get the request (refused connection, an explicit error answer):
+    the next try may send it."""
+    async with sessions.begin() as session:
+        await set_submit_started(session, job.id, False)
+
+
 async def submitted(
     sessions: Sessions, job: Job, submission: FalSubmission, *, check_at: datetime
 ) -> bool:
@@ -84,9 +111,14 @@ async def submitted(
     return moved
 
 
-async def completed(sessions: Sessions, job: Job, result: Any, **fal: Any) -> bool:
-    """fal's result came (`fal`: the request id, when the job did not know it yet)."""
-    moved = await _move(sessions, job, JobStatus.COMPLETED, result=result, **fal)
+async def completed(
+    sessions: Sessions, job: Job, result: Any, *, request_id: str | None = None
+) -> bool:
+    """fal's result came; with `request_id`, it completes the job only if that is the job's
+    request (or the job did not know its request yet)."""
+    moved = await _move(
+        sessions, job, JobStatus.COMPLETED, request_id=request_id or None, result=result
+    )
     if moved:
         _observe(job, "fal", job.submitted_at)
     return moved
@@ -111,34 +143,77 @@ async def fail(
     *,
     by_fal: bool = False,
     notified: bool = False,
-    **fal: Any,
+    request_id: str | None = None,
 ) -> bool:
-    """End a live job as failed because of `error` (the key of the text the user gets).
+    """End a live job as failed because of `error`: a code of `core/job_errors.py` (the key
+    of the text the user gets), or fal's free-form error type, which is stored as its code
+    with the type itself in the detail, so neither the column nor the metric label can
+    overflow.
 
     `by_fal`: fal reported the error — counted as `fal_error`, it ends the fal stage, and it
-    cannot fail a job whose result already came. `notified`: no notice is to be sent (the
-    chat cannot be reached). Telling the user is the caller's next step otherwise."""
+    cannot fail a job whose result already came. `request_id`: the fal request the error is
+    about; it fails the job only if that is the job's request (or the job did not know its
+    request yet). `notified`: no notice is to be sent (the chat cannot be reached). Telling
+    the user is the caller's next step otherwise."""
+    code = error_code(error)
     moved = await _finish(
         sessions,
         job,
         JobStatus.FAILED,
-        "fal_error" if by_fal else error,
+        GENERIC_FAL if by_fal else code,
         only_from=(JobStatus.QUEUED, JobStatus.SUBMITTED) if by_fal else None,
-        error=error,
-        error_detail=detail[:DETAIL_LIMIT],
+        request_id=request_id or None,
+        error=code,
+        error_detail=error_detail(error, detail, DETAIL_LIMIT),
         **({"notified_at": utcnow()} if notified else {}),
-        **fal,
     )
-    if moved:
-        log.info("job %s failed: %s", job.id, error)
-        if by_fal:
-            _observe(job, "fal", job.submitted_at)
+    if moved and by_fal:
+        _observe(job, "fal", job.submitted_at)
     return moved
+
+
+async def fail_many(
+    sessions: Sessions, jobs: Iterable[Job], error: str, detail: str = ""
+) -> list[str]:
+    """`fail` for many jobs in one UPDATE (the sweeper's past-deadline jobs), each only from
+    the state it was seen in, each refunded in the same transaction; returns the ids of
+    those that moved. The user is not told yet."""
+    seen = [(job.id, job.status) for job in jobs]
+    if not seen:
+        return []
+    async with sessions.begin() as session:
+        moved = await fail_jobs(session, seen, error=error, error_detail=detail[:DETAIL_LIMIT])
+        refunds = [await credits.refund(session, job_id) for job_id, _ in moved]
+    for (job_id, kind), refunded in zip(moved, refunds, strict=True):
+        _count_finished(job_id, kind, error)
+        _count(CREDITS_REFUNDED, refunded)
+    return [job_id for job_id, _ in moved]
+
+
+async def delivery_failed(sessions: Sessions, job: Job) -> int:
+    """One more failed delivery of a completed job; returns how many there were so far."""
+    async with sessions.begin() as session:
+        return await add_delivery_attempt(session, job.id)
+
+
+async def nudged(sessions: Sessions, jobs: Iterable[Job]) -> None:
+    """The sweeper enqueued these jobs' next task again: they wait at the back of its line."""
+    job_ids = [job.id for job in jobs]
+    if job_ids:
+        async with sessions.begin() as session:
+            await touch_jobs(session, job_ids)
 
 
 async def cancel(sessions: Sessions, job: Job) -> bool:
     """The user cancelled; False when it was too late (the result had come, or it was over)."""
     return await _finish(sessions, job, JobStatus.CANCELLED, "cancelled")
+
+
+async def reopen_delivery(sessions: Sessions, job: Job) -> bool:
+    """The operator asks for a failed job's result to be delivered again (`kadr jobs
+    --redeliver`); False unless it failed with its result in hand."""
+    async with sessions.begin() as session:
+        return await reopen_failed_delivery(session, job.id)
 
 
 async def record(sessions: Sessions, job: Job, **values: Any) -> None:
@@ -167,19 +242,30 @@ async def _finish(
     outcome: str,
     *,
     only_from: Iterable[JobStatus] | None = None,
+    request_id: str | None = None,
     **values: Any,
 ) -> bool:
     """The one way into a final state: the move, its refund when the job ends without a
     result (same transaction), and its count once when it happened."""
     refunded = credits.Balance()
     async with sessions.begin() as session:
-        moved = await move(session, job.id, to, only_from=only_from, **values)
+        moved = await move(
+            session, job.id, to, only_from=only_from, request_id=request_id, **values
+        )
         if moved and to != JobStatus.DELIVERED:
             refunded = await credits.refund(session, job.id)
     if moved:
-        JOBS_FINISHED.labels(job.kind, outcome).inc()
+        with log_fields(user_id=job.user_id):
+            _count_finished(job.id, job.kind, outcome)
         _count(CREDITS_REFUNDED, refunded)
     return moved
+
+
+def _count_finished(job_id: str, kind: str, outcome: str) -> None:
+    """The one place a finished job is counted and logged."""
+    JOBS_FINISHED.labels(kind, outcome).inc()
+    with log_fields(job_id=job_id):
+        log.info("job %s ended: %s", job_id, outcome)
 
 
 async def _move(
@@ -188,10 +274,11 @@ async def _move(
     to: JobStatus,
     *,
     only_from: Iterable[JobStatus] | None = None,
+    request_id: str | None = None,
     **values: Any,
 ) -> bool:
     async with sessions.begin() as session:
-        return await move(session, job.id, to, only_from=only_from, **values)
+        return await move(session, job.id, to, only_from=only_from, request_id=request_id, **values)
 
 
 def _count(counter: Any, amount: credits.Balance) -> None:

@@ -116,6 +116,12 @@ class Job(Base):
     error_detail: Mapped[str | None] = mapped_column(Text)
     deadline_at: Mapped[datetime] = mapped_column()
     check_at: Mapped[datetime | None] = mapped_column()
+    #: Set before a submit is sent to fal and kept once it may have reached fal (fal has no
+    #: idempotency key): a queued job with it set is never sent again; its webhook, or its
+    #: deadline, ends it. Cleared only when fal certainly did not get the request.
+    submit_started_at: Mapped[datetime | None] = mapped_column()
+    #: Deliveries of the completed job that failed with an error; past a cap the job fails.
+    delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     notified_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

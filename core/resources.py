@@ -100,7 +100,7 @@ class Resources:
     def open(cls, settings: Settings, *, redis_retrying: bool = False) -> Resources:
         """`redis_retrying`: Redis commands ride out a restart (workers) instead of failing
         at once (the api)."""
-        engine = create_engine(settings.DATABASE_URL)
+        engine = create_engine(settings.DATABASE_URL, settings.DATABASE_POOL_SIZE)
         shared_redis = create_redis(settings.REDIS_URL, retrying=redis_retrying)
         limiter = TelegramLimiter(
             shared_redis, LimitSettings(total_per_second=settings.TELEGRAM_SENDS_PER_SECOND)

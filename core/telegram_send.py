@@ -3,15 +3,18 @@ next (wait, give up, upload instead); every call is paced by core.telegram_pacin
 
 Results go out by URL when Telegram can fetch them (photos ≤ 5 MB, other files ≤ 20 MB);
 otherwise they are streamed through a size-capped temp file and uploaded; past the upload
-cap the user gets links.
+cap the user gets links. A result URL is downloaded only when `UrlGuard` allows it, within a
+total deadline, and only a few at a time per process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +33,7 @@ from core.catalog import Output
 from core.files import FileTooLarge, downloaded
 from core.retry import RetryLater, backoff
 from core.telegram_pacing import deferring
+from core.url_guard import UrlGuard
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,11 @@ PHOTO_UPLOAD_CAP = 10 * 1024 * 1024
 OTHER_UPLOAD_CAP = 50 * 1024 * 1024
 ALBUM_LIMIT = 10
 ALBUM_FOLLOW_UP_WAIT = 10.0
+#: Seconds for one result download, start to end: a host that trickles its bytes cannot hold
+#: a worker slot (and a temp file) for ever; the delivery is tried again later instead.
+DOWNLOAD_DEADLINE = 120.0
+#: Result downloads one process runs at once: each holds up to 50 MB of disk and a connection.
+MAX_DOWNLOADS = 4
 #: Telegram's ways of saying "this chat will never receive anything from us".
 UNREACHABLE = ("chat not found", "user is deactivated", "bot was blocked", "PEER_ID_INVALID")
 
@@ -64,9 +73,13 @@ def telegram_errors(attempt: int) -> Iterator[None]:
 
 
 class ResultSender:
-    def __init__(self, bot: Bot, http: httpx.AsyncClient) -> None:
+    """`guard` decides which result URLs may be downloaded (RefusedURL for the others)."""
+
+    def __init__(self, bot: Bot, http: httpx.AsyncClient, guard: UrlGuard) -> None:
         self.bot = bot
         self.http = http
+        self.guard = guard
+        self._downloads = asyncio.Semaphore(MAX_DOWNLOADS)
 
     async def send_result(
         self,
@@ -91,7 +104,7 @@ class ResultSender:
                         if any(marker in exc.message for marker in UNREACHABLE):
                             raise
                         log.info("Telegram refused a result URL (%s); uploading", exc.message)
-                async with self._uploads(output, urls) as uploads:
+                async with self._uploads(output, urls, attempt) as uploads:
                     return await self._media(chat_id, output, uploads, caption, buttons)
         except FileTooLarge:
             return await self._links(chat_id, urls, caption, buttons, attempt)
@@ -145,16 +158,37 @@ class ResultSender:
             log.info("buttons after an album to chat %s not sent: %s", chat_id, exc)
 
     @contextlib.asynccontextmanager
-    async def _uploads(self, output: Output, urls: list[str]) -> AsyncIterator[list[FSInputFile]]:
+    async def _uploads(
+        self, output: Output, urls: list[str], attempt: int
+    ) -> AsyncIterator[list[FSInputFile]]:
         cap = OTHER_UPLOAD_CAP if output == "video" else PHOTO_UPLOAD_CAP
         async with contextlib.AsyncExitStack() as stack:
-            paths = [
-                await stack.enter_async_context(downloaded(self.http, url, cap=cap)) for url in urls
-            ]
+            paths = [await self._download(stack, url, cap, attempt) for url in urls]
             yield [
                 FSInputFile(path, filename=url.rsplit("/", 1)[-1])
                 for path, url in zip(paths, urls, strict=True)
             ]
+
+    async def _download(
+        self, stack: contextlib.AsyncExitStack, url: str, cap: int, attempt: int
+    ) -> Path:
+        """One result file on disk (removed when `stack` closes). A refused URL raises
+        RefusedURL; a slow or failing host is tried again later."""
+        target = await self.guard.check(url)
+        try:
+            async with self._downloads:
+                return await stack.enter_async_context(
+                    downloaded(
+                        self.http,
+                        target.url,
+                        cap=cap,
+                        deadline=DOWNLOAD_DEADLINE,
+                        headers=target.headers,
+                        extensions=target.extensions,
+                    )
+                )
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise RetryLater(backoff(attempt), f"result download: {type(exc).__name__}") from None
 
     async def _links(
         self,

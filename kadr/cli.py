@@ -1,5 +1,5 @@
-"""`kadr api | worker | migrate | inbox | set-webhook | delete-webhook | webhook-info`, and
-the admin commands from the operator's shell: `kadr grant | ban | unban | stats`.
+"""kadr's commands: api, worker, migrate, check, jobs, inbox and the webhook's three, and
+the admin commands from the operator's shell: grant, ban, unban, stats.
 
 Each command loads settings for its process kind first, so a bad configuration ends in one
 line on stderr and exit code 2, never a traceback.
@@ -107,28 +107,79 @@ def worker(
 
 
 @app.command()
+def check() -> None:
+    """Check the configuration, catalog, database, Redis, bot token, webhook and fal key."""
+    from kadr.check import run_checks
+
+    outcomes = asyncio.run(run_checks(_settings("api")))
+    for outcome in outcomes:
+        typer.echo(outcome.line())
+    if any(outcome.problem for outcome in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def jobs(
+    job_id: Annotated[str | None, typer.Argument(help="Show this job in full.")] = None,
+    stuck: Annotated[bool, typer.Option(help="List live jobs older than two hours.")] = False,
+    hours: Annotated[float, typer.Option(help="How far back to list failed jobs.")] = 24,
+    redeliver: Annotated[
+        bool, typer.Option(help="Deliver JOB_ID's result again (a job that failed with one).")
+    ] = False,
+) -> None:
+    """Inspect jobs: one in full, the failed ones lately (default) or the stuck ones."""
+    from kadr import jobs as tools
+
+    settings = _settings("ops")
+    if redeliver and job_id is None:
+        raise _fail("--redeliver needs a JOB_ID")
+    if redeliver:
+        typer.echo(asyncio.run(tools.redeliver(settings, job_id or "")))
+    elif job_id is not None:
+        typer.echo(asyncio.run(tools.show(settings, job_id)))
+    else:
+        typer.echo(asyncio.run(tools.listing(settings, stuck=stuck, hours=hours)))
+
+
+@app.command()
 def inbox(
     requeue: Annotated[
         bool, typer.Option(help="Put every dead letter back in the inbox for another try.")
     ] = False,
+    replay: Annotated[
+        int | None,
+        typer.Option(metavar="UPDATE_ID", help="Put only this dead letter back for another try."),
+    ] = None,
 ) -> None:
     """Show the Telegram update inbox: waiting updates, the oldest one's age, dead letters."""
     from core.inbox import inspect_inbox
 
     settings = _settings("ops")
-    typer.echo(asyncio.run(inspect_inbox(settings.REDIS_URL, requeue=requeue)))
+    typer.echo(asyncio.run(inspect_inbox(settings.REDIS_URL, requeue=requeue, replay=replay)))
 
 
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="Port of the chat page.")] = 8080,
     fast: Annotated[bool, typer.Option(help="Answer every model in milliseconds.")] = False,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            help="Use this Redis (its database must be empty) instead of a private "
+            "redis-server; REDIS_URL is never used."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole bot offline: stand-ins for Telegram and fal, api, worker, a chat page."""
-    from sandbox.demo import DemoError, run_demo
+    try:
+        from sandbox.demo import DemoError, run_demo
+    except ModuleNotFoundError as exc:  # the image ships no stand-ins
+        if exc.name != "sandbox":
+            raise
+        raise _fail("kadr demo runs from a source checkout: bash scripts/run.sh") from None
 
     try:
-        run_demo(port=port, fast=fast)
+        run_demo(port=port, fast=fast, redis_url=redis)
     except DemoError as exc:
         raise _fail(str(exc)) from None
 

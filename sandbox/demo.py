@@ -1,15 +1,16 @@
 """`kadr demo`: the whole bot on this machine, offline, with a Telegram-like chat page.
 
 Everything runs as in production — api and worker as separate processes talking HTTP to the
-Telegram and fal stand-ins — only the two outside services are stand-ins. Redis is borrowed
-if one answers at REDIS_URL, otherwise a private one is started; the database is a fresh
-SQLite file. Ctrl-C (or SIGTERM) stops every process and removes the temporary directory.
+Telegram and fal stand-ins — only the two outside services are stand-ins. Redis is a private
+redis-server of its own: kadr's keys have fixed names, so a demo on a Redis that a real kadr
+uses would take its jobs and spend its send budget. REDIS_URL is never read; `--redis URL`
+names another Redis explicitly, and only an empty database there is accepted. The database
+is a fresh SQLite file. Ctrl-C (or SIGTERM) stops every process and removes the temporary directory.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -20,10 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
-from sandbox.redis_server import PrivateRedis, RedisServerError, answers
+import redis
+
+from sandbox.redis_server import PrivateRedis, RedisServerError
 from sandbox.stack import ServiceFailed, Stack
 
-DEFAULT_REDIS = "redis://localhost:6379/0"
 REDIS_START_TIMEOUT = 10.0
 WATCH_INTERVAL = 0.5  # seconds between checks that every process is still alive
 #: Seconds fal "works" on a request: long enough to see the bot's progress messages.
@@ -34,18 +36,18 @@ class DemoError(Exception):
     """Something the person running the demo must fix; one line says what."""
 
 
-def run_demo(*, port: int, fast: bool) -> None:
+def run_demo(*, port: int, fast: bool, redis_url: str | None = None) -> None:
     """Returns when interrupted, after every process it started has stopped."""
     _interrupt_on_signals()
     with contextlib.suppress(KeyboardInterrupt), contextlib.ExitStack() as cleanup:
         _check_port(port)
         print(
-            "kadr demo: starting the stand-ins, Redis if needed, kadr api and the workers…",
+            "kadr demo: starting the stand-ins, Redis, kadr api and the workers…",
             flush=True,
         )
         workdir = Path(tempfile.mkdtemp(prefix="kadr-demo-"))
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-        redis_url = cleanup.enter_context(_redis(workdir))
+        redis_url = cleanup.enter_context(_redis(workdir, redis_url))
         stack = Stack(
             workdir,
             f"sqlite+aiosqlite:///{workdir}/kadr.db",
@@ -118,21 +120,37 @@ def _check_port(port: int) -> None:
 
 
 @contextlib.contextmanager
-def _redis(workdir: Path) -> Iterator[str]:
-    """REDIS_URL if a server answers there, else a private redis-server for the demo."""
-    url = os.environ.get("REDIS_URL", DEFAULT_REDIS)
-    if answers(url):
-        yield url
+def _redis(workdir: Path, given: str | None) -> Iterator[str]:
+    """A private redis-server for the demo, or `given` when its database is empty."""
+    if given is not None:
+        _check_empty(given)
+        yield given
         return
     server = PrivateRedis(workdir)
     try:
         server.start(REDIS_START_TIMEOUT)
     except RedisServerError as exc:
         raise DemoError(
-            f"no Redis answers at {url} and {exc}: "
-            "install one (e.g. `apt-get install redis-server`) or set REDIS_URL"
+            f"{exc}: install one (e.g. `apt-get install redis-server`) or name a Redis "
+            "with --redis URL"
         ) from None
     try:
         yield server.url
     finally:
         server.stop()
+
+
+def _check_empty(url: str) -> None:
+    """A database with keys may be a real kadr's: refuse it rather than share its queues."""
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=0.5)
+    try:
+        keys = client.dbsize()
+    except redis.RedisError as exc:
+        raise DemoError(f"no Redis answers at {url}: {exc}") from None
+    finally:
+        client.close()
+    if keys:
+        raise DemoError(
+            f"the Redis database at {url} is not empty ({keys} keys); the demo uses only an empty "
+            "one (pick another database number, e.g. redis://host:6379/9)"
+        )

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The test suite: real Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, database `test`).
+# The test suite. It needs Redis and PostgreSQL: scripts/services.sh starts private ones (or uses
+# those named by KADR_TEST_REDIS / KADR_TEST_PG) and stops them when this script ends.
+# Arguments go to pytest (e.g. `bash scripts/test.sh tests/core -x`).
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-uv run ruff check .
-uv run ruff format --check .
-uv run mypy api bot core workers kadr sandbox
-uv run lint-imports
-uv run pytest "$@"
+source scripts/services.sh
+uv sync --quiet
+uv run --no-sync ruff check .
+uv run --no-sync ruff format --check .
+uv run --no-sync mypy api bot core workers kadr sandbox
+uv run --no-sync lint-imports
+uv run --no-sync pytest "$@"

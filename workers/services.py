@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from core.fal_client import FalClient
 from core.resources import Resources
 from core.telegram_send import ResultSender
+from core.url_guard import UrlGuard
 
 
 @dataclass
@@ -25,5 +26,6 @@ class Services:
             queue_url=settings.FAL_QUEUE_URL,
             rest_url=settings.FAL_REST_URL,
         )
-        sender = ResultSender(resources.bot, resources.http)
+        guard = UrlGuard.for_fal([settings.FAL_QUEUE_URL, settings.FAL_REST_URL])
+        sender = ResultSender(resources.bot, resources.http, guard)
         return cls(resources=resources, fal=fal, sender=sender)

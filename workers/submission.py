@@ -1,8 +1,14 @@
 """Submitting a queued job to fal's queue, with our webhook to call back.
 
-Runs at least once per job (arq): a job that is no longer queued is left alone, and the job
-id rides in the webhook URL so even a double submission finds its job. A job that starts
-from a user's photo first moves that photo to fal's storage (once: the URL is kept).
+Runs at least once per job (arq), and fal has no idempotency key, so a job reaches fal at
+most once: the right to submit is taken in the database before the request goes out
+(`lifecycle.start_submit`) and given back only when fal certainly did not get it (the
+connection was refused, or fal answered with an error). After an ambiguous outcome — the
+answer timed out or the connection dropped after sending, a 200 without the request's URLs,
+the task cancelled mid-call (SIGTERM, arq's timeout), the process killed before the commit —
+nothing is sent again: the webhook (the job id rides in its URL) completes the job, or the
+sweeper fails it at its deadline. A job that starts from a user's photo first moves that
+photo to fal's storage (once: the URL is kept).
 """
 
 from __future__ import annotations
@@ -13,7 +19,13 @@ from typing import Any
 from bot.job_face import show_progress
 from core import lifecycle
 from core.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
-from core.fal_client import FalError, FalFinalError, FalRetryableError
+from core.fal_binding import job_webhook_url
+from core.fal_client import (
+    FalError,
+    FalFinalError,
+    FalOutcomeUnknown,
+    FalSubmission,
+)
 from core.jobs import get_job
 from core.metrics import FAL_CALLS
 from core.models import Job, JobStatus, utcnow
@@ -29,7 +41,7 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
     resources = services.resources
     async with resources.sessions() as session:
         job = await get_job(session, job_id)
-    if job is None or job.status != JobStatus.QUEUED:
+    if job is None or job.status != JobStatus.QUEUED or job.submit_started_at is not None:
         return
     model = catalog().find(job.model)
     if model is None:
@@ -37,28 +49,53 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
         return
     try:
         options = await _with_input_photo(services, job, model)
-        submission = await services.fal.submit(
-            job.model,
-            model.arguments(job.prompt, options),
-            webhook_url=f"{resources.settings.fal_webhook_url}?job={job.id}",
-        )
     except PhotoRejected as rejected:
         await fail_job(services, job, f"photo_{rejected.reason}")
         return
-    except FalRetryableError as exc:
-        FAL_CALLS.labels("submit", "retryable_error").inc()
-        if not last_attempt:
-            raise RetryLater(backoff(attempt), f"fal submit: {exc}") from None
-        await fail_job(services, job, "fal_unavailable", str(exc))
+    except FalError as exc:
+        await _fal_refused(services, job, exc, attempt=attempt, last_attempt=last_attempt)
         return
-    except FalFinalError as exc:
+    if not await lifecycle.start_submit(resources.sessions, job):
+        return
+    try:
+        submission = await services.fal.submit(
+            job.model,
+            model.arguments(job.prompt, options),
+            webhook_url=job_webhook_url(resources.settings, job.id),
+        )
+    except FalOutcomeUnknown as exc:
+        FAL_CALLS.labels("submit", "unknown").inc()
+        log.warning("fal may have job %s (%s); waiting for its webhook", job.id, exc)
+        return
+    except FalError as exc:
+        await lifecycle.abandon_submit(resources.sessions, job)
+        await _fal_refused(services, job, exc, attempt=attempt, last_attempt=last_attempt)
+        return
+    FAL_CALLS.labels("submit", "ok").inc()
+    await _record_submission(services, job, model, submission)
+
+
+async def _fal_refused(
+    services: Services, job: Job, exc: FalError, *, attempt: int, last_attempt: bool
+) -> None:
+    """fal (or the way to it) certainly did not take the request: try later, or give up."""
+    if isinstance(exc, FalFinalError):
         FAL_CALLS.labels("submit", "final_error").inc()
         await fail_job(services, job, exc.error_type or "fal_rejected", str(exc))
         return
-    FAL_CALLS.labels("submit", "ok").inc()
+    FAL_CALLS.labels("submit", "retryable_error").inc()
+    if not last_attempt:
+        raise RetryLater(backoff(attempt), f"fal submit: {exc}") from None
+    await fail_job(services, job, "fal_unavailable", str(exc))
+
+
+async def _record_submission(
+    services: Services, job: Job, model: ModelSpec, submission: FalSubmission
+) -> None:
+    resources = services.resources
     check_at = utcnow() + catalog().modes[model.mode].check_after
     if not await lifecycle.submitted(resources.sessions, job, submission, check_at=check_at):
-        await _cancel_if_cancelled(services, job.id, submission.cancel_url)
+        await _cancel_if_orphaned(services, job.id, submission)
         return
     position = submission.queue_position or 0
     key, values = (
@@ -67,15 +104,27 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
     await show_progress(resources.bot, job, key, **values)
 
 
-async def _cancel_if_cancelled(services: Services, job_id: str, cancel_url: str) -> None:
-    """The user cancelled while we were submitting: the request we just made is nobody's."""
-    async with services.resources.sessions() as session:
+async def _cancel_if_orphaned(services: Services, job_id: str, submission: FalSubmission) -> None:
+    """The job moved on while we were submitting (cancelled, failed at its deadline, or ended
+    by another request): unless this very request ended it (its webhook came first: then its
+    URLs are kept, for a result fetched late), the request is nobody's."""
+    sessions = services.resources.sessions
+    async with sessions() as session:
         job = await get_job(session, job_id)
-    if job is not None and job.status == JobStatus.CANCELLED:
-        try:
-            await services.fal.cancel(cancel_url)
-        except FalError as exc:
-            log.info("fal did not cancel job %s: %s", job_id, exc)
+    if job is not None and job.fal_request_id == submission.request_id:
+        if job.fal_response_url is None:
+            await lifecycle.record(
+                sessions,
+                job,
+                fal_status_url=submission.status_url,
+                fal_response_url=submission.response_url,
+                fal_cancel_url=submission.cancel_url,
+            )
+        return
+    try:
+        await services.fal.cancel(submission.cancel_url)
+    except FalError as exc:
+        log.info("fal did not cancel request %s: %s", submission.request_id, exc)
 
 
 async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> dict[str, Any]:

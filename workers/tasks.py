@@ -12,6 +12,7 @@ from typing import Any
 from arq import Retry
 from arq.typing import WorkerCoroutine
 
+from core.logs import log_fields
 from core.metrics import TASK_SECONDS, TASKS
 from core.retry import RetryLater
 from core.telegram_limits import MAX_INLINE_WAIT
@@ -40,7 +41,7 @@ def measured(task: Task) -> WorkerCoroutine:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            with deferring(MAX_INLINE_WAIT):
+            with deferring(MAX_INLINE_WAIT), log_fields(**({"job_id": args[0]} if args else {})):
                 return await task(ctx, *args)
         except RetryLater as later:
             outcome = "retry"

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from core.inbox import LEASE_SECONDS, PARTITIONS, Entry, Inbox
+from core.logs import log_fields
 from core.metrics import INBOX_DEAD, INBOX_DEPTH, INBOX_OLDEST_AGE, TELEGRAM_UPDATES
 from core.telegram_pacing import handling
 
@@ -165,6 +166,10 @@ class UpdateConsumer:
 
     async def _handle(self, partition: int, entry: Entry) -> None:
         update_id = _update_id(entry)
+        with log_fields(update_id=update_id):
+            await self._run(partition, entry, update_id)
+
+    async def _run(self, partition: int, entry: Entry, update_id: int) -> None:
         tries = await self._inbox.begin(update_id)
         kind = "unknown"
         try:
@@ -202,6 +207,7 @@ class UpdateConsumer:
             return
         if await self._inbox.ack(partition, self._owner, entry, update_id):
             TELEGRAM_UPDATES.labels(kind, "handled" if tries == 1 else "redelivered").inc()
+            log.debug("update %s handled (%s, try %s)", update_id, kind, tries)
         else:
             self._lost.add(partition)
             log.warning("lost partition %s while handling update %s", partition, update_id)

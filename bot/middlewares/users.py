@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.bans import is_banned, remember
+from core.logs import log_fields
 from core.users import touch_user
 
 
@@ -48,4 +49,5 @@ class UserMiddleware(BaseMiddleware):
             return None
         data["user"] = user
         data["lang"] = user.language
-        return await handler(event, data)
+        with log_fields(user_id=sender.id):
+            return await handler(event, data)

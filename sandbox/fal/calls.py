@@ -90,6 +90,10 @@ class Fault(BaseModel):
     """None: only delay, then answer normally."""
     body: Any = None
     delay: float = Field(default=0.0, ge=0)
+    after_handling: bool = False
+    """The request is handled first (a submit is queued: fal took it), then its answer is
+    held `delay` seconds, or replaced when `status` is set: a client that times out or
+    drops the connection meanwhile cannot know fal has the request."""
 
 
 class Faults:
@@ -169,12 +173,18 @@ class Gate:
             call.auth = bool(request.headers.get("authorization", "").strip())
             if (problem := authorize(request)) is not None:
                 return detail(401, problem)
-        if fault := self.faults.take(call.kind):
-            call.fault = True
-            await asyncio.sleep(fault.delay)
-            if fault.status is not None:
-                body = fault.body if fault.body is not None else {"detail": _phrase(fault.status)}
-                return JSONResponse(body, status_code=fault.status)
+        fault = self.faults.take(call.kind)
+        if fault is None:
+            return await self._handle(request, call, handler)
+        call.fault = True
+        answer = await self._handle(request, call, handler) if fault.after_handling else None
+        await asyncio.sleep(fault.delay)
+        if fault.status is not None:
+            body = fault.body if fault.body is not None else {"detail": _phrase(fault.status)}
+            return JSONResponse(body, status_code=fault.status)
+        return answer or await self._handle(request, call, handler)
+
+    async def _handle(self, request: Request, call: Call, handler: Handler) -> Response:
         try:
             return await handler(request, call)
         except Exception as exc:

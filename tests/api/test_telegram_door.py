@@ -18,17 +18,17 @@ from api.telegram_door import BODY_LIMIT, Door, TelegramDoor
 from core.inbox import PARTITIONS, Inbox, partition_of
 from tests.fake_bot_api import message
 
-SECRET = "door-secret"
+SECRET = "door-secret-0123456789"
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
 
 
-def app_with_door(redis: Redis) -> Starlette:
+def app_with_door(redis: Redis, flood_limit: str = "1000/second") -> Starlette:
     async def behind(_: object) -> PlainTextResponse:
         return PlainTextResponse("the app behind the door")
 
     app = Starlette(routes=[Route("/livez", behind)])
     app.state.door = Door(secret=SECRET.encode(), inbox=Inbox(redis, dedup_ttl=3600))
-    app.add_middleware(TelegramDoor)
+    app.add_middleware(TelegramDoor, flood_limit=flood_limit)
     return app
 
 
@@ -99,6 +99,12 @@ async def test_a_streamed_body_over_the_cap_is_refused_without_a_declared_length
     assert await stored(redis) == []
 
 
+async def test_a_declared_length_of_thousands_of_digits_is_413(client: httpx.AsyncClient) -> None:
+    headers = {**HEADERS, "Content-Length": "9" * 5000}
+    request = client.build_request("POST", "/webhooks/telegram", content=b"{}", headers=headers)
+    assert (await client.send(request)).status_code == 413
+
+
 async def test_a_get_is_405_and_other_paths_reach_the_app(client: httpx.AsyncClient) -> None:
     assert (await client.get("/webhooks/telegram")).status_code == 405
     assert (await client.get("/livez")).text == "the app behind the door"
@@ -112,3 +118,19 @@ async def test_redis_down_is_503_so_that_telegram_delivers_again() -> None:
         response = await client.post("/webhooks/telegram", json=update, headers=HEADERS)
     assert (response.status_code, response.json()) == (503, {"detail": "inbox unavailable"})
     await unreachable.aclose()
+
+
+async def test_a_flood_from_one_address_is_refused_before_it_is_read(redis: Redis) -> None:
+    app = app_with_door(redis, flood_limit="3/minute")
+    flooder = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
+    telegram = httpx.ASGITransport(app=app, client=("149.154.167.1", 4000))
+    async with httpx.AsyncClient(transport=flooder, base_url="http://kadr") as client:
+        answers = [
+            (await client.post("/webhooks/telegram", content=b"junk", headers=HEADERS)).status_code
+            for _ in range(5)
+        ]
+    async with httpx.AsyncClient(transport=telegram, base_url="http://kadr") as client:
+        update = message(9_100_003, 4244, "a green fox")
+        other = await client.post("/webhooks/telegram", json=update, headers=HEADERS)
+    assert answers == [400, 400, 400, 429, 429]
+    assert (other.status_code, await stored(redis)) == (200, [update])

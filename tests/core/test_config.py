@@ -55,8 +55,14 @@ def test_dotenv_is_read(env: pytest.MonkeyPatch, tmp_path) -> None:  # type: ign
     [
         ("TELEGRAM_BOT_TOKEN", "", "TELEGRAM_BOT_TOKEN is required"),
         ("TELEGRAM_BOT_TOKEN", "not-a-token", "TELEGRAM_BOT_TOKEN: must look like"),
-        ("TELEGRAM_WEBHOOK_SECRET", "has spaces!", "TELEGRAM_WEBHOOK_SECRET: must be 1-256"),
+        ("TELEGRAM_WEBHOOK_SECRET", "has spaces!", "TELEGRAM_WEBHOOK_SECRET: must be 16-256"),
+        ("TELEGRAM_WEBHOOK_SECRET", "x" * 15, "TELEGRAM_WEBHOOK_SECRET: must be 16-256"),
+        ("TELEGRAM_WEBHOOK_SECRET", "x" * 257, "TELEGRAM_WEBHOOK_SECRET: must be 16-256"),
+        ("TELEGRAM_WEBHOOK_SECRET", "é" * 16, "TELEGRAM_WEBHOOK_SECRET: must be 16-256"),
         ("PUBLIC_URL", "bot.example.com", "PUBLIC_URL: must be an http(s):// URL"),
+        ("PUBLIC_URL", "http://bot.example.com", "PUBLIC_URL: must be an https:// URL"),
+        ("PUBLIC_URL", "http://10.0.0.5:8000", "PUBLIC_URL: must be an https:// URL"),
+        ("PUBLIC_URL", "http://127.0.0.1.example.com", "PUBLIC_URL: must be an https:// URL"),
         ("ADMIN_IDS", "1,bob", "ADMIN_IDS: must be comma-separated"),
         ("FREE_CREDITS_PER_DAY", "-1", "FREE_CREDITS_PER_DAY: Input should be greater than"),
     ],
@@ -69,6 +75,35 @@ def test_bad_value_names_the_variable(
     env.setenv(name, value)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_settings("api")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000", "http://127.5.0.1", "http://[::1]:8000", "http://localhost"]
+)
+def test_plain_http_is_allowed_on_loopback_only(env: pytest.MonkeyPatch, url: str) -> None:
+    for key, good in GOOD.items():
+        env.setenv(key, good)
+    env.setenv("PUBLIC_URL", url)
+    settings = load_settings("api")
+    assert url == settings.PUBLIC_URL
+
+
+def test_database_and_redis_passwords_are_secrets(env: pytest.MonkeyPatch) -> None:
+    """They are masked in logs like the keys: raw, and decoded as a library may print them."""
+    for key, good in GOOD.items():
+        env.setenv(key, good)
+    env.setenv("DATABASE_URL", "postgresql+asyncpg://kadr:pg%2Fsecret@db:5432/kadr")
+    env.setenv("REDIS_URL", "redis://:redis-secret@cache:6379/0")
+    secrets = load_settings("api").secrets()
+    assert {"pg%2Fsecret", "pg/secret", "redis-secret"} <= set(secrets)
+    assert not [s for s in secrets if s in ("kadr", "db", "cache")]
+
+
+def test_urls_without_a_password_add_no_secret(env: pytest.MonkeyPatch) -> None:
+    for key, good in GOOD.items():
+        env.setenv(key, good)
+    env.setenv("DATABASE_URL", "postgresql+asyncpg://kadr@db/kadr")
+    assert sorted(load_settings("api").secrets()) == sorted([TEST_TOKEN, TEST_SECRET, "k"])
 
 
 def test_worker_needs_the_fal_key(env: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from core.fal_signature import (
     FalWebhookVerifier,
     InvalidFalSignature,
     decode_jwk_x,
+    read_signed_headers,
 )
 from sandbox.asgi import serve
 
@@ -32,10 +33,12 @@ class Jwks:
         self.keys = [SigningKey.generate()]
         self.fetches = 0
         self.broken = False
+        self.delay = 0.0
         self.app = Starlette(routes=[Route("/jwks.json", self._serve)])
 
     async def _serve(self, _: Request) -> Response:
         self.fetches += 1
+        await asyncio.sleep(self.delay)
         if self.broken:
             return Response(status_code=500)
         entries = [
@@ -182,7 +185,75 @@ async def test_expired_keys_are_refetched_and_kept_if_the_refetch_fails(
     await verifier.verify(signed(server.keys[0]), BODY)
     server.broken = True
     await verifier.verify(signed(server.keys[0]), BODY)
-    assert server.fetches == 2
+    await wait_for_fetches(server, 2)
+    await verifier.verify(signed(server.keys[0]), BODY)
+
+
+async def wait_for_fetches(server: Jwks, count: int) -> None:
+    """Keys past their time are refetched in the background: wait for the fetch to be made."""
+    for _ in range(200):
+        if server.fetches >= count:
+            await asyncio.sleep(0.05)
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{server.fetches} JWKS fetches, expected {count}")
+
+
+async def test_a_refetch_in_flight_does_not_hold_back_webhooks_the_cached_key_verifies(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient
+) -> None:
+    """A forged webhook starts a slow refetch; genuine ones keep passing meanwhile, at once."""
+    server, url = jwks
+    verifier = FalWebhookVerifier(http, url, refetch_interval=0)
+    await verifier.verify(signed(server.keys[0]), BODY)
+    server.delay = 3.0
+    forged = asyncio.create_task(verifier.verify(signed(SigningKey.generate()), BODY))
+    await wait_for_fetches(server, 2)
+    for _ in range(5):
+        await asyncio.wait_for(verifier.verify(signed(server.keys[0]), BODY), timeout=0.5)
+    assert not forged.done()
+    with pytest.raises(InvalidFalSignature):
+        await forged
+
+
+async def test_keys_past_their_time_serve_while_the_new_ones_come(
+    jwks: tuple[Jwks, str], http: httpx.AsyncClient
+) -> None:
+    server, url = jwks
+    verifier = FalWebhookVerifier(http, url, ttl=0, refetch_interval=0)
+    await verifier.verify(signed(server.keys[0]), BODY)
+    server.delay = 3.0
+    await asyncio.wait_for(verifier.verify(signed(server.keys[0]), BODY), timeout=0.5)
+    await wait_for_fetches(server, 2)
+    await asyncio.wait_for(verifier.verify(signed(server.keys[0]), BODY), timeout=0.5)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["\u00b2", "1" * 5000, "\u0661\u0662\u0663", "-1", "+1700000000", "1e9", "17000000 00", "0x1"],
+)
+def test_timestamps_that_are_not_ascii_unix_seconds_are_refused_before_any_key(
+    timestamp: str,
+) -> None:
+    headers = {**signed(SigningKey.generate()), "X-Fal-Webhook-Timestamp": timestamp}
+    with pytest.raises(InvalidFalSignature, match="unix seconds"):
+        read_signed_headers(headers, leeway=300)
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-Fal-Webhook-Request-Id", "r" * 129),
+        ("X-Fal-Webhook-Request-Id", "req 1"),
+        ("X-Fal-Webhook-User-Id", "\u00e9"),
+        ("X-Fal-Webhook-Signature", "ab" * 64 + "ab"),
+        ("X-Fal-Webhook-Signature", "zz" * 64),
+    ],
+)
+def test_headers_of_the_wrong_shape_are_refused(header: str, value: str) -> None:
+    headers = {**signed(SigningKey.generate()), header: value}
+    with pytest.raises(InvalidFalSignature):
+        read_signed_headers(headers, leeway=300)
 
 
 async def test_no_keys_at_all_is_reported_as_unavailable(

@@ -356,3 +356,21 @@ async def test_kadr_inbox_lists_dead_letters_and_requeues_them(
     assert "dead letters:         0" in report
     assert "update 120" not in report
     assert await partition_items(redis, 120) == [raw(message(120, 120))]
+
+
+async def test_kadr_inbox_replays_one_dead_letter_and_keeps_the_others(
+    inbox: Inbox, redis: Redis, own_redis: PrivateRedis
+) -> None:
+    for update_id in (130, 131):
+        await put(inbox, message(update_id, update_id))
+    assert sorted(await inbox.claim("a", PARTITIONS, 0)) == [2, 3]
+    for update_id, partition in ((130, 2), (131, 3)):
+        entry = await inbox.head(partition)
+        assert entry is not None
+        assert await inbox.dead_letter(partition, "a", entry, update_id, "KeyError: x", 5)
+
+    report = await inspect_inbox(own_redis.url, requeue=False, replay=131)
+    assert "requeued:             1" in report
+    assert "update 130" in report and "update 131" not in report
+    assert await partition_items(redis, 3) == [raw(message(131, 131))]
+    assert await partition_items(redis, 2) == []

@@ -1,5 +1,6 @@
 """`kadr demo` as someone who just cloned kadr runs it: one URL, a bot that answers, and after
-Ctrl-C no process and no temporary directory left behind."""
+Ctrl-C no process and no temporary directory left behind; and a Redis that a real kadr uses
+is never touched."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import psutil
 import pytest
 
 from sandbox.control import TelegramSandbox
+from sandbox.redis_server import PrivateRedis
 from sandbox.stack import free_port
 
 USER = 8001
@@ -24,14 +26,8 @@ STOPS_WITHIN = 60  # seconds: a generous bound so a hang fails the test instead 
 
 
 def demo(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-    """Redis is pointed at a port nobody listens on, so the demo starts its own; TMPDIR makes
-    its temporary directory one this test can look into."""
-    environment = {
-        **os.environ,
-        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "TMPDIR": str(tmp_path),
-        **env,
-    }
+    """TMPDIR makes its temporary directory one this test can look into."""
+    environment = {**os.environ, "TMPDIR": str(tmp_path), **env}
     return subprocess.Popen(
         [sys.executable, "-m", "kadr", "demo", *args],
         env=environment,
@@ -50,8 +46,11 @@ def url_of(process: subprocess.Popen[str]) -> str:
 
 
 @pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    process = demo(tmp_path, "--port", str(free_port()), "--fast")
+def running(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """REDIS_URL names a live Redis, as on a host that runs kadr for real."""
+    process = demo(tmp_path, "--port", str(free_port()), "--fast", REDIS_URL=private_redis.url)
     try:
         yield process, url_of(process)
     finally:
@@ -61,7 +60,7 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
 
 
 def test_the_demo_answers_and_ctrl_c_leaves_nothing_behind(
-    tmp_path: Path, running: tuple[subprocess.Popen[str], str]
+    tmp_path: Path, running: tuple[subprocess.Popen[str], str], private_redis: PrivateRedis
 ) -> None:
     process, url = running
     telegram = TelegramSandbox(url.rstrip("/"))
@@ -74,6 +73,7 @@ def test_the_demo_answers_and_ctrl_c_leaves_nothing_behind(
         telegram.close()
     children = psutil.Process(process.pid).children(recursive=True)
     assert "redis-server" in {child.name() for child in children}
+    assert private_redis.client().dbsize() == 0  # REDIS_URL's server: not one key written
     assert list(tmp_path.glob("kadr-demo-*"))
 
     process.send_signal(signal.SIGINT)
@@ -103,3 +103,13 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
 
     assert process.returncode == 1
     assert f"port {port} is taken" in stderr
+
+
+def test_a_named_redis_with_keys_is_refused(tmp_path: Path, private_redis: PrivateRedis) -> None:
+    private_redis.client().set("kadr:tg-next:bot", "1")
+    process = demo(tmp_path, "--port", str(free_port()), "--redis", private_redis.url)
+    _, stderr = process.communicate(timeout=STOPS_WITHIN)
+
+    assert process.returncode == 1
+    assert "is not empty (1 keys)" in stderr
+    assert private_redis.client().keys() == [b"kadr:tg-next:bot"]

@@ -1,7 +1,7 @@
 """ledger: every movement of credits, one row per reason and ref; broadcasts
 
-Revision ID: 0003c
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02 06:45:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003c"
-down_revision: str | None = "0002"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

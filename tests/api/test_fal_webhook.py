@@ -1,0 +1,418 @@
+"""The fal door in-process, on a migrated PostgreSQL and a real Redis, with webhooks signed
+by the fal stand-in's own signer: what each hostile or odd webhook gets back, that it changes
+nothing and delivers nothing, and that the genuine webhook afterwards still delivers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from alembic import command
+from arq.connections import ArqRedis
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.routes import fal
+from api.routes.fal import FAL_BODY_LIMIT
+from core import lifecycle
+from core.catalog import catalog
+from core.config import Settings
+from core.db import alembic_config, create_engine, session_factory
+from core.fal_binding import job_token, job_webhook_url
+from core.fal_client import FalSubmission
+from core.fal_signature import FalWebhookVerifier
+from core.jobs import get_job, new_job
+from core.models import Job, JobStatus, new_job_id, utcnow
+from core.resources import create_redis
+from core.users import touch_user
+from sandbox.fal.webhooks import Signer
+from sandbox.redis_server import PrivateRedis
+from sandbox.stack import TEST_SECRET, TEST_TOKEN
+
+Sessions = async_sessionmaker[AsyncSession]
+USER = 4343
+JWKS_URL = "http://fal.test/.well-known/jwks.json"
+
+
+@pytest.fixture(scope="module")
+def migrated_url(own_database_url: str) -> Iterator[str]:
+    command.upgrade(alembic_config(own_database_url), "head")
+    yield own_database_url
+
+
+@pytest.fixture
+def settings(migrated_url: str, own_redis: PrivateRedis) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        TELEGRAM_BOT_TOKEN=TEST_TOKEN,
+        TELEGRAM_WEBHOOK_SECRET=TEST_SECRET,
+        PUBLIC_URL="https://kadr.example",
+        DATABASE_URL=migrated_url,
+        REDIS_URL=own_redis.url,
+    )
+
+
+@pytest.fixture
+async def sessions(settings: Settings) -> AsyncIterator[Sessions]:
+    engine = create_engine(settings.DATABASE_URL)
+    factory = session_factory(engine)
+    async with factory() as session:
+        await touch_user(session, user_id=USER, username=None, first_name=None, language_code="en")
+    yield factory
+    await engine.dispose()
+
+
+@pytest.fixture
+async def arq_redis(settings: Settings) -> AsyncIterator[ArqRedis]:
+    redis = create_redis(settings.REDIS_URL)
+    await redis.flushdb()
+    yield redis
+    await redis.flushdb()
+    await redis.aclose()
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer()
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, sessions: Sessions, arq_redis: ArqRedis, signer: Signer
+) -> AsyncIterator[httpx.AsyncClient]:
+    jwks = httpx.MockTransport(lambda _: httpx.Response(200, json=signer.jwks()))
+    async with httpx.AsyncClient(transport=jwks) as fal_http:
+        app = FastAPI()
+        app.include_router(fal.router)
+        app.state.resources = SimpleNamespace(settings=settings, sessions=sessions, redis=arq_redis)
+        app.state.verifier = FalWebhookVerifier(fal_http, JWKS_URL)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://kadr.example") as c:
+            yield c
+
+
+async def queued_job(sessions: Sessions) -> Job:
+    job = new_job(
+        job_id=new_job_id(),
+        update_id=None,
+        user_id=USER,
+        chat_id=USER,
+        language="en",
+        model=catalog().models[0],
+        prompt="a lighthouse",
+        options={},
+    )
+    assert await lifecycle.accept(sessions, job)
+    return job
+
+
+async def submitted_job(sessions: Sessions, request_id: str) -> Job:
+    job = await queued_job(sessions)
+    base = f"http://fal.test/requests/{request_id}"
+    submission = FalSubmission(request_id, f"{base}/status", base, f"{base}/cancel")
+    assert await lifecycle.submitted(sessions, job, submission, check_at=utcnow())
+    return job
+
+
+def result_body(request_id: str, url: str = "https://v3.fal.media/files/a.png") -> bytes:
+    return json.dumps(
+        {"request_id": request_id, "status": "OK", "payload": {"images": [{"url": url}]}}
+    ).encode()
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: dict[str, Any],
+) -> httpx.Response:
+    return await client.post(
+        url, content=body, headers={**headers, "Content-Type": "application/json"}
+    )
+
+
+async def stored(sessions: Sessions, job: Job) -> Job:
+    async with sessions() as session:
+        found = await get_job(session, job.id)
+    assert found is not None
+    return found
+
+
+async def delivery_enqueued(redis: ArqRedis, job: Job) -> bool:
+    return bool(await redis.exists(f"arq:job:deliver:{job.id}"))
+
+
+async def assert_untouched(sessions: Sessions, redis: ArqRedis, job: Job, status: str) -> None:
+    now = await stored(sessions, job)
+    assert (now.status, now.result, now.error) == (status, None, None)
+    assert now.fal_request_id == job.fal_request_id
+    assert not await delivery_enqueued(redis, job)
+
+
+async def test_a_signed_webhook_for_another_request_changes_nothing_and_the_genuine_one_delivers(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    settings: Settings,
+) -> None:
+    """Someone with a fal account had fal send a signed "result" of their own request to
+    this job's URL (token included, as if it had leaked): the job knows its request, so the
+    forgery is ignored; fal's webhook for the job's own request then completes it."""
+    own = f"req-{new_job_id()}"
+    job = await submitted_job(sessions, own)
+    job.fal_request_id = own
+    url = job_webhook_url(settings, job.id)
+    evil = result_body("req-attacker", "https://evil.example/x.png")
+    response = await post(client, url, evil, signer.headers("req-attacker", evil))
+    assert (response.status_code, response.json()) == (200, {"status": "ignored"})
+    await assert_untouched(sessions, arq_redis, job, JobStatus.SUBMITTED)
+
+    genuine = result_body(own)
+    response = await post(client, url, genuine, signer.headers(own, genuine))
+    assert (response.status_code, response.json()) == (200, {"status": "accepted"})
+    done = await stored(sessions, job)
+    assert done.status == JobStatus.COMPLETED
+    assert done.result == {"images": [{"url": "https://v3.fal.media/files/a.png"}]}
+    assert await delivery_enqueued(arq_redis, job)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        lambda job, settings: f"?job={job.id}",
+        lambda job, settings: f"?job={job.id}&token=",
+        lambda job, settings: f"?job={job.id}&token={'0' * 32}",
+        lambda job, settings: f"?job={job.id}&token={job_token(settings, new_job_id())}",
+        lambda job, settings: f"?job={job.id}&token={job_token(settings, job.id)[:-1]}",
+        lambda job, settings: f"?job={job.id}&token={job_token(settings, job.id)}x",
+        lambda job, settings: f"?token={job_token(settings, job.id)}",
+        lambda job, settings: "",
+    ],
+    ids=["no-token", "empty", "zeros", "other-jobs", "short", "long", "no-job", "bare"],
+)
+@pytest.mark.parametrize("known_request", [False, True], ids=["queued", "submitted"])
+async def test_a_signed_webhook_without_the_jobs_token_changes_nothing_and_the_genuine_one_delivers(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    settings: Settings,
+    query: Any,
+    known_request: bool,
+) -> None:
+    """A job id is no secret (it rides in button data): without the job's token a signed
+    webhook is ignored, even for a queued job whose request id nobody knows yet, and even
+    when it names the job's own request."""
+    own = f"req-{new_job_id()}"
+    job = await (submitted_job(sessions, own) if known_request else queued_job(sessions))
+    status = JobStatus.SUBMITTED if known_request else JobStatus.QUEUED
+    request_id = own if known_request else "req-attacker"
+    evil = result_body(request_id, "https://evil.example/x.png")
+    url = "/webhooks/fal" + query(job, settings)
+    response = await post(client, url, evil, signer.headers(request_id, evil))
+    assert (response.status_code, response.json()) == (200, {"status": "ignored"})
+    job.fal_request_id = own if known_request else None
+    await assert_untouched(sessions, arq_redis, job, status)
+
+    genuine = result_body(own)
+    response = await post(
+        client, job_webhook_url(settings, job.id), genuine, signer.headers(own, genuine)
+    )
+    assert (response.status_code, response.json()) == (200, {"status": "accepted"})
+    done = await stored(sessions, job)
+    assert (done.status, done.fal_request_id) == (JobStatus.COMPLETED, own)
+    assert await delivery_enqueued(arq_redis, job)
+
+
+async def test_the_webhook_url_carries_the_job_and_its_token(settings: Settings) -> None:
+    job_id = new_job_id()
+    url = job_webhook_url(settings, job_id)
+    assert (
+        url == f"https://kadr.example/webhooks/fal?job={job_id}&token={job_token(settings, job_id)}"
+    )
+    assert job_token(settings, job_id) != job_token(settings, new_job_id())
+    other = settings.model_copy(update={"TELEGRAM_BOT_TOKEN": TEST_TOKEN + "x"})
+    assert job_token(other, job_id) != job_token(settings, job_id)
+    assert TEST_TOKEN not in url
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-Fal-Webhook-Timestamp", b"\xb2"),  # '²' in latin-1, as a server decodes it
+        ("X-Fal-Webhook-Timestamp", b"1" * 5000),
+        ("X-Fal-Webhook-Timestamp", b"1"),
+        ("X-Fal-Webhook-Timestamp", b""),
+        ("X-Fal-Webhook-Signature", b"zz"),
+        ("X-Fal-Webhook-Request-Id", b"r" * 4000),
+    ],
+    ids=["superscript-two", "5000-digits", "stale", "empty", "not-hex", "long-id"],
+)
+async def test_hostile_signature_headers_get_a_generic_401_before_the_body_is_read(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    header: str,
+    value: bytes,
+) -> None:
+    """A body over the cap would be a 413 if it were read: the headers are refused first.
+    The sender learns nothing of the reason; the log has it."""
+    job = await queued_job(sessions)
+    body = result_body("req-1")
+    headers: dict[str, Any] = {**signer.headers("req-1", body), header: value}
+    url = job_webhook_url(settings, job.id)
+    with caplog.at_level(logging.INFO, logger="api.routes.fal"):
+        response = await post(client, url, body + b" " * FAL_BODY_LIMIT, headers)
+    assert (response.status_code, response.json()) == (401, {"detail": "invalid signature"})
+    assert "fal webhook refused" in caplog.text
+    await assert_untouched(sessions, arq_redis, job, JobStatus.QUEUED)
+
+
+async def test_a_forged_signature_gets_the_same_generic_401(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    job = await queued_job(sessions)
+    body = result_body("req-1")
+    with caplog.at_level(logging.INFO, logger="api.routes.fal"):
+        response = await post(
+            client,
+            job_webhook_url(settings, job.id),
+            body,
+            signer.headers("req-1", body, forged=True),
+        )
+    assert (response.status_code, response.json()) == (401, {"detail": "invalid signature"})
+    assert "matches no fal JWKS key" in caplog.text
+    await assert_untouched(sessions, arq_redis, job, JobStatus.QUEUED)
+
+
+async def test_a_request_id_that_is_another_jobs_changes_nothing(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    settings: Settings,
+) -> None:
+    """Request ids are unique to a job: one already another job's is ignored with a 200,
+    not a unique-constraint 500 that fal would retry."""
+    taken = f"req-{new_job_id()}"
+    await submitted_job(sessions, taken)
+    job = await queued_job(sessions)
+    body = result_body(taken)
+    response = await post(
+        client, job_webhook_url(settings, job.id), body, signer.headers(taken, body)
+    )
+    assert (response.status_code, response.json()) == (200, {"status": "ignored"})
+    await assert_untouched(sessions, arq_redis, job, JobStatus.QUEUED)
+
+
+async def test_concurrent_genuine_and_foreign_webhooks_leave_the_job_with_its_own_request(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    settings: Settings,
+) -> None:
+    """Before the job knows its request, two signed webhooks with its token race (a double
+    submit): exactly one completes it, and the request it records is the one that did."""
+    job = await queued_job(sessions)
+    url = job_webhook_url(settings, job.id)
+    ids = (f"a-{job.id}", f"b-{job.id}")
+    bodies = {rid: result_body(rid, f"https://v3.fal.media/files/{rid}.png") for rid in ids}
+    responses = await asyncio.gather(
+        *(post(client, url, body, signer.headers(rid, body)) for rid, body in bodies.items())
+    )
+    assert sorted(r.json()["status"] for r in responses) in (
+        ["accepted", "duplicate"],
+        ["accepted", "ignored"],
+    )
+    done = await stored(sessions, job)
+    assert done.fal_request_id in bodies
+    assert done.result == json.loads(bodies[done.fal_request_id])["payload"]
+
+
+def finished(kind: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "kadr_jobs_finished_total", {"kind": kind, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize(
+    ("error_type", "code"),
+    [("t" * 100, "fal_error"), ("content_policy_violation", "content_policy_violation")],
+    ids=["100-characters", "known"],
+)
+async def test_a_fal_error_type_of_any_length_is_stored_as_a_bounded_code(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    settings: Settings,
+    error_type: str,
+    code: str,
+) -> None:
+    """PostgreSQL refused a 100-character type in VARCHAR(64) and the webhook looped on 500s;
+    now the code is stored, the type is in the detail, and the webhook gets 200."""
+    own = f"req-{new_job_id()}"
+    job = await submitted_job(sessions, own)
+    body = json.dumps(
+        {
+            "request_id": own,
+            "status": "ERROR",
+            "error": "Invalid status code: 422\u0000",
+            "payload": {"detail": [{"loc": ["body"], "msg": "no", "type": error_type}]},
+        }
+    ).encode()
+    response = await post(
+        client, job_webhook_url(settings, job.id), body, signer.headers(own, body)
+    )
+    assert (response.status_code, response.json()) == (200, {"status": "accepted"})
+    failed = await stored(sessions, job)
+    assert (failed.status, failed.error) == (JobStatus.FAILED, code)
+    assert failed.error_detail is not None and "\x00" not in failed.error_detail
+    assert (error_type == code) or failed.error_detail.startswith(error_type)
+    assert await delivery_enqueued(arq_redis, job)
+    assert finished(job.kind, error_type) == 0.0
+
+
+async def test_a_long_error_from_fal_is_a_bounded_metric_label(sessions: Sessions) -> None:
+    """Failures kadr reports itself with fal's type (a refused submit) count as their code."""
+    job = await queued_job(sessions)
+    before = finished(job.kind, "fal_error")
+    assert await lifecycle.fail(sessions, job, "z" * 300, "refused at submit")
+    assert finished(job.kind, "fal_error") == before + 1
+    assert finished(job.kind, "z" * 300) == 0.0
+    assert (await stored(sessions, job)).error == "fal_error"
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"9" * 5000])
+async def test_a_content_length_that_is_not_ascii_digits_is_400_not_500(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    settings: Settings,
+    length: bytes,
+) -> None:
+    job = await queued_job(sessions)
+    body = result_body("req-1")
+    headers = {**signer.headers("req-1", body), "Content-Length": length}
+    response = await post(client, job_webhook_url(settings, job.id), body, headers)
+    assert response.status_code == 400
+    await assert_untouched(sessions, arq_redis, job, JobStatus.QUEUED)

@@ -1,0 +1,89 @@
+"""`kadr jobs` against a migrated database and a real Redis: the failed jobs are listed, one
+job is shown in full, and a failed job that has its result is delivered again with a fresh
+window, while one without a result is left alone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from alembic import command
+from redis.asyncio import Redis
+
+from core import lifecycle
+from core.catalog import catalog
+from core.config import Settings
+from core.db import alembic_config, create_engine, session_factory
+from core.jobs import get_job, new_job
+from core.models import Job, JobStatus, new_job_id
+from core.queue import queue_of
+from core.users import touch_user
+from kadr import jobs as tools
+from sandbox.redis_server import PrivateRedis
+from sandbox.stack import TEST_TOKEN
+
+USER = 5151
+
+
+@pytest.fixture
+async def settings(tmp_path: Path, own_redis: PrivateRedis, redis: Redis) -> Settings:
+    url = f"sqlite+aiosqlite:///{tmp_path}/kadr.db"
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, DATABASE_URL=url, REDIS_URL=own_redis.url, TELEGRAM_BOT_TOKEN=TEST_TOKEN
+    )
+
+
+async def failed_job(settings: Settings, *, with_result: bool) -> Job:
+    engine = create_engine(settings.DATABASE_URL)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await touch_user(session, user_id=USER, username=None, first_name=None, language_code="en")
+    job = new_job(
+        job_id=new_job_id(), update_id=None, user_id=USER, chat_id=USER, language="en",
+        model=catalog().models[0], prompt="a kite", options={},
+    )  # fmt: skip
+    assert await lifecycle.accept(sessions, job)
+    if with_result:
+        assert await lifecycle.completed(sessions, job, {"images": [{"url": "https://x"}]})
+    assert await lifecycle.fail(sessions, job, "undeliverable", "chat migrated", notified=True)
+    await engine.dispose()
+    return job
+
+
+async def test_failed_jobs_are_listed_and_one_is_shown_in_full(settings: Settings) -> None:
+    job = await failed_job(settings, with_result=False)
+    listing = await tools.listing(settings, stuck=False, hours=1)
+    assert job.id in listing and "undeliverable" in listing
+    shown = await tools.show(settings, job.id)
+    assert f"id:                 {job.id}" in shown
+    assert "error_detail:       chat migrated" in shown
+    assert await tools.listing(settings, stuck=True, hours=1) == "none"
+
+
+async def test_a_failed_result_is_delivered_again_with_a_fresh_window(
+    settings: Settings, redis: Redis
+) -> None:
+    job = await failed_job(settings, with_result=True)
+    assert "delivery enqueued" in await tools.redeliver(settings, job.id)
+    engine = create_engine(settings.DATABASE_URL)
+    async with session_factory(engine)() as session:
+        reopened = await get_job(session, job.id)
+    await engine.dispose()
+    assert reopened is not None
+    assert (reopened.status, reopened.delivery_attempts, reopened.notified_at) == (
+        JobStatus.COMPLETED,
+        0,
+        None,
+    )
+    queued = await redis.zrange(queue_of(job.kind), 0, -1)
+    assert queued == [f"deliver:{job.id}".encode()]
+
+
+async def test_a_failed_job_without_a_result_is_not_reopened(
+    settings: Settings, redis: Redis
+) -> None:
+    job = await failed_job(settings, with_result=False)
+    assert "nothing to deliver" in await tools.redeliver(settings, job.id)
+    assert await redis.zrange(queue_of(job.kind), 0, -1) == []

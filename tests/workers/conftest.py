@@ -1,0 +1,70 @@
+"""Fixtures of the in-process worker (tests/workers/harness.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import httpx
+import pytest
+from aiogram import Bot
+from alembic import command
+from sqlalchemy import text
+
+from core.config import Settings
+from core.db import alembic_config, create_engine, session_factory
+from core.fal_client import FalClient
+from core.resources import Resources, create_redis
+from core.telegram_send import ResultSender
+from sandbox.redis_server import PrivateRedis
+from tests.workers.harness import FAL, FakeFal, FakeSender, Worker
+from workers.services import Services
+
+
+@pytest.fixture(scope="module")
+def migrated_url(own_database_url: str) -> str:
+    command.upgrade(alembic_config(own_database_url), "head")
+    return own_database_url
+
+
+@pytest.fixture
+async def worker(migrated_url: str, own_redis: PrivateRedis) -> AsyncIterator[Worker]:
+    """A Redis of the module's own: the shared stack's `kadr worker` would take (and run)
+    the tasks these tests enqueue from the session's Redis."""
+    engine = create_engine(migrated_url)
+    async with engine.begin() as connection:
+        await connection.execute(text("TRUNCATE jobs, users CASCADE"))
+    redis = create_redis(own_redis.url)
+    await redis.flushdb()
+    settings = Settings(
+        PUBLIC_URL="https://kadr.test",
+        FAL_KEY="test-key",
+        FAL_QUEUE_URL=FAL,
+        FAL_REST_URL=FAL,
+        TELEGRAM_BOT_TOKEN="42:TESTTESTTESTTESTTESTTEST",
+        SWEEP_STALE_AFTER=60,
+    )
+    fal = FakeFal()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fal))
+    bot = Bot(settings.TELEGRAM_BOT_TOKEN)
+    resources = Resources(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        redis=redis,
+        http=http,
+        bot=bot,
+        limiter=cast(Any, None),
+    )
+    sender = FakeSender()
+    services = Services(
+        resources=resources,
+        fal=FalClient(http, key=settings.FAL_KEY, queue_url=FAL, rest_url=FAL),
+        sender=cast(ResultSender, sender),
+    )
+    yield Worker(services, fal, sender)
+    await redis.flushdb()
+    await redis.aclose()
+    await http.aclose()
+    await bot.session.close()
+    await engine.dispose()
