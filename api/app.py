@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
+from api import rate_limits
 from api.routes import fal, health
 from api.telegram_door import Door, TelegramDoor
 from core.config import Settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="kadr", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(fal.router)
+    rate_limits.install(app)
     app.include_router(health.router)
     # Requests and latency per route only: the default set also sizes every request and
     # response and keeps a second, 20-bucket latency histogram, a fifth of the door's cost.

@@ -33,6 +33,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from api.body import read_capped
 from api.deps import ResourcesDep, VerifierDep
+from api.rate_limits import FAL_WEBHOOKS_PER_ADDRESS, limiter
 from core.fal_binding import is_bound
 from core.fal_client import InvalidFalWebhook, parse_webhook
 from core.fal_results import Recorded, record_fal_result
@@ -48,6 +49,7 @@ IGNORED = {"status": "ignored"}
 
 
 @router.post("/webhooks/fal")
+@limiter.limit(FAL_WEBHOOKS_PER_ADDRESS)
 async def fal_webhook(
     request: Request,
     resources: ResourcesDep,

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api import rate_limits
 from api.routes import fal
 from api.routes.fal import FAL_BODY_LIMIT
 from core import lifecycle
@@ -91,6 +92,7 @@ async def client(
     async with httpx.AsyncClient(transport=jwks) as fal_http:
         app = FastAPI()
         app.include_router(fal.router)
+        rate_limits.install(app)
         app.state.resources = SimpleNamespace(settings=settings, sessions=sessions, redis=arq_redis)
         app.state.verifier = FalWebhookVerifier(fal_http, JWKS_URL)
         transport = httpx.ASGITransport(app=app)
@@ -416,3 +418,14 @@ async def test_a_content_length_that_is_not_ascii_digits_is_400_not_500(
     response = await post(client, job_webhook_url(settings, job.id), body, headers)
     assert response.status_code == 400
     await assert_untouched(sessions, arq_redis, job, JobStatus.QUEUED)
+
+
+async def test_a_flood_from_one_address_is_refused_before_anything_is_read(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rate_limits.limiter.reset()
+    answers = [
+        (await post(client, "/webhooks/fal?job=x", b"{}", {})).status_code for _ in range(302)
+    ]
+    rate_limits.limiter.reset()
+    assert answers.count(401) == 300 and answers[-2:] == [429, 429]
