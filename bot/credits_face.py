@@ -1,6 +1,8 @@
 """Credits as the user sees them: the "not enough credits" answer with its 💳 button, the
 pack offer and the Stars invoice, and the /balance statement. The prompt handlers (through
 the Launcher) and the payments router both use it, so buying looks the same from anywhere.
+
+Called from handlers only: texts are in the update's language (bot/i18n.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup, LabeledPrice
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.texts import credits_word, t
+from bot.i18n import _
 from core.catalog import Pack, catalog
 from core.credits import NotEnoughCredits
 from core.payments import CURRENCY, Account
@@ -22,45 +24,38 @@ class BuyButton(CallbackData, prefix="buy"):
     pack_id: str = ""
 
 
-def buy_keyboard(lang: str) -> InlineKeyboardMarkup:
+def buy_keyboard() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=t(lang, "button_buy"), callback_data=BuyButton())
+    builder.button(text=_("button_buy"), callback_data=BuyButton())
     return builder.as_markup()
 
 
-def no_credits_text(lang: str, short: NotEnoughCredits, free_per_day: int) -> str:
+def no_credits_text(short: NotEnoughCredits, free_per_day: int) -> str:
     key = "no_credits_tomorrow" if free_per_day > 0 else "no_credits"
-    return t(lang, key, price=short.price, balance=short.balance.total, free=free_per_day)
+    return _(key, price=short.price, balance=short.balance.total, free=free_per_day)
 
 
-async def send_offer(bot: Bot, chat_id: int, lang: str) -> None:
+async def send_offer(bot: Bot, chat_id: int) -> None:
     """The only pack's invoice, or a button per pack when there are several."""
     packs = catalog().packs
     if len(packs) == 1:
-        await send_invoice(bot, chat_id, lang, packs[0])
+        await send_invoice(bot, chat_id, packs[0])
         return
     builder = InlineKeyboardBuilder()
     for pack in packs:
-        label = t(
-            lang,
-            "pack_button",
-            credits=pack.credits,
-            word=credits_word(lang, pack.credits),
-            stars=pack.stars,
-        )
+        label = _("pack_button", credits=pack.credits, stars=pack.stars)
         builder.button(text=label, callback_data=BuyButton(pack_id=pack.id))
     builder.adjust(1)
-    await bot.send_message(chat_id, t(lang, "buy_choose"), reply_markup=builder.as_markup())
+    await bot.send_message(chat_id, _("buy_choose"), reply_markup=builder.as_markup())
 
 
-async def send_invoice(bot: Bot, chat_id: int, lang: str, pack: Pack) -> None:
+async def send_invoice(bot: Bot, chat_id: int, pack: Pack) -> None:
     """A Stars invoice: currency XTR, no provider token, one price."""
-    word = credits_word(lang, pack.credits)
-    title = t(lang, "invoice_title", credits=pack.credits, word=word)
+    title = _("invoice_title", credits=pack.credits)
     await bot.send_invoice(
         chat_id,
         title=title,
-        description=t(lang, "invoice_description", credits=pack.credits, word=word),
+        description=_("invoice_description", credits=pack.credits),
         payload=pack.payload,
         currency=CURRENCY,
         prices=[LabeledPrice(label=title, amount=pack.stars)],
@@ -68,34 +63,24 @@ async def send_invoice(bot: Bot, chat_id: int, lang: str, pack: Pack) -> None:
     )
 
 
-def balance_text(lang: str, account: Account, free_per_day: int) -> str:
+def balance_text(account: Account, free_per_day: int) -> str:
     """Starts with the spendable balance as a number: tools read that first number."""
     balance = account.balance
-    lines = [
-        t(
-            lang,
-            "balance",
-            balance=balance.total,
-            word=credits_word(lang, balance.total),
-            free=balance.free,
-            paid=balance.paid,
-        )
-    ]
+    lines = [_("balance", balance=balance.total, free=balance.free, paid=balance.paid)]
     if free_per_day > 0:
-        lines.append(t(lang, "balance_free_daily", free=free_per_day))
+        lines.append(_("balance_free_daily", free=free_per_day))
     lines.append("")
-    lines.append(t(lang, "balance_movements"))
+    lines.append(_("balance_movements"))
     for entry in account.movements:
         lines.append(
-            t(
-                lang,
+            _(
                 "balance_line",
                 sign="+" if entry.amount > 0 else "−",
                 amount=abs(entry.amount),
-                reason=t(lang, f"reason_{entry.reason}"),
+                reason=_(f"reason_{entry.reason}"),
                 when=f"{entry.created_at:%Y-%m-%d %H:%M}",
             )
         )
     if not account.movements:
-        lines.append(t(lang, "balance_none"))
+        lines.append(_("balance_none"))
     return "\n".join(lines)

@@ -1,10 +1,12 @@
-"""Builds the Dispatcher: routers per feature, the user middleware, FSM state in Redis."""
+"""Builds the Dispatcher: routers per feature, the user and language middlewares, FSM state
+in Redis."""
 
 from __future__ import annotations
 
 from aiogram import Dispatcher
 from aiogram.fsm.storage.redis import RedisStorage
 
+from bot.i18n import UserLocaleMiddleware
 from bot.launch import Launcher
 from bot.middlewares.users import UserMiddleware
 from bot.routers import (
@@ -54,5 +56,7 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
         launcher=Launcher(resources.sessions, resources.redis, quota, allowance),
     )
     dispatcher.update.middleware(UserMiddleware(resources.sessions, resources.redis))
+    # After the user middleware: the language is the one stored on the user's row.
+    dispatcher.update.middleware(UserLocaleMiddleware())
     dispatcher.include_routers(*ROUTERS)
     return dispatcher

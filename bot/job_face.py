@@ -8,6 +8,9 @@ keep working after a restart and on any process.
 
 Progress edits are a courtesy: they go only when a Telegram send moment is free now, and a
 failed edit never fails the job.
+
+Texts are in the job's language (`use_locale(job.language)` here, once per function): the
+workers that call this have no user's update to take a language from.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.texts import error_text, t
+from bot.i18n import _, error_text, use_locale
 from core.catalog import MAX_INPUT_SIDE, Output, catalog
 from core.models import Job
 from core.telegram_pacing import SendSkipped, optional
@@ -46,15 +49,15 @@ class JobButton(CallbackData, prefix="j"):
     job_id: str
 
 
-def status_keyboard(job_id: str, lang: str) -> InlineKeyboardMarkup:
+def status_keyboard(job: Job) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(
-        text=t(lang, "button_cancel"), callback_data=JobButton(action=Action.CANCEL, job_id=job_id)
-    )
+    with use_locale(job.language):
+        label = _("button_cancel")
+    builder.button(text=label, callback_data=JobButton(action=Action.CANCEL, job_id=job.id))
     return builder.as_markup()
 
 
-def result_keyboard(job_id: str, lang: str, output: Output) -> InlineKeyboardMarkup:
+def result_keyboard(job: Job, output: Output) -> InlineKeyboardMarkup:
     """Regenerate and Original for every result; Edit and Animate only make sense for pictures."""
     actions = [Action.REGENERATE]
     if output != "video":
@@ -67,10 +70,11 @@ def result_keyboard(job_id: str, lang: str, output: Output) -> InlineKeyboardMar
         Action.ORIGINAL: "button_original",
     }
     builder = InlineKeyboardBuilder()
-    for action in actions:
-        builder.button(
-            text=t(lang, labels[action]), callback_data=JobButton(action=action, job_id=job_id)
-        )
+    with use_locale(job.language):
+        for action in actions:
+            builder.button(
+                text=_(labels[action]), callback_data=JobButton(action=action, job_id=job.id)
+            )
     builder.adjust(2)
     return builder.as_markup()
 
@@ -78,29 +82,31 @@ def result_keyboard(job_id: str, lang: str, output: Output) -> InlineKeyboardMar
 def status_text(job: Job, key: str, **values: object) -> str:
     """The status line plus what the job runs with (model, aspect ratio): the user's settings."""
     model = catalog().find(job.model)
-    return t(
-        job.language,
-        "status_details",
-        text=t(job.language, key, **values),
-        model=html.escape(model.title if model else job.model),
-        aspect_ratio=job.options.get("aspect_ratio", "1:1"),
-    )
+    with use_locale(job.language):
+        return _(
+            "status_details",
+            text=_(key, **values),
+            model=html.escape(model.title if model else job.model),
+            aspect_ratio=job.options.get("aspect_ratio", "1:1"),
+        )
 
 
 def caption(job: Job) -> str:
     """The prompt (trimmed to fit Telegram's caption limit) and the model's name."""
     model = catalog().find(job.model)
     title = html.escape(model.title if model else job.model)
-    room = CAPTION_LIMIT - len(t(job.language, "caption", prompt="", model=title)) - 1
-    prompt = job.prompt if len(job.prompt) <= room else job.prompt[: room - 1] + "…"
-    return t(job.language, "caption", prompt=html.escape(prompt), model=title)
+    with use_locale(job.language):
+        room = CAPTION_LIMIT - len(_("caption", prompt="", model=title)) - 1
+        prompt = job.prompt if len(job.prompt) <= room else job.prompt[: room - 1] + "…"
+        return _("caption", prompt=html.escape(prompt), model=title)
 
 
 def failure_text(job: Job) -> str:
     """Why the job failed, in its language, with the numbers error texts quote (photo caps)."""
     mode = catalog().modes.get(job.kind)  # type: ignore[call-overload]
     limit_mb = round(mode.max_input_mb) if mode else 10
-    return error_text(job.language, job.error, limit_mb=limit_mb, max_side=MAX_INPUT_SIDE)
+    with use_locale(job.language):
+        return error_text(job.error, limit_mb=limit_mb, max_side=MAX_INPUT_SIDE)
 
 
 async def post_status(bot: Bot, job: Job) -> int | None:
@@ -112,7 +118,7 @@ async def post_status(bot: Bot, job: Job) -> int | None:
         status = await bot.send_message(
             job.chat_id,
             status_text(job, "status_queued"),
-            reply_markup=status_keyboard(job.id, job.language),
+            reply_markup=status_keyboard(job),
         )
     except (TelegramBadRequest, TelegramForbiddenError):
         return None  # the job goes on; only its progress display is lost
@@ -128,7 +134,7 @@ async def show_progress(bot: Bot, job: Job, key: str, **values: object) -> None:
                 status_text(job, key, **values),
                 chat_id=job.chat_id,
                 message_id=job.status_message_id,
-                reply_markup=status_keyboard(job.id, job.language),
+                reply_markup=status_keyboard(job),
             )
     except SendSkipped:
         return
@@ -136,13 +142,14 @@ async def show_progress(bot: Bot, job: Job, key: str, **values: object) -> None:
         log.info("status message of job %s not edited: %s", job.id, exc)
 
 
-async def show_cancelled(bot: Bot, job: Job, lang: str) -> None:
-    """The status message says the job was cancelled (in the language of who cancelled it)."""
+async def show_cancelled(bot: Bot, job: Job) -> None:
+    """The status message says the job was cancelled: called from the Cancel button's
+    handler, so in the language of who cancelled it (the update's)."""
     if job.status_message_id is None:
         return
     with contextlib.suppress(TelegramBadRequest):
         await bot.edit_message_text(
-            t(lang, "status_cancelled"), chat_id=job.chat_id, message_id=job.status_message_id
+            _("status_cancelled"), chat_id=job.chat_id, message_id=job.status_message_id
         )
 
 

@@ -12,7 +12,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.texts import t
+from bot.i18n import _
 
 
 class PhotoChoice(StrEnum):
@@ -25,7 +25,7 @@ class PhotoButton(CallbackData, prefix="p"):
     choice: PhotoChoice
 
 
-def photo_keyboard(lang: str) -> InlineKeyboardMarkup:
+def photo_keyboard() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     labels = {
         PhotoChoice.EDIT: "button_edit",
@@ -33,5 +33,5 @@ def photo_keyboard(lang: str) -> InlineKeyboardMarkup:
         PhotoChoice.ANIMATE: "button_animate",
     }
     for choice, label in labels.items():
-        builder.button(text=t(lang, label), callback_data=PhotoButton(choice=choice))
+        builder.button(text=_(label), callback_data=PhotoButton(choice=choice))
     return builder.as_markup()

@@ -23,8 +23,8 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.credits_face import buy_keyboard, no_credits_text
+from bot.i18n import _
 from bot.job_face import post_status
-from bot.texts import t
 from core import lifecycle
 from core.credits import Allowance, NotEnoughCredits
 from core.generation import (
@@ -55,18 +55,15 @@ class Launcher:
         if existing is not None:
             await start_job(self.redis, existing)
             return existing
-        lang = user.language
         try:
             await check_quota(self.sessions, self.quota, user.id)
             price = await check_credits(self.sessions, self.allowance, job)
         except Refusal as refusal:
             if not refusal.quiet:
-                await bot.send_message(chat_id, t(lang, refusal.key, **refusal.values))
+                await bot.send_message(chat_id, _(refusal.key, **refusal.values))
             return None
         except NotEnoughCredits as short:
-            await bot.send_message(
-                chat_id, self._short(lang, short), reply_markup=buy_keyboard(lang)
-            )
+            await bot.send_message(chat_id, self._short(short), reply_markup=buy_keyboard())
             return None
         job.status_message_id = await post_status(bot, job)
         try:
@@ -75,14 +72,14 @@ class Launcher:
             )
         except NotEnoughCredits as short:
             await bot.edit_message_text(
-                self._short(lang, short),
+                self._short(short),
                 chat_id=chat_id,
                 message_id=job.status_message_id,
-                reply_markup=buy_keyboard(lang),
+                reply_markup=buy_keyboard(),
             )
             return None
         await start_job(self.redis, job)
         return job
 
-    def _short(self, lang: str, short: NotEnoughCredits) -> str:
-        return no_credits_text(lang, short, self.allowance.free_per_day)
+    def _short(self, short: NotEnoughCredits) -> str:
+        return no_credits_text(short, self.allowance.free_per_day)

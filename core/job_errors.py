@@ -4,8 +4,8 @@ fal's error types are free-form and unbounded: stored as they come they overflow
 `jobs.error` (VARCHAR(64): PostgreSQL refused the row, so the webhook answered 500 and fal
 retried it for hours) and every new one was a new label of `kadr_jobs_finished_total`. A code
 here is short, is a label Prometheus can afford, and is the key of the text the user gets
-(`bot/texts.py`, `error_<code>`; a code without a text gets the generic one). fal's own type,
-when it is not a code, is kept in `jobs.error_detail`.
+(`error_<code>` in `bot/locales/*/LC_MESSAGES/messages.po`; a code without a text gets the
+generic one). fal's own type, when it is not a code, is kept in `jobs.error_detail`.
 """
 
 from __future__ import annotations

@@ -286,6 +286,7 @@ def stats() -> None:
     import html
     import re
 
+    from bot.i18n import use_locale
     from bot.routers.admin import stats_text
     from core.stats import gather_stats
 
@@ -297,4 +298,6 @@ def stats() -> None:
             lambda sessions, redis: gather_stats(sessions, redis, settings.UPDATE_DEDUP_TTL),
         )
     )
-    typer.echo(html.unescape(re.sub(r"</?b>", "", stats_text("en", found))))
+    with use_locale("en"):
+        text = stats_text(found)
+    typer.echo(html.unescape(re.sub(r"</?b>", "", text)))

@@ -14,7 +14,7 @@ import time
 from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.texts import t
+from bot.i18n import _, use_locale
 from core import broadcasts
 from core.retry import RetryLater
 from core.telegram_send import Undeliverable, telegram_errors
@@ -52,5 +52,6 @@ async def run_broadcast(
     if await broadcasts.finish(sessions, broadcast):
         done = await broadcasts.get(sessions, broadcast_id)
         assert done is not None
-        text = t(done.language, "broadcast_done", id=done.id, sent=done.sent, skipped=done.skipped)
+        with use_locale(done.language):  # the admin's, stored with the broadcast
+            text = _("broadcast_done", id=done.id, sent=done.sent, skipped=done.skipped)
         await bot.send_message(done.admin_chat_id, text)

@@ -102,7 +102,7 @@ async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
             output,
             files,
             caption=caption(job),
-            buttons=result_keyboard(job.id, job.language, output),
+            buttons=result_keyboard(job, output),
             attempt=attempt,
         )
     except Undeliverable as exc:

@@ -1,4 +1,5 @@
-"""Keeps a row per Telegram user and hands handlers the user's language.
+"""Keeps a row per Telegram user and hands handlers the user (and so, through
+`bot.i18n.UserLocaleMiddleware` after it, their language).
 
 Runs on every update that has a sender; banned users are dropped here, before any handler:
 the ban cache first (one Redis lookup, nothing written), the user's row otherwise.
@@ -48,6 +49,5 @@ class UserMiddleware(BaseMiddleware):
             await remember(self._redis, user.id)
             return None
         data["user"] = user
-        data["lang"] = user.language
         with log_fields(user_id=sender.id):
             return await handler(event, data)

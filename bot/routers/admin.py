@@ -19,11 +19,12 @@ from aiogram.types import Message, Update
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.texts import t
+from bot.i18n import _
 from core import broadcasts
 from core.bans import ban
 from core.config import Settings
 from core.credits import Allowance
+from core.models import User
 from core.payments import grant, paid_by, take_back
 from core.queue import enqueue_broadcast
 from core.stats import Stats, gather_stats
@@ -41,24 +42,23 @@ async def refund(
     message: Message,
     command: CommandObject,
     bot: Bot,
-    lang: str,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     charge_id = (command.args or "").strip()
     if not charge_id:
-        await message.answer(t(lang, "admin_refund_usage"))
+        await message.answer(_("admin_refund_usage"))
         return
     paid = await paid_by(sessions, charge_id)
     if paid is None:
-        await message.answer(t(lang, "admin_refund_unknown", charge=charge_id))
+        await message.answer(_("admin_refund_unknown", charge=charge_id))
         return
     try:
         await bot.refund_star_payment(user_id=paid.user_id, telegram_payment_charge_id=charge_id)
     except TelegramBadRequest as exc:
-        await message.answer(t(lang, "admin_refund_failed", reason=exc.message))
+        await message.answer(_("admin_refund_failed", reason=exc.message))
         return
     taken = await take_back(sessions, paid)
-    await message.answer(t(lang, "admin_refund_done", user=paid.user_id, taken=taken))
+    await message.answer(_("admin_refund_done", user=paid.user_id, taken=taken))
 
 
 @router.message(Command("grant"), Admin())
@@ -66,70 +66,65 @@ async def grant_credits(
     message: Message,
     command: CommandObject,
     event_update: Update,
-    lang: str,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     parts = (command.args or "").split()
     if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit() or parts[1] == "0":
-        await message.answer(t(lang, "admin_grant_usage"))
+        await message.answer(_("admin_grant_usage"))
         return
     user_id, amount = int(parts[0]), int(parts[1])
     ref = f"grant:{event_update.update_id}"
     if await grant(sessions, user_id=user_id, amount=amount, ref=ref):
-        await message.answer(t(lang, "admin_grant_done", user=user_id, credits=amount))
+        await message.answer(_("admin_grant_done", user=user_id, credits=amount))
     else:
-        await message.answer(t(lang, "admin_unknown_user", user=user_id))
+        await message.answer(_("admin_unknown_user", user=user_id))
 
 
 @router.message(Command("ban", "unban"), Admin())
 async def ban_user(
     message: Message,
     command: CommandObject,
-    lang: str,
     sessions: async_sessionmaker[AsyncSession],
     redis: ArqRedis,
 ) -> None:
     target = (command.args or "").strip()
     if not target.isdigit():
-        await message.answer(t(lang, "admin_ban_usage", command=command.command))
+        await message.answer(_("admin_ban_usage", command=command.command))
         return
     banned = command.command == "ban"
     if await ban(sessions, redis, int(target), banned):
-        await message.answer(t(lang, "admin_banned" if banned else "admin_unbanned", user=target))
+        await message.answer(_("admin_banned" if banned else "admin_unbanned", user=target))
     else:
-        await message.answer(t(lang, "admin_unknown_user", user=target))
+        await message.answer(_("admin_unknown_user", user=target))
 
 
 @router.message(Command("stats"), Admin())
 async def stats(
     message: Message,
-    lang: str,
     sessions: async_sessionmaker[AsyncSession],
     redis: ArqRedis,
     settings: Settings,
 ) -> None:
     found = await gather_stats(sessions, redis, settings.UPDATE_DEDUP_TTL)
-    await message.answer(stats_text(lang, found))
+    await message.answer(stats_text(found))
 
 
-def stats_text(lang: str, stats: Stats) -> str:
+def stats_text(stats: Stats) -> str:
     modes: dict[str, dict[str, int]] = {}
     for (kind, status), count in sorted(stats.jobs.items()):
         modes.setdefault(kind, {})[status] = count
-    lines = [t(lang, "stats_title", users=stats.users)]
+    lines = [_("stats_title", users=stats.users)]
     for kind, statuses in modes.items():
-        outcomes = ", ".join(f"{t(lang, f'status_word_{s}')} {n}" for s, n in statuses.items())
-        lines.append(f"{t(lang, f'mode_{kind}')}: {outcomes}")
+        outcomes = ", ".join(f"{_(f'status_word_{s}')} {n}" for s, n in statuses.items())
+        lines.append(f"{_(f'mode_{kind}')}: {outcomes}")
     if not modes:
-        lines.append(t(lang, "stats_no_jobs"))
+        lines.append(_("stats_no_jobs"))
     if stats.failures:
         reasons = ", ".join(f"{error} {n}" for error, n in sorted(stats.failures.items()))
-        lines.append(t(lang, "stats_failures", reasons=reasons))
-    lines.append(t(lang, "stats_credits", spent=stats.spent, bought=stats.bought))
+        lines.append(_("stats_failures", reasons=reasons))
+    lines.append(_("stats_credits", spent=stats.spent, bought=stats.bought))
     queues = ", ".join(f"{name} {depth}" for name, depth in stats.queues.items())
-    lines.append(
-        t(lang, "stats_backlog", queues=queues, inbox=stats.inbox, dead=stats.dead_letters)
-    )
+    lines.append(_("stats_backlog", queues=queues, inbox=stats.inbox, dead=stats.dead_letters))
     return "\n".join(lines)
 
 
@@ -137,7 +132,7 @@ def stats_text(lang: str, stats: Stats) -> str:
 async def broadcast(
     message: Message,
     command: CommandObject,
-    lang: str,
+    user: User,
     sessions: async_sessionmaker[AsyncSession],
     redis: ArqRedis,
 ) -> None:
@@ -145,12 +140,12 @@ async def broadcast(
     if not text:
         last = await broadcasts.latest(sessions)
         if last is None:
-            await message.answer(t(lang, "broadcast_none"))
+            await message.answer(_("broadcast_none"))
             return
         values = {"id": last.id, "sent": last.sent, "skipped": last.skipped}
         key = "broadcast_running" if last.status == broadcasts.RUNNING else "broadcast_done"
-        await message.answer(t(lang, key, **values))
+        await message.answer(_(key, **values))
         return
-    started, audience = await broadcasts.create(sessions, text, message.chat.id, lang)
+    started, audience = await broadcasts.create(sessions, text, message.chat.id, user.language)
     await enqueue_broadcast(redis, started.id)
-    await message.answer(t(lang, "broadcast_started", id=started.id, users=audience))
+    await message.answer(_("broadcast_started", id=started.id, users=audience))

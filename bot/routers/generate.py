@@ -8,8 +8,8 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.filters import PlainText
+from bot.i18n import _
 from bot.launch import Launcher
-from bot.texts import t
 from core.catalog import Mode
 from core.generation import JobRequest, Refusal, check_prompt
 from core.models import User
@@ -47,6 +47,6 @@ async def _generate(
             if mode == "text_to_video" and refusal.key == "prompt_empty"
             else refusal.key
         )
-        await message.answer(t(user.language, key, **refusal.values))
+        await message.answer(_(key, **refusal.values))
         return
     await launcher.launch(message.bot, message.chat.id, user, request)  # type: ignore[arg-type]

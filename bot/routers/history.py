@@ -10,8 +10,8 @@ from aiogram.types import InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.i18n import _
 from bot.job_face import Action, JobButton
-from bot.texts import t
 from core.jobs import latest_jobs_of
 from core.models import Job, JobStatus, User
 from core.results import media_files, output_of
@@ -27,17 +27,16 @@ ICONS = {
 }
 
 
-def _line(index: int, job: Job, lang: str) -> str:
+def _line(index: int, job: Job) -> str:
     prompt = (
         job.prompt if len(job.prompt) <= PROMPT_PREVIEW else job.prompt[: PROMPT_PREVIEW - 1] + "…"
     )
-    line = t(
-        lang,
+    line = _(
         "history_line",
         index=index,
         icon=ICONS.get(JobStatus(job.status), "⏳"),
-        mode=t(lang, f"mode_{job.kind}"),
-        status=t(lang, f"status_word_{job.status}"),
+        mode=_(f"mode_{job.kind}"),
+        status=_(f"status_word_{job.status}"),
         when=f"{job.created_at:%d.%m %H:%M}",
         prompt=html.escape(prompt) or "—",
     )
@@ -61,13 +60,12 @@ def _keyboard(jobs: list[Job]) -> InlineKeyboardMarkup:
 async def history(message: Message, user: User, sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session:
         jobs = await latest_jobs_of(session, user.id, HISTORY_SIZE)
-    lang = user.language
     if not jobs:
-        await message.answer(t(lang, "history_empty"))
+        await message.answer(_("history_empty"))
         return
-    lines = [_line(index, job, lang) for index, job in enumerate(jobs, start=1)]
+    lines = [_line(index, job) for index, job in enumerate(jobs, start=1)]
     await message.answer(
-        "\n\n".join([t(lang, "history_title"), *lines]),
+        "\n\n".join([_("history_title"), *lines]),
         reply_markup=_keyboard(jobs),
         disable_web_page_preview=True,
     )

@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.texts import LANGUAGE_NAMES, t
+from bot.i18n import LANGUAGE_NAMES, _, use_locale
 from core.users import LANGUAGES, set_language
 
 router = Router(name="language")
@@ -27,8 +27,8 @@ def language_keyboard() -> InlineKeyboardMarkup:
 
 
 @router.message(Command("language"))
-async def ask_language(message: Message, lang: str) -> None:
-    await message.answer(t(lang, "language_prompt"), reply_markup=language_keyboard())
+async def ask_language(message: Message) -> None:
+    await message.answer(_("language_prompt"), reply_markup=language_keyboard())
 
 
 @router.callback_query(LanguageChoice.filter(F.code.in_(LANGUAGES)))
@@ -39,7 +39,8 @@ async def choose_language(
 ) -> None:
     async with sessions() as session:
         await set_language(session, query.from_user.id, callback_data.code)
-    text = t(callback_data.code, "language_set")
+    with use_locale(callback_data.code):  # the new choice, not the stored one
+        text = _("language_set")
     await query.answer(text)
     if query.message is not None:
         await query.bot.edit_message_text(  # type: ignore[union-attr]

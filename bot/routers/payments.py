@@ -14,7 +14,7 @@ from aiogram.types import CallbackQuery, Message, PreCheckoutQuery
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.credits_face import BuyButton, balance_text, send_invoice, send_offer
-from bot.texts import credits_word, t
+from bot.i18n import _
 from core.catalog import catalog
 from core.credits import Allowance
 from core.models import User
@@ -31,25 +31,25 @@ class SuccessfulPayment(Filter):
 
 
 @router.message(Command("buy"))
-async def buy(message: Message, lang: str) -> None:
-    await send_offer(message.bot, message.chat.id, lang)  # type: ignore[arg-type]
+async def buy(message: Message) -> None:
+    await send_offer(message.bot, message.chat.id)  # type: ignore[arg-type]
 
 
 @router.callback_query(BuyButton.filter())
-async def on_buy(query: CallbackQuery, callback_data: BuyButton, lang: str) -> None:
+async def on_buy(query: CallbackQuery, callback_data: BuyButton) -> None:
     await query.answer()
     chat_id = query.message.chat.id if query.message else query.from_user.id
     pack = catalog().pack(callback_data.pack_id) if callback_data.pack_id else None
     if pack is not None:
-        await send_invoice(query.bot, chat_id, lang, pack)  # type: ignore[arg-type]
+        await send_invoice(query.bot, chat_id, pack)  # type: ignore[arg-type]
     else:
-        await send_offer(query.bot, chat_id, lang)  # type: ignore[arg-type]
+        await send_offer(query.bot, chat_id)  # type: ignore[arg-type]
 
 
 @router.pre_checkout_query()
-async def pre_checkout(query: PreCheckoutQuery, lang: str) -> None:
+async def pre_checkout(query: PreCheckoutQuery) -> None:
     if checkout_pack(query.invoice_payload, query.currency, query.total_amount) is None:
-        await query.answer(ok=False, error_message=t(lang, "pack_unknown"))
+        await query.answer(ok=False, error_message=_("pack_unknown"))
     else:
         await query.answer(ok=True)
 
@@ -72,13 +72,10 @@ async def paid(
     if outcome != Paid.CREDITED:
         return  # a repeated update: the first one said thank you
     account = await account_of(sessions, user.id, allowance.free_per_day, last=0)
-    lang = user.language
     await message.answer(
-        t(
-            lang,
+        _(
             "payment_done",
             credits=amount,
-            word=credits_word(lang, amount),
             balance=account.balance.total,
         )
     )
@@ -92,9 +89,9 @@ async def balance(
     allowance: Allowance,
 ) -> None:
     account = await account_of(sessions, user.id, allowance.free_per_day)
-    await message.answer(balance_text(user.language, account, allowance.free_per_day))
+    await message.answer(balance_text(account, allowance.free_per_day))
 
 
 @router.message(Command("paysupport"))
-async def paysupport(message: Message, lang: str) -> None:
-    await message.answer(t(lang, "paysupport"))
+async def paysupport(message: Message) -> None:
+    await message.answer(_("paysupport"))

@@ -15,9 +15,9 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.filters import Picture, PlainText
+from bot.i18n import _, error_text
 from bot.keyboards import PhotoButton, PhotoChoice, photo_keyboard
 from bot.launch import Launcher
-from bot.texts import error_text, t
 from core.catalog import MAX_INPUT_SIDE, Mode, catalog
 from core.generation import JobRequest, Refusal, check_prompt
 from core.models import User
@@ -70,9 +70,9 @@ def _check(photo: dict[str, Any], mode: Mode) -> None:
     )
 
 
-def _refusal_text(lang: str, rejected: PhotoRejected, mode: Mode) -> str:
+def _refusal_text(rejected: PhotoRejected, mode: Mode) -> str:
     limit_mb = round(catalog().modes[mode].max_input_mb)
-    return error_text(lang, f"photo_{rejected.reason}", limit_mb=limit_mb, max_side=MAX_INPUT_SIDE)
+    return error_text(f"photo_{rejected.reason}", limit_mb=limit_mb, max_side=MAX_INPUT_SIDE)
 
 
 @router.message(Picture())
@@ -84,14 +84,12 @@ async def on_photo(
     try:
         _check(photo, mode)
     except PhotoRejected as rejected:
-        await message.answer(_refusal_text(user.language, rejected, mode))
+        await message.answer(_refusal_text(rejected, mode))
         return
     if caption is None:
         await state.set_state(PhotoFlow.choosing)
         await state.set_data({"photo": photo})
-        await message.reply(
-            t(user.language, "photo_what"), reply_markup=photo_keyboard(user.language)
-        )
+        await message.reply(_("photo_what"), reply_markup=photo_keyboard())
         return
     await _start(message, user, launcher, mode, caption, photo)
 
@@ -107,21 +105,21 @@ async def on_choice(
     photo = (await state.get_data()).get("photo")
     message = query.message
     if photo is None or not isinstance(message, Message):
-        await query.answer(t(user.language, "photo_gone"), show_alert=True)
+        await query.answer(_("photo_gone"), show_alert=True)
         return
     await query.answer()
     mode = CHOICE_MODES[callback_data.choice]
     try:
         _check(photo, mode)
     except PhotoRejected as rejected:
-        await message.answer(_refusal_text(user.language, rejected, mode))
+        await message.answer(_refusal_text(rejected, mode))
         return
     if mode == "edit":
         await state.set_state(PhotoFlow.instruction)
-        await message.answer(t(user.language, "photo_ask_instruction"))
+        await message.answer(_("photo_ask_instruction"))
         return
     await state.clear()
-    prompt = t(user.language, "animate_default_prompt") if mode == "image_to_video" else ""
+    prompt = _("animate_default_prompt") if mode == "image_to_video" else ""
     await _launch(
         message, user, launcher, JobRequest(mode=mode, prompt=prompt, options=_input(photo))
     )
@@ -150,7 +148,7 @@ async def _start(
         request = JobRequest(mode=mode, prompt=check_prompt(prompt), options=_input(photo))
     except Refusal as refusal:
         key = "photo_ask_instruction" if refusal.key == "prompt_empty" else refusal.key
-        await message.answer(t(user.language, key, **refusal.values))
+        await message.answer(_(key, **refusal.values))
         return
     await _launch(message, user, launcher, request)
 

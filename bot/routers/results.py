@@ -17,10 +17,10 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.i18n import _
 from bot.job_face import Action, JobButton, show_cancelled
 from bot.launch import Launcher
 from bot.routers.photos import PhotoFlow
-from bot.texts import t
 from core.cancellation import cancel_job
 from core.catalog import Mode, catalog
 from core.generation import JobRequest
@@ -45,15 +45,14 @@ async def on_job_button(
 ) -> None:
     async with sessions() as session:
         job = await get_job(session, callback_data.job_id)
-    lang = user.language
     if job is None or job.user_id != user.id:
-        await query.answer(t(lang, "job_not_yours"), show_alert=True)
+        await query.answer(_("job_not_yours"), show_alert=True)
         return
     if callback_data.action == Action.CANCEL:
-        await _cancel(query, job, lang, launcher)
+        await _cancel(query, job, launcher)
         return
     if utcnow() - job.created_at > RESULT_TTL:
-        await query.answer(t(lang, "job_too_old"), show_alert=True)
+        await query.answer(_("job_too_old"), show_alert=True)
         return
     if callback_data.action == Action.REGENERATE:
         await query.answer()
@@ -61,15 +60,15 @@ async def on_job_button(
         return
     urls = _result_urls(job)
     if not urls:
-        await query.answer(t(lang, "job_not_done"), show_alert=True)
+        await query.answer(_("job_not_done"), show_alert=True)
         return
     await query.answer()
     if callback_data.action == Action.EDIT:
         await state.set_state(PhotoFlow.instruction)
         await state.set_data({"image_url": urls[0]})
-        await query.bot.send_message(job.chat_id, t(lang, "photo_ask_instruction"))  # type: ignore[union-attr]
+        await query.bot.send_message(job.chat_id, _("photo_ask_instruction"))  # type: ignore[union-attr]
     elif callback_data.action == Action.ANIMATE:
-        prompt = job.prompt or t(lang, "animate_default_prompt")
+        prompt = job.prompt or _("animate_default_prompt")
         request = JobRequest(mode="image_to_video", prompt=prompt, options={"image_url": urls[0]})
         await launcher.launch(query.bot, job.chat_id, user, request)  # type: ignore[arg-type]
     else:
@@ -93,12 +92,12 @@ def _result_urls(job: Job) -> list[str]:
     return [item["url"] for item in media_files(output_of(job, job.result), job.result)]
 
 
-async def _cancel(query: CallbackQuery, job: Job, lang: str, launcher: Launcher) -> None:
+async def _cancel(query: CallbackQuery, job: Job, launcher: Launcher) -> None:
     if not await cancel_job(launcher.sessions, launcher.redis, job):
-        await query.answer(t(lang, "cancel_too_late"))
+        await query.answer(_("cancel_too_late"))
         return
-    await query.answer(t(lang, "cancelled_toast"))
-    await show_cancelled(query.bot, job, lang)  # type: ignore[arg-type]
+    await query.answer(_("cancelled_toast"))
+    await show_cancelled(query.bot, job)  # type: ignore[arg-type]
 
 
 async def _send_originals(bot: Bot, chat_id: int, urls: list[str]) -> None:

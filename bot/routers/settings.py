@@ -13,8 +13,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.i18n import _
 from bot.routers.language import language_keyboard
-from bot.texts import t
 from core.catalog import ASPECT_RATIOS, MAX_IMAGES, MODES, catalog
 from core.models import User
 from core.preferences import Preferences, change_preferences, preferences_of
@@ -30,13 +30,11 @@ class SettingsButton(CallbackData, prefix="s"):
     value: str = ""
 
 
-def summary(preferences: Preferences, lang: str) -> str:
+def summary(preferences: Preferences) -> str:
     models = {mode: preferences.model_for(mode).title for mode in MODES}
-    return t(
-        lang,
+    return _(
         "settings_title",
-        summary=t(
-            lang,
+        summary=_(
             "settings_summary",
             aspect_ratio=preferences.aspect_ratio,
             num_images=preferences.num_images,
@@ -45,11 +43,11 @@ def summary(preferences: Preferences, lang: str) -> str:
     )
 
 
-def menu_keyboard(preferences: Preferences, lang: str) -> InlineKeyboardMarkup:
+def menu_keyboard(preferences: Preferences) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for mode in MODES:
         builder.button(
-            text=t(lang, f"mode_{mode}"), callback_data=SettingsButton(what="mode", value=mode)
+            text=_(f"mode_{mode}"), callback_data=SettingsButton(what="mode", value=mode)
         )
     for index, ratio in enumerate(ASPECT_RATIOS):
         mark = "• " if ratio == preferences.aspect_ratio else ""
@@ -60,12 +58,12 @@ def menu_keyboard(preferences: Preferences, lang: str) -> InlineKeyboardMarkup:
         builder.button(
             text=f"{mark}🖼 {count}", callback_data=SettingsButton(what="images", value=str(count))
         )
-    builder.button(text=t(lang, "settings_language"), callback_data=SettingsButton(what="language"))
+    builder.button(text=_("settings_language"), callback_data=SettingsButton(what="language"))
     builder.adjust(3, 2, len(ASPECT_RATIOS), MAX_IMAGES, 1)
     return builder.as_markup()
 
 
-def models_keyboard(mode: str, preferences: Preferences, lang: str) -> InlineKeyboardMarkup:
+def models_keyboard(mode: str, preferences: Preferences) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     chosen = preferences.model_for(mode).id  # type: ignore[arg-type]
     for index, model in enumerate(catalog().models):
@@ -75,7 +73,7 @@ def models_keyboard(mode: str, preferences: Preferences, lang: str) -> InlineKey
                 text=f"{mark}{model.title} · {model.price}⭐",
                 callback_data=SettingsButton(what="model", value=str(index)),
             )
-    builder.button(text=t(lang, "settings_back"), callback_data=SettingsButton(what="menu"))
+    builder.button(text=_("settings_back"), callback_data=SettingsButton(what="menu"))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -83,26 +81,24 @@ def models_keyboard(mode: str, preferences: Preferences, lang: str) -> InlineKey
 @router.message(Command("settings"))
 async def show_settings(message: Message, user: User) -> None:
     preferences = preferences_of(user)
-    await message.answer(
-        summary(preferences, user.language), reply_markup=menu_keyboard(preferences, user.language)
-    )
+    await message.answer(summary(preferences), reply_markup=menu_keyboard(preferences))
 
 
 @router.callback_query(SettingsButton.filter(F.what == "language"))
-async def choose_language(query: CallbackQuery, user: User) -> None:
+async def choose_language(query: CallbackQuery) -> None:
     await query.answer()
     await query.message.edit_text(  # type: ignore[union-attr]
-        t(user.language, "language_prompt"), reply_markup=language_keyboard()
+        _("language_prompt"), reply_markup=language_keyboard()
     )
 
 
 @router.callback_query(SettingsButton.filter(F.what == "mode"))
 async def choose_model(query: CallbackQuery, callback_data: SettingsButton, user: User) -> None:
     await query.answer()
-    preferences, lang = preferences_of(user), user.language
+    preferences = preferences_of(user)
     await query.message.edit_text(  # type: ignore[union-attr]
-        t(lang, "settings_choose_model", mode=t(lang, f"mode_{callback_data.value}")),
-        reply_markup=models_keyboard(callback_data.value, preferences, lang),
+        _("settings_choose_model", mode=_(f"mode_{callback_data.value}")),
+        reply_markup=models_keyboard(callback_data.value, preferences),
     )
 
 
@@ -118,10 +114,9 @@ async def change(
             session, user.id, lambda chosen: _apply(chosen, callback_data)
         )
     await query.answer()
-    lang = user.language
     with contextlib.suppress(TelegramBadRequest):  # "message is not modified": same choice again
         await query.message.edit_text(  # type: ignore[union-attr]
-            summary(preferences, lang), reply_markup=menu_keyboard(preferences, lang)
+            summary(preferences), reply_markup=menu_keyboard(preferences)
         )
 
 

@@ -8,17 +8,17 @@ from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
-from bot.texts import t
+from bot.i18n import _
 
 router = Router(name="start")
 
 
 @router.message(CommandStart())
-async def start(message: Message, lang: str) -> None:
+async def start(message: Message) -> None:
     name = escape(message.from_user.first_name if message.from_user else "")
-    await message.answer(t(lang, "start", name=name))
+    await message.answer(_("start", name=name))
 
 
 @router.message(Command("help"))
-async def help_(message: Message, lang: str) -> None:
-    await message.answer(t(lang, "help"))
+async def help_(message: Message) -> None:
+    await message.answer(_("help"))

@@ -7,13 +7,13 @@ import re
 
 import pytest
 
-from bot.texts import TEXTS
+from bot.i18n import KEYS
 from core.job_errors import CODES, FAL_TYPES, GENERIC_FAL, error_code, error_detail
 
 
 def test_every_error_text_is_of_a_code_and_every_mapping_lands_in_the_set() -> None:
     """A text `error_<x>` with no code `x` would never be shown: the code could not be stored."""
-    texts = {key.removeprefix("error_") for key in TEXTS["en"] if key.startswith("error_")}
+    texts = {key.removeprefix("error_") for key in KEYS if key.startswith("error_")}
     assert texts - {"generic"} <= CODES
     assert set(FAL_TYPES.values()) <= CODES
     assert GENERIC_FAL in CODES

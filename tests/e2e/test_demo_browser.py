@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import ConsoleMessage, Page, ViewportSize, expect, sync_playwright
 
-from bot.texts import t
+from bot.i18n import i18n
 from sandbox.control import TelegramSandbox
 from sandbox.stack import Stack
 from sandbox.telegram.formatting import parse_html
@@ -67,7 +67,7 @@ def test_start_and_a_prompt_give_the_greeting_and_a_picture(stack: Stack, page: 
     expect(page.locator("#who")).to_contain_text(str(USER))
 
     send(page, "/start")
-    greeting, _ = parse_html(t("en", "start", name=NAME))
+    greeting, _ = parse_html(i18n.gettext("start", locale="en").format(name=NAME))
     expect(page.locator(".row.in .text").first).to_have_text(greeting, timeout=ARRIVES)
 
     send(page, PROMPT)
