@@ -9,4 +9,4 @@ uv run --no-sync ruff check .
 uv run --no-sync ruff format --check .
 uv run --no-sync mypy api bot core workers kadr sandbox
 uv run --no-sync lint-imports
-uv run --no-sync pytest "$@"
+uv run --no-sync pytest --durations=15 "$@"
