@@ -23,19 +23,19 @@ from api import rate_limits
 from api.routes import fal
 from api.routes.fal import FAL_BODY_LIMIT
 from core import lifecycle
-from core.catalog import catalog
 from core.config import Settings
 from core.db import alembic_config, create_engine, session_factory
 from core.fal_binding import job_token, job_webhook_url
 from core.fal_client import FalSubmission
 from core.fal_signature import FalWebhookVerifier
-from core.jobs import get_job, new_job
+from core.jobs import get_job
 from core.models import Job, JobStatus, new_job_id, utcnow
 from core.resources import create_redis
 from core.users import touch_user
 from sandbox.fal.webhooks import Signer
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import TEST_SECRET, TEST_TOKEN
+from tests.builders import a_job
 
 Sessions = async_sessionmaker[AsyncSession]
 USER = 4343
@@ -101,16 +101,7 @@ async def client(
 
 
 async def queued_job(sessions: Sessions) -> Job:
-    job = new_job(
-        job_id=new_job_id(),
-        update_id=None,
-        user_id=USER,
-        chat_id=USER,
-        language="en",
-        model=catalog().models[0],
-        prompt="a lighthouse",
-        options={},
-    )
+    job = a_job(USER, prompt="a lighthouse")
     assert await lifecycle.accept(sessions, job)
     return job
 

@@ -18,14 +18,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core import credits, lifecycle
-from core.catalog import catalog
 from core.credits import Balance, NotEnoughCredits
 from core.db import alembic_config, create_engine, session_factory
 from core.fal_client import FalSubmission
-from core.jobs import new_job
 from core.models import Job, JobStatus, LedgerEntry, Reason, new_job_id
 from core.payments import Paid, record_payment
 from core.users import touch_user
+from tests.builders import a_job
 
 Sessions = async_sessionmaker[AsyncSession]
 _users = itertools.count(910_000)
@@ -61,19 +60,6 @@ async def _user(sessions: Sessions) -> int:
     return user_id
 
 
-def _job(user_id: int) -> Job:
-    return new_job(
-        job_id=new_job_id(),
-        update_id=None,
-        user_id=user_id,
-        chat_id=user_id,
-        language="en",
-        model=catalog().models[0],
-        prompt="a cat",
-        options={},
-    )
-
-
 async def _balance(sessions: Sessions, user_id: int) -> Balance:
     async with sessions() as session:
         return await credits.balance_of(session, user_id)
@@ -93,7 +79,9 @@ async def test_fifty_prompts_racing_for_ten_credits_make_ten_jobs(
 
     async def prompt(index: int) -> bool:
         try:
-            return await lifecycle.accept(pools[index % 2], _job(user_id), price=1, free_per_day=10)
+            return await lifecycle.accept(
+                pools[index % 2], a_job(user_id), price=1, free_per_day=10
+            )
         except NotEnoughCredits:
             return False
 
@@ -129,7 +117,7 @@ async def test_a_failed_job_is_refunded_once_and_a_delivered_one_keeps_its_charg
     sessions: Sessions,
 ) -> None:
     user_id = await _user(sessions)
-    failing, delivered = _job(user_id), _job(user_id)
+    failing, delivered = a_job(user_id), a_job(user_id)
     assert await lifecycle.accept(sessions, failing, price=3, free_per_day=10)
     assert await lifecycle.accept(sessions, delivered, price=3, free_per_day=10)
     assert await _balance(sessions, user_id) == Balance(free=4)
@@ -160,7 +148,7 @@ async def test_a_cancelled_job_gives_back_free_and_paid_credits_where_they_came_
 ) -> None:
     user_id = await _user(sessions)
     await record_payment(sessions, user_id=user_id, charge_id=f"c{user_id}", payload="pack:x:5")
-    job = _job(user_id)
+    job = a_job(user_id)
     assert await lifecycle.accept(sessions, job, price=12, free_per_day=10)
     assert await _balance(sessions, user_id) == Balance(free=0, paid=3)
     assert await lifecycle.cancel(sessions, job)
@@ -169,7 +157,7 @@ async def test_a_cancelled_job_gives_back_free_and_paid_credits_where_they_came_
 
 async def test_no_credits_means_no_job_and_nothing_taken(sessions: Sessions) -> None:
     user_id = await _user(sessions)
-    job = _job(user_id)
+    job = a_job(user_id)
     with pytest.raises(NotEnoughCredits) as refused:
         await lifecycle.accept(sessions, job, price=1, free_per_day=0)
     assert (refused.value.price, refused.value.balance) == (1, Balance())
@@ -179,7 +167,7 @@ async def test_no_credits_means_no_job_and_nothing_taken(sessions: Sessions) -> 
 
 async def test_a_free_job_reserves_nothing(sessions: Sessions) -> None:
     user_id = await _user(sessions)
-    job = _job(user_id)
+    job = a_job(user_id)
     assert await lifecycle.accept(sessions, job, price=0, free_per_day=0)
     assert await lifecycle.fail(sessions, job, "timeout")
     assert await _count(sessions, LedgerEntry, LedgerEntry.user_id == user_id) == 0
@@ -219,7 +207,7 @@ async def test_every_ending_without_a_result_refunds_the_job_once(
     sessions: Sessions, ending: str
 ) -> None:
     user_id = await _user(sessions)
-    job = _job(user_id)
+    job = a_job(user_id)
     assert await lifecycle.accept(sessions, job, price=4, free_per_day=10)
     if ending == "deadline":
         assert await lifecycle.fail(sessions, job, "timeout")
@@ -283,7 +271,7 @@ async def test_whatever_happens_a_job_ends_charged_once_or_reserved_and_refunded
     await record_payment(sessions, user_id=user_id, charge_id=f"p{user_id}", payload="pack:x:150")
     jobs = []
     for _ in range(120):
-        job = _job(user_id)
+        job = a_job(user_id)
         await _step(sessions, job, "accept")
         for step in chance.choices(STEPS, k=chance.randint(0, 8)):
             await _step(sessions, job, step)

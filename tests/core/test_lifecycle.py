@@ -18,9 +18,10 @@ from core import lifecycle
 from core.catalog import catalog
 from core.db import alembic_config, create_engine, session_factory
 from core.fal_client import FalSubmission
-from core.jobs import get_job, new_job
-from core.models import Job, JobStatus, new_job_id, utcnow
+from core.jobs import get_job
+from core.models import Job, JobStatus, utcnow
 from core.users import touch_user
+from tests.builders import a_job
 
 Sessions = async_sessionmaker[AsyncSession]
 USER = 4242
@@ -40,16 +41,7 @@ async def sessions(tmp_path: Path) -> AsyncIterator[Sessions]:
 
 async def _accepted(sessions: Sessions) -> Job:
     model = catalog().models[0]
-    job = new_job(
-        job_id=new_job_id(),
-        update_id=None,
-        user_id=USER,
-        chat_id=USER,
-        language="en",
-        model=model,
-        prompt="a cat",
-        options={},
-    )
+    job = a_job(USER, model=model)
     assert await lifecycle.accept(sessions, job)
     return job
 

@@ -12,16 +12,16 @@ from alembic import command
 from redis.asyncio import Redis
 
 from core import lifecycle
-from core.catalog import catalog
 from core.config import Settings
 from core.db import alembic_config, create_engine, session_factory
-from core.jobs import get_job, new_job
-from core.models import Job, JobStatus, new_job_id
+from core.jobs import get_job
+from core.models import Job, JobStatus
 from core.queue import queue_of
 from core.users import touch_user
 from kadr import jobs as tools
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import TEST_TOKEN
+from tests.builders import a_job
 
 USER = 5151
 
@@ -40,10 +40,7 @@ async def failed_job(settings: Settings, *, with_result: bool) -> Job:
     sessions = session_factory(engine)
     async with sessions() as session:
         await touch_user(session, user_id=USER, username=None, first_name=None, language_code="en")
-    job = new_job(
-        job_id=new_job_id(), update_id=None, user_id=USER, chat_id=USER, language="en",
-        model=catalog().models[0], prompt="a kite", options={},
-    )  # fmt: skip
+    job = a_job(USER, prompt="a kite")
     assert await lifecycle.accept(sessions, job)
     if with_result:
         assert await lifecycle.completed(sessions, job, {"images": [{"url": "https://x"}]})

@@ -17,9 +17,10 @@ from core import lifecycle
 from core.catalog import catalog
 from core.fal_client import FalWebhook
 from core.fal_results import record_fal_result
-from core.jobs import get_job, new_job
-from core.models import Job, new_job_id
+from core.jobs import get_job
+from core.models import Job
 from core.users import touch_user
+from tests.builders import a_job
 from workers.services import Services
 
 FAL = "http://fal.test"
@@ -110,16 +111,7 @@ class Worker:
             )
         model = catalog().find("fal-ai/flux/schnell")
         assert model is not None
-        job = new_job(
-            job_id=new_job_id(),
-            update_id=None,
-            user_id=user_id,
-            chat_id=user_id,
-            language="en",
-            model=model,
-            prompt=prompt,
-            options={},
-        )
+        job = a_job(user_id, prompt=prompt, model=model)
         assert await lifecycle.accept(self.sessions, job)
         return job
 

@@ -1,0 +1,22 @@
+"""Domain objects as the tests need them, built one way."""
+
+from __future__ import annotations
+
+from core.catalog import ModelSpec, catalog
+from core.jobs import new_job
+from core.models import Job, new_job_id
+
+
+def a_job(user_id: int, *, prompt: str = "a cat", model: ModelSpec | None = None) -> Job:
+    """A new (not yet stored) job of a private chat's prompt, with the catalog's first model
+    unless told otherwise."""
+    return new_job(
+        job_id=new_job_id(),
+        update_id=None,
+        user_id=user_id,
+        chat_id=user_id,
+        language="en",
+        model=model or catalog().models[0],
+        prompt=prompt,
+        options={},
+    )
