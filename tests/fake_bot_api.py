@@ -1,6 +1,7 @@
 """The Bot API faked at the transport, for the in-process tests: an aiogram session that
 records each request and answers what is scripted, or else a plain success, through aiogram's
-own check of an answer (so Response[...] parsing and Telegram errors are real)."""
+own check of an answer (so Response[...] parsing and Telegram errors are real); and the
+updates Telegram posts (`message`), with the one way to post them to a running door."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+import httpx
 from aiogram import Bot
 from aiogram.client.session.base import BaseSession
 from aiogram.methods import TelegramMethod
+
+from sandbox.stack import TEST_SECRET
 
 #: A scripted answer: an HTTP status and body (checked by aiogram as a real answer would be),
 #: or an exception to raise, made from the method it answers.
@@ -88,3 +92,13 @@ def message(update_id: int, chat_id: int, text: str = "hi") -> dict[str, Any]:
             "text": text,
         },
     }
+
+
+def post_update(api_url: str, update: dict[str, Any]) -> httpx.Response:
+    """POST an update to a running kadr api's door, as Telegram does (with the secret)."""
+    return httpx.post(
+        f"{api_url}/webhooks/telegram",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": TEST_SECRET},
+        timeout=10,
+    )

@@ -13,13 +13,13 @@ import signal
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import redis
 
 from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
-from sandbox.stack import TEST_SECRET, Stack
+from sandbox.stack import Stack
+from tests.fake_bot_api import message, post_update
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +50,8 @@ def own_stack(
 
 def prompt(own: Stack, user_id: int, text: str) -> None:
     """The update Telegram would POST for a private text message, to this module's api."""
-    update = {
-        "update_id": 930_000 + user_id,
-        "message": {
-            "message_id": 2,
-            "date": int(time.time()),
-            "chat": {"id": user_id, "type": "private", "first_name": "Ann"},
-            "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": "en"},
-            "text": text,
-        },
-    }
-    response = httpx.post(
-        f"{own.api_url}/webhooks/telegram",
-        json=update,
-        headers={"X-Telegram-Bot-Api-Secret-Token": TEST_SECRET},
-        timeout=10,
-    )
+    update = message(930_000 + user_id, user_id, text)
+    response = post_update(own.api_url, update)
     assert response.status_code == 200, response.text
 
 

@@ -16,7 +16,8 @@ from arq.connections import RedisSettings, create_pool
 
 from sandbox.control import TelegramSandbox
 from sandbox.redis_server import PrivateRedis
-from sandbox.stack import TEST_SECRET, Stack
+from sandbox.stack import Stack
+from tests.fake_bot_api import message, post_update
 from workers.worker import KadrWorker
 
 
@@ -44,22 +45,8 @@ def lone_stack(
 
 def prompt(lone: Stack, user_id: int, text: str) -> httpx.Response:
     """The update Telegram would POST for a private text message."""
-    update = {
-        "update_id": 910_000 + user_id,
-        "message": {
-            "message_id": 2,
-            "date": int(time.time()),
-            "chat": {"id": user_id, "type": "private", "first_name": "Ann"},
-            "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": "en"},
-            "text": text,
-        },
-    }
-    return httpx.post(
-        f"{lone.api_url}/webhooks/telegram",
-        json=update,
-        headers={"X-Telegram-Bot-Api-Secret-Token": TEST_SECRET},
-        timeout=10,
-    )
+    update = message(910_000 + user_id, user_id, text)
+    return post_update(lone.api_url, update)
 
 
 def test_a_worker_rides_out_a_redis_restart(
