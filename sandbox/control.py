@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 Record = dict[str, Any]
+T = TypeVar("T")
 
 
-def wait_until(fetch: Callable[[], list[Record]], count: int, timeout: float) -> list[Record]:
+def wait_until(fetch: Callable[[], list[T]], count: int, timeout: float) -> list[T]:
     """Poll `fetch` until it returns at least `count` records or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while True:

@@ -6,11 +6,14 @@ payment sent again changes nothing; jobs that fal refuses give their credits bac
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from sandbox.control import FalSandbox, TelegramSandbox, stays_empty, wait_until
+from core.catalog import load_catalog
+from sandbox.control import FalSandbox, Record, TelegramSandbox, stays_empty, wait_until
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
 from tests.conftest import fast_catalog
@@ -137,3 +140,102 @@ def test_jobs_that_fal_refuses_leave_the_balance_as_it_was(
     assert refused, texts(telegram, user)
     assert len(fal.requests("submit")) == submits + 2
     assert balance(telegram, user, messages(telegram, user) + 1) == 50
+
+
+def buy_a_pack(telegram: TelegramSandbox, user: int) -> int:
+    """The user buys the first pack (/buy, its button, the invoice, paid); their balance."""
+    telegram.send_message(user, "/buy")
+    offer = telegram.wait_for("sendMessage", chat_id=user)[0]
+    pack = offer["params"]["reply_markup"]["inline_keyboard"][0][0]
+    telegram.press_button(user, offer["response"]["result"]["message_id"], pack["callback_data"])
+    [invoice] = telegram.wait_for("sendInvoice", chat_id=user)
+    paid = telegram.pay(user, invoice["response"]["result"]["message_id"])
+    assert paid["answer"] == {"ok": True, "error_message": None}
+    assert reply(telegram, user, 2).startswith("✅")
+    return balance(telegram, user, 3)
+
+
+def status_message(telegram: TelegramSandbox, user: int) -> Record:
+    """The job's status message (the one with the Cancel button)."""
+
+    def found() -> list[Record]:
+        return [
+            r
+            for r in telegram.requests("sendMessage", user)
+            if r["status"] == 200
+            and r["params"]["text"].startswith("⏳")
+            and "reply_markup" in r["params"]
+        ]
+
+    [status] = wait_until(found, 1, timeout=20)
+    return status
+
+
+def test_a_job_cancelled_while_generating_leaves_the_balance_as_it_was(
+    telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    user = USER + 2
+    before = buy_a_pack(telegram, user)
+    assert before == 50
+    submits = len(fal.requests("submit"))
+    fal.configure(latency={"default": 4.0})
+    try:
+        telegram.send_message(user, "a slow comet")
+        wait_until(lambda: fal.requests("submit"), submits + 1, timeout=20)
+        status = status_message(telegram, user)
+        [[cancel]] = status["params"]["reply_markup"]["inline_keyboard"]
+        telegram.press_button(
+            user, status["response"]["result"]["message_id"], cancel["callback_data"]
+        )
+        cancelled = wait_until(
+            lambda: [t for t in texts(telegram, user) if t.startswith("✖ Cancelled")], 1, 20
+        )
+        assert cancelled, texts(telegram, user)
+        time.sleep(5.0)  # fal finishes the job it was making: its result must not count
+    finally:
+        fal.configure(latency={"default": 0.05})
+    assert telegram.requests("sendPhoto", user) == []
+    assert balance(telegram, user, messages(telegram, user) + 1) == before
+
+
+def test_a_job_whose_user_blocked_the_bot_leaves_the_balance_as_it_was(
+    telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    user = USER + 3
+    before = buy_a_pack(telegram, user)
+    assert before == 50
+    fal.configure(latency={"default": 3.0})
+    try:
+        telegram.send_message(user, "a fox that was never seen")
+        status_message(telegram, user)
+        telegram.block(user)  # after the status message, before the picture
+        refused = wait_until(
+            lambda: [r for r in telegram.requests("sendPhoto", user) if r["status"] == 403],
+            1,
+            timeout=30,
+        )
+        assert refused, telegram.requests("sendPhoto", user)
+        time.sleep(1.0)  # the delivery's move (and refund) is committed right after its 403
+    finally:
+        fal.configure(latency={"default": 0.05})
+        telegram._call("POST", f"/users/{user}/unblock")
+    assert [r["status"] for r in telegram.requests("sendPhoto", user)] == [403]
+    assert balance(telegram, user, messages(telegram, user) + 1) == before
+
+
+def test_a_delivered_job_costs_exactly_its_price(
+    credits_stack: Stack, telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    user = USER + 4
+    before = buy_a_pack(telegram, user)
+    submits = len(fal.requests("submit"))
+    telegram.send_message(user, "a priced lighthouse")
+    [photo] = telegram.wait_for("sendPhoto", chat_id=user, timeout=30)
+    assert photo["params"]["caption"].startswith("a priced lighthouse")
+    [submit] = fal.requests("submit")[submits:]
+    model = load_catalog(Path(credits_stack.env()["KADR_CATALOG"])).find(submit["model_id"])
+    assert model is not None
+    wait_until(lambda: telegram.requests("deleteMessage", user), 1, timeout=10)
+    after = balance(telegram, user, messages(telegram, user) + 1)
+    assert model.cost({}) >= 1
+    assert before - after == model.cost({})
