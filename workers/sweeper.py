@@ -27,7 +27,12 @@ from core.fal_results import record_fal_result
 from core.jobs import jobs_to_sweep
 from core.metrics import FAL_CALLS
 from core.models import Job, JobStatus, utcnow
-from core.queue import enqueue_broadcast, enqueue_deliver, enqueue_submit
+from core.queue import (
+    enqueue_broadcast,
+    enqueue_deliver,
+    enqueue_submit,
+    release_dead_broadcast,
+)
 from workers.delivery import DELIVERY_WINDOW, past_delivery_window
 from workers.services import Services
 
@@ -58,6 +63,8 @@ async def sweep(services: Services, *, now: datetime | None = None) -> int:
     if jobs:
         log.info("swept %d jobs", len(jobs))
     for broadcast_id in await broadcasts.running(services.resources.sessions):
+        if await release_dead_broadcast(services.resources.redis, broadcast_id):
+            log.warning("broadcast %s: its run died with its worker; taken up again", broadcast_id)
         await enqueue_broadcast(services.resources.redis, broadcast_id)
     return len(jobs)
 

@@ -4,6 +4,7 @@ arq's hooks cannot see."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from arq.typing import WorkerCoroutine
 
 from core.logs import log_fields
 from core.metrics import TASK_SECONDS, TASKS
+from core.queue import keep_broadcast_alive
 from core.retry import RetryLater
 from core.telegram_limits import MAX_INLINE_WAIT
 from core.telegram_pacing import deferring
@@ -81,4 +83,8 @@ async def sweep(ctx: dict[str, Any]) -> None:
 @measured
 async def broadcast(ctx: dict[str, Any], broadcast_id: int) -> None:
     resources = ctx["services"].resources
-    await run_broadcast(resources.sessions, resources.bot, broadcast_id, attempt=ctx["job_try"])
+    alive = asyncio.create_task(keep_broadcast_alive(resources.redis, broadcast_id))
+    try:
+        await run_broadcast(resources.sessions, resources.bot, broadcast_id, attempt=ctx["job_try"])
+    finally:
+        alive.cancel()
