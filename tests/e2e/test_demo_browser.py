@@ -15,8 +15,10 @@ from playwright.sync_api import ConsoleMessage, Page, ViewportSize, expect, sync
 
 from bot.i18n import i18n
 from sandbox.control import TelegramSandbox
+from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
 from sandbox.telegram.formatting import parse_html
+from tests.conftest import fast_catalog
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine has no network: nothing may phone home, and nothing is downloaded.
@@ -31,6 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 USER = 7001
+BUYER = 7002
 NAME = "Anna"
 PROMPT = "a lighthouse at dawn"
 ARRIVES = 60_000  # ms the page may take to show the bot's answer on a busy 2-core machine
@@ -47,11 +50,39 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def page(stack: Stack, telegram: TelegramSandbox) -> Iterator[Page]:
+    yield from _browser_page()
+
+
+def _browser_page() -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport=VIEWPORT, color_scheme="light")
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def paying_stack(
+    tmp_path_factory: pytest.TempPathFactory, own_database_url: str, own_redis: PrivateRedis
+) -> Iterator[Stack]:
+    """A deployment without a daily allowance: a picture there is paid for."""
+    workdir = tmp_path_factory.mktemp("paying")
+    env = {
+        "FREE_CREDITS_PER_DAY": "0",
+        "KADR_CATALOG": str(fast_catalog(workdir / "catalog.toml")),
+        "WORKER_METRICS_PORT": "0",
+    }
+    stack = Stack(workdir, own_database_url, own_redis.url, extra_env=env)
+    try:
+        stack.start_deployment("--no-fetch-urls")
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def paying_page(paying_stack: Stack) -> Iterator[Page]:
+    yield from _browser_page()
 
 
 def send(page: Page, text: str) -> None:
@@ -77,6 +108,44 @@ def test_start_and_a_prompt_give_the_greeting_and_a_picture(stack: Stack, page: 
 
     if target := os.environ.get("KADR_SCREENSHOT"):
         save_screenshot(page, Path(target))
+    assert problems == []
+
+
+def test_a_purchase_with_pretend_stars_pays_for_a_picture(
+    paying_stack: Stack, paying_page: Page
+) -> None:
+    """The balance, the 💳 button under "not enough credits", a pack, the stand-in's invoice
+    paid with pretend Stars, then a picture paid with those credits."""
+    page = paying_page
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: _note_error(problems, message))
+    page.goto(f"{paying_stack.telegram_url}/?user={BUYER}&lang=en&name={NAME}")
+    expect(page.locator("#who")).to_contain_text(str(BUYER))
+    answers = page.locator(".row.in .text")
+
+    send(page, "/balance")
+    expect(answers.last).to_contain_text("💰 0 credits", timeout=ARRIVES)
+
+    send(page, PROMPT)
+    refusal = page.locator(".row.in", has_text="Not enough credits")
+    expect(refusal).to_have_count(1, timeout=ARRIVES)
+    refusal.locator(".key", has_text=t("en", "button_buy")).click()
+    offer = page.locator(".row.in", has_text="Choose a pack")
+    expect(offer).to_have_count(1, timeout=ARRIVES)
+    offer.locator(".key").first.click()
+    pay = page.locator(".invoice-pay")
+    expect(pay).to_have_count(1, timeout=ARRIVES)
+    pay.click()
+    expect(page.locator(".row.service")).to_contain_text("Paid ⭐", timeout=ARRIVES)
+    expect(answers.last).to_have_text("✅ 50 credits added. Balance: 50.", timeout=ARRIVES)
+    assert page.locator(".row.in img.photo").count() == 0
+
+    send(page, PROMPT)
+    expect(page.locator(".row.in img.photo").first).to_be_visible(timeout=ARRIVES)
+    page.wait_for_function(LOADED_PICTURE, timeout=ARRIVES)
+    send(page, "/balance")
+    expect(answers.last).to_contain_text("💰 49 credits", timeout=ARRIVES)
     assert problems == []
 
 
