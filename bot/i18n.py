@@ -91,7 +91,12 @@ class PoI18n(I18n):
 i18n: Final = PoI18n(path=LOCALES_DIR, default_locale=DEFAULT_LOCALE, domain=DOMAIN)
 
 #: Every key the catalogues have (the English one; the tests prove Russian has the same).
-KEYS: Final = frozenset(str(message.id) for message in read_catalogue("en") if message.id)
+#: Every msgid; a plural entry's id is the (singular, plural) pair, both the key.
+KEYS: Final = frozenset(
+    message.id[0] if isinstance(message.id, tuple) else str(message.id)
+    for message in read_catalogue("en")
+    if message.id
+)
 
 
 def _(key: str, **values: object) -> str:

@@ -15,8 +15,9 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 from sqlalchemy import update
 
-from bot.i18n import PLURALS, _, catalogue_path, read_catalogue, use_locale
+from bot.i18n import PLURALS, _, catalogue_path, error_text, read_catalogue, use_locale
 from bot.job_face import failure_text
+from core.job_errors import CODES
 from core.models import Job, User
 from tests.bot.conftest import Chat
 
@@ -151,6 +152,17 @@ def test_every_key_asked_for_by_name_exists() -> None:
 def test_numbers_agree_with_their_nouns(locale: str, count: int, expected: str) -> None:
     with use_locale(locale):
         assert _("balance", balance=count, free=count, paid=0).startswith(expected)
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_an_error_code_with_a_text_of_its_own_gets_it(code: str) -> None:
+    """Plural entries included: their catalogue id is a (singular, plural) pair."""
+    ids = {m.id[0] if isinstance(m.id, tuple) else m.id for m in read_catalogue("en")}
+    with use_locale("en"):
+        text = error_text(code, limit_mb=10, max_side=4096)
+        expected = _(f"error_{code}" if f"error_{code}" in ids else "error_generic",
+                     limit_mb=10, max_side=4096)  # fmt: skip
+    assert text == expected
 
 
 def test_russian_jobs_and_characters_agree_too() -> None:
