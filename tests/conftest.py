@@ -104,6 +104,32 @@ def fast_catalog(path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def deployment(
+    workdir: Path, database_url: str, redis_url: str, env: dict[str, str], *telegram_args: str
+) -> Iterator[Stack]:
+    """A whole deployment (both stand-ins, migrated database, `kadr api`, one `kadr worker`,
+    the webhook registered) with `env` on top of the tests' own settings, stopped after."""
+    stack = Stack(workdir, database_url, redis_url, extra_env={"WORKER_METRICS_PORT": "0", **env})
+    try:
+        stack.start_deployment(*telegram_args)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@contextlib.contextmanager
+def telegram_of(stack: Stack) -> Iterator[TelegramSandbox]:
+    """A control of the stack's Telegram stand-in, reset before and its faults cleared after."""
+    sandbox = TelegramSandbox(stack.telegram_url)
+    sandbox.reset()
+    try:
+        yield sandbox
+    finally:
+        sandbox.clear_faults()
+        sandbox.close()
+
+
 @pytest.fixture(scope="session")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url: str
@@ -118,17 +144,12 @@ def stack(
         "KADR_CATALOG": str(fast_catalog(workdir / "catalog.toml")),
         "SWEEP_INTERVAL": "1",
         "SWEEP_STALE_AFTER": "3",
-        "WORKER_METRICS_PORT": "0",
     }
-    stack = Stack(workdir, database_url, redis_url, extra_env=env)
-    try:
-        # The stand-in trusts photo URLs instead of downloading them: fetching makes the fal
-        # stand-in draw every picture, which starves this 2-core machine and blurs what the
-        # tests measure. Telegram refusing a URL is injected where it matters.
-        stack.start_deployment("--no-fetch-urls")
+    # The stand-in trusts photo URLs instead of downloading them: fetching makes the fal
+    # stand-in draw every picture, which starves this 2-core machine and blurs what the tests
+    # measure. Telegram refusing a URL is injected where it matters.
+    with deployment(workdir, database_url, redis_url, env, "--no-fetch-urls") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
@@ -141,11 +162,8 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 @pytest.fixture
 def telegram(stack: Stack) -> Iterator[TelegramSandbox]:
-    sandbox = TelegramSandbox(stack.telegram_url)
-    sandbox.reset()
-    yield sandbox
-    sandbox.clear_faults()
-    sandbox.close()
+    with telegram_of(stack) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from core.models import User, utcnow
 from sandbox.control import Record, TelegramSandbox, wait_until
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
+from tests.conftest import deployment, telegram_of
 from tests.e2e.test_send_limits import RequestLog, assert_within_telegram_rate
 
 ADMIN = 4_200_000
@@ -37,22 +38,17 @@ def broadcast_stack(
     tmp_path_factory: pytest.TempPathFactory, own_database_url: str, own_redis: PrivateRedis
 ) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("broadcast-stack")
-    env = {"ADMIN_IDS": str(ADMIN), "WORKER_METRICS_PORT": "0", "SWEEP_INTERVAL": "1"}
-    stack = Stack(workdir, own_database_url, own_redis.url, extra_env=env)
-    try:
-        stack.start_deployment("--no-fetch-urls", "--enforce-limits")
+    env = {"ADMIN_IDS": str(ADMIN), "SWEEP_INTERVAL": "1"}
+    with deployment(
+        workdir, own_database_url, own_redis.url, env, "--no-fetch-urls", "--enforce-limits"
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
 def telegram(broadcast_stack: Stack) -> Iterator[TelegramSandbox]:
-    sandbox = TelegramSandbox(broadcast_stack.telegram_url)
-    sandbox.reset()
-    yield sandbox
-    sandbox.clear_faults()
-    sandbox.close()
+    with telegram_of(broadcast_stack) as sandbox:
+        yield sandbox
 
 
 def known_to_the_bot(database_url: str, users: range) -> None:

@@ -16,7 +16,7 @@ from core.catalog import load_catalog
 from sandbox.control import FalSandbox, Record, TelegramSandbox, stays_empty, wait_until
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
-from tests.conftest import fast_catalog
+from tests.conftest import deployment, fast_catalog
 
 USER = 8801
 
@@ -29,14 +29,9 @@ def credits_stack(
     env = {
         "FREE_CREDITS_PER_DAY": "0",
         "KADR_CATALOG": str(fast_catalog(workdir / "catalog.toml")),
-        "WORKER_METRICS_PORT": "0",
     }
-    stack = Stack(workdir, own_database_url, own_redis.url, extra_env=env)
-    try:
-        stack.start_deployment("--no-fetch-urls")
+    with deployment(workdir, own_database_url, own_redis.url, env, "--no-fetch-urls") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from sandbox.control import TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
 from sandbox.telegram.formatting import parse_html
-from tests.conftest import fast_catalog
+from tests.conftest import deployment, fast_catalog
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine has no network: nothing may phone home, and nothing is downloaded.
@@ -70,14 +70,9 @@ def paying_stack(
     env = {
         "FREE_CREDITS_PER_DAY": "0",
         "KADR_CATALOG": str(fast_catalog(workdir / "catalog.toml")),
-        "WORKER_METRICS_PORT": "0",
     }
-    stack = Stack(workdir, own_database_url, own_redis.url, extra_env=env)
-    try:
-        stack.start_deployment("--no-fetch-urls")
+    with deployment(workdir, own_database_url, own_redis.url, env, "--no-fetch-urls") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

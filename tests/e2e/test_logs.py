@@ -15,6 +15,7 @@ import pytest
 from sandbox.control import TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import TEST_FAL_KEY, TEST_SECRET, TEST_TOKEN, Stack
+from tests.conftest import deployment
 
 KADR_LOGS = ("api.log", "worker.log")
 
@@ -24,13 +25,9 @@ def debug_stack(
     tmp_path_factory: pytest.TempPathFactory, own_database_url: str, own_redis: PrivateRedis
 ) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("logs-stack")
-    extra = {"LOG_LEVEL": "DEBUG", "WORKER_METRICS_PORT": "0"}
-    stack = Stack(workdir, own_database_url, own_redis.url, extra_env=extra)
-    try:
-        stack.start_deployment()
+    extra = {"LOG_LEVEL": "DEBUG"}
+    with deployment(workdir, own_database_url, own_redis.url, extra) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def run_a_conversation(stack: Stack) -> None:

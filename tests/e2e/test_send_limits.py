@@ -20,6 +20,7 @@ import pytest
 from sandbox.control import Record, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
+from tests.conftest import deployment, telegram_of
 
 #: What the stand-in counts against Telegram's limits (and kadr paces): putting something in
 #: a chat. deleteMessage and the answers to buttons are not messages.
@@ -48,21 +49,21 @@ def strict_stack(
     """api and one `kadr worker` (inbox and every queue) with the default catalog: a few
     hundred jobs queue behind 29 sends/s, longer than the shared stack's shortened deadlines."""
     workdir = tmp_path_factory.mktemp("limits-stack")
-    stack = Stack(workdir, own_database_url, own_redis.url, extra_env={"WORKER_METRICS_PORT": "0"})
-    try:
-        stack.start_deployment("--no-fetch-urls", "--enforce-limits")
+    with deployment(
+        workdir,
+        own_database_url,
+        own_redis.url,
+        {},
+        "--no-fetch-urls",
+        "--enforce-limits",
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
 def strict_telegram(strict_stack: Stack) -> Iterator[TelegramSandbox]:
-    sandbox = TelegramSandbox(strict_stack.telegram_url)
-    sandbox.reset()  # also refills the stand-in's flood buckets
-    yield sandbox
-    sandbox.clear_faults()
-    sandbox.close()
+    with telegram_of(strict_stack) as sandbox:  # also refills the stand-in's flood buckets
+        yield sandbox
 
 
 class RequestLog:
