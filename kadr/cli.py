@@ -8,6 +8,7 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
@@ -133,12 +134,15 @@ def jobs(
     settings = _settings("ops")
     if redeliver and job_id is None:
         raise _fail("--redeliver needs a JOB_ID")
+    one = job_id or ""
+    work: Callable[[Any, Any], Awaitable[str]]
     if redeliver:
-        typer.echo(asyncio.run(tools.redeliver(settings, job_id or "")))
+        work = lambda sessions, redis: tools.redeliver(sessions, redis, one)  # noqa: E731
     elif job_id is not None:
-        typer.echo(asyncio.run(tools.show(settings, job_id)))
+        work = lambda sessions, _: tools.show(sessions, one)  # noqa: E731
     else:
-        typer.echo(asyncio.run(tools.listing(settings, stuck=stuck, hours=hours)))
+        work = lambda sessions, _: tools.listing(sessions, stuck=stuck, hours=hours)  # noqa: E731
+    typer.echo(asyncio.run(_with_stores(settings, work)))
 
 
 @app.command()

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from core import lifecycle
-from core.config import Settings
 from core.jobs import get_job, recent_jobs, stuck_jobs
 from core.models import Job, JobStatus, utcnow
 from core.queue import enqueue_deliver
-from core.resources import Resources
+
+Sessions = async_sessionmaker[AsyncSession]
 
 #: A live job older than this is stuck whatever its mode (video deadlines are under an hour).
 STUCK_AFTER = timedelta(hours=2)
@@ -31,39 +34,26 @@ def describe(job: Job) -> str:
     return "\n".join(f"{name + ':':<19} {getattr(job, name)}" for name in FIELDS)
 
 
-async def show(settings: Settings, job_id: str) -> str:
-    resources = Resources.open(settings)
-    try:
-        async with resources.sessions() as session:
-            job = await get_job(session, job_id)
-        return describe(job) if job else f"no job {job_id}"
-    finally:
-        await resources.close()
+async def show(sessions: Sessions, job_id: str) -> str:
+    async with sessions() as session:
+        job = await get_job(session, job_id)
+    return describe(job) if job else f"no job {job_id}"
 
 
-async def listing(settings: Settings, *, stuck: bool, hours: float) -> str:
-    resources = Resources.open(settings)
-    try:
-        async with resources.sessions() as session:
-            if stuck:
-                jobs = await stuck_jobs(session, utcnow() - STUCK_AFTER)
-            else:
-                since = utcnow() - timedelta(hours=hours)
-                jobs = await recent_jobs(session, [JobStatus.FAILED], since)
-        return "\n".join(_line(job) for job in jobs) or "none"
-    finally:
-        await resources.close()
+async def listing(sessions: Sessions, *, stuck: bool, hours: float) -> str:
+    async with sessions() as session:
+        if stuck:
+            jobs = await stuck_jobs(session, utcnow() - STUCK_AFTER)
+        else:
+            jobs = await recent_jobs(session, [JobStatus.FAILED], utcnow() - timedelta(hours=hours))
+    return "\n".join(_line(job) for job in jobs) or "none"
 
 
-async def redeliver(settings: Settings, job_id: str) -> str:
+async def redeliver(sessions: Sessions, redis: ArqRedis, job_id: str) -> str:
     """A credit refunded at the failure stays refunded: the operator's redelivery is free."""
-    resources = Resources.open(settings)
-    try:
-        async with resources.sessions() as session:
-            job = await get_job(session, job_id)
-        if job is None or not await lifecycle.reopen_delivery(resources.sessions, job):
-            return f"job {job_id} is not a failed job with a result; nothing to deliver"
-        await enqueue_deliver(resources.redis, job.id, job.kind)
-        return f"job {job_id}: delivery enqueued, with a fresh window"
-    finally:
-        await resources.close()
+    async with sessions() as session:
+        job = await get_job(session, job_id)
+    if job is None or not await lifecycle.reopen_delivery(sessions, job):
+        return f"job {job_id} is not a failed job with a result; nothing to deliver"
+    await enqueue_deliver(redis, job.id, job.kind)
+    return f"job {job_id}: delivery enqueued, with a fresh window"

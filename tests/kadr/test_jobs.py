@@ -5,39 +5,47 @@ window, while one without a result is left alone."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from alembic import command
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import lifecycle
-from core.config import Settings
 from core.db import alembic_config, create_engine, session_factory
 from core.jobs import get_job
 from core.models import Job, JobStatus
 from core.queue import queue_of
+from core.resources import create_redis
 from core.users import touch_user
 from kadr import jobs as tools
 from sandbox.redis_server import PrivateRedis
-from sandbox.stack import TEST_TOKEN
 from tests.builders import a_job
 
 USER = 5151
+Sessions = async_sessionmaker[AsyncSession]
 
 
 @pytest.fixture
-async def settings(tmp_path: Path, own_redis: PrivateRedis, redis: Redis) -> Settings:
+async def sessions(tmp_path: Path) -> AsyncIterator[Sessions]:
     url = f"sqlite+aiosqlite:///{tmp_path}/kadr.db"
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None, DATABASE_URL=url, REDIS_URL=own_redis.url, TELEGRAM_BOT_TOKEN=TEST_TOKEN
-    )
+    engine = create_engine(url)
+    yield session_factory(engine)
+    await engine.dispose()
 
 
-async def failed_job(settings: Settings, *, with_result: bool) -> Job:
-    engine = create_engine(settings.DATABASE_URL)
-    sessions = session_factory(engine)
+@pytest.fixture
+async def arq(own_redis: PrivateRedis, redis: Redis) -> AsyncIterator[ArqRedis]:
+    client = create_redis(own_redis.url)
+    yield client
+    await client.aclose()
+
+
+async def failed_job(sessions: Sessions, *, with_result: bool) -> Job:
     async with sessions() as session:
         await touch_user(session, user_id=USER, username=None, first_name=None, language_code="en")
     job = a_job(USER, prompt="a kite")
@@ -45,29 +53,26 @@ async def failed_job(settings: Settings, *, with_result: bool) -> Job:
     if with_result:
         assert await lifecycle.completed(sessions, job, {"images": [{"url": "https://x"}]})
     assert await lifecycle.fail(sessions, job, "undeliverable", "chat migrated", notified=True)
-    await engine.dispose()
     return job
 
 
-async def test_failed_jobs_are_listed_and_one_is_shown_in_full(settings: Settings) -> None:
-    job = await failed_job(settings, with_result=False)
-    listing = await tools.listing(settings, stuck=False, hours=1)
+async def test_failed_jobs_are_listed_and_one_is_shown_in_full(sessions: Sessions) -> None:
+    job = await failed_job(sessions, with_result=False)
+    listing = await tools.listing(sessions, stuck=False, hours=1)
     assert job.id in listing and "undeliverable" in listing
-    shown = await tools.show(settings, job.id)
+    shown = await tools.show(sessions, job.id)
     assert f"id:                 {job.id}" in shown
     assert "error_detail:       chat migrated" in shown
-    assert await tools.listing(settings, stuck=True, hours=1) == "none"
+    assert await tools.listing(sessions, stuck=True, hours=1) == "none"
 
 
 async def test_a_failed_result_is_delivered_again_with_a_fresh_window(
-    settings: Settings, redis: Redis
+    sessions: Sessions, arq: ArqRedis, redis: Redis
 ) -> None:
-    job = await failed_job(settings, with_result=True)
-    assert "delivery enqueued" in await tools.redeliver(settings, job.id)
-    engine = create_engine(settings.DATABASE_URL)
-    async with session_factory(engine)() as session:
+    job = await failed_job(sessions, with_result=True)
+    assert "delivery enqueued" in await tools.redeliver(sessions, arq, job.id)
+    async with sessions() as session:
         reopened = await get_job(session, job.id)
-    await engine.dispose()
     assert reopened is not None
     assert (reopened.status, reopened.delivery_attempts, reopened.notified_at) == (
         JobStatus.COMPLETED,
@@ -79,8 +84,8 @@ async def test_a_failed_result_is_delivered_again_with_a_fresh_window(
 
 
 async def test_a_failed_job_without_a_result_is_not_reopened(
-    settings: Settings, redis: Redis
+    sessions: Sessions, arq: ArqRedis, redis: Redis
 ) -> None:
-    job = await failed_job(settings, with_result=False)
-    assert "nothing to deliver" in await tools.redeliver(settings, job.id)
+    job = await failed_job(sessions, with_result=False)
+    assert "nothing to deliver" in await tools.redeliver(sessions, arq, job.id)
     assert await redis.zrange(queue_of(job.kind), 0, -1) == []
