@@ -39,6 +39,9 @@ class FakeFal:
     statuses: dict[str, str] = field(default_factory=dict)
     status_delay: float = 0.0
     """Seconds fal takes to answer a status request."""
+    status_peak: int = 0
+    """The most status requests fal held at once."""
+    _status_in_flight: int = 0
     took: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once fal has taken a submit."""
     _ids: Iterator[int] = field(default_factory=itertools.count)
@@ -48,7 +51,12 @@ class FakeFal:
             self.cancelled.append(request.url.path.split("/")[-2])
             return httpx.Response(202, json={"status": "CANCELLATION_REQUESTED"})
         if request.method == "GET" and request.url.path.endswith("/status"):
-            await asyncio.sleep(self.status_delay)
+            self._status_in_flight += 1
+            self.status_peak = max(self.status_peak, self._status_in_flight)
+            try:
+                await asyncio.sleep(self.status_delay)
+            finally:
+                self._status_in_flight -= 1
             request_id = request.url.path.split("/")[-2]
             status = self.statuses.get(request_id, "IN_QUEUE")
             return httpx.Response(200 if status == "COMPLETED" else 202, json={"status": status})
