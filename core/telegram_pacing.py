@@ -8,6 +8,7 @@ held); if the process dies, the update is handled again and the replies already 
 replayed from Redis, not sent again. A worker task's send that cannot leave soon goes back
 to its queue instead (`RetryLater`), and progress edits go only when a moment is free now.
 Answers to buttons and payments (answerCallbackQuery, …) are not messages: never paced.
+Results go first: a handler's reply lets results that are waiting leave before it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import itertools
 import logging
 import time
@@ -69,6 +71,8 @@ class _Handling:
 class _Policy:
     max_wait: float = UNBOUNDED
     optional: bool = False
+    #: Results waiting to go leave first (core/telegram_limits.py): handlers' replies yield.
+    yielding: bool = True
 
 
 _handling: contextvars.ContextVar[_Handling | None] = contextvars.ContextVar(
@@ -110,8 +114,14 @@ def _policy_of(policy: _Policy) -> Iterator[None]:
 
 
 def deferring(max_wait: float) -> contextlib.AbstractContextManager[None]:
-    """Sends inside wait at most `max_wait` for their moment, then raise RetryLater."""
-    return _policy_of(_Policy(max_wait=max_wait))
+    """Sends inside wait at most `max_wait` for their moment, then raise RetryLater; they do
+    not yield (a worker task's send is a result or about one)."""
+    return _policy_of(_Policy(max_wait=max_wait, yielding=False))
+
+
+def behind_results() -> contextlib.AbstractContextManager[None]:
+    """Sends inside let waiting results go first, whatever else their policy says."""
+    return _policy_of(dataclasses.replace(_policy.get(), yielding=True))
 
 
 def optional() -> contextlib.AbstractContextManager[None]:
@@ -213,7 +223,7 @@ class SendPacer(BaseRequestMiddleware):
         self._waiting[ticket] = time.monotonic()
         OUTBOX_WAITING.inc()
         try:
-            await self.limiter.acquire(chat, max_wait=policy.max_wait)
+            await self.limiter.acquire(chat, max_wait=policy.max_wait, yielding=policy.yielding)
         except RetryLater:
             TELEGRAM_THROTTLED.labels("limiter").inc()
             raise

@@ -1,7 +1,8 @@
 """Sending an admin's broadcast: every user that is not banned, one at a time, each send
 paced like any other message (the shared limiter keeps the whole bot under Telegram's
-limits) and claimed in the database before it goes, so a worker killed mid-way goes on
-where it was without sending anyone the message twice (`core/broadcasts.py`). A user who
+limits, and results that are waiting go first) and claimed in the database before it goes,
+so a worker killed mid-way goes on where it was without sending anyone the message twice
+(`core/broadcasts.py`). A user who
 blocked the bot is skipped and counted. When everyone has had their turn the admin gets the
 count, once.
 """
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.i18n import _, use_locale
 from core import broadcasts
 from core.retry import RetryLater
+from core.telegram_pacing import behind_results
 from core.telegram_send import Undeliverable, telegram_errors
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ async def run_broadcast(
     while (claim := await broadcasts.claim_next(sessions, broadcast)) is not None:
         before, user_id = claim
         try:
-            with telegram_errors(attempt):
+            with telegram_errors(attempt), behind_results():
                 await bot.send_message(user_id, broadcast.text, parse_mode=None)
         except RetryLater:
             await broadcasts.give_back(sessions, broadcast, user_id, before)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from core.retry import RetryLater
-from core.telegram_limits import LimitSettings, TelegramLimiter
+from core.telegram_limits import YIELD_HORIZON, LimitSettings, TelegramLimiter
 
 
 @pytest.fixture
@@ -82,3 +84,51 @@ async def test_a_backlog_defers_each_sender_once_to_a_moment_held_for_it(redis: 
     assert len(stamps) == 40
     assert max(tries) == 2
     assert max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps) <= 21
+
+
+async def test_results_waiting_go_before_replies_that_yield(redis: Redis) -> None:
+    """Replies asked for first, results a moment later: once the results' reservations reach
+    past the yield horizon, every reply waits until the results are out."""
+    limiter = TelegramLimiter(redis, LimitSettings(total_per_second=20))
+    order: list[str] = []
+
+    async def send(chat: int, what: str) -> None:
+        await limiter.acquire(chat, max_wait=10, yielding=what == "reply")
+        order.append(what)
+
+    replies = [send(chat, "reply") for chat in chats(15)]
+    results = [send(chat, "result") for chat in chats(30)]
+    await asyncio.gather(*replies, asyncio.sleep(0.01), *results)
+    before_last_result = order[: len(order) - order[::-1].index("result")]
+    assert len(order) == 45
+    assert before_last_result.count("reply") <= YIELD_HORIZON * 20 + 1
+
+
+async def test_yielding_senders_alone_keep_the_bot_rate_and_ask_seldom(redis: Redis) -> None:
+    """Forty replies at 20/s with results reserved for the first second: the replies take
+    every moment after it, and waiting costs Redis a call per turn of the lane, not per
+    waiting reply per moment."""
+    limiter = TelegramLimiter(redis, LimitSettings(total_per_second=20))
+    for chat in chats(20):
+        with contextlib.suppress(RetryLater):
+            await limiter.acquire(chat, max_wait=0)
+    calls = 0
+    ask = limiter._try
+
+    async def counted(*args: Any, **kwargs: Any) -> float:
+        nonlocal calls
+        calls += 1
+        return await ask(*args, **kwargs)
+
+    limiter._try = counted  # type: ignore[method-assign]
+    stamps: list[float] = []
+
+    async def reply(chat: int) -> None:
+        await limiter.acquire(chat, max_wait=30, yielding=True)
+        stamps.append(time.monotonic())
+
+    started = time.monotonic()
+    await asyncio.gather(*(reply(chat) for chat in chats(40)))
+    assert len(stamps) == 40
+    assert max(stamps) - started < 1.0 + 40 / 20 + 0.5
+    assert calls <= 40 + 3 * 20

@@ -1,6 +1,6 @@
 """The Bot API session middleware against a real Redis and a faked transport: a handler run
 again gets its earlier answers back instead of sending twice, a 429 pauses every sender,
-and the three send policies (wait, defer, optional) do what they promise."""
+the three send policies (wait, defer, optional) do what they promise, and results go first."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from core.telegram_pacing import (
     SENT_TTL,
     SendPacer,
     SendSkipped,
+    behind_results,
     current_update_id,
     deferring,
     handling,
@@ -199,6 +200,30 @@ async def test_a_far_moment_defers_the_send(bot: Bot, session: FakeSession, redi
         await bot.send_message(CHAT, "hi")
     assert later.value.delay > 0
     assert session.requests == []
+
+
+async def test_a_handlers_reply_and_a_broadcast_let_a_waiting_result_go_first(
+    bot: Bot, session: FakeSession, redis: Redis, limiter: TelegramLimiter
+) -> None:
+    for chat in range(9000, 9030):  # results' moments held for the next second
+        with contextlib.suppress(RetryLater):
+            await limiter.acquire(chat, max_wait=0)
+
+    async def reply() -> None:
+        await bot.send_message(CHAT, "queued")
+
+    async def broadcast() -> None:
+        with deferring(5.0), behind_results():
+            await bot.send_message(OTHER_CHAT, "news")
+
+    async def result() -> None:
+        await asyncio.sleep(0.05)
+        with deferring(5.0):
+            await bot.send_photo(CHAT + 100, "photo-id")
+
+    await asyncio.gather(reply(), broadcast(), result())
+    assert session.names()[0] == "sendPhoto"
+    assert sorted(session.names()[1:]) == ["sendMessage", "sendMessage"]
 
 
 async def test_an_optional_send_is_skipped_when_the_chat_has_no_free_moment(
