@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core import lifecycle
 from core.fal_client import FalWebhook
 from core.jobs import get_job
-from core.models import Job
 from core.queue import enqueue_deliver
 
 log = logging.getLogger(__name__)
@@ -43,6 +42,33 @@ async def record_fal_result(
     webhook: FalWebhook,
     job_id: str,
 ) -> Recorded:
+    """A result is recorded without reading the job first (one statement, which also checks
+    the request); only a webhook that did not move the job is looked into, to say why."""
+    try:
+        if webhook.status == "OK":
+            mode = await lifecycle.completed(
+                sessions, job_id, webhook.payload, request_id=webhook.request_id
+            )
+            if mode is not None:
+                await _deliver(redis, job_id, mode)
+                return Recorded.ACCEPTED
+        return await _record_other(sessions, redis, webhook, job_id)
+    except IntegrityError:
+        log.warning(
+            "fal webhook for job %s names request %s, another job's: ignored",
+            job_id,
+            webhook.request_id,
+        )
+        return Recorded.UNBOUND
+
+
+async def _record_other(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: ArqRedis,
+    webhook: FalWebhook,
+    job_id: str,
+) -> Recorded:
+    """A result that moved nothing, an error, or a status fal may add that we do not know."""
     async with sessions() as session:
         job = await get_job(session, job_id)
     if job is None:
@@ -56,41 +82,26 @@ async def record_fal_result(
             job.fal_request_id,
         )
         return Recorded.UNBOUND
-    try:
-        moved = await _record(sessions, job, webhook)
-    except IntegrityError:
-        log.warning(
-            "fal webhook for job %s names request %s, another job's: ignored",
-            job.id,
-            webhook.request_id,
-        )
-        return Recorded.UNBOUND
-    if moved is None:
-        return Recorded.IGNORED
-    if not moved:
+    if webhook.status == "OK":
         return Recorded.DUPLICATE
-    try:
-        await enqueue_deliver(redis, job.id, job.kind)
-    except RedisError:
-        log.warning("could not enqueue delivery of job %s; the sweeper will", job.id)
+    if webhook.status != "ERROR":
+        return Recorded.IGNORED
+    failed = await lifecycle.fail(
+        sessions,
+        job,
+        webhook.error_type or "fal_error",
+        webhook.error or "",
+        by_fal=True,
+        request_id=webhook.request_id,
+    )
+    if not failed:
+        return Recorded.DUPLICATE
+    await _deliver(redis, job.id, job.kind)
     return Recorded.ACCEPTED
 
 
-async def _record(
-    sessions: async_sessionmaker[AsyncSession], job: Job, webhook: FalWebhook
-) -> bool | None:
-    """Whether the job moved; None for a status fal may add that we do not know."""
-    if webhook.status == "OK":
-        return await lifecycle.completed(
-            sessions, job, webhook.payload, request_id=webhook.request_id
-        )
-    if webhook.status == "ERROR":
-        return await lifecycle.fail(
-            sessions,
-            job,
-            webhook.error_type or "fal_error",
-            webhook.error or "",
-            by_fal=True,
-            request_id=webhook.request_id,
-        )
-    return None
+async def _deliver(redis: ArqRedis, job_id: str, mode: str) -> None:
+    try:
+        await enqueue_deliver(redis, job_id, mode)
+    except RedisError:
+        log.warning("could not enqueue delivery of job %s; the sweeper will", job_id)

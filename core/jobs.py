@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import Row, Update, and_, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import ModelSpec, catalog
@@ -109,20 +109,46 @@ async def move(
     job's fal request is this one or not known yet (then it becomes this one), decided in the
     same statement so that a submit recorded meanwhile cannot be overwritten.
     Not committed: `core/lifecycle.py` commits it, with whatever else belongs to the move."""
+    statement = _move_statement(job_id, to, only_from, request_id, values)
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def move_returning(
+    session: AsyncSession,
+    job_id: str,
+    to: JobStatus,
+    columns: Iterable[Any],
+    *,
+    request_id: str | None = None,
+    **values: Any,
+) -> Row[Any] | None:
+    """`move`, and the moved job's `columns` (None when it did not move): for a caller that
+    needs a few of them and would otherwise read the row first, a second round trip."""
+    statement = _move_statement(job_id, to, None, request_id, values).returning(*columns)
+    return (await session.execute(statement)).first()
+
+
+def _move_statement(
+    job_id: str,
+    to: JobStatus,
+    only_from: Iterable[JobStatus] | None,
+    request_id: str | None,
+    values: dict[str, Any],
+) -> Update:
     sources = tuple(only_from) if only_from is not None else ALLOWED[to]
     now = utcnow()
     stamp = {STAMPS[to]: now} if to in STAMPS else {}
     bound = []
     if request_id is not None:
         bound.append(or_(Job.fal_request_id.is_(None), Job.fal_request_id == request_id))
-        values["fal_request_id"] = func.coalesce(Job.fal_request_id, request_id)
-    result = await session.execute(
+        values = {**values, "fal_request_id": func.coalesce(Job.fal_request_id, request_id)}
+    return (
         update(Job)
         .where(Job.id == job_id, Job.status.in_(sources), *bound)
         .values(status=to, updated_at=now, **stamp, **values)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def set_fields(session: AsyncSession, job_id: str, **values: Any) -> None:

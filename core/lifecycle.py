@@ -33,6 +33,7 @@ from core.jobs import (
     fail_jobs,
     insert_job,
     move,
+    move_returning,
     reopen_failed_delivery,
     set_fields,
     set_notified,
@@ -112,16 +113,24 @@ async def submitted(
 
 
 async def completed(
-    sessions: Sessions, job: Job, result: Any, *, request_id: str | None = None
-) -> bool:
+    sessions: Sessions, job_id: str, result: Any, *, request_id: str | None = None
+) -> str | None:
     """fal's result came; with `request_id`, it completes the job only if that is the job's
-    request (or the job did not know its request yet)."""
-    moved = await _move(
-        sessions, job, JobStatus.COMPLETED, request_id=request_id or None, result=result
-    )
-    if moved:
-        _observe(job, "fal", job.submitted_at)
-    return moved
+    request (or the job did not know its request yet). The job's mode if it moved: what the
+    fal webhook needs to queue its delivery, read in the same statement as the move."""
+    async with sessions.begin() as session:
+        moved = await move_returning(
+            session,
+            job_id,
+            JobStatus.COMPLETED,
+            (Job.kind, Job.submitted_at),
+            request_id=request_id or None,
+            result=result,
+        )
+    if moved is None:
+        return None
+    _observe_stage(moved.kind, "fal", moved.submitted_at)
+    return str(moved.kind)
 
 
 async def delivered(sessions: Sessions, job: Job, result: dict[str, Any]) -> bool:
@@ -288,5 +297,9 @@ def _count(counter: Any, amount: credits.Balance) -> None:
 
 
 def _observe(job: Job, stage: str, since: datetime | None) -> None:
+    _observe_stage(job.kind, stage, since)
+
+
+def _observe_stage(kind: str, stage: str, since: datetime | None) -> None:
     if since is not None:
-        STAGE_SECONDS.labels(job.kind, stage).observe((utcnow() - since).total_seconds())
+        STAGE_SECONDS.labels(kind, stage).observe((utcnow() - since).total_seconds())
