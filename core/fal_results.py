@@ -70,7 +70,7 @@ async def record_fal_result(
     if not moved:
         return Recorded.DUPLICATE
     try:
-        await enqueue_deliver(redis, job.id, job.kind)
+        await enqueue_deliver(redis, job.id, job.mode)
     except RedisError:
         log.warning("could not enqueue delivery of job %s; the sweeper will", job.id)
     return Recorded.ACCEPTED

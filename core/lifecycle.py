@@ -70,9 +70,9 @@ async def accept(sessions: Sessions, job: Job, *, price: int = 0, free_per_day: 
     except IntegrityError:
         return False
     except credits.NotEnoughCredits:
-        CREDIT_REFUSALS.labels(job.kind).inc()
+        CREDIT_REFUSALS.labels(job.mode).inc()
         raise
-    JOBS_CREATED.labels(job.kind).inc()
+    JOBS_CREATED.labels(job.mode).inc()
     _count(CREDITS_RESERVED, taken)
     return True
 
@@ -184,8 +184,8 @@ async def fail_many(
     async with sessions.begin() as session:
         moved = await fail_jobs(session, seen, error=error, error_detail=detail[:DETAIL_LIMIT])
         refunds = [await credits.refund(session, job_id) for job_id, _ in moved]
-    for (job_id, kind), refunded in zip(moved, refunds, strict=True):
-        _count_finished(job_id, kind, error)
+    for (job_id, mode), refunded in zip(moved, refunds, strict=True):
+        _count_finished(job_id, mode, error)
         _count(CREDITS_REFUNDED, refunded)
     return [job_id for job_id, _ in moved]
 
@@ -256,14 +256,14 @@ async def _finish(
             refunded = await credits.refund(session, job.id)
     if moved:
         with log_fields(user_id=job.user_id):
-            _count_finished(job.id, job.kind, outcome)
+            _count_finished(job.id, job.mode, outcome)
         _count(CREDITS_REFUNDED, refunded)
     return moved
 
 
-def _count_finished(job_id: str, kind: str, outcome: str) -> None:
+def _count_finished(job_id: str, mode: str, outcome: str) -> None:
     """The one place a finished job is counted and logged."""
-    JOBS_FINISHED.labels(kind, outcome).inc()
+    JOBS_FINISHED.labels(mode, outcome).inc()
     with log_fields(job_id=job_id):
         log.info("job %s ended: %s", job_id, outcome)
 
@@ -289,4 +289,4 @@ def _count(counter: Any, amount: credits.Balance) -> None:
 
 def _observe(job: Job, stage: str, since: datetime | None) -> None:
     if since is not None:
-        STAGE_SECONDS.labels(job.kind, stage).observe((utcnow() - since).total_seconds())
+        STAGE_SECONDS.labels(job.mode, stage).observe((utcnow() - since).total_seconds())

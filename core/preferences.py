@@ -32,7 +32,7 @@ class Preferences(BaseModel):
 
 def preferences_of(user: User) -> Preferences:
     try:
-        return Preferences.model_validate(user.settings or {})
+        return Preferences.model_validate(user.preferences or {})
     except ValidationError:
         return Preferences()
 
@@ -48,7 +48,7 @@ async def change_preferences(
     preferences = preferences_of(user)
     change(preferences)
     await session.execute(
-        update(User).where(User.id == user_id).values(settings=preferences.model_dump())
+        update(User).where(User.id == user_id).values(preferences=preferences.model_dump())
     )
     await session.commit()
     return preferences

@@ -148,5 +148,5 @@ async def fail_job(services: Services, job: Job, error: str, detail: str = "") -
     task)."""
     moved = await lifecycle.fail(services.resources.sessions, job, error, detail)
     if moved:
-        await enqueue_deliver(services.resources.redis, job.id, job.kind)
+        await enqueue_deliver(services.resources.redis, job.id, job.mode)
     return moved

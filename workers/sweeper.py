@@ -83,9 +83,9 @@ async def _nudge(jobs: list[Job], services: Services) -> None:
     for job in jobs:
         try:
             if job.status == JobStatus.QUEUED:
-                await enqueue_submit(redis, job.id, job.kind)
+                await enqueue_submit(redis, job.id, job.mode)
             else:
-                await enqueue_deliver(redis, job.id, job.kind)
+                await enqueue_deliver(redis, job.id, job.mode)
         except Exception:
             log.exception("sweeping job %s failed; next sweep tries again", job.id)
     await lifecycle.nudged(services.resources.sessions, jobs)
@@ -176,7 +176,7 @@ async def _fail_expired(services: Services, jobs: list[Job]) -> None:
     failed = [job for job in jobs if job.id in moved]
     for job in failed:
         try:
-            await enqueue_deliver(resources.redis, job.id, job.kind)
+            await enqueue_deliver(resources.redis, job.id, job.mode)
         except Exception:
             log.exception("could not enqueue the notice of job %s; next sweep will", job.id)
     gate = asyncio.Semaphore(FAL_CHECKS_AT_ONCE)

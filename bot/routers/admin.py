@@ -111,12 +111,12 @@ async def stats(
 
 def stats_text(stats: Stats) -> str:
     modes: dict[str, dict[str, int]] = {}
-    for (kind, status), count in sorted(stats.jobs.items()):
-        modes.setdefault(kind, {})[status] = count
+    for (mode, status), count in sorted(stats.jobs.items()):
+        modes.setdefault(mode, {})[status] = count
     lines = [_("stats_title", users=stats.users)]
-    for kind, statuses in modes.items():
+    for mode, statuses in modes.items():
         outcomes = ", ".join(f"{_(f'status_word_{s}')} {n}" for s, n in statuses.items())
-        lines.append(f"{_(f'mode_{kind}')}: {outcomes}")
+        lines.append(f"{_(f'mode_{mode}')}: {outcomes}")
     if not modes:
         lines.append(_("stats_no_jobs"))
     if stats.failures:

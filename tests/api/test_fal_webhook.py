@@ -339,9 +339,9 @@ async def test_concurrent_genuine_and_foreign_webhooks_leave_the_job_with_its_ow
     assert done.result == json.loads(bodies[done.fal_request_id])["payload"]
 
 
-def finished(kind: str, outcome: str) -> float:
+def finished(mode: str, outcome: str) -> float:
     value = REGISTRY.get_sample_value(
-        "kadr_jobs_finished_total", {"kind": kind, "outcome": outcome}
+        "kadr_jobs_finished_total", {"mode": mode, "outcome": outcome}
     )
     return value or 0.0
 
@@ -381,16 +381,16 @@ async def test_a_fal_error_type_of_any_length_is_stored_as_a_bounded_code(
     assert failed.error_detail is not None and "\x00" not in failed.error_detail
     assert (error_type == code) or failed.error_detail.startswith(error_type)
     assert await delivery_enqueued(arq_redis, job)
-    assert finished(job.kind, error_type) == 0.0
+    assert finished(job.mode, error_type) == 0.0
 
 
 async def test_a_long_error_from_fal_is_a_bounded_metric_label(sessions: Sessions) -> None:
     """Failures kadr reports itself with fal's type (a refused submit) count as their code."""
     job = await queued_job(sessions)
-    before = finished(job.kind, "fal_error")
+    before = finished(job.mode, "fal_error")
     assert await lifecycle.fail(sessions, job, "z" * 300, "refused at submit")
-    assert finished(job.kind, "fal_error") == before + 1
-    assert finished(job.kind, "z" * 300) == 0.0
+    assert finished(job.mode, "fal_error") == before + 1
+    assert finished(job.mode, "z" * 300) == 0.0
     assert (await stored(sessions, job)).error == "fal_error"
 
 
