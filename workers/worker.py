@@ -15,8 +15,8 @@ from bot.dispatcher import build_dispatcher
 from core.config import Settings
 from core.inbox import Inbox
 from core.resources import Resources
+from workers.queues import queues, worker_options
 from workers.services import Services
-from workers.settings import queues, worker_settings
 from workers.updates import UpdateConsumer
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ async def serve(settings: Settings, served: list[str]) -> None:
     resources = Resources.open(settings, redis_retrying=True)
     services = Services.build(resources)
     workers = [
-        KadrWorker(**worker_settings(settings, queue, services), handle_signals=False)
+        KadrWorker(**worker_options(settings, queue, services), handle_signals=False)
         for queue in served
         if queue != UPDATES
     ]

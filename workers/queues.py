@@ -1,5 +1,6 @@
-"""arq worker settings, one per queue (images, video): every queue of a process shares the
-process's clients (`Services`) through `ctx`."""
+"""The arq queues (images, video, …) and the options of the arq Worker that serves each one
+(what arq calls worker settings): every queue of a process shares the process's clients
+(`Services`) through `ctx`."""
 
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ async def _watch_queue(redis: ArqRedis, name: str) -> None:
         await asyncio.sleep(QUEUE_METRICS_EVERY)
 
 
-def worker_settings(settings: Settings, queue: str, services: Services) -> dict[str, Any]:
-    """Everything arq's Worker needs for `queue`, built from kadr's settings."""
+def worker_options(settings: Settings, queue: str, services: Services) -> dict[str, Any]:
+    """Everything arq's Worker needs for `queue`, built from kadr's configuration."""
     name = queue_name(queue)
 
     async def startup(ctx: dict[str, Any]) -> None:
