@@ -16,8 +16,8 @@ from bot.routers import (
     language,
     payments,
     photos,
+    preferences,
     results,
-    settings,
     start,
 )
 from core.credits import Allowance
@@ -31,7 +31,7 @@ ROUTERS = (
     admin.router,
     payments.router,
     language.router,
-    settings.router,
+    preferences.router,
     history.router,
     results.router,
     photos.router,
