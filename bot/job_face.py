@@ -80,7 +80,7 @@ def result_keyboard(job: Job, output: Output) -> InlineKeyboardMarkup:
 
 
 def status_text(job: Job, key: str, **values: object) -> str:
-    """The status line plus what the job runs with (model, aspect ratio): the user's settings."""
+    """The status line plus what the job runs with (model, aspect ratio): the user's preferences."""
     model = catalog().find(job.model)
     with use_locale(job.language):
         return _(

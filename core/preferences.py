@@ -41,7 +41,7 @@ async def change_preferences(
     session: AsyncSession, user_id: int, change: Callable[[Preferences], None]
 ) -> Preferences:
     """Read, change and write in one transaction with the row locked (PostgreSQL), so two
-    quick taps on different settings both stick."""
+    quick taps on different choices both stick."""
     user = await session.scalar(select(User).where(User.id == user_id).with_for_update())
     if user is None:
         raise LookupError(user_id)

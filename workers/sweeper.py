@@ -50,7 +50,7 @@ FAL_CHECKS_BUDGET = 20.0
 async def sweep(services: Services, *, now: datetime | None = None) -> int:
     """Nudge every overdue job once; returns how many were looked at."""
     now = now or utcnow()
-    stale_before = now - timedelta(seconds=services.resources.settings.SWEEP_STALE_AFTER)
+    stale_before = now - timedelta(seconds=services.resources.config.SWEEP_STALE_AFTER)
     async with services.resources.sessions() as session:
         jobs = await jobs_to_sweep(
             session, now=now, stale_before=stale_before, completed_before=now - DELIVERY_WINDOW

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.i18n import _
 from core import broadcasts
 from core.bans import ban
-from core.config import Settings
+from core.config import Config
 from core.credits import Allowance
 from core.models import User
 from core.payments import grant, paid_by, take_back
@@ -103,9 +103,9 @@ async def stats(
     message: Message,
     sessions: async_sessionmaker[AsyncSession],
     redis: ArqRedis,
-    settings: Settings,
+    config: Config,
 ) -> None:
-    found = await gather_stats(sessions, redis, settings.UPDATE_DEDUP_TTL)
+    found = await gather_stats(sessions, redis, config.UPDATE_DEDUP_TTL)
     await message.answer(stats_text(found))
 
 
