@@ -147,7 +147,8 @@ async def check_credits(
     return price
 
 
-async def start_job(redis: ArqRedis, job: Job) -> None:
+async def enqueue_job(redis: ArqRedis, job: Job) -> None:
+    """Put the recorded job's submit on its queue; if Redis is down, the sweeper will."""
     try:
         await enqueue_submit(redis, job.id, job.mode)
     except RedisError:
