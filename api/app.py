@@ -11,7 +11,7 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from api import rate_limits
 from api.routes import fal, health
 from api.telegram_door import Door, TelegramDoor
-from core.config import Settings
+from core.config import Config
 from core.fal_signature import FalWebhookVerifier
 from core.inbox import Inbox
 from core.resources import Resources
@@ -20,17 +20,17 @@ UNMEASURED = ["/metrics", "/livez", "/readyz"]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(config: Config) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = Resources.open(settings)
+        resources = Resources.open(config)
         try:
             app.state.resources = resources
             app.state.door = Door(
-                secret=settings.TELEGRAM_WEBHOOK_SECRET.encode(),
-                inbox=Inbox(resources.redis, dedup_ttl=settings.UPDATE_DEDUP_TTL),
+                secret=config.TELEGRAM_WEBHOOK_SECRET.encode(),
+                inbox=Inbox(resources.redis, dedup_ttl=config.UPDATE_DEDUP_TTL),
             )
-            app.state.verifier = FalWebhookVerifier(resources.http, settings.FAL_JWKS_URL)
+            app.state.verifier = FalWebhookVerifier(resources.http, config.FAL_JWKS_URL)
             yield
         finally:
             await resources.close()

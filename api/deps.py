@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core.config import Settings
+from core.config import Config
 from core.fal_signature import FalWebhookVerifier
 from core.resources import Resources
 
@@ -19,8 +19,8 @@ async def get_resources(request: Request) -> Resources:
     return request.app.state.resources  # type: ignore[no-any-return]
 
 
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.resources.settings  # type: ignore[no-any-return]
+async def get_config(request: Request) -> Config:
+    return request.app.state.resources.config  # type: ignore[no-any-return]
 
 
 async def get_verifier(request: Request) -> FalWebhookVerifier:
@@ -28,5 +28,5 @@ async def get_verifier(request: Request) -> FalWebhookVerifier:
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+ConfigDep = Annotated[Config, Depends(get_config)]
 VerifierDep = Annotated[FalWebhookVerifier, Depends(get_verifier)]

@@ -256,9 +256,9 @@ def method_counts(observation: Observation) -> dict[str, Value]:
     return {f"tg {method} calls": n for method, n in sorted(counts.items())}
 
 
-def _check_after(kind: str) -> float:
+def _check_after(mode: str) -> float:
     modes = catalog().modes
-    return modes[kind].check_after.total_seconds() if kind in modes else 0.0  # type: ignore[index]
+    return modes[mode].check_after.total_seconds() if mode in modes else 0.0  # type: ignore[index]
 
 
 def fal_values(observation: Observation) -> dict[str, Value]:
@@ -271,7 +271,7 @@ def fal_values(observation: Observation) -> dict[str, Value]:
         if (
             job is None
             or job.submitted_at is None
-            or call.t < job.submitted_at + _check_after(job.kind) - 1.0
+            or call.t < job.submitted_at + _check_after(job.mode) - 1.0
         ):
             early += 1
     return {

@@ -43,7 +43,7 @@ class JobRow:
     id: str
     user_id: int
     chat_id: int
-    kind: str
+    mode: str
     prompt: str
     status: str
     error: str | None
@@ -101,7 +101,7 @@ def _result_urls(result: Any) -> tuple[str, ...]:
 
 
 _JOBS_SQL = """
-SELECT id, user_id, chat_id, kind, prompt, status, error, created_at, submitted_at,
+SELECT id, user_id, chat_id, mode, prompt, status, error, created_at, submitted_at,
        completed_at, finished_at, check_at, fal_request_id, result::text AS result
 FROM jobs
 """
@@ -120,7 +120,7 @@ async def _read_jobs(url: str) -> list[JobRow]:
             id=row["id"],
             user_id=row["user_id"],
             chat_id=row["chat_id"],
-            kind=row["kind"],
+            mode=row["mode"],
             prompt=row["prompt"],
             status=row["status"],
             error=row["error"],

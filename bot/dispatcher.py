@@ -16,8 +16,8 @@ from bot.routers import (
     language,
     payments,
     photos,
+    preferences,
     results,
-    settings,
     start,
 )
 from core.credits import Allowance
@@ -31,7 +31,7 @@ ROUTERS = (
     admin.router,
     payments.router,
     language.router,
-    settings.router,
+    preferences.router,
     history.router,
     results.router,
     photos.router,
@@ -40,18 +40,18 @@ ROUTERS = (
 
 
 def build_dispatcher(resources: Resources) -> Dispatcher:
-    settings = resources.settings
+    config = resources.config
     quota = UserQuota(
         resources.redis,
-        per_minute=settings.USER_JOBS_PER_MINUTE,
-        max_live=settings.USER_LIVE_JOBS,
+        per_minute=config.USER_JOBS_PER_MINUTE,
+        max_live=config.USER_LIVE_JOBS,
     )
-    allowance = Allowance(settings.FREE_CREDITS_PER_DAY, settings.admin_ids)
+    allowance = Allowance(config.FREE_CREDITS_PER_DAY, config.admin_ids)
     dispatcher = Dispatcher(
         storage=RedisStorage(resources.redis),
         sessions=resources.sessions,
         redis=resources.redis,
-        settings=settings,
+        config=config,
         allowance=allowance,
         launcher=Launcher(resources.sessions, resources.redis, quota, allowance),
     )

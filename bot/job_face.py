@@ -80,7 +80,7 @@ def result_keyboard(job: Job, output: Output) -> InlineKeyboardMarkup:
 
 
 def status_text(job: Job, key: str, **values: object) -> str:
-    """The status line plus what the job runs with (model, aspect ratio): the user's settings."""
+    """The status line plus what the job runs with (model, aspect ratio): the user's preferences."""
     model = catalog().find(job.model)
     with use_locale(job.language):
         return _(
@@ -103,7 +103,7 @@ def caption(job: Job) -> str:
 
 def failure_text(job: Job) -> str:
     """Why the job failed, in its language, with the numbers error texts quote (photo caps)."""
-    mode = catalog().modes.get(job.kind)  # type: ignore[call-overload]
+    mode = catalog().modes.get(job.mode)  # type: ignore[call-overload]
     limit_mb = round(mode.max_input_mb) if mode else 10
     with use_locale(job.language):
         return error_text(job.error, limit_mb=limit_mb, max_side=MAX_INPUT_SIDE)

@@ -33,9 +33,9 @@ from core.generation import (
     UserQuota,
     check_credits,
     check_quota,
+    enqueue_job,
     plan_job,
     recorded,
-    start_job,
 )
 from core.models import Job, User
 from core.telegram_pacing import current_update_id
@@ -43,6 +43,8 @@ from core.telegram_pacing import current_update_id
 
 @dataclass(frozen=True)
 class Launcher:
+    """Starts jobs: `launch` is the one way a user's request becomes a job on its queue."""
+
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     quota: UserQuota
@@ -53,7 +55,7 @@ class Launcher:
         job = plan_job(user, chat_id=chat_id, request=request, update_id=current_update_id())
         existing = await recorded(self.sessions, job.id)
         if existing is not None:
-            await start_job(self.redis, existing)
+            await enqueue_job(self.redis, existing)
             return existing
         try:
             await check_quota(self.sessions, self.quota, user.id)
@@ -78,7 +80,7 @@ class Launcher:
                 reply_markup=buy_keyboard(),
             )
             return None
-        await start_job(self.redis, job)
+        await enqueue_job(self.redis, job)
         return job
 
     def _short(self, short: NotEnoughCredits) -> str:

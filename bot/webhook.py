@@ -6,7 +6,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import BotCommand
 
 from bot.dispatcher import ROUTERS
-from core.config import Settings
+from core.config import Config
 from core.resources import create_bot
 
 COMMANDS = {
@@ -51,13 +51,13 @@ async def _set_commands(bot: Bot) -> None:
 
 
 async def set_webhook(
-    settings: Settings, max_connections: int | None, *, drop_pending_updates: bool
+    config: Config, max_connections: int | None, *, drop_pending_updates: bool
 ) -> str:
-    async with create_bot(settings) as bot:
+    async with create_bot(config) as bot:
         await bot.set_webhook(
-            settings.telegram_webhook_url,
-            secret_token=settings.TELEGRAM_WEBHOOK_SECRET,
-            max_connections=max_connections or settings.TELEGRAM_MAX_CONNECTIONS,
+            config.telegram_webhook_url,
+            secret_token=config.TELEGRAM_WEBHOOK_SECRET,
+            max_connections=max_connections or config.TELEGRAM_MAX_CONNECTIONS,
             allowed_updates=used_update_types(),
             drop_pending_updates=drop_pending_updates,
         )
@@ -65,13 +65,13 @@ async def set_webhook(
         return await _describe(bot)
 
 
-async def delete_webhook(settings: Settings, *, drop_pending_updates: bool) -> None:
-    async with create_bot(settings) as bot:
+async def delete_webhook(config: Config, *, drop_pending_updates: bool) -> None:
+    async with create_bot(config) as bot:
         await bot.delete_webhook(drop_pending_updates=drop_pending_updates)
 
 
-async def webhook_info(settings: Settings) -> str:
-    async with create_bot(settings) as bot:
+async def webhook_info(config: Config) -> str:
+    async with create_bot(config) as bot:
         return await _describe(bot)
 
 

@@ -26,7 +26,7 @@ async def cancel_job(sessions: async_sessionmaker[AsyncSession], redis: ArqRedis
         return False
     try:
         await redis.enqueue_job(
-            CANCEL, job.id, _job_id=f"{CANCEL}:{job.id}", _queue_name=queue_of(job.kind)
+            CANCEL, job.id, _job_id=f"{CANCEL}:{job.id}", _queue_name=queue_of(job.mode)
         )
     except RedisError:
         log.warning("could not ask a worker to cancel job %s at fal", job.id)

@@ -1,6 +1,6 @@
-"""Settings: the configuration contract of DESIGN.md, read from the environment and `.env`.
+"""The configuration contract of DESIGN.md, read from the environment and `.env`.
 
-Every process loads one `Settings` at start-up and names what it needs; a missing or malformed
+Every process loads one `Config` at start-up and names what it needs; a missing or malformed
 value stops it with one line naming the variable, never a traceback.
 """
 
@@ -40,7 +40,7 @@ class ConfigError(Exception):
     """A configuration problem worth exactly one line on stderr."""
 
 
-class Settings(BaseSettings):
+class Config(BaseSettings):
     """The fixed names of the configuration contract plus a few operational knobs."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
@@ -149,15 +149,15 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def load_settings(kind: ProcessKind) -> Settings:
-    """Read the settings and check that `kind` has what it needs."""
+def load_config(kind: ProcessKind) -> Config:
+    """Read the configuration and check that `kind` has what it needs."""
     try:
-        settings = Settings()
+        config = Config()
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]) if error["loc"] else "configuration"
         raise ConfigError(f"{name}: {error['msg'].removeprefix('Value error, ')}") from None
-    missing = [name for name in REQUIRED[kind] if not getattr(settings, name)]
+    missing = [name for name in REQUIRED[kind] if not getattr(config, name)]
     if missing:
         raise ConfigError(f"{missing[0]} is required (set it in the environment or .env)")
-    return settings
+    return config

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 from urllib.parse import urlencode
 
-from core.config import Settings
+from core.config import Config
 
 _LABEL = b"kadr fal webhook v1"
 #: 128 bits of the HMAC, as hex: far past guessing, short enough for a URL.
@@ -31,25 +31,25 @@ TOKEN_CHARS = 32
 _MAX_JOB_ID = 64
 
 
-def _key(settings: Settings) -> bytes:
-    return hmac.new(settings.TELEGRAM_BOT_TOKEN.encode(), _LABEL, hashlib.sha256).digest()
+def _key(config: Config) -> bytes:
+    return hmac.new(config.TELEGRAM_BOT_TOKEN.encode(), _LABEL, hashlib.sha256).digest()
 
 
-def job_token(settings: Settings, job_id: str) -> str:
+def job_token(config: Config, job_id: str) -> str:
     """The token of `job_id`'s webhook URL."""
-    digest = hmac.new(_key(settings), job_id.encode(), hashlib.sha256).hexdigest()
+    digest = hmac.new(_key(config), job_id.encode(), hashlib.sha256).hexdigest()
     return digest[:TOKEN_CHARS]
 
 
-def job_webhook_url(settings: Settings, job_id: str) -> str:
+def job_webhook_url(config: Config, job_id: str) -> str:
     """The URL fal calls back for this job: the job id and the token that binds it."""
-    query = urlencode({"job": job_id, "token": job_token(settings, job_id)})
-    return f"{settings.fal_webhook_url}?{query}"
+    query = urlencode({"job": job_id, "token": job_token(config, job_id)})
+    return f"{config.fal_webhook_url}?{query}"
 
 
-def is_bound(settings: Settings, job_id: str | None, token: str | None) -> bool:
+def is_bound(config: Config, job_id: str | None, token: str | None) -> bool:
     """Whether a webhook's `job` and `token` query values belong together; compared in
     constant time so that the answer's timing does not spell out the token."""
     if not job_id or not token or len(job_id) > _MAX_JOB_ID or len(token) != TOKEN_CHARS:
         return False
-    return hmac.compare_digest(job_token(settings, job_id).encode(), token.encode())
+    return hmac.compare_digest(job_token(config, job_id).encode(), token.encode())

@@ -96,7 +96,7 @@ async def _record_other(
     )
     if not failed:
         return Recorded.DUPLICATE
-    await _deliver(redis, job.id, job.kind)
+    await _deliver(redis, job.id, job.mode)
     return Recorded.ACCEPTED
 
 

@@ -142,13 +142,14 @@ async def check_credits(
     async with sessions() as session:
         balance = await credits.spendable(session, job.user_id, allowance.free_per_day)
     if balance.total < price:
-        CREDIT_REFUSALS.labels(job.kind).inc()
+        CREDIT_REFUSALS.labels(job.mode).inc()
         raise credits.NotEnoughCredits(price, balance)
     return price
 
 
-async def start_job(redis: ArqRedis, job: Job) -> None:
+async def enqueue_job(redis: ArqRedis, job: Job) -> None:
+    """Put the recorded job's submit on its queue; if Redis is down, the sweeper will."""
     try:
-        await enqueue_submit(redis, job.id, job.kind)
+        await enqueue_submit(redis, job.id, job.mode)
     except RedisError:
         log.warning("could not enqueue job %s; the sweeper will", job.id)

@@ -55,7 +55,7 @@ def new_job(
         user_id=user_id,
         chat_id=chat_id,
         language=language,
-        kind=model.mode,
+        mode=model.mode,
         model=model.id,
         prompt=prompt,
         options=options,
@@ -242,16 +242,16 @@ async def fail_jobs(
     session: AsyncSession, seen: Iterable[tuple[str, str]], **values: Any
 ) -> list[tuple[str, str]]:
     """Fail, in one UPDATE, each job (id, status) still in the status it was seen in; returns
-    the (id, kind) of those moved. Not committed."""
+    the (id, mode) of those moved. Not committed."""
     now = utcnow()
     result = await session.execute(
         update(Job)
         .where(tuple_(Job.id, Job.status).in_(list(seen)))
         .values(status=JobStatus.FAILED, updated_at=now, finished_at=now, **values)
-        .returning(Job.id, Job.kind)
+        .returning(Job.id, Job.mode)
         .execution_options(synchronize_session=False)
     )
-    return [(row.id, row.kind) for row in result]
+    return [(row.id, row.mode) for row in result]
 
 
 async def add_delivery_attempt(session: AsyncSession, job_id: str) -> int:
@@ -311,13 +311,13 @@ async def reopen_failed_delivery(session: AsyncSession, job_id: str) -> bool:
 
 
 async def jobs_since(session: AsyncSession, since: datetime) -> dict[tuple[str, str], int]:
-    """Jobs created since `since`, counted by (kind, status)."""
+    """Jobs created since `since`, counted by (mode, status)."""
     rows = await session.execute(
-        select(Job.kind, Job.status, func.count())
+        select(Job.mode, Job.status, func.count())
         .where(Job.created_at >= since)
-        .group_by(Job.kind, Job.status)
+        .group_by(Job.mode, Job.status)
     )
-    return {(kind, status): int(count) for kind, status, count in rows.all()}
+    return {(mode, status): int(count) for mode, status, count in rows.all()}
 
 
 async def failures_since(session: AsyncSession, since: datetime) -> dict[str, int]:

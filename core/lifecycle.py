@@ -71,9 +71,9 @@ async def accept(sessions: Sessions, job: Job, *, price: int = 0, free_per_day: 
     except IntegrityError:
         return False
     except credits.NotEnoughCredits:
-        CREDIT_REFUSALS.labels(job.kind).inc()
+        CREDIT_REFUSALS.labels(job.mode).inc()
         raise
-    JOBS_CREATED.labels(job.kind).inc()
+    JOBS_CREATED.labels(job.mode).inc()
     _count(CREDITS_RESERVED, taken)
     return True
 
@@ -123,14 +123,14 @@ async def completed(
             session,
             job_id,
             JobStatus.COMPLETED,
-            (Job.kind, Job.submitted_at),
+            (Job.mode, Job.submitted_at),
             request_id=request_id or None,
             result=result,
         )
     if moved is None:
         return None
-    _observe_stage(moved.kind, "fal", moved.submitted_at)
-    return str(moved.kind)
+    _observe_stage(moved.mode, "fal", moved.submitted_at)
+    return str(moved.mode)
 
 
 async def delivered(sessions: Sessions, job: Job, result: dict[str, Any]) -> bool:
@@ -193,8 +193,8 @@ async def fail_many(
     async with sessions.begin() as session:
         moved = await fail_jobs(session, seen, error=error, error_detail=detail[:DETAIL_LIMIT])
         refunds = [await credits.refund(session, job_id) for job_id, _ in moved]
-    for (job_id, kind), refunded in zip(moved, refunds, strict=True):
-        _count_finished(job_id, kind, error)
+    for (job_id, mode), refunded in zip(moved, refunds, strict=True):
+        _count_finished(job_id, mode, error)
         _count(CREDITS_REFUNDED, refunded)
     return [job_id for job_id, _ in moved]
 
@@ -265,14 +265,14 @@ async def _finish(
             refunded = await credits.refund(session, job.id)
     if moved:
         with log_fields(user_id=job.user_id):
-            _count_finished(job.id, job.kind, outcome)
+            _count_finished(job.id, job.mode, outcome)
         _count(CREDITS_REFUNDED, refunded)
     return moved
 
 
-def _count_finished(job_id: str, kind: str, outcome: str) -> None:
+def _count_finished(job_id: str, mode: str, outcome: str) -> None:
     """The one place a finished job is counted and logged."""
-    JOBS_FINISHED.labels(kind, outcome).inc()
+    JOBS_FINISHED.labels(mode, outcome).inc()
     with log_fields(job_id=job_id):
         log.info("job %s ended: %s", job_id, outcome)
 
@@ -297,9 +297,9 @@ def _count(counter: Any, amount: credits.Balance) -> None:
 
 
 def _observe(job: Job, stage: str, since: datetime | None) -> None:
-    _observe_stage(job.kind, stage, since)
+    _observe_stage(job.mode, stage, since)
 
 
-def _observe_stage(kind: str, stage: str, since: datetime | None) -> None:
+def _observe_stage(mode: str, stage: str, since: datetime | None) -> None:
     if since is not None:
-        STAGE_SECONDS.labels(kind, stage).observe((utcnow() - since).total_seconds())
+        STAGE_SECONDS.labels(mode, stage).observe((utcnow() - since).total_seconds())

@@ -24,17 +24,17 @@ TELEGRAM_WEBHOOK_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 FAL_WEBHOOKS = Counter("kadr_fal_webhooks_total", "fal webhooks by outcome.", ["outcome"])
-JOBS_CREATED = Counter("kadr_jobs_created_total", "Jobs accepted, by kind.", ["kind"])
+JOBS_CREATED = Counter("kadr_jobs_created_total", "Jobs accepted, by mode.", ["mode"])
 JOBS_FINISHED = Counter(
     "kadr_jobs_finished_total",
-    "Jobs that reached a final state, by kind and outcome.",
-    ["kind", "outcome"],
+    "Jobs that reached a final state, by mode and outcome.",
+    ["mode", "outcome"],
 )
 STAGE_SECONDS = Histogram(
     "kadr_job_stage_seconds",
     "Time a job spent in each stage: queued (until submitted), fal (until the result came), "
     "delivery (until sent), total (accepted to sent).",
-    ["kind", "stage"],
+    ["mode", "stage"],
     buckets=STAGE_BUCKETS,
 )
 FAL_CALLS = Counter(
@@ -89,5 +89,5 @@ PAYMENTS = Counter(
     ["outcome"],
 )
 CREDIT_REFUSALS = Counter(
-    "kadr_credit_refusals_total", "Requests refused for lack of credits, by job kind.", ["kind"]
+    "kadr_credit_refusals_total", "Requests refused for lack of credits, by mode.", ["mode"]
 )

@@ -66,7 +66,7 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     username: Mapped[str | None] = mapped_column(String(64))
     first_name: Mapped[str | None] = mapped_column(String(128))
-    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: A banned user's updates are dropped by the users middleware; set by an admin's /ban
     #: (cached in Redis: `core/bans.py`).
     banned: Mapped[bool] = mapped_column(default=False)
@@ -102,7 +102,7 @@ class Job(Base):
     status_message_id: Mapped[int | None] = mapped_column(BigInteger)
     #: The Telegram update that made the job: handling an update again never makes another.
     update_id: Mapped[int | None] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(128))
     prompt: Mapped[str] = mapped_column(Text, default="")
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -32,7 +32,7 @@ class Preferences(BaseModel):
 
 def preferences_of(user: User) -> Preferences:
     try:
-        return Preferences.model_validate(user.settings or {})
+        return Preferences.model_validate(user.preferences or {})
     except ValidationError:
         return Preferences()
 
@@ -41,14 +41,14 @@ async def change_preferences(
     session: AsyncSession, user_id: int, change: Callable[[Preferences], None]
 ) -> Preferences:
     """Read, change and write in one transaction with the row locked (PostgreSQL), so two
-    quick taps on different settings both stick."""
+    quick taps on different choices both stick."""
     user = await session.scalar(select(User).where(User.id == user_id).with_for_update())
     if user is None:
         raise LookupError(user_id)
     preferences = preferences_of(user)
     change(preferences)
     await session.execute(
-        update(User).where(User.id == user_id).values(settings=preferences.model_dump())
+        update(User).where(User.id == user_id).values(preferences=preferences.model_dump())
     )
     await session.commit()
     return preferences

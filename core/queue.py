@@ -35,19 +35,19 @@ def queue_name(queue: str) -> str:
     return f"{QUEUE_PREFIX}{queue}"
 
 
-def queue_of(kind: str) -> str:
-    return queue_name(catalog().modes[kind].queue)  # type: ignore[index]
+def queue_of(mode: str) -> str:
+    return queue_name(catalog().modes[mode].queue)  # type: ignore[index]
 
 
-async def enqueue_submit(redis: ArqRedis, job_id: str, kind: str) -> None:
+async def enqueue_submit(redis: ArqRedis, job_id: str, mode: str) -> None:
     await redis.enqueue_job(
-        SUBMIT, job_id, _job_id=f"{SUBMIT}:{job_id}", _queue_name=queue_of(kind)
+        SUBMIT, job_id, _job_id=f"{SUBMIT}:{job_id}", _queue_name=queue_of(mode)
     )
 
 
-async def enqueue_deliver(redis: ArqRedis, job_id: str, kind: str) -> None:
+async def enqueue_deliver(redis: ArqRedis, job_id: str, mode: str) -> None:
     await redis.enqueue_job(
-        DELIVER, job_id, _job_id=f"{DELIVER}:{job_id}", _queue_name=queue_of(kind)
+        DELIVER, job_id, _job_id=f"{DELIVER}:{job_id}", _queue_name=queue_of(mode)
     )
 
 

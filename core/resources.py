@@ -22,9 +22,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.config import Settings
+from core.config import Config
 from core.db import create_engine, session_factory
-from core.telegram_limits import LimitSettings, TelegramLimiter
+from core.telegram_limits import SendLimits, TelegramLimiter
 from core.telegram_pacing import SendPacer
 
 #: How a worker rides out a Redis restart: every command is retried with backoff capped at
@@ -77,10 +77,10 @@ class _Session(AiohttpSession):
         return super().check_response(bot, method, status_code, content)
 
 
-def create_bot(settings: Settings) -> Bot:
-    session = _Session(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL), limit=100)
+def create_bot(config: Config) -> Bot:
+    session = _Session(api=TelegramAPIServer.from_base(config.TELEGRAM_API_URL), limit=100)
     return Bot(
-        settings.TELEGRAM_BOT_TOKEN,
+        config.TELEGRAM_BOT_TOKEN,
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
@@ -88,7 +88,7 @@ def create_bot(settings: Settings) -> Bot:
 
 @dataclass
 class Resources:
-    settings: Settings
+    config: Config
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
@@ -97,18 +97,18 @@ class Resources:
     limiter: TelegramLimiter
 
     @classmethod
-    def open(cls, settings: Settings, *, redis_retrying: bool = False) -> Resources:
+    def open(cls, config: Config, *, redis_retrying: bool = False) -> Resources:
         """`redis_retrying`: Redis commands ride out a restart (workers) instead of failing
         at once (the api)."""
-        engine = create_engine(settings.DATABASE_URL, settings.DATABASE_POOL_SIZE)
-        shared_redis = create_redis(settings.REDIS_URL, retrying=redis_retrying)
+        engine = create_engine(config.DATABASE_URL, config.DATABASE_POOL_SIZE)
+        shared_redis = create_redis(config.REDIS_URL, retrying=redis_retrying)
         limiter = TelegramLimiter(
-            shared_redis, LimitSettings(total_per_second=settings.TELEGRAM_SENDS_PER_SECOND)
+            shared_redis, SendLimits(total_per_second=config.TELEGRAM_SENDS_PER_SECOND)
         )
-        bot = create_bot(settings)
+        bot = create_bot(config)
         bot.session.middleware(SendPacer(shared_redis, limiter))
         return cls(
-            settings=settings,
+            config=config,
             engine=engine,
             sessions=session_factory(engine),
             redis=shared_redis,

@@ -126,15 +126,15 @@ return tostring(math.max(tonumber(redis.call('GET', KEYS[1]) or '0') - now, 0))
 
 
 @dataclass(frozen=True)
-class LimitSettings:
+class SendLimits:
     total_per_second: float = 30
     private_per_second: float = 1
     group_per_minute: float = 20
 
 
 class TelegramLimiter:
-    def __init__(self, redis: Redis, limits: LimitSettings | None = None) -> None:
-        limits = limits or LimitSettings()
+    def __init__(self, redis: Redis, limits: SendLimits | None = None) -> None:
+        limits = limits or SendLimits()
         self._redis = redis
         self._reserve = redis.register_script(_RESERVE)
         self._pause = redis.register_script(_PAUSE)

@@ -35,7 +35,7 @@ async def touch_user(
             username=username,
             first_name=first_name,
             language=language_from_code(language_code),
-            settings={},
+            preferences={},
             banned=False,
             created_at=now,
             last_seen_at=now,

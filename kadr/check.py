@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import httpx
 
 from bot.webhook import used_update_types
-from core.config import ConfigError, Settings, load_settings
+from core.config import Config, ConfigError, load_config
 from core.db import check_schema
 from core.fal_client import FalClient
 from core.resources import create_bot, create_redis
@@ -29,33 +29,33 @@ class Outcome:
         return f"{'ok  ' if self.problem is None else 'FAIL'} {self.name}: {self.problem or 'ok'}"
 
 
-async def _worker_configuration(_: Settings) -> None:
+async def _worker_configuration(_: Config) -> None:
     try:
-        load_settings("worker")
+        load_config("worker")
     except ConfigError as exc:
         raise RuntimeError(f"a worker would not start: {exc}") from None
 
 
-async def _database(settings: Settings) -> None:
-    await check_schema(settings.DATABASE_URL)
+async def _database(config: Config) -> None:
+    await check_schema(config.DATABASE_URL)
 
 
-async def _redis(settings: Settings) -> None:
-    redis = create_redis(settings.REDIS_URL)
+async def _redis(config: Config) -> None:
+    redis = create_redis(config.REDIS_URL)
     try:
         await redis.ping()
     finally:
         await redis.aclose()
 
 
-async def _telegram(settings: Settings) -> None:
-    async with create_bot(settings) as bot:
+async def _telegram(config: Config) -> None:
+    async with create_bot(config) as bot:
         me = await bot.get_me()
         info = await bot.get_webhook_info()
-    if info.url != settings.telegram_webhook_url:
+    if info.url != config.telegram_webhook_url:
         raise RuntimeError(
             f"@{me.username}'s webhook is {info.url or 'not set'}, not "
-            f"{settings.telegram_webhook_url}: run `kadr set-webhook`"
+            f"{config.telegram_webhook_url}: run `kadr set-webhook`"
         )
     missing = sorted(set(used_update_types()) - set(info.allowed_updates or []))
     if info.allowed_updates and missing:
@@ -66,18 +66,18 @@ async def _telegram(settings: Settings) -> None:
         raise RuntimeError(f"Telegram's last delivery failed: {info.last_error_message}")
 
 
-async def _fal(settings: Settings) -> None:
+async def _fal(config: Config) -> None:
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
         fal = FalClient(
             http,
-            key=settings.FAL_KEY,
-            queue_url=settings.FAL_QUEUE_URL,
-            rest_url=settings.FAL_REST_URL,
+            key=config.FAL_KEY,
+            queue_url=config.FAL_QUEUE_URL,
+            rest_url=config.FAL_REST_URL,
         )
         await fal.verify_key()
 
 
-CHECKS: dict[str, Callable[[Settings], Awaitable[None]]] = {
+CHECKS: dict[str, Callable[[Config], Awaitable[None]]] = {
     "worker configuration": _worker_configuration,
     "database at the code's migration": _database,
     "redis": _redis,
@@ -86,23 +86,21 @@ CHECKS: dict[str, Callable[[Settings], Awaitable[None]]] = {
 }
 
 
-def _masked(text: str, settings: Settings) -> str:
-    for secret in settings.secrets():
+def _masked(text: str, config: Config) -> str:
+    for secret in config.secrets():
         text = text.replace(secret, "***")
     return text
 
 
-async def _run(
-    name: str, check: Callable[[Settings], Awaitable[None]], settings: Settings
-) -> Outcome:
+async def _run(name: str, check: Callable[[Config], Awaitable[None]], config: Config) -> Outcome:
     try:
-        await asyncio.wait_for(check(settings), TIMEOUT)
+        await asyncio.wait_for(check(config), TIMEOUT)
     except TimeoutError:
         return Outcome(name, f"no answer within {TIMEOUT:g} s")
     except Exception as exc:
-        return Outcome(name, _masked(str(exc) or type(exc).__name__, settings))
+        return Outcome(name, _masked(str(exc) or type(exc).__name__, config))
     return Outcome(name, None)
 
 
-async def run_checks(settings: Settings) -> list[Outcome]:
-    return list(await asyncio.gather(*(_run(n, c, settings) for n, c in CHECKS.items())))
+async def run_checks(config: Config) -> list[Outcome]:
+    return list(await asyncio.gather(*(_run(n, c, config) for n, c in CHECKS.items())))

@@ -1,7 +1,7 @@
 """kadr's commands: api, worker, migrate, check, jobs, inbox and the webhook's three, and
 the admin commands from the operator's shell: grant, ban, unban, stats.
 
-Each command loads settings for its process kind first, so a bad configuration ends in one
+Each command loads the configuration for its process kind first, so a bad configuration ends in one
 line on stderr and exit code 2, never a traceback.
 """
 
@@ -15,22 +15,22 @@ import typer
 import uvloop
 
 from core.catalog import CatalogError, catalog
-from core.config import ConfigError, ProcessKind, Settings, load_settings
+from core.config import Config, ConfigError, ProcessKind, load_config
 from core.logs import setup_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
-def _settings(kind: ProcessKind) -> Settings:
+def _config(kind: ProcessKind) -> Config:
     try:
-        settings = load_settings(kind)
+        config = load_config(kind)
         if kind in ("api", "worker"):
             catalog()
     except (ConfigError, CatalogError) as exc:
         typer.echo(f"kadr: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
-    setup_logging(settings.LOG_LEVEL, settings.secrets())
-    return settings
+    setup_logging(config.LOG_LEVEL, config.secrets())
+    return config
 
 
 def _fail(message: str) -> typer.Exit:
@@ -38,11 +38,11 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _check_schema(settings: Settings) -> None:
+def _check_schema(config: Config) -> None:
     from core.db import SchemaNotReady, check_schema
 
     try:
-        asyncio.run(check_schema(settings.DATABASE_URL))
+        asyncio.run(check_schema(config.DATABASE_URL))
     except SchemaNotReady as exc:
         raise _fail(str(exc)) from None
 
@@ -54,8 +54,8 @@ def migrate() -> None:
 
     from core.db import alembic_config
 
-    settings = _settings("migrate")
-    command.upgrade(alembic_config(settings.DATABASE_URL), "head")
+    config = _config("migrate")
+    command.upgrade(alembic_config(config.DATABASE_URL), "head")
     typer.echo("kadr: database is up to date")
 
 
@@ -72,10 +72,10 @@ def api(
 
     from api.app import create_app
 
-    settings = _settings("api")
-    _check_schema(settings)
+    config = _config("api")
+    _check_schema(config)
     uvicorn.run(
-        create_app(settings),
+        create_app(config),
         host=host,
         port=port,
         log_config=None,
@@ -100,14 +100,14 @@ def worker(
     sweeper (with images)."""
     from workers.worker import roles, serve
 
-    settings = _settings("worker")
-    _check_schema(settings)
+    config = _config("worker")
+    _check_schema(config)
     unknown = sorted(set(queue or []) - set(roles()))
     if unknown:
         raise _fail(f"unknown queue {unknown[0]!r}; choose from: {', '.join(roles())}")
     # uvloop, as uvicorn runs the api: a worker's time goes mostly to socket writes and
     # callbacks (Redis, PostgreSQL, the Bot API), which it does in C.
-    uvloop.run(serve(settings, [role for role in roles() if not queue or role in queue]))
+    uvloop.run(serve(config, [role for role in roles() if not queue or role in queue]))
 
 
 @app.command()
@@ -115,7 +115,7 @@ def check() -> None:
     """Check the configuration, catalog, database, Redis, bot token, webhook and fal key."""
     from kadr.check import run_checks
 
-    outcomes = asyncio.run(run_checks(_settings("api")))
+    outcomes = asyncio.run(run_checks(_config("api")))
     for outcome in outcomes:
         typer.echo(outcome.line())
     if any(outcome.problem for outcome in outcomes):
@@ -134,7 +134,7 @@ def jobs(
     """Inspect jobs: one in full, the failed ones lately (default) or the stuck ones."""
     from kadr import jobs as tools
 
-    settings = _settings("ops")
+    config = _config("ops")
     if redeliver and job_id is None:
         raise _fail("--redeliver needs a JOB_ID")
     one = job_id or ""
@@ -145,7 +145,7 @@ def jobs(
         work = lambda sessions, _: tools.show(sessions, one)  # noqa: E731
     else:
         work = lambda sessions, _: tools.listing(sessions, stuck=stuck, hours=hours)  # noqa: E731
-    typer.echo(asyncio.run(_with_stores(settings, work)))
+    typer.echo(asyncio.run(_with_stores(config, work)))
 
 
 @app.command()
@@ -161,8 +161,8 @@ def inbox(
     """Show the Telegram update inbox: waiting updates, the oldest one's age, dead letters."""
     from core.inbox import inspect_inbox
 
-    settings = _settings("ops")
-    typer.echo(asyncio.run(inspect_inbox(settings.REDIS_URL, requeue=requeue, replay=replay)))
+    config = _config("ops")
+    typer.echo(asyncio.run(inspect_inbox(config.REDIS_URL, requeue=requeue, replay=replay)))
 
 
 @app.command()
@@ -203,8 +203,8 @@ def set_webhook(
     """Register PUBLIC_URL/webhooks/telegram with Telegram."""
     from bot.webhook import set_webhook as run
 
-    settings = _settings("ops")
-    info = asyncio.run(run(settings, max_connections, drop_pending_updates=drop_pending_updates))
+    config = _config("ops")
+    info = asyncio.run(run(config, max_connections, drop_pending_updates=drop_pending_updates))
     typer.echo(info)
 
 
@@ -215,7 +215,7 @@ def delete_webhook(
     """Unregister the webhook (updates wait at Telegram for up to 24 h)."""
     from bot.webhook import delete_webhook as run
 
-    asyncio.run(run(_settings("ops"), drop_pending_updates=drop_pending_updates))
+    asyncio.run(run(_config("ops"), drop_pending_updates=drop_pending_updates))
     typer.echo("kadr: webhook deleted")
 
 
@@ -224,16 +224,16 @@ def webhook_info() -> None:
     """Show what Telegram knows about our webhook."""
     from bot.webhook import webhook_info as run
 
-    typer.echo(asyncio.run(run(_settings("ops"))))
+    typer.echo(asyncio.run(run(_config("ops"))))
 
 
-async def _with_stores(settings: Settings, work: Any) -> Any:
+async def _with_stores(config: Config, work: Any) -> Any:
     """Run `work(sessions, redis)` on clients opened for it and closed after."""
     from core.db import create_engine, session_factory
     from core.resources import create_redis
 
-    engine = create_engine(settings.DATABASE_URL)
-    redis = create_redis(settings.REDIS_URL)
+    engine = create_engine(config.DATABASE_URL)
+    redis = create_redis(config.REDIS_URL)
     try:
         return await work(session_factory(engine), redis)
     finally:
@@ -248,12 +248,12 @@ def grant(user_id: int, credits: Annotated[int, typer.Argument(min=1)]) -> None:
 
     from core.payments import grant as give
 
-    settings = _settings("admin")
-    _check_schema(settings)
+    config = _config("admin")
+    _check_schema(config)
     ref = f"cli:{uuid.uuid4().hex}"
     given = asyncio.run(
         _with_stores(
-            settings,
+            config,
             lambda sessions, _: give(sessions, user_id=user_id, amount=credits, ref=ref),
         )
     )
@@ -265,10 +265,10 @@ def grant(user_id: int, credits: Annotated[int, typer.Argument(min=1)]) -> None:
 def _ban(user_id: int, banned: bool) -> None:
     from core.bans import ban as set_ban
 
-    settings = _settings("admin")
-    _check_schema(settings)
+    config = _config("admin")
+    _check_schema(config)
     done = asyncio.run(
-        _with_stores(settings, lambda sessions, redis: set_ban(sessions, redis, user_id, banned))
+        _with_stores(config, lambda sessions, redis: set_ban(sessions, redis, user_id, banned))
     )
     if not done:
         raise _fail(f"user {user_id} has never written to the bot")
@@ -297,12 +297,12 @@ def stats() -> None:
     from bot.routers.admin import stats_text
     from core.stats import gather_stats
 
-    settings = _settings("admin")
-    _check_schema(settings)
+    config = _config("admin")
+    _check_schema(config)
     found = asyncio.run(
         _with_stores(
-            settings,
-            lambda sessions, redis: gather_stats(sessions, redis, settings.UPDATE_DEDUP_TTL),
+            config,
+            lambda sessions, redis: gather_stats(sessions, redis, config.UPDATE_DEDUP_TTL),
         )
     )
     with use_locale("en"):

@@ -19,7 +19,7 @@ Sessions = async_sessionmaker[AsyncSession]
 #: A live job older than this is stuck whatever its mode (video deadlines are under an hour).
 STUCK_AFTER = timedelta(hours=2)
 FIELDS = (
-    "id", "status", "kind", "model", "user_id", "chat_id", "update_id", "error",
+    "id", "status", "mode", "model", "user_id", "chat_id", "update_id", "error",
     "error_detail", "fal_request_id", "delivery_attempts", "created_at", "submitted_at",
     "completed_at", "finished_at", "deadline_at", "notified_at",
 )  # fmt: skip
@@ -27,7 +27,7 @@ FIELDS = (
 
 def _line(job: Job) -> str:
     when = job.updated_at.strftime("%Y-%m-%d %H:%M:%S")
-    return f"{job.id}  {when}  {job.status:<9}  {job.kind:<14}  {job.error or ''}"
+    return f"{job.id}  {when}  {job.status:<9}  {job.mode:<14}  {job.error or ''}"
 
 
 def describe(job: Job) -> str:
@@ -55,5 +55,5 @@ async def redeliver(sessions: Sessions, redis: ArqRedis, job_id: str) -> str:
         job = await get_job(session, job_id)
     if job is None or not await lifecycle.reopen_delivery(sessions, job):
         return f"job {job_id} is not a failed job with a result; nothing to deliver"
-    await enqueue_deliver(redis, job.id, job.kind)
+    await enqueue_deliver(redis, job.id, job.mode)
     return f"job {job_id}: delivery enqueued, with a fresh window"

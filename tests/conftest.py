@@ -109,7 +109,7 @@ def deployment(
     workdir: Path, database_url: str, redis_url: str, env: dict[str, str], *telegram_args: str
 ) -> Iterator[Stack]:
     """A whole deployment (both stand-ins, migrated database, `kadr api`, one `kadr worker`,
-    the webhook registered) with `env` on top of the tests' own settings, stopped after."""
+    the webhook registered) with `env` on top of the tests' own configuration, stopped after."""
     stack = Stack(workdir, database_url, redis_url, extra_env={"WORKER_METRICS_PORT": "0", **env})
     try:
         stack.start_deployment(*telegram_args)

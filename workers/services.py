@@ -19,13 +19,13 @@ class Services:
 
     @classmethod
     def build(cls, resources: Resources) -> Services:
-        settings = resources.settings
+        config = resources.config
         fal = FalClient(
             resources.http,
-            key=settings.FAL_KEY,
-            queue_url=settings.FAL_QUEUE_URL,
-            rest_url=settings.FAL_REST_URL,
+            key=config.FAL_KEY,
+            queue_url=config.FAL_QUEUE_URL,
+            rest_url=config.FAL_REST_URL,
         )
-        guard = UrlGuard.for_fal([settings.FAL_QUEUE_URL, settings.FAL_REST_URL])
+        guard = UrlGuard.for_fal([config.FAL_QUEUE_URL, config.FAL_REST_URL])
         sender = ResultSender(resources.bot, resources.http, guard)
         return cls(resources=resources, fal=fal, sender=sender)

@@ -61,7 +61,7 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
         submission = await services.fal.submit(
             job.model,
             model.arguments(job.prompt, options),
-            webhook_url=job_webhook_url(resources.settings, job.id),
+            webhook_url=job_webhook_url(resources.config, job.id),
         )
     except FalOutcomeUnknown as exc:
         FAL_CALLS.labels("submit", "unknown").inc()
@@ -148,5 +148,5 @@ async def fail_job(services: Services, job: Job, error: str, detail: str = "") -
     task)."""
     moved = await lifecycle.fail(services.resources.sessions, job, error, detail)
     if moved:
-        await enqueue_deliver(services.resources.redis, job.id, job.kind)
+        await enqueue_deliver(services.resources.redis, job.id, job.mode)
     return moved

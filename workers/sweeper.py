@@ -50,7 +50,7 @@ FAL_CHECKS_BUDGET = 20.0
 async def sweep(services: Services, *, now: datetime | None = None) -> int:
     """Nudge every overdue job once; returns how many were looked at."""
     now = now or utcnow()
-    stale_before = now - timedelta(seconds=services.resources.settings.SWEEP_STALE_AFTER)
+    stale_before = now - timedelta(seconds=services.resources.config.SWEEP_STALE_AFTER)
     async with services.resources.sessions() as session:
         jobs = await jobs_to_sweep(
             session, now=now, stale_before=stale_before, completed_before=now - DELIVERY_WINDOW
@@ -83,9 +83,9 @@ async def _nudge(jobs: list[Job], services: Services) -> None:
     for job in jobs:
         try:
             if job.status == JobStatus.QUEUED:
-                await enqueue_submit(redis, job.id, job.kind)
+                await enqueue_submit(redis, job.id, job.mode)
             else:
-                await enqueue_deliver(redis, job.id, job.kind)
+                await enqueue_deliver(redis, job.id, job.mode)
         except Exception:
             log.exception("sweeping job %s failed; next sweep tries again", job.id)
     await lifecycle.nudged(services.resources.sessions, jobs)
@@ -176,7 +176,7 @@ async def _fail_expired(services: Services, jobs: list[Job]) -> None:
     failed = [job for job in jobs if job.id in moved]
     for job in failed:
         try:
-            await enqueue_deliver(resources.redis, job.id, job.kind)
+            await enqueue_deliver(resources.redis, job.id, job.mode)
         except Exception:
             log.exception("could not enqueue the notice of job %s; next sweep will", job.id)
     gate = asyncio.Semaphore(FAL_CHECKS_AT_ONCE)

@@ -12,11 +12,11 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from bot.dispatcher import build_dispatcher
-from core.config import Settings
+from core.config import Config
 from core.inbox import Inbox
 from core.resources import Resources
+from workers.queues import queues, worker_options
 from workers.services import Services
-from workers.settings import queues, worker_settings
 from workers.updates import UpdateConsumer
 
 log = logging.getLogger(__name__)
@@ -48,29 +48,29 @@ def roles() -> list[str]:
     return [UPDATES, *queues()]
 
 
-async def serve(settings: Settings, served: list[str]) -> None:
+async def serve(config: Config, served: list[str]) -> None:
     """One process, one set of clients, every role asked for: the update consumer and one
     arq worker per queue. SIGTERM stops taking work, lets what runs finish (arq's
     `job_completion_wait`, the consumer's grace), then closes the clients."""
-    resources = Resources.open(settings, redis_retrying=True)
+    resources = Resources.open(config, redis_retrying=True)
     services = Services.build(resources)
     workers = [
-        KadrWorker(**worker_settings(settings, queue, services), handle_signals=False)
+        KadrWorker(**worker_options(config, queue, services), handle_signals=False)
         for queue in served
         if queue != UPDATES
     ]
     consumer = (
         UpdateConsumer(
-            Inbox(resources.redis, dedup_ttl=settings.UPDATE_DEDUP_TTL),
+            Inbox(resources.redis, dedup_ttl=config.UPDATE_DEDUP_TTL),
             build_dispatcher(resources),
             resources.bot,
-            owner=settings.WORKER_NAME,
+            owner=config.WORKER_NAME,
         )
         if UPDATES in served
         else None
     )
-    if settings.WORKER_METRICS_PORT:
-        start_http_server(settings.WORKER_METRICS_PORT, addr="0.0.0.0")
+    if config.WORKER_METRICS_PORT:
+        start_http_server(config.WORKER_METRICS_PORT, addr="0.0.0.0")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

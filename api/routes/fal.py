@@ -68,7 +68,7 @@ async def fal_webhook(
         FAL_WEBHOOKS.labels("unverified").inc()
         log.info("fal webhook refused: %s", exc.reason)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid signature") from None
-    if job is None or not is_bound(resources.settings, job, token):
+    if job is None or not is_bound(resources.config, job, token):
         FAL_WEBHOOKS.labels("unbound").inc()
         log.warning(
             "signed fal webhook for request %s without its job's token (job %r): ignored",

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.i18n import _
 from core import broadcasts
 from core.bans import ban
-from core.config import Settings
+from core.config import Config
 from core.credits import Allowance
 from core.models import User
 from core.payments import grant, paid_by, take_back
@@ -103,20 +103,20 @@ async def stats(
     message: Message,
     sessions: async_sessionmaker[AsyncSession],
     redis: ArqRedis,
-    settings: Settings,
+    config: Config,
 ) -> None:
-    found = await gather_stats(sessions, redis, settings.UPDATE_DEDUP_TTL)
+    found = await gather_stats(sessions, redis, config.UPDATE_DEDUP_TTL)
     await message.answer(stats_text(found))
 
 
 def stats_text(stats: Stats) -> str:
     modes: dict[str, dict[str, int]] = {}
-    for (kind, status), count in sorted(stats.jobs.items()):
-        modes.setdefault(kind, {})[status] = count
+    for (mode, status), count in sorted(stats.jobs.items()):
+        modes.setdefault(mode, {})[status] = count
     lines = [_("stats_title", users=stats.users)]
-    for kind, statuses in modes.items():
+    for mode, statuses in modes.items():
         outcomes = ", ".join(f"{_(f'status_word_{s}')} {n}" for s, n in statuses.items())
-        lines.append(f"{_(f'mode_{kind}')}: {outcomes}")
+        lines.append(f"{_(f'mode_{mode}')}: {outcomes}")
     if not modes:
         lines.append(_("stats_no_jobs"))
     if stats.failures:

@@ -35,7 +35,7 @@ def _line(index: int, job: Job) -> str:
         "history_line",
         index=index,
         icon=ICONS.get(JobStatus(job.status), "⏳"),
-        mode=_(f"mode_{job.kind}"),
+        mode=_(f"mode_{job.mode}"),
         status=_(f"status_word_{job.status}"),
         when=f"{job.created_at:%d.%m %H:%M}",
         prompt=html.escape(prompt) or "—",

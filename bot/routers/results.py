@@ -79,7 +79,7 @@ def _again(job: Job) -> JobRequest:
     """Same mode, model, prompt and options; a new seed so the result differs."""
     options = {**job.options, "seed": random.randint(0, MAX_SEED)}
     return JobRequest(
-        mode=cast(Mode, job.kind),
+        mode=cast(Mode, job.mode),
         prompt=job.prompt,
         options=options,
         model=catalog().find(job.model),

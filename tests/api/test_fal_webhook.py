@@ -23,7 +23,7 @@ from api import rate_limits
 from api.routes import fal
 from api.routes.fal import FAL_BODY_LIMIT
 from core import lifecycle
-from core.config import Settings
+from core.config import Config
 from core.db import alembic_config, create_engine, session_factory
 from core.fal_binding import job_token, job_webhook_url
 from core.fal_client import FalSubmission
@@ -49,8 +49,8 @@ def migrated_url(own_database_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(migrated_url: str, own_redis: PrivateRedis) -> Settings:
-    return Settings(
+def config(migrated_url: str, own_redis: PrivateRedis) -> Config:
+    return Config(
         _env_file=None,  # type: ignore[call-arg]
         TELEGRAM_BOT_TOKEN=TEST_TOKEN,
         TELEGRAM_WEBHOOK_SECRET=TEST_SECRET,
@@ -61,8 +61,8 @@ def settings(migrated_url: str, own_redis: PrivateRedis) -> Settings:
 
 
 @pytest.fixture
-async def sessions(settings: Settings) -> AsyncIterator[Sessions]:
-    engine = create_engine(settings.DATABASE_URL)
+async def sessions(config: Config) -> AsyncIterator[Sessions]:
+    engine = create_engine(config.DATABASE_URL)
     factory = session_factory(engine)
     async with factory() as session:
         await touch_user(session, user_id=USER, username=None, first_name=None, language_code="en")
@@ -71,8 +71,8 @@ async def sessions(settings: Settings) -> AsyncIterator[Sessions]:
 
 
 @pytest.fixture
-async def arq_redis(settings: Settings) -> AsyncIterator[ArqRedis]:
-    redis = create_redis(settings.REDIS_URL)
+async def arq_redis(config: Config) -> AsyncIterator[ArqRedis]:
+    redis = create_redis(config.REDIS_URL)
     await redis.flushdb()
     yield redis
     await redis.flushdb()
@@ -86,14 +86,14 @@ def signer() -> Signer:
 
 @pytest.fixture
 async def client(
-    settings: Settings, sessions: Sessions, arq_redis: ArqRedis, signer: Signer
+    config: Config, sessions: Sessions, arq_redis: ArqRedis, signer: Signer
 ) -> AsyncIterator[httpx.AsyncClient]:
     jwks = httpx.MockTransport(lambda _: httpx.Response(200, json=signer.jwks()))
     async with httpx.AsyncClient(transport=jwks) as fal_http:
         app = FastAPI()
         app.include_router(fal.router)
         rate_limits.install(app)
-        app.state.resources = SimpleNamespace(settings=settings, sessions=sessions, redis=arq_redis)
+        app.state.resources = SimpleNamespace(config=config, sessions=sessions, redis=arq_redis)
         app.state.verifier = FalWebhookVerifier(fal_http, JWKS_URL)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://kadr.example") as c:
@@ -154,7 +154,7 @@ async def test_a_signed_webhook_for_another_request_changes_nothing_and_the_genu
     sessions: Sessions,
     arq_redis: ArqRedis,
     signer: Signer,
-    settings: Settings,
+    config: Config,
 ) -> None:
     """Someone with a fal account had fal send a signed "result" of their own request to
     this job's URL (token included, as if it had leaked): the job knows its request, so the
@@ -162,7 +162,7 @@ async def test_a_signed_webhook_for_another_request_changes_nothing_and_the_genu
     own = f"req-{new_job_id()}"
     job = await submitted_job(sessions, own)
     job.fal_request_id = own
-    url = job_webhook_url(settings, job.id)
+    url = job_webhook_url(config, job.id)
     evil = result_body("req-attacker", "https://evil.example/x.png")
     response = await post(client, url, evil, signer.headers("req-attacker", evil))
     assert (response.status_code, response.json()) == (200, {"status": "ignored"})
@@ -180,14 +180,14 @@ async def test_a_signed_webhook_for_another_request_changes_nothing_and_the_genu
 @pytest.mark.parametrize(
     "query",
     [
-        lambda job, settings: f"?job={job.id}",
-        lambda job, settings: f"?job={job.id}&token=",
-        lambda job, settings: f"?job={job.id}&token={'0' * 32}",
-        lambda job, settings: f"?job={job.id}&token={job_token(settings, new_job_id())}",
-        lambda job, settings: f"?job={job.id}&token={job_token(settings, job.id)[:-1]}",
-        lambda job, settings: f"?job={job.id}&token={job_token(settings, job.id)}x",
-        lambda job, settings: f"?token={job_token(settings, job.id)}",
-        lambda job, settings: "",
+        lambda job, config: f"?job={job.id}",
+        lambda job, config: f"?job={job.id}&token=",
+        lambda job, config: f"?job={job.id}&token={'0' * 32}",
+        lambda job, config: f"?job={job.id}&token={job_token(config, new_job_id())}",
+        lambda job, config: f"?job={job.id}&token={job_token(config, job.id)[:-1]}",
+        lambda job, config: f"?job={job.id}&token={job_token(config, job.id)}x",
+        lambda job, config: f"?token={job_token(config, job.id)}",
+        lambda job, config: "",
     ],
     ids=["no-token", "empty", "zeros", "other-jobs", "short", "long", "no-job", "bare"],
 )
@@ -197,7 +197,7 @@ async def test_a_signed_webhook_without_the_jobs_token_changes_nothing_and_the_g
     sessions: Sessions,
     arq_redis: ArqRedis,
     signer: Signer,
-    settings: Settings,
+    config: Config,
     query: Any,
     known_request: bool,
 ) -> None:
@@ -209,7 +209,7 @@ async def test_a_signed_webhook_without_the_jobs_token_changes_nothing_and_the_g
     status = JobStatus.SUBMITTED if known_request else JobStatus.QUEUED
     request_id = own if known_request else "req-attacker"
     evil = result_body(request_id, "https://evil.example/x.png")
-    url = "/webhooks/fal" + query(job, settings)
+    url = "/webhooks/fal" + query(job, config)
     response = await post(client, url, evil, signer.headers(request_id, evil))
     assert (response.status_code, response.json()) == (200, {"status": "ignored"})
     job.fal_request_id = own if known_request else None
@@ -217,7 +217,7 @@ async def test_a_signed_webhook_without_the_jobs_token_changes_nothing_and_the_g
 
     genuine = result_body(own)
     response = await post(
-        client, job_webhook_url(settings, job.id), genuine, signer.headers(own, genuine)
+        client, job_webhook_url(config, job.id), genuine, signer.headers(own, genuine)
     )
     assert (response.status_code, response.json()) == (200, {"status": "accepted"})
     done = await stored(sessions, job)
@@ -225,15 +225,15 @@ async def test_a_signed_webhook_without_the_jobs_token_changes_nothing_and_the_g
     assert await delivery_enqueued(arq_redis, job)
 
 
-async def test_the_webhook_url_carries_the_job_and_its_token(settings: Settings) -> None:
+async def test_the_webhook_url_carries_the_job_and_its_token(config: Config) -> None:
     job_id = new_job_id()
-    url = job_webhook_url(settings, job_id)
+    url = job_webhook_url(config, job_id)
     assert (
-        url == f"https://kadr.example/webhooks/fal?job={job_id}&token={job_token(settings, job_id)}"
+        url == f"https://kadr.example/webhooks/fal?job={job_id}&token={job_token(config, job_id)}"
     )
-    assert job_token(settings, job_id) != job_token(settings, new_job_id())
-    other = settings.model_copy(update={"TELEGRAM_BOT_TOKEN": TEST_TOKEN + "x"})
-    assert job_token(other, job_id) != job_token(settings, job_id)
+    assert job_token(config, job_id) != job_token(config, new_job_id())
+    other = config.model_copy(update={"TELEGRAM_BOT_TOKEN": TEST_TOKEN + "x"})
+    assert job_token(other, job_id) != job_token(config, job_id)
     assert TEST_TOKEN not in url
 
 
@@ -254,7 +254,7 @@ async def test_hostile_signature_headers_get_a_generic_401_before_the_body_is_re
     sessions: Sessions,
     arq_redis: ArqRedis,
     signer: Signer,
-    settings: Settings,
+    config: Config,
     caplog: pytest.LogCaptureFixture,
     header: str,
     value: bytes,
@@ -264,7 +264,7 @@ async def test_hostile_signature_headers_get_a_generic_401_before_the_body_is_re
     job = await queued_job(sessions)
     body = result_body("req-1")
     headers: dict[str, Any] = {**signer.headers("req-1", body), header: value}
-    url = job_webhook_url(settings, job.id)
+    url = job_webhook_url(config, job.id)
     with caplog.at_level(logging.INFO, logger="api.routes.fal"):
         response = await post(client, url, body + b" " * FAL_BODY_LIMIT, headers)
     assert (response.status_code, response.json()) == (401, {"detail": "invalid signature"})
@@ -277,7 +277,7 @@ async def test_a_forged_signature_gets_the_same_generic_401(
     sessions: Sessions,
     arq_redis: ArqRedis,
     signer: Signer,
-    settings: Settings,
+    config: Config,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     job = await queued_job(sessions)
@@ -285,7 +285,7 @@ async def test_a_forged_signature_gets_the_same_generic_401(
     with caplog.at_level(logging.INFO, logger="api.routes.fal"):
         response = await post(
             client,
-            job_webhook_url(settings, job.id),
+            job_webhook_url(config, job.id),
             body,
             signer.headers("req-1", body, forged=True),
         )
@@ -299,7 +299,7 @@ async def test_a_request_id_that_is_another_jobs_changes_nothing(
     sessions: Sessions,
     arq_redis: ArqRedis,
     signer: Signer,
-    settings: Settings,
+    config: Config,
 ) -> None:
     """Request ids are unique to a job: one already another job's is ignored with a 200,
     not a unique-constraint 500 that fal would retry."""
@@ -308,7 +308,7 @@ async def test_a_request_id_that_is_another_jobs_changes_nothing(
     job = await queued_job(sessions)
     body = result_body(taken)
     response = await post(
-        client, job_webhook_url(settings, job.id), body, signer.headers(taken, body)
+        client, job_webhook_url(config, job.id), body, signer.headers(taken, body)
     )
     assert (response.status_code, response.json()) == (200, {"status": "ignored"})
     await assert_untouched(sessions, arq_redis, job, JobStatus.QUEUED)
@@ -319,12 +319,12 @@ async def test_concurrent_genuine_and_foreign_webhooks_leave_the_job_with_its_ow
     sessions: Sessions,
     arq_redis: ArqRedis,
     signer: Signer,
-    settings: Settings,
+    config: Config,
 ) -> None:
     """Before the job knows its request, two signed webhooks with its token race (a double
     submit): exactly one completes it, and the request it records is the one that did."""
     job = await queued_job(sessions)
-    url = job_webhook_url(settings, job.id)
+    url = job_webhook_url(config, job.id)
     ids = (f"a-{job.id}", f"b-{job.id}")
     bodies = {rid: result_body(rid, f"https://v3.fal.media/files/{rid}.png") for rid in ids}
     responses = await asyncio.gather(
@@ -339,9 +339,9 @@ async def test_concurrent_genuine_and_foreign_webhooks_leave_the_job_with_its_ow
     assert done.result == json.loads(bodies[done.fal_request_id])["payload"]
 
 
-def finished(kind: str, outcome: str) -> float:
+def finished(mode: str, outcome: str) -> float:
     value = REGISTRY.get_sample_value(
-        "kadr_jobs_finished_total", {"kind": kind, "outcome": outcome}
+        "kadr_jobs_finished_total", {"mode": mode, "outcome": outcome}
     )
     return value or 0.0
 
@@ -356,7 +356,7 @@ async def test_a_fal_error_type_of_any_length_is_stored_as_a_bounded_code(
     sessions: Sessions,
     arq_redis: ArqRedis,
     signer: Signer,
-    settings: Settings,
+    config: Config,
     error_type: str,
     code: str,
 ) -> None:
@@ -372,25 +372,23 @@ async def test_a_fal_error_type_of_any_length_is_stored_as_a_bounded_code(
             "payload": {"detail": [{"loc": ["body"], "msg": "no", "type": error_type}]},
         }
     ).encode()
-    response = await post(
-        client, job_webhook_url(settings, job.id), body, signer.headers(own, body)
-    )
+    response = await post(client, job_webhook_url(config, job.id), body, signer.headers(own, body))
     assert (response.status_code, response.json()) == (200, {"status": "accepted"})
     failed = await stored(sessions, job)
     assert (failed.status, failed.error) == (JobStatus.FAILED, code)
     assert failed.error_detail is not None and "\x00" not in failed.error_detail
     assert (error_type == code) or failed.error_detail.startswith(error_type)
     assert await delivery_enqueued(arq_redis, job)
-    assert finished(job.kind, error_type) == 0.0
+    assert finished(job.mode, error_type) == 0.0
 
 
 async def test_a_long_error_from_fal_is_a_bounded_metric_label(sessions: Sessions) -> None:
     """Failures kadr reports itself with fal's type (a refused submit) count as their code."""
     job = await queued_job(sessions)
-    before = finished(job.kind, "fal_error")
+    before = finished(job.mode, "fal_error")
     assert await lifecycle.fail(sessions, job, "z" * 300, "refused at submit")
-    assert finished(job.kind, "fal_error") == before + 1
-    assert finished(job.kind, "z" * 300) == 0.0
+    assert finished(job.mode, "fal_error") == before + 1
+    assert finished(job.mode, "z" * 300) == 0.0
     assert (await stored(sessions, job)).error == "fal_error"
 
 
@@ -400,13 +398,13 @@ async def test_a_content_length_that_is_not_ascii_digits_is_400_not_500(
     sessions: Sessions,
     arq_redis: ArqRedis,
     signer: Signer,
-    settings: Settings,
+    config: Config,
     length: bytes,
 ) -> None:
     job = await queued_job(sessions)
     body = result_body("req-1")
     headers = {**signer.headers("req-1", body), "Content-Length": length}
-    response = await post(client, job_webhook_url(settings, job.id), body, headers)
+    response = await post(client, job_webhook_url(config, job.id), body, headers)
     assert response.status_code == 400
     await assert_untouched(sessions, arq_redis, job, JobStatus.QUEUED)
 

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dispatcher import build_dispatcher
-from core.config import Settings
+from core.config import Config
 from core.credits import Allowance
 from core.db import alembic_config, create_engine, session_factory
 from core.models import Job
@@ -149,8 +149,8 @@ async def world(
     engine = create_engine(url)
     redis = create_redis(bot_redis.url)
     sessions = session_factory(engine)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    resources = SimpleNamespace(redis=redis, sessions=sessions, settings=settings)
+    config = Config(_env_file=None)  # type: ignore[call-arg]
+    resources = SimpleNamespace(redis=redis, sessions=sessions, config=config)
     yield World(build_dispatcher(resources), sessions)  # type: ignore[arg-type]
     await redis.aclose()
     await engine.dispose()

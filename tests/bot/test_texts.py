@@ -176,7 +176,7 @@ def test_russian_jobs_and_characters_agree_too() -> None:
 
 
 def test_a_worker_text_is_in_the_jobs_language_whatever_the_context() -> None:
-    job = Job(language="ru", error="timeout", kind="text_to_image", model="m", prompt="p")
+    job = Job(language="ru", error="timeout", mode="text_to_image", model="m", prompt="p")
     with use_locale("en"):
         assert failure_text(job).startswith("⌛ Задача выполнялась слишком долго")
     job.language = "en"

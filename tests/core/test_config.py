@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from core.config import ConfigError, load_settings
+from core.config import ConfigError, load_config
 from sandbox.stack import KADR, TEST_SECRET, TEST_TOKEN
 
 GOOD = {
@@ -35,19 +35,19 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatch:  # typ
 def test_defaults_follow_the_contract(env: pytest.MonkeyPatch) -> None:
     for name, value in GOOD.items():
         env.setenv(name, value)
-    settings = load_settings("api")
-    assert settings.TELEGRAM_API_URL == "https://api.telegram.org"
-    assert settings.DATABASE_URL == "sqlite+aiosqlite:///./data/kadr.db"
-    assert settings.REDIS_URL == "redis://localhost:6379/0"
-    assert settings.telegram_webhook_url == "https://bot.example.com/webhooks/telegram"
-    assert settings.FREE_CREDITS_PER_DAY == 10
+    config = load_config("api")
+    assert config.TELEGRAM_API_URL == "https://api.telegram.org"
+    assert config.DATABASE_URL == "sqlite+aiosqlite:///./data/kadr.db"
+    assert config.REDIS_URL == "redis://localhost:6379/0"
+    assert config.telegram_webhook_url == "https://bot.example.com/webhooks/telegram"
+    assert config.FREE_CREDITS_PER_DAY == 10
 
 
 def test_dotenv_is_read(env: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / ".env").write_text(
         "\n".join(f"{k}={v}" for k, v in GOOD.items()) + "\nADMIN_IDS=1, 2\n"
     )
-    assert load_settings("worker").admin_ids == {1, 2}
+    assert load_config("worker").admin_ids == {1, 2}
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_bad_value_names_the_variable(
         env.setenv(key, good)
     env.setenv(name, value)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        load_settings("api")
+        load_config("api")
 
 
 @pytest.mark.parametrize(
@@ -84,8 +84,8 @@ def test_plain_http_is_allowed_on_loopback_only(env: pytest.MonkeyPatch, url: st
     for key, good in GOOD.items():
         env.setenv(key, good)
     env.setenv("PUBLIC_URL", url)
-    settings = load_settings("api")
-    assert url == settings.PUBLIC_URL
+    config = load_config("api")
+    assert url == config.PUBLIC_URL
 
 
 def test_database_and_redis_passwords_are_secrets(env: pytest.MonkeyPatch) -> None:
@@ -94,7 +94,7 @@ def test_database_and_redis_passwords_are_secrets(env: pytest.MonkeyPatch) -> No
         env.setenv(key, good)
     env.setenv("DATABASE_URL", "postgresql+asyncpg://kadr:pg%2Fsecret@db:5432/kadr")
     env.setenv("REDIS_URL", "redis://:redis-secret@cache:6379/0")
-    secrets = load_settings("api").secrets()
+    secrets = load_config("api").secrets()
     assert {"pg%2Fsecret", "pg/secret", "redis-secret"} <= set(secrets)
     assert not [s for s in secrets if s in ("kadr", "db", "cache")]
 
@@ -103,16 +103,16 @@ def test_urls_without_a_password_add_no_secret(env: pytest.MonkeyPatch) -> None:
     for key, good in GOOD.items():
         env.setenv(key, good)
     env.setenv("DATABASE_URL", "postgresql+asyncpg://kadr@db/kadr")
-    assert sorted(load_settings("api").secrets()) == sorted([TEST_TOKEN, TEST_SECRET, "k"])
+    assert sorted(load_config("api").secrets()) == sorted([TEST_TOKEN, TEST_SECRET, "k"])
 
 
 def test_worker_needs_the_fal_key(env: pytest.MonkeyPatch) -> None:
     for key, good in GOOD.items():
         env.setenv(key, good)
     env.setenv("FAL_KEY", "")
-    load_settings("api")
+    load_config("api")
     with pytest.raises(ConfigError, match="FAL_KEY is required"):
-        load_settings("worker")
+        load_config("worker")
 
 
 def test_cli_prints_one_line_and_no_traceback(tmp_path) -> None:  # type: ignore[no-untyped-def]

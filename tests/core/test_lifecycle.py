@@ -55,7 +55,7 @@ async def _status(sessions: Sessions, job: Job) -> str:
 
 def _finished(job: Job, outcome: str) -> float:
     value = REGISTRY.get_sample_value(
-        "kadr_jobs_finished_total", {"kind": job.kind, "outcome": outcome}
+        "kadr_jobs_finished_total", {"mode": job.mode, "outcome": outcome}
     )
     return value or 0.0
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.config import Settings
+from core.config import Config
 from core.logs import JsonFormatter, log_fields
 
 TOKEN = "123456789:AAE-sandbox-token-0123456789abcdef"
@@ -62,7 +62,7 @@ def test_ids_are_fields_of_every_line_logged_inside(lines: io.StringIO) -> None:
 
 def test_a_database_password_is_masked_in_a_logged_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://kadr:pg-secret-1@db/kadr")
-    secrets = Settings(_env_file=None).secrets()  # type: ignore[call-arg]
+    secrets = Config(_env_file=None).secrets()  # type: ignore[call-arg]
     record = logging.LogRecord(
         "test", logging.ERROR, "", 0, "cannot connect to %s", ("kadr:pg-secret-1@db/kadr",), None
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -45,6 +46,35 @@ def test_round_trip_on_postgres(database_url: str) -> None:
         _round_trip(database_url)
     finally:
         command.upgrade(alembic_config(database_url), "head")
+
+
+def test_0006_renames_kind_and_settings_keeping_the_rows(tmp_path: Path) -> None:
+    """jobs.kind becomes jobs.mode and users.settings users.preferences, values kept; the
+    downgrade gives the old names back."""
+    path = tmp_path / "kadr.db"
+    config = alembic_config(f"sqlite+aiosqlite:///{path}")
+    command.upgrade(config, "0005")
+    now = "2026-12-02 12:00:00"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO users (id, language, settings, banned, created_at, last_seen_at)"
+            " VALUES (7, 'en', '{\"images\": 2}', 0, ?, ?)",
+            (now, now),
+        )
+        db.execute(
+            "INSERT INTO jobs (id, user_id, chat_id, language, kind, model, prompt, options,"
+            " status, deadline_at, created_at, updated_at, delivery_attempts)"
+            " VALUES ('j1', 7, 7, 'en', 'edit', 'm', 'p', '{}', 'queued', ?, ?, ?, 0)",
+            (now, now, now),
+        )
+    command.upgrade(config, "0006")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT preferences FROM users").fetchall() == [('{"images": 2}',)]
+        assert db.execute("SELECT mode FROM jobs").fetchall() == [("edit",)]
+    command.downgrade(config, "0005")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT settings FROM users").fetchall() == [('{"images": 2}',)]
+        assert db.execute("SELECT kind FROM jobs").fetchall() == [("edit",)]
 
 
 def test_api_refuses_an_unmigrated_database(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core.retry import RetryLater
-from core.telegram_limits import YIELD_HORIZON, LimitSettings, TelegramLimiter
+from core.telegram_limits import YIELD_HORIZON, SendLimits, TelegramLimiter
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def chats(n: int) -> list[int]:
 
 
 async def test_sends_to_many_chats_are_spaced_at_the_bot_rate(redis: Redis) -> None:
-    limiter = TelegramLimiter(redis, LimitSettings(total_per_second=20))
+    limiter = TelegramLimiter(redis, SendLimits(total_per_second=20))
     stamps: list[float] = []
 
     async def send(chat: int) -> None:
@@ -64,7 +64,7 @@ async def test_groups_get_twenty_a_minute(redis: Redis) -> None:
 async def test_a_backlog_defers_each_sender_once_to_a_moment_held_for_it(redis: Redis) -> None:
     """Forty results due at once at 20/s: whoever cannot go within its wait comes back once,
     at the moment held for it, instead of all coming back together and mostly failing."""
-    limiter = TelegramLimiter(redis, LimitSettings(total_per_second=20))
+    limiter = TelegramLimiter(redis, SendLimits(total_per_second=20))
     stamps: list[float] = []
     tries: list[int] = []
 
@@ -89,7 +89,7 @@ async def test_a_backlog_defers_each_sender_once_to_a_moment_held_for_it(redis: 
 async def test_results_waiting_go_before_replies_that_yield(redis: Redis) -> None:
     """Replies asked for first, results a moment later: once the results' reservations reach
     past the yield horizon, every reply waits until the results are out."""
-    limiter = TelegramLimiter(redis, LimitSettings(total_per_second=20))
+    limiter = TelegramLimiter(redis, SendLimits(total_per_second=20))
     order: list[str] = []
 
     async def send(chat: int, what: str) -> None:
@@ -108,7 +108,7 @@ async def test_yielding_senders_alone_keep_the_bot_rate_and_ask_seldom(redis: Re
     """Forty replies at 20/s with results reserved for the first second: the replies take
     every moment after it, and waiting costs Redis a call per turn of the lane, not per
     waiting reply per moment."""
-    limiter = TelegramLimiter(redis, LimitSettings(total_per_second=20))
+    limiter = TelegramLimiter(redis, SendLimits(total_per_second=20))
     for chat in chats(20):
         with contextlib.suppress(RetryLater):
             await limiter.acquire(chat, max_wait=0)

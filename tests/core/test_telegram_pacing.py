@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from core.inbox import sent_key
 from core.retry import RetryLater
-from core.telegram_limits import PAUSE_KEY, LimitSettings, TelegramLimiter
+from core.telegram_limits import PAUSE_KEY, SendLimits, TelegramLimiter
 from core.telegram_pacing import (
     SENT_TTL,
     SendPacer,
@@ -42,7 +42,7 @@ def retry_after(seconds: float) -> Callable[[TelegramMethod[Any]], Exception]:
 def limiter(redis: Redis) -> TelegramLimiter:
     # A private chat's second message may go 20 ms after its first, not 1 s: the tests that
     # send twice to one chat do not wait out Telegram's per-chat limit.
-    return TelegramLimiter(redis, LimitSettings(private_per_second=50, group_per_minute=3000))
+    return TelegramLimiter(redis, SendLimits(private_per_second=50, group_per_minute=3000))
 
 
 @pytest.fixture
@@ -231,7 +231,7 @@ async def test_an_optional_send_is_skipped_when_the_chat_has_no_free_moment(
 ) -> None:
     # 1 message a second to a private chat; the bot-wide spacing it leaves is negligible, so
     # only CHAT is busy.
-    strict = TelegramLimiter(redis, LimitSettings(total_per_second=10**6))
+    strict = TelegramLimiter(redis, SendLimits(total_per_second=10**6))
     assert await strict.try_acquire(CHAT)
     with optional(), pytest.raises(SendSkipped):
         await bot.edit_message_text("50 %", chat_id=CHAT, message_id=1)

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from core.config import Settings
+from core.config import Config
 from workers.worker import roles
 
 KUBERNETES = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
@@ -219,8 +219,8 @@ def test_only_settings_kadr_reads_are_set(objects: list[Obj]) -> None:
     names = set(config(objects)["data"])
     for _, container in containers(objects):
         names |= {var["name"] for var in container.get("env", [])}
-    unknown = names - Settings.model_fields.keys()
-    assert not unknown, f"not in core.config.Settings: {sorted(unknown)}"
+    unknown = names - Config.model_fields.keys()
+    assert not unknown, f"not in core.config.Config: {sorted(unknown)}"
 
 
 def served_roles(deployment: Obj) -> list[str]:

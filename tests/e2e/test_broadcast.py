@@ -63,7 +63,7 @@ def known_to_the_bot(database_url: str, users: range) -> None:
                 "language": "en",
                 "username": None,
                 "first_name": f"User {user}",
-                "settings": {},
+                "preferences": {},
                 "banned": False,
                 "created_at": now,
                 "last_seen_at": now,

@@ -553,7 +553,7 @@ async def test_two_doors_keep_each_chats_order(deployment: Deployment) -> None:
 
     [edit_job] = [job for job in jobs if job.chat_id == PHOTO_USER]
     photo_file = photo["update"]["message"]["photo"][-1]["file_id"]
-    assert (edit_job.kind, edit_job.prompt) == ("edit", "add a rainbow")
+    assert (edit_job.mode, edit_job.prompt) == ("edit", "add a rainbow")
     assert edit_job.options.get("image_file_id") == photo_file
     assert edit_job.status == "delivered"
     texts = chats.texts(PHOTO_USER)

@@ -226,7 +226,7 @@ def test_empty_caption_and_long_prompt(telegram: TelegramSandbox, fal: FalSandbo
     assert fal.requests("submit") == []
 
 
-def test_settings_change_what_is_sent_to_fal(telegram: TelegramSandbox, fal: FalSandbox) -> None:
+def test_preferences_change_what_is_sent_to_fal(telegram: TelegramSandbox, fal: FalSandbox) -> None:
     telegram.send_message(7013, "/settings")
     [menu] = telegram.wait_for("sendMessage", chat_id=7013)
     assert "Aspect ratio: 1:1 · Images: 1" in menu["params"]["text"]

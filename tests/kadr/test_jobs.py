@@ -79,7 +79,7 @@ async def test_a_failed_result_is_delivered_again_with_a_fresh_window(
         0,
         None,
     )
-    queued = await redis.zrange(queue_of(job.kind), 0, -1)
+    queued = await redis.zrange(queue_of(job.mode), 0, -1)
     assert queued == [f"deliver:{job.id}".encode()]
 
 
@@ -88,4 +88,4 @@ async def test_a_failed_job_without_a_result_is_not_reopened(
 ) -> None:
     job = await failed_job(sessions, with_result=False)
     assert "nothing to deliver" in await tools.redeliver(sessions, arq, job.id)
-    assert await redis.zrange(queue_of(job.kind), 0, -1) == []
+    assert await redis.zrange(queue_of(job.mode), 0, -1) == []

@@ -11,7 +11,7 @@ from aiogram import Bot
 from alembic import command
 from sqlalchemy import text
 
-from core.config import Settings
+from core.config import Config
 from core.db import alembic_config, create_engine, session_factory
 from core.fal_client import FalClient
 from core.resources import Resources, create_redis
@@ -36,7 +36,7 @@ async def worker(migrated_url: str, own_redis: PrivateRedis) -> AsyncIterator[Wo
         await connection.execute(text("TRUNCATE jobs, users CASCADE"))
     redis = create_redis(own_redis.url)
     await redis.flushdb()
-    settings = Settings(
+    config = Config(
         PUBLIC_URL="https://kadr.test",
         FAL_KEY="test-key",
         FAL_QUEUE_URL=FAL,
@@ -46,9 +46,9 @@ async def worker(migrated_url: str, own_redis: PrivateRedis) -> AsyncIterator[Wo
     )
     fal = FakeFal()
     http = httpx.AsyncClient(transport=httpx.MockTransport(fal))
-    bot = Bot(settings.TELEGRAM_BOT_TOKEN)
+    bot = Bot(config.TELEGRAM_BOT_TOKEN)
     resources = Resources(
-        settings=settings,
+        config=config,
         engine=engine,
         sessions=session_factory(engine),
         redis=redis,
@@ -59,7 +59,7 @@ async def worker(migrated_url: str, own_redis: PrivateRedis) -> AsyncIterator[Wo
     sender = FakeSender()
     services = Services(
         resources=resources,
-        fal=FalClient(http, key=settings.FAL_KEY, queue_url=FAL, rest_url=FAL),
+        fal=FalClient(http, key=config.FAL_KEY, queue_url=FAL, rest_url=FAL),
         sender=cast(ResultSender, sender),
     )
     yield Worker(services, fal, sender)

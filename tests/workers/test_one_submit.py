@@ -40,9 +40,9 @@ async def submit(worker: Worker, job_id: str, attempt: int = 1) -> None:
     await submit_job(worker.services, job_id, attempt=attempt, last_attempt=False)
 
 
-async def submits_enqueued(worker: Worker, kind: str) -> int:
+async def submits_enqueued(worker: Worker, mode: str) -> int:
     redis = worker.services.resources.redis
-    return int(await redis.zcard(queue_of(kind)))
+    return int(await redis.zcard(queue_of(mode)))
 
 
 @pytest.mark.parametrize("fault", list(AMBIGUOUS), ids=list(AMBIGUOUS))
@@ -55,7 +55,7 @@ async def test_an_ambiguous_submit_is_never_sent_again_and_its_webhook_delivers(
     for attempt in (2, 3):  # arq's retry, the sweeper's re-enqueue, a restarted worker
         await submit(worker, job.id, attempt)
     await sweep(worker.services, now=job.created_at + timedelta(minutes=3))
-    assert await submits_enqueued(worker, job.kind) == 0
+    assert await submits_enqueued(worker, job.mode) == 0
     assert worker.fal.accepted == ["req-0"]
 
     await worker.webhook(job, "req-0")

@@ -40,7 +40,7 @@ async def insert_jobs(worker: Worker, count: int, status: JobStatus, **values: A
         "user_id": USER,
         "chat_id": USER,
         "language": "en",
-        "kind": "text_to_image",
+        "mode": "text_to_image",
         "model": "fal-ai/flux/schnell",
         "prompt": "a stuck lantern",
         "options": {},

@@ -23,7 +23,7 @@ async def orphan_job(
             insert(User).values(
                 id=user_id,
                 language="en",
-                settings={},
+                preferences={},
                 banned=False,
                 created_at=now,
                 last_seen_at=now,
@@ -35,7 +35,7 @@ async def orphan_job(
                 user_id=user_id,
                 chat_id=user_id,
                 language="en",
-                kind="text_to_image",
+                mode="text_to_image",
                 model="fal-ai/flux/schnell",
                 prompt="a lost lantern",
                 options={},

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core import inbox as inbox_module
 from core.inbox import PARTITIONS, PREFIX, TRIES, Inbox, partition_of, sent_key
-from core.telegram_limits import LimitSettings, TelegramLimiter
+from core.telegram_limits import SendLimits, TelegramLimiter
 from core.telegram_pacing import SendPacer
 from tests.fake_bot_api import FakeSession, message
 from workers import updates
@@ -334,7 +334,7 @@ async def test_a_consumer_that_lost_its_lease_mid_handler_leaves_the_update_to_t
 async def test_a_handler_retried_after_sending_does_not_send_again(
     harness: Harness, redis: Redis
 ) -> None:
-    limiter = TelegramLimiter(redis, LimitSettings(private_per_second=50))
+    limiter = TelegramLimiter(redis, SendLimits(private_per_second=50))
     harness.bot.session.middleware(SendPacer(redis, limiter))
     chat = 2011
 
@@ -387,7 +387,7 @@ async def test_a_consumer_stopped_during_an_outage_leaves_the_update_to_the_next
 async def test_a_requeued_dead_letter_does_not_send_its_replies_again(
     harness: Harness, redis: Redis
 ) -> None:
-    limiter = TelegramLimiter(redis, LimitSettings(private_per_second=50))
+    limiter = TelegramLimiter(redis, SendLimits(private_per_second=50))
     harness.bot.session.middleware(SendPacer(redis, limiter))
     chat = 2013
     broken = True

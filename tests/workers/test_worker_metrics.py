@@ -15,7 +15,7 @@ EXPECTED = [
     'kadr_queue_oldest_age_seconds{queue="kadr:images"}',
     'kadr_tasks_total{outcome="ok",task="deliver"}',
     'kadr_telegram_calls_total{method="sendPhoto",outcome="ok"}',
-    'kadr_job_stage_seconds_count{kind="text_to_image",stage="total"}',
+    'kadr_job_stage_seconds_count{mode="text_to_image",stage="total"}',
 ]
 
 

@@ -1,5 +1,7 @@
-"""/settings: the model per mode, aspect ratio and number of images, on inline keyboards
-that edit one message in place. Choices are stored on the user row."""
+"""The user's preferences: the model per mode, aspect ratio and number of images, on inline
+keyboards that edit one message in place. Choices are stored on the user row (`preferences`).
+
+The command stays `/settings`, the name Telegram recommends for it (core commands list)."""
 
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ from core.catalog import ASPECT_RATIOS, MAX_IMAGES, MODES, catalog
 from core.models import User
 from core.preferences import Preferences, change_preferences, preferences_of
 
-router = Router(name="settings")
+router = Router(name="preferences")
 
 
-class SettingsButton(CallbackData, prefix="s"):
+class PreferencesButton(CallbackData, prefix="s"):
     """`what`: menu, mode (open a mode's models), model (index in the catalog), aspect (index
-    in ASPECT_RATIOS: a ratio's colon is the callback data separator), images, language."""
+    in ASPECT_RATIOS: a ratio's colon is the callback data separator), images, language.
+    The prefix stays "s": buttons on messages already sent in chats carry it."""
 
     what: str
     value: str = ""
@@ -33,9 +36,9 @@ class SettingsButton(CallbackData, prefix="s"):
 def summary(preferences: Preferences) -> str:
     models = {mode: preferences.model_for(mode).title for mode in MODES}
     return _(
-        "settings_title",
+        "preferences_title",
         summary=_(
-            "settings_summary",
+            "preferences_summary",
             aspect_ratio=preferences.aspect_ratio,
             num_images=preferences.num_images,
             **models,
@@ -47,18 +50,19 @@ def menu_keyboard(preferences: Preferences) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for mode in MODES:
         builder.button(
-            text=_(f"mode_{mode}"), callback_data=SettingsButton(what="mode", value=mode)
+            text=_(f"mode_{mode}"), callback_data=PreferencesButton(what="mode", value=mode)
         )
     for index, ratio in enumerate(ASPECT_RATIOS):
         mark = "• " if ratio == preferences.aspect_ratio else ""
-        button = SettingsButton(what="aspect", value=str(index))
+        button = PreferencesButton(what="aspect", value=str(index))
         builder.button(text=f"{mark}{ratio}", callback_data=button)
     for count in range(1, MAX_IMAGES + 1):
         mark = "• " if count == preferences.num_images else ""
         builder.button(
-            text=f"{mark}🖼 {count}", callback_data=SettingsButton(what="images", value=str(count))
+            text=f"{mark}🖼 {count}",
+            callback_data=PreferencesButton(what="images", value=str(count)),
         )
-    builder.button(text=_("settings_language"), callback_data=SettingsButton(what="language"))
+    builder.button(text=_("preferences_language"), callback_data=PreferencesButton(what="language"))
     builder.adjust(3, 2, len(ASPECT_RATIOS), MAX_IMAGES, 1)
     return builder.as_markup()
 
@@ -71,20 +75,20 @@ def models_keyboard(mode: str, preferences: Preferences) -> InlineKeyboardMarkup
             mark = "• " if model.id == chosen else ""
             builder.button(
                 text=f"{mark}{model.title} · {model.price}⭐",
-                callback_data=SettingsButton(what="model", value=str(index)),
+                callback_data=PreferencesButton(what="model", value=str(index)),
             )
-    builder.button(text=_("settings_back"), callback_data=SettingsButton(what="menu"))
+    builder.button(text=_("preferences_back"), callback_data=PreferencesButton(what="menu"))
     builder.adjust(1)
     return builder.as_markup()
 
 
 @router.message(Command("settings"))
-async def show_settings(message: Message, user: User) -> None:
+async def show_preferences(message: Message, user: User) -> None:
     preferences = preferences_of(user)
     await message.answer(summary(preferences), reply_markup=menu_keyboard(preferences))
 
 
-@router.callback_query(SettingsButton.filter(F.what == "language"))
+@router.callback_query(PreferencesButton.filter(F.what == "language"))
 async def choose_language(query: CallbackQuery) -> None:
     await query.answer()
     await query.message.edit_text(  # type: ignore[union-attr]
@@ -92,20 +96,20 @@ async def choose_language(query: CallbackQuery) -> None:
     )
 
 
-@router.callback_query(SettingsButton.filter(F.what == "mode"))
-async def choose_model(query: CallbackQuery, callback_data: SettingsButton, user: User) -> None:
+@router.callback_query(PreferencesButton.filter(F.what == "mode"))
+async def choose_model(query: CallbackQuery, callback_data: PreferencesButton, user: User) -> None:
     await query.answer()
     preferences = preferences_of(user)
     await query.message.edit_text(  # type: ignore[union-attr]
-        _("settings_choose_model", mode=_(f"mode_{callback_data.value}")),
+        _("preferences_choose_model", mode=_(f"mode_{callback_data.value}")),
         reply_markup=models_keyboard(callback_data.value, preferences),
     )
 
 
-@router.callback_query(SettingsButton.filter(F.what.in_({"menu", "model", "aspect", "images"})))
+@router.callback_query(PreferencesButton.filter(F.what.in_({"menu", "model", "aspect", "images"})))
 async def change(
     query: CallbackQuery,
-    callback_data: SettingsButton,
+    callback_data: PreferencesButton,
     user: User,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -120,7 +124,7 @@ async def change(
         )
 
 
-def _apply(preferences: Preferences, button: SettingsButton) -> None:
+def _apply(preferences: Preferences, button: PreferencesButton) -> None:
     """Ignores values that are no longer valid (an old button, an edited catalog)."""
     models = catalog().models
     if button.what == "model" and button.value.isdigit() and int(button.value) < len(models):

@@ -1,5 +1,6 @@
-"""arq worker settings, one per queue (images, video): every queue of a process shares the
-process's clients (`Services`) through `ctx`."""
+"""The arq queues (images, video, …) and the options of the arq Worker that serves each one
+(what arq calls worker settings): every queue of a process shares the process's clients
+(`Services`) through `ctx`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from arq import cron, func
 from arq.connections import ArqRedis, RedisSettings
 
 from core.catalog import catalog
-from core.config import Settings
+from core.config import Config
 from core.metrics import QUEUE_DEPTH, QUEUE_DUE, QUEUE_OLDEST_AGE
 from core.queue import BROADCAST, BROADCAST_QUEUE, CANCEL, DELIVER, SUBMIT, queue_name
 from core.resources import REDIS_RETRY, REDIS_RETRY_ON
@@ -51,8 +52,8 @@ async def _watch_queue(redis: ArqRedis, name: str) -> None:
         await asyncio.sleep(QUEUE_METRICS_EVERY)
 
 
-def worker_settings(settings: Settings, queue: str, services: Services) -> dict[str, Any]:
-    """Everything arq's Worker needs for `queue`, built from kadr's settings."""
+def worker_options(config: Config, queue: str, services: Services) -> dict[str, Any]:
+    """Everything arq's Worker needs for `queue`, built from kadr's configuration."""
     name = queue_name(queue)
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -63,7 +64,7 @@ def worker_settings(settings: Settings, queue: str, services: Services) -> dict[
         ctx["watcher"].cancel()
 
     sweeping = queue == SWEEPING_QUEUE
-    every = settings.SWEEP_INTERVAL
+    every = config.SWEEP_INTERVAL
     return {
         "functions": [
             func(tasks.submit, name=SUBMIT, timeout=120, max_tries=tasks.SUBMIT_TRIES),
@@ -96,9 +97,9 @@ def worker_settings(settings: Settings, queue: str, services: Services) -> dict[
         "ctx": {"services": services},
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "redis_settings": redis_settings(settings.REDIS_URL),
+        "redis_settings": redis_settings(config.REDIS_URL),
         "queue_name": name,
-        "health_check_key": f"{name}:health-check:{settings.WORKER_NAME}",
+        "health_check_key": f"{name}:health-check:{config.WORKER_NAME}",
         "health_check_interval": 30,
         "keep_result": 0,
         "max_jobs": 100,
