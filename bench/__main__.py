@@ -52,6 +52,7 @@ STEPS: dict[str, Callable[[Context], object]] = {
     "W1": workloads.burst,
     "W2": workloads.sustained,
     "W3": workloads.in_flight,
+    "W4": workloads.held_results,
 }
 FAULT_KEYS = ("sigkill", "redis", "fal5xx", "twice", "429")
 

@@ -7,10 +7,12 @@ waits until every job has ended (or a time bound passes), then reads what happen
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import math
 import os
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from bench.driver import Post, at_rate, closed_loop, open_loop
 from bench.infra import connect, plain_url
 from bench.observe import clear_tables, observe, scrape, summed
 from bench.updates import Kind, Update, UpdateSource
+from sandbox.control import FalSandbox, wait_until
 
 #: Telegram's limit and kadr's default pace under it (TELEGRAM_SENDS_PER_SECOND).
 TELEGRAM_LIMIT = 30.0
@@ -58,6 +61,10 @@ class Sizes:
     """Long enough that every W3 job is at fal before the first comes back, and short of the
     catalog's 10 minutes after which the sweeper would ask fal about a video."""
     inflight_drain_limit: float = 1800.0
+    held_results: int = 900
+    """W4: jobs fal finishes while their webhooks are held, then sends all at once."""
+    held_prompts: int = 300
+    """W4: new prompts posted while those results wait."""
     fault_users: int = 1000
     drain_limit: float = 900.0
     quiet_after: float = 20.0
@@ -84,6 +91,8 @@ QUICK = Sizes(
     inflight_rate=200.0,
     inflight_latency=5.0,
     inflight_drain_limit=45.0,
+    held_results=120,
+    held_prompts=40,
     fault_users=80,
     drain_limit=45.0,
     quiet_after=5.0,
@@ -424,6 +433,60 @@ def in_flight(context: Context) -> Summary:
         lambda: _post(context, at_rate(updates, sizes.inflight_rate)),
         drain_limit=sizes.inflight_drain_limit,
     )
+
+
+def held_results(context: Context) -> Summary:
+    """W4: results waiting for Telegram while new prompts keep coming. fal finishes a first
+    wave of jobs but holds their webhooks (as after an outage on its side), then sends them
+    all within a second or two while a second wave of users writes: the results should leave
+    at the limiter's pace, the new users' status messages after them."""
+    sizes = context.sizes
+    clean_slate(context, latency={"default": 0.5}, webhook_drop=True)
+    source = context.source(sizes.held_results + sizes.held_prompts)
+    first = source.prompts(sizes.held_results)
+    later = source.prompts(sizes.held_prompts)
+
+    def load() -> list[Post]:
+        posts = _post(context, at_rate(first, 100.0))
+        wait_for_handlers(context, sizes.drain_limit)
+        with contextlib.closing(context.deployment.fal()) as fal:
+            submits = wait_until(lambda: fal.requests("submit"), len(first), sizes.drain_limit)
+            time.sleep(1.0)  # the last ones finish at fal (0.5 s) and their webhooks drop
+            request_ids = [submit["request_id"] for submit in submits]
+            _each(request_ids, lambda request_id: _render(fal, request_id))
+            fal.configure(webhook_drop=False)
+        resend = threading.Thread(target=_resend_webhooks, args=(context, request_ids))
+        resend.start()
+        posts += _post(context, at_rate(later, 100.0))
+        resend.join()
+        return posts
+
+    return measure(
+        context,
+        "W4 held results",
+        f"{sizes.held_results} results fal sends at once after holding them, while "
+        f"{sizes.held_prompts} new prompts arrive at 100/s",
+        load,
+    )
+
+
+def _resend_webhooks(context: Context, request_ids: list[str]) -> None:
+    with contextlib.closing(context.deployment.fal()) as fal:
+        _each(request_ids, fal.resend_webhook)
+
+
+def _render(fal: FalSandbox, request_id: str) -> None:
+    """The stand-in draws a picture on its first download, where fal has it ready: drawn
+    before the release, 900 pictures do not hold the deliveries back behind Pillow."""
+    output = fal.job(request_id)["output"] or {}
+    for image in output.get("images", []):
+        fal.http.get(image["url"]).raise_for_status()
+
+
+def _each(items: list[str], work: Callable[[str], object]) -> None:
+    """`work` on every item, 16 at a time (httpx's Client may be shared between threads)."""
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(work, items))
 
 
 def _fresh_mix(context: Context, count: float) -> list[Update]:
