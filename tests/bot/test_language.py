@@ -1,41 +1,48 @@
-"""/language: buttons, the stored choice, and replies in the chosen language afterwards."""
+"""/language in process (tests/bot/conftest.py): buttons, the stored choice, and replies in
+the chosen language afterwards; a first contact stores the user's language. The same through
+a whole deployment is tests/e2e/test_language.py."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from core.models import User
-from sandbox.control import TelegramSandbox
+from tests.bot.conftest import Chat, World
 
 
-async def test_choosing_a_language_changes_the_replies(
-    telegram: TelegramSandbox, db: AsyncEngine
-) -> None:
-    telegram.send_message(2001, "/language", language_code="en")
-    [prompt] = telegram.wait_for("sendMessage", chat_id=2001)
-    buttons = prompt["params"]["reply_markup"]["inline_keyboard"][0]
-    assert [b["text"] for b in buttons] == ["🇬🇧 English", "🇷🇺 Русский"]
-    russian = next(b for b in buttons if "Русский" in b["text"])
+async def test_choosing_a_language_changes_the_replies(world: World, chat: Chat) -> None:
+    await chat.say("/language")
+    [prompt] = chat.calls("sendMessage")
+    buttons = prompt.reply_markup.inline_keyboard[0]
+    assert [b.text for b in buttons] == ["🇬🇧 English", "🇷🇺 Русский"]
+    russian = next(b for b in buttons if "Русский" in b.text)
 
-    message_id = prompt["response"]["result"]["message_id"]
-    telegram.press_button(2001, message_id, russian["callback_data"])
-    [edit] = telegram.wait_for("editMessageText", chat_id=2001)
-    assert edit["params"]["text"] == "✅ Язык: русский"
-    assert telegram.wait_for("answerCallbackQuery")
+    await chat.feed(chat.tap(russian.callback_data))
+    [edit] = chat.calls("editMessageText")
+    assert edit.text == "✅ Язык: русский"
+    assert chat.calls("answerCallbackQuery")
+    async with world.sessions() as session:
+        user = await session.get(User, chat.user_id)
+    assert user is not None and user.language == "ru"
 
-    async with db.connect() as connection:
-        language = await connection.scalar(select(User.language).where(User.id == 2001))
-    assert language == "ru"
-
-    telegram.send_message(2001, "/help", language_code="en")
-    sent = telegram.wait_for("sendMessage", chat_id=2001, count=2)
-    assert sent[-1]["params"]["text"].startswith("<b>Что я умею")
+    await chat.say("/help")
+    assert chat.texts()[-1].startswith("<b>Что я умею")
 
 
-async def test_first_contact_creates_the_user(telegram: TelegramSandbox, db: AsyncEngine) -> None:
-    telegram.send_message(2002, "/start", language_code="ru-RU", username="anya", first_name="Аня")
-    telegram.wait_for("sendMessage", chat_id=2002)
-    async with db.connect() as connection:
-        row = (await connection.execute(select(User).where(User.id == 2002))).one()
-    assert (row.language, row.username, row.first_name, row.banned) == ("ru", "anya", "Аня", False)
+async def test_first_contact_creates_the_user(world: World, chat: Chat) -> None:
+    sender = {
+        "id": chat.user_id,
+        "is_bot": False,
+        "first_name": "Аня",
+        "username": "anya",
+        "language_code": "ru-RU",
+    }
+    await chat.say("/start", **{"from": sender})
+    assert chat.texts()
+    async with world.sessions() as session:
+        user = await session.get(User, chat.user_id)
+    assert user is not None
+    assert (user.language, user.username, user.first_name, user.banned) == (
+        "ru",
+        "anya",
+        "Аня",
+        False,
+    )

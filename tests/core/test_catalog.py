@@ -3,13 +3,11 @@ user options map onto each model's own input keys."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from core.catalog import DEFAULT_PATH, MODES, CatalogError, load_catalog
-from sandbox.stack import KADR, TEST_SECRET, TEST_TOKEN
 
 
 def test_the_shipped_catalog_offers_every_mode() -> None:
@@ -94,25 +92,6 @@ def test_mistakes_are_named(tmp_path: Path, edit, message: str) -> None:
     path.write_text(edit(DEFAULT_PATH.read_text()))
     with pytest.raises(CatalogError, match=message):
         load_catalog(path)
-
-
-def test_a_broken_catalog_stops_the_worker_with_one_line(tmp_path: Path) -> None:
-    path = tmp_path / "catalog.toml"
-    path.write_text(DEFAULT_PATH.read_text().replace("[modes.text_to_video]", ""))
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
-        "TELEGRAM_WEBHOOK_SECRET": TEST_SECRET,
-        "PUBLIC_URL": "http://127.0.0.1:1",
-        "FAL_KEY": "k",
-        "KADR_CATALOG": str(path),
-    }
-    result = subprocess.run(
-        [*KADR, "worker"], env=env, cwd=tmp_path, capture_output=True, text=True
-    )
-    assert result.returncode == 2
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith("kadr: configuration error: catalog")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ import itertools
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -30,13 +29,16 @@ Sessions = async_sessionmaker[AsyncSession]
 _users = itertools.count(910_000)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 async def engines(
-    request: pytest.FixtureRequest, tmp_path: Path, own_database_url: str
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    own_database_url: str,
 ) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """Two engines on one migrated database: two processes' connection pools."""
+    """Two engines on one migrated database: two processes' connection pools. One database
+    per kind for the module (each test is a user of its own, and looks at its rows only)."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path}/kadr.db"
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('credits')}/kadr.db"
     else:
         url = own_database_url
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
@@ -89,7 +91,8 @@ async def test_fifty_prompts_racing_for_ten_credits_make_ten_jobs(
     assert sum(accepted) == 10
     assert await _balance(pools[0], user_id) == Balance(free=0, paid=0)
     assert await _count(pools[0], Job, Job.user_id == user_id) == 10
-    assert await _count(pools[1], LedgerEntry, LedgerEntry.reason == Reason.DAILY) >= 1
+    daily = (LedgerEntry.user_id == user_id, LedgerEntry.reason == Reason.DAILY)
+    assert await _count(pools[1], LedgerEntry, *daily) >= 1
 
 
 async def test_a_thousand_payments_with_a_hundred_repeated_charges_credit_nine_hundred(

@@ -30,11 +30,15 @@ class Jwks:
     """A JWKS endpoint that counts its fetches and can rotate keys or fail."""
 
     def __init__(self) -> None:
+        self.reset()
+        self.app = Starlette(routes=[Route("/jwks.json", self._serve)])
+
+    def reset(self) -> None:
+        """A fresh key, no fetches yet, serving at once."""
         self.keys = [SigningKey.generate()]
         self.fetches = 0
         self.broken = False
         self.delay = 0.0
-        self.app = Starlette(routes=[Route("/jwks.json", self._serve)])
 
     async def _serve(self, _: Request) -> Response:
         self.fetches += 1
@@ -65,11 +69,20 @@ def signed(
     }
 
 
-@pytest.fixture
-async def jwks() -> AsyncIterator[tuple[Jwks, str]]:
+@pytest.fixture(scope="module")
+async def jwks_served() -> AsyncIterator[tuple[Jwks, str]]:
+    """One server for the module: starting and stopping uvicorn per test costs more than
+    the tests."""
     server = Jwks()
     async with serve(server.app) as base:
         yield server, f"{base}/jwks.json"
+
+
+@pytest.fixture
+def jwks(jwks_served: tuple[Jwks, str]) -> tuple[Jwks, str]:
+    server, url = jwks_served
+    server.reset()
+    return server, url
 
 
 @pytest.fixture
@@ -206,7 +219,7 @@ async def test_a_refetch_in_flight_does_not_hold_back_webhooks_the_cached_key_ve
     server, url = jwks
     verifier = FalWebhookVerifier(http, url, refetch_interval=0)
     await verifier.verify(signed(server.keys[0]), BODY)
-    server.delay = 3.0
+    server.delay = 1.0
     forged = asyncio.create_task(verifier.verify(signed(SigningKey.generate()), BODY))
     await wait_for_fetches(server, 2)
     for _ in range(5):
@@ -222,7 +235,7 @@ async def test_keys_past_their_time_serve_while_the_new_ones_come(
     server, url = jwks
     verifier = FalWebhookVerifier(http, url, ttl=0, refetch_interval=0)
     await verifier.verify(signed(server.keys[0]), BODY)
-    server.delay = 3.0
+    server.delay = 1.0
     await asyncio.wait_for(verifier.verify(signed(server.keys[0]), BODY), timeout=0.5)
     await wait_for_fetches(server, 2)
     await asyncio.wait_for(verifier.verify(signed(server.keys[0]), BODY), timeout=0.5)

@@ -1,18 +1,16 @@
-"""Migrations run forwards, backwards and forwards again on both supported databases, and
-`kadr api` refuses a database the code does not match."""
+"""Migrations run forwards, backwards and forwards again on both supported databases (that
+`kadr api` refuses a database the code does not match is in tests/kadr/test_refusals.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
 from pathlib import Path
 
 from alembic import command
 from sqlalchemy import inspect
 
 from core.db import alembic_config, create_engine
-from sandbox.stack import KADR, TEST_SECRET, TEST_TOKEN
 
 
 def _tables(url: str) -> set[str]:
@@ -75,17 +73,3 @@ def test_0006_renames_kind_and_settings_keeping_the_rows(tmp_path: Path) -> None
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT settings FROM users").fetchall() == [('{"images": 2}',)]
         assert db.execute("SELECT kind FROM jobs").fetchall() == [("edit",)]
-
-
-def test_api_refuses_an_unmigrated_database(tmp_path: Path) -> None:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
-        "TELEGRAM_WEBHOOK_SECRET": TEST_SECRET,
-        "PUBLIC_URL": "http://127.0.0.1:1",
-    }
-    result = subprocess.run([*KADR, "api"], env=env, cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 1
-    assert "database is at migration none" in result.stderr
-    assert "run `kadr migrate`" in result.stderr
-    assert "Traceback" not in result.stderr
