@@ -123,7 +123,7 @@ async def completed(
             session,
             job_id,
             JobStatus.COMPLETED,
-            (Job.mode, Job.submitted_at),
+            ("mode", "submitted_at"),
             request_id=request_id or None,
             result=result,
         )
