@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
-import uvloop
 
 from core.catalog import CatalogError, catalog
 from core.config import Config, ConfigError, ProcessKind, load_config
@@ -98,6 +97,8 @@ def worker(
 ) -> None:
     """Run a worker: Telegram updates from the inbox, jobs to fal, results to Telegram, the
     sweeper (with images)."""
+    import uvloop
+
     from workers.worker import roles, serve
 
     config = _config("worker")
