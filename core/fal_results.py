@@ -14,15 +14,14 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 
-from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import lifecycle
 from core.fal_client import FalWebhook
 from core.jobs import get_job
 from core.queue import enqueue_deliver
+from core.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +35,18 @@ class Recorded(StrEnum):
     """About a request other than the job's: nothing changed."""
 
 
-async def record_fal_result(
-    sessions: async_sessionmaker[AsyncSession],
-    redis: ArqRedis,
-    webhook: FalWebhook,
-    job_id: str,
-) -> Recorded:
+async def record_fal_result(resources: Resources, webhook: FalWebhook, job_id: str) -> Recorded:
     """A result is recorded without reading the job first (one statement, which also checks
     the request); only a webhook that did not move the job is looked into, to say why."""
     try:
         if webhook.status == "OK":
             mode = await lifecycle.completed(
-                sessions, job_id, webhook.payload, request_id=webhook.request_id
+                resources.sessions, job_id, webhook.payload, request_id=webhook.request_id
             )
             if mode is not None:
-                await _deliver(redis, job_id, mode)
+                await _deliver(resources, job_id, mode)
                 return Recorded.ACCEPTED
-        return await _record_other(sessions, redis, webhook, job_id)
+        return await _record_other(resources, webhook, job_id)
     except IntegrityError:
         log.warning(
             "fal webhook for job %s names request %s, another job's: ignored",
@@ -62,13 +56,9 @@ async def record_fal_result(
         return Recorded.UNBOUND
 
 
-async def _record_other(
-    sessions: async_sessionmaker[AsyncSession],
-    redis: ArqRedis,
-    webhook: FalWebhook,
-    job_id: str,
-) -> Recorded:
+async def _record_other(resources: Resources, webhook: FalWebhook, job_id: str) -> Recorded:
     """A result that moved nothing, an error, or a status fal may add that we do not know."""
+    sessions = resources.sessions
     async with sessions() as session:
         job = await get_job(session, job_id)
     if job is None:
@@ -96,12 +86,15 @@ async def _record_other(
     )
     if not failed:
         return Recorded.DUPLICATE
-    await _deliver(redis, job.id, job.mode)
+    await _deliver(resources, job.id, job.mode)
     return Recorded.ACCEPTED
 
 
-async def _deliver(redis: ArqRedis, job_id: str, mode: str) -> None:
+async def _deliver(resources: Resources, job_id: str, mode: str) -> None:
+    """Queued to come just before its turn to be sent: a flood of results reaches the workers
+    in the order of their turns (core/telegram_limits.py)."""
     try:
-        await enqueue_deliver(redis, job_id, mode)
+        delay = await resources.limiter.place_in_line()
+        await enqueue_deliver(resources.redis, job_id, mode, delay=delay)
     except RedisError:
         log.warning("could not enqueue delivery of job %s; the sweeper will", job_id)

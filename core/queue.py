@@ -45,9 +45,14 @@ async def enqueue_submit(redis: ArqRedis, job_id: str, mode: str) -> None:
     )
 
 
-async def enqueue_deliver(redis: ArqRedis, job_id: str, mode: str) -> None:
+async def enqueue_deliver(redis: ArqRedis, job_id: str, mode: str, *, delay: float = 0) -> None:
+    """`delay`: seconds before a worker may take it (its send moment is that far off)."""
     await redis.enqueue_job(
-        DELIVER, job_id, _job_id=f"{DELIVER}:{job_id}", _queue_name=queue_of(mode)
+        DELIVER,
+        job_id,
+        _job_id=f"{DELIVER}:{job_id}",
+        _queue_name=queue_of(mode),
+        _defer_by=delay or None,
     )
 
 

@@ -16,11 +16,23 @@ back `EARLY_RETURN` before its moment and waits the rest in-process: arq hands d
 back late on a busy machine (up to ~0.5 s), and tasks that all come late and all send at once
 were a burst past Telegram's 30/s (42 in one second in the send-limits test).
 
+A result is given its place in the line of results before its task is queued
+(`place_in_line`, when fal's webhook records it), and the task is queued to come back
+`EARLY_RETURN` before its turn; it reserves a moment only when it is there. A flood of
+results so reaches the workers in the order of their turns, each task run once, and a task
+that comes late loses nothing: those already waiting take the moments. Left to reserve on
+their first run, 900 results released at once were 900 runs that each held a moment and went
+back to the queue, where arq hands out the oldest entries first: the runs that came back for
+their moments waited behind the fresh ones, came late, and the moments passed unused (results
+at 0.79-0.89 of 30/s in the benchmark's W4). Holding each moment when the result came instead
+lost the first second's moments whenever the workers were slow to start (0.92).
+
 A 429 pauses the bot (`pause`): no moment is handed out, held or not, until the pause ends,
 and a sender that slept until its moment asks once more whether a pause began meanwhile.
 
 Results go first. A sender that yields (a handler's reply, a status message, a broadcast)
-reserves a moment only while the bot's reservations reach less than `YIELD_HORIZON` ahead;
+reserves a moment only while the bot's reservations and the line of results reach less than
+`YIELD_HORIZON` ahead;
 behind a longer backlog of results it waits for a turn in a lane of its own, the lane's turns
 spaced at the bot's rate, so however many wait they ask Redis at most that often. Without
 this, replies to new prompts took every other moment and results left at half the rate
@@ -48,7 +60,7 @@ EARLY_RETURN = 1.0
 YIELD_HORIZON = 0.25
 
 # KEYS: bot-wide key, chat key, the chat's held moment, the bot-wide pause after a 429, the
-# yielding senders' lane.
+# yielding senders' lane, the line of results.
 # ARGV: bot interval, chat interval, longest acceptable wait, whether a moment may be held
 # (and a held one taken), HELD_GRACE, how far reservations may reach for the caller to take
 # one (negative: the caller does not yield).
@@ -83,8 +95,9 @@ if chat_next > start then
   return tostring(-(chat_next - now))
 end
 local horizon = tonumber(ARGV[6])
-if horizon >= 0 and bot_next - now > horizon then
-  local turn = math.max(tonumber(redis.call('GET', KEYS[5]) or '0'), bot_next - horizon)
+local ahead = math.max(bot_next, tonumber(redis.call('GET', KEYS[6]) or '0'))
+if horizon >= 0 and ahead - now > horizon then
+  local turn = math.max(tonumber(redis.call('GET', KEYS[5]) or '0'), ahead - horizon)
   local after = turn + tonumber(ARGV[1])
   redis.call('SET', KEYS[5], tostring(after), 'PX', math.ceil((after - now) * 1000) + 1000)
   return tostring(-(turn - now))
@@ -116,6 +129,22 @@ end
 return 1
 """
 PAUSE_KEY = "kadr:tg-pause"
+LINE_KEY = "kadr:tg-line:results"
+
+# KEYS: bot-wide key, the line of results, the pause. ARGV: bot interval.
+# Returns how far the caller's turn is: after every turn given out, every moment reserved and
+# the pause.
+_PLACE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local turn = now
+for _, key in ipairs(KEYS) do
+  turn = math.max(turn, tonumber(redis.call('GET', key) or '0'))
+end
+local after = turn + tonumber(ARGV[1])
+redis.call('SET', KEYS[2], tostring(after), 'PX', math.ceil((after - now) * 1000) + 1000)
+return tostring(turn - now)
+"""
 
 # KEYS: the pause. Returns how long it still lasts (0: none).
 _PAUSED = """
@@ -139,6 +168,7 @@ class TelegramLimiter:
         self._reserve = redis.register_script(_RESERVE)
         self._pause = redis.register_script(_PAUSE)
         self._paused = redis.register_script(_PAUSED)
+        self._place = redis.register_script(_PLACE)
         self._bot_interval = 1 / limits.total_per_second
         self._private_interval = 1 / limits.private_per_second
         self._group_interval = 60 / limits.group_per_minute
@@ -153,6 +183,7 @@ class TelegramLimiter:
             f"kadr:tg-held:{chat_id}",
             PAUSE_KEY,
             "kadr:tg-lane:yielding",
+            LINE_KEY,
         ]
         horizon = YIELD_HORIZON if yielding else -1
         args = [self._bot_interval, interval, max_wait, int(holding), HELD_GRACE, horizon]
@@ -189,6 +220,13 @@ class TelegramLimiter:
                     continue
             if loop.time() - due <= self._bot_interval / 2:
                 return
+
+    async def place_in_line(self) -> float:
+        """A place in the line of results for a task queued now: how long the queue should
+        keep the task back so that it comes `EARLY_RETURN` before its turn (0: at once)."""
+        keys = ["kadr:tg-next:bot", LINE_KEY, PAUSE_KEY]
+        turn = float(await self._place(keys=keys, args=[self._bot_interval]))
+        return max(turn - EARLY_RETURN, 0.0)
 
     async def try_acquire(self, chat_id: int) -> bool:
         """Take a moment only if one is free now: for optional sends such as progress edits."""

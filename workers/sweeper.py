@@ -159,7 +159,7 @@ async def _record(
         request_id=job.fal_request_id or "", status=status, payload=payload, **error
     )
     resources = services.resources
-    await record_fal_result(resources.sessions, resources.redis, webhook, job.id)
+    await record_fal_result(resources, webhook, job.id)
 
 
 async def _fail_expired(services: Services, jobs: list[Job]) -> None:

@@ -81,6 +81,6 @@ async def fal_webhook(
     except InvalidFalWebhook as exc:
         FAL_WEBHOOKS.labels("malformed").inc()
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    outcome = await record_fal_result(resources.sessions, resources.redis, webhook, job)
+    outcome = await record_fal_result(resources, webhook, job)
     FAL_WEBHOOKS.labels(outcome.value).inc()
     return IGNORED if outcome is Recorded.UNBOUND else {"status": outcome.value}

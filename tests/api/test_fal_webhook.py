@@ -30,7 +30,9 @@ from core.fal_client import FalSubmission
 from core.fal_signature import FalWebhookVerifier
 from core.jobs import get_job
 from core.models import Job, JobStatus, new_job_id, utcnow
+from core.queue import queue_of
 from core.resources import create_redis
+from core.telegram_limits import EARLY_RETURN, TelegramLimiter
 from core.users import touch_user
 from sandbox.fal.webhooks import Signer
 from sandbox.redis_server import PrivateRedis
@@ -93,7 +95,9 @@ async def client(
         app = FastAPI()
         app.include_router(fal.router)
         rate_limits.install(app)
-        app.state.resources = SimpleNamespace(config=config, sessions=sessions, redis=arq_redis)
+        app.state.resources = SimpleNamespace(
+            config=config, sessions=sessions, redis=arq_redis, limiter=TelegramLimiter(arq_redis)
+        )
         app.state.verifier = FalWebhookVerifier(fal_http, JWKS_URL)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://kadr.example") as c:
@@ -175,6 +179,30 @@ async def test_a_signed_webhook_for_another_request_changes_nothing_and_the_genu
     assert done.status == JobStatus.COMPLETED
     assert done.result == {"images": [{"url": "https://v3.fal.media/files/a.png"}]}
     assert await delivery_enqueued(arq_redis, job)
+
+
+async def test_a_result_behind_a_backlog_is_queued_to_come_just_before_its_turn(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    config: Config,
+) -> None:
+    """Ninety results are already in line for the next three seconds of the bot's sends: the
+    new one's delivery waits in the queue until just before its turn, instead of running now
+    only to go back to the queue."""
+    limiter = TelegramLimiter(arq_redis)
+    for _ in range(90):
+        await limiter.place_in_line()
+    own = f"req-{new_job_id()}"
+    job = await submitted_job(sessions, own)
+    body = result_body(own)
+    response = await post(client, job_webhook_url(config, job.id), body, signer.headers(own, body))
+    assert (response.status_code, response.json()) == (200, {"status": "accepted"})
+    due_ms = await arq_redis.zscore(queue_of(job.mode), f"deliver:{job.id}")
+    assert due_ms is not None
+    ahead = due_ms / 1000 - utcnow().timestamp()
+    assert 3.0 - EARLY_RETURN - 0.5 < ahead <= 3.0 - EARLY_RETURN
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core.retry import RetryLater
-from core.telegram_limits import YIELD_HORIZON, SendLimits, TelegramLimiter
+from core.telegram_limits import EARLY_RETURN, YIELD_HORIZON, SendLimits, TelegramLimiter
 
 
 @pytest.fixture
@@ -84,6 +84,40 @@ async def test_a_backlog_defers_each_sender_once_to_a_moment_held_for_it(redis: 
     assert len(stamps) == 40
     assert max(tries) == 2
     assert max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps) <= 21
+
+
+async def test_results_queued_at_once_come_in_line_and_none_of_their_moments_is_lost(
+    redis: Redis,
+) -> None:
+    """Sixty results queued at once at 20/s, each kept back as its place in line says, some
+    coming late: all are sent at the bot's rate, each tried once, none deferred."""
+    limiter = TelegramLimiter(redis, SendLimits(total_per_second=20))
+    delays = [await limiter.place_in_line() for _ in range(60)]
+    assert delays == sorted(delays)
+    assert delays[:20] == [0.0] * 20
+    assert 3.0 - EARLY_RETURN - 0.3 < delays[-1] < 3.0 - EARLY_RETURN
+    stamps: list[float] = []
+
+    async def deliver(chat: int, delay: float) -> None:
+        late = 0.3 if chat % 5 == 0 else 0.0  # the queue hands some back late
+        await asyncio.sleep(delay + late)
+        await limiter.acquire(chat, max_wait=2 * EARLY_RETURN)
+        stamps.append(time.monotonic())
+
+    await asyncio.gather(*(deliver(chat, d) for chat, d in zip(chats(60), delays, strict=True)))
+    stamps.sort()
+    assert max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps) <= 21
+
+
+async def test_replies_yield_to_results_in_line_that_have_not_come_yet(redis: Redis) -> None:
+    """Results queued for the next three seconds have not reserved a moment yet: a reply that
+    yields still waits for them."""
+    limiter = TelegramLimiter(redis, SendLimits(total_per_second=20))
+    for _ in range(60):
+        await limiter.place_in_line()
+    with pytest.raises(RetryLater) as later:
+        await limiter.acquire(chats(1)[0], max_wait=1.0, yielding=True)
+    assert later.value.delay > 3.0 - YIELD_HORIZON - 2 * EARLY_RETURN
 
 
 async def test_results_waiting_go_before_replies_that_yield(redis: Redis) -> None:

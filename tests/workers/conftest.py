@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import cast
 
 import httpx
 import pytest
@@ -15,6 +15,7 @@ from core.config import Config
 from core.db import alembic_config, create_engine, session_factory
 from core.fal_client import FalClient
 from core.resources import Resources, create_redis
+from core.telegram_limits import TelegramLimiter
 from core.telegram_send import ResultSender
 from sandbox.redis_server import PrivateRedis
 from tests.workers.harness import FAL, FakeFal, FakeSender, Worker
@@ -54,7 +55,7 @@ async def worker(migrated_url: str, own_redis: PrivateRedis) -> AsyncIterator[Wo
         redis=redis,
         http=http,
         bot=bot,
-        limiter=cast(Any, None),
+        limiter=TelegramLimiter(redis),
     )
     sender = FakeSender()
     services = Services(

@@ -137,7 +137,7 @@ class Worker:
             payload=payload or {"images": [{"url": f"{FAL}/files/out.png"}]},
         )
         resources = self.services.resources
-        await record_fal_result(resources.sessions, resources.redis, webhook, job.id)
+        await record_fal_result(resources, webhook, job.id)
 
 
 def after_accepting(error: type[httpx.TransportError]) -> Behaviour:
