@@ -19,24 +19,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import FixedWindowRateLimiter
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.rate_limits import TOO_MANY, AddressLimit
 from core.inbox import Inbox, InvalidUpdate, partition_of, update_id_of
 from core.metrics import TELEGRAM_UPDATES, TELEGRAM_WEBHOOK_SECONDS
 
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks/telegram"
-#: Posts per second from one client address before any is read: Telegram delivers over at
-#: most 100 connections from a few addresses, at a few hundred updates per second at the very
-#: most, so this refuses only a flood. Counted in the process's memory (the `limits` library
-#: slowapi is built on): it costs microseconds, never waits on Redis and never fails with it.
-#: Its asyncio storage: the threaded one starts a thread every 10 ms under load to expire
-#: counters (a twentieth of the api's CPU in the W1 profile, door and fal webhook together).
+#: Posts per second from one client address before any is read (api/rate_limits.py):
+#: Telegram delivers over at most 100 connections from a few addresses, at a few hundred
+#: updates per second at the very most, so this refuses only a flood.
 FLOOD_LIMIT = "2000/second"
 SECRET_HEADER = b"x-telegram-bot-api-secret-token"
 BODY_LIMIT = 1024 * 1024
@@ -72,7 +67,7 @@ STORED = {
     stored: _answer(200, {"status": s}) for stored, s in ((True, "accepted"), (False, "duplicate"))
 }
 NOT_ALLOWED = _answer(405, {"detail": "Method Not Allowed"})
-TOO_MANY = _answer(429, {"detail": "too many requests from this address"})
+FLOODED = _answer(429, {"detail": TOO_MANY})
 
 
 class TelegramDoor:
@@ -80,8 +75,7 @@ class TelegramDoor:
 
     def __init__(self, app: ASGIApp, flood_limit: str = FLOOD_LIMIT) -> None:
         self.app = app
-        self._flood_limit: RateLimitItem = parse(flood_limit)
-        self._limiter = FixedWindowRateLimiter(MemoryStorage())
+        self._flood_limit = AddressLimit(flood_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH:
@@ -90,9 +84,9 @@ class TelegramDoor:
         started = time.perf_counter()
         if scope["method"] != "POST":
             status, headers, body = NOT_ALLOWED
-        elif not await self._limiter.hit(self._flood_limit, _address(scope)):
+        elif not await self._flood_limit.allows(scope):
             TELEGRAM_UPDATES.labels("flood", "rejected").inc()
-            status, headers, body = TOO_MANY
+            status, headers, body = FLOODED
         else:
             try:
                 status, headers, body = STORED[await self._store(scope, receive)]
@@ -130,12 +124,6 @@ class TelegramDoor:
             raise Refused(503, "inbox unavailable") from None
         (ACCEPTED if stored else DUPLICATE).inc()
         return stored
-
-
-def _address(scope: Scope) -> str:
-    """The client's address (nginx's X-Forwarded-For, once uvicorn's proxy headers applied)."""
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
 
 
 def _parse(raw: bytes) -> Any:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Update, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import Row, Update, and_, bindparam, func, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import ModelSpec, catalog
@@ -148,7 +148,9 @@ def _move_statement(
     }
     if to in STAMPS:
         values[STAMPS[to]] = bindparam("stamp", type_=columns[STAMPS[to]].type)
-    where = [Job.id == bindparam("job_id"), Job.status.in_(sources)]
+    # One parameter per status, not IN's expanding list: that one is rendered at each execution.
+    statuses = [literal(source, columns.status.type) for source in sources]
+    where = [Job.id == bindparam("job_id"), Job.status.in_(statuses)]
     if bound:
         where.append(or_(Job.fal_request_id.is_(None), Job.fal_request_id == bindparam("rid")))
         values["fal_request_id"] = func.coalesce(Job.fal_request_id, bindparam("rid_new"))

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from api.body import read_capped
 from api.deps import ResourcesDep, VerifierDep
-from api.rate_limits import FAL_WEBHOOKS_PER_ADDRESS, limiter
+from api.rate_limits import limit_fal_webhooks
 from core.fal_binding import is_bound
 from core.fal_client import InvalidFalWebhook, parse_webhook
 from core.fal_results import Recorded, record_fal_result
@@ -48,8 +48,7 @@ FAL_BODY_LIMIT = 4 * 1024 * 1024
 IGNORED = {"status": "ignored"}
 
 
-@router.post("/webhooks/fal")
-@limiter.limit(FAL_WEBHOOKS_PER_ADDRESS)
+@router.post("/webhooks/fal", dependencies=[Depends(limit_fal_webhooks)])
 async def fal_webhook(
     request: Request,
     resources: ResourcesDep,
