@@ -20,7 +20,9 @@ UNMEASURED = ["/metrics", "/livez", "/readyz"]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
-def create_app(config: Config) -> FastAPI:
+def create_app(config: Config) -> TelegramDoor:
+    """The door in front of the FastAPI application that serves everything else."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resources = Resources.open(config)
@@ -44,5 +46,4 @@ def create_app(config: Config) -> FastAPI:
     instrumentator = Instrumentator(excluded_handlers=UNMEASURED)
     instrumentator.add(metrics.requests(), metrics.latency(buckets=LATENCY_BUCKETS))
     instrumentator.instrument(app).expose(app, include_in_schema=False)
-    app.add_middleware(TelegramDoor)  # added last, so outermost: before the instrumentator
-    return app
+    return TelegramDoor(app)

@@ -22,14 +22,13 @@ SECRET = "door-secret-0123456789"
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
 
 
-def app_with_door(redis: Redis, flood_limit: str = "1000/second") -> Starlette:
+def app_with_door(redis: Redis, flood_limit: str = "1000/second") -> TelegramDoor:
     async def behind(_: object) -> PlainTextResponse:
         return PlainTextResponse("the app behind the door")
 
     app = Starlette(routes=[Route("/livez", behind)])
     app.state.door = Door(secret=SECRET.encode(), inbox=Inbox(redis, dedup_ttl=3600))
-    app.add_middleware(TelegramDoor, flood_limit=flood_limit)
-    return app
+    return TelegramDoor(app, flood_limit=flood_limit)
 
 
 @pytest.fixture
