@@ -146,6 +146,15 @@ redis.call('SET', KEYS[2], tostring(after), 'PX', math.ceil((after - now) * 1000
 return tostring(turn - now)
 """
 
+# KEYS: the line of results. ARGV: YIELD_HORIZON. Returns how long until the line reaches less
+# than the horizon ahead (0: it does now).
+_LINE_AHEAD = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local line = tonumber(redis.call('GET', KEYS[1]) or '0')
+return tostring(math.max(line - now - tonumber(ARGV[1]), 0))
+"""
+
 # KEYS: the pause. Returns how long it still lasts (0: none).
 _PAUSED = """
 local clock = redis.call('TIME')
@@ -169,6 +178,7 @@ class TelegramLimiter:
         self._pause = redis.register_script(_PAUSE)
         self._paused = redis.register_script(_PAUSED)
         self._place = redis.register_script(_PLACE)
+        self._line_ahead = redis.register_script(_LINE_AHEAD)
         self._bot_interval = 1 / limits.total_per_second
         self._private_interval = 1 / limits.private_per_second
         self._group_interval = 60 / limits.group_per_minute
@@ -227,6 +237,10 @@ class TelegramLimiter:
         keys = ["kadr:tg-next:bot", LINE_KEY, PAUSE_KEY]
         turn = float(await self._place(keys=keys, args=[self._bot_interval]))
         return max(turn - EARLY_RETURN, 0.0)
+
+    async def results_in_line(self) -> float:
+        """How long until the results in line are out, but for `YIELD_HORIZON` (0: now)."""
+        return float(await self._line_ahead(keys=[LINE_KEY], args=[YIELD_HORIZON]))
 
     async def try_acquire(self, chat_id: int) -> bool:
         """Take a moment only if one is free now: for optional sends such as progress edits."""

@@ -17,7 +17,7 @@ import pytest
 from aiogram import Bot, Dispatcher, Router
 from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods import SendMessage
-from aiogram.types import Message, Update
+from aiogram.types import CallbackQuery, Message, Update
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -50,9 +50,11 @@ class Harness:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self.inbox = Inbox(redis, dedup_ttl=3600)
+        self.limiter = TelegramLimiter(redis)
         self.session = FakeSession()
         self.bot = Bot("42:TEST", session=self.session)
         self.handled: list[tuple[int, int, str]] = []
+        self.pressed: list[int] = []
         self.tries: defaultdict[int, int] = defaultdict(int)
         self.behaviour: dict[str, Behaviour] = {}
         self.in_flight: set[int] = set()
@@ -76,6 +78,10 @@ class Harness:
                 self.in_flight.discard(chat)
             self.handled.append((update_id, chat, message.text or ""))
 
+        @router.callback_query()
+        async def press(query: CallbackQuery) -> None:
+            self.pressed.append(query.from_user.id)
+
         self.dispatcher = Dispatcher()
         self.dispatcher.include_router(router)
 
@@ -90,7 +96,7 @@ class Harness:
 
     @asynccontextmanager
     async def consuming(self, owner: str = "live") -> AsyncIterator[UpdateConsumer]:
-        consumer = UpdateConsumer(self.inbox, self.dispatcher, self.bot, owner)
+        consumer = UpdateConsumer(self.inbox, self.dispatcher, self.bot, self.limiter, owner)
         task = asyncio.create_task(consumer.run())
         try:
             yield consumer
@@ -123,6 +129,20 @@ async def harness(redis: Redis) -> AsyncIterator[Harness]:
     await harness.bot.session.close()
 
 
+def button_press(update_id: int, user: int) -> dict[str, Any]:
+    sender = {"id": user, "is_bot": False, "first_name": "U"}
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": str(update_id),
+            "from": sender,
+            "chat_instance": "1",
+            "data": "x",
+            "message": {"message_id": 1, "date": 0, "chat": {"id": user, "type": "private"}},
+        },
+    }
+
+
 def updates_counted(outcome: str) -> float:
     value = REGISTRY.get_sample_value(
         "kadr_telegram_updates_total", {"type": "message", "outcome": outcome}
@@ -149,6 +169,24 @@ async def test_each_chats_updates_are_handled_one_at_a_time_in_their_order(
     assert harness.texts(bob) == [f"bob {i}" for i in range(6)]
     assert not harness.overlapped, "two updates of one chat ran at once"
     assert await redis.keys(f"{PREFIX}:*:lease") == [], "drained partitions are let go"
+
+
+async def test_a_message_waits_for_the_results_in_line_and_a_button_press_does_not(
+    harness: Harness,
+) -> None:
+    """Results hold the next two seconds of sends: a prompt's handler starts once they are
+    out (its reply would wait for them anyway), a button press is answered at once."""
+    for _ in range(60):
+        await harness.limiter.place_in_line()
+    out_at = time.monotonic() + await harness.limiter.results_in_line()
+    ann, bob = 2101, 2102
+    await harness.put(message(500, ann, "a prompt"))
+    await harness.put(button_press(501, bob))
+    async with harness.consuming():
+        await harness.settled(lambda: harness.pressed == [bob])
+        assert harness.handled == []
+        await harness.settled(lambda: len(harness.handled) == 1)
+    assert time.monotonic() >= out_at
 
 
 async def test_a_failing_update_is_tried_max_tries_times_then_dead_lettered_and_the_chat_moves_on(
