@@ -23,6 +23,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from core.script_batch import ScriptBatch
+
 #: Lists the updates are spread over. Order holds within a partition, so more partitions
 #: mean less waiting behind other chats; changing it while updates wait would break the
 #: order of the chats that move, so it is a constant, not a setting.
@@ -193,7 +195,7 @@ class Inbox:
     def __init__(self, redis: Redis, *, dedup_ttl: int) -> None:
         self._redis = redis
         self._dedup_ttl = dedup_ttl
-        self._accept = redis.register_script(_ACCEPT)
+        self._accept = ScriptBatch(redis, _ACCEPT)
         self._claim = redis.register_script(_CLAIM)
         self._ack = redis.register_script(_ACK)
         self._dead_letter = redis.register_script(_DEAD_LETTER)
@@ -202,10 +204,11 @@ class Inbox:
         self._lease_ms = int(LEASE_SECONDS * 1000)
 
     async def accept(self, update_id: int, partition: int, update: bytes) -> bool:
-        """Store the update unless its id was seen before; False for a copy."""
+        """Store the update unless its id was seen before; False for a copy. Concurrent
+        accepts go to Redis together (core/script_batch.py)."""
         entry = Entry.of(update, time.time())
         keys = [f"kadr:tg-update:{update_id}", _list(partition)]
-        return bool(await self._accept(keys=keys, args=[self._dedup_ttl, entry.raw]))
+        return bool(await self._accept(keys, [self._dedup_ttl, entry.raw]))
 
     async def claim(self, owner: str, count: int, start: int) -> list[int]:
         args: list[ScriptArg] = [PREFIX, PARTITIONS, owner, self._lease_ms, count, start]
