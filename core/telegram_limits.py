@@ -129,6 +129,7 @@ end
 return 1
 """
 PAUSE_KEY = "kadr:tg-pause"
+BOT_KEY = "kadr:tg-next:bot"
 LINE_KEY = "kadr:tg-line:results"
 
 # KEYS: bot-wide key, the line of results, the pause. ARGV: bot interval.
@@ -188,7 +189,7 @@ class TelegramLimiter:
     ) -> float:
         interval = self._private_interval if chat_id > 0 else self._group_interval
         keys = [
-            "kadr:tg-next:bot",
+            BOT_KEY,
             f"kadr:tg-next:{chat_id}",
             f"kadr:tg-held:{chat_id}",
             PAUSE_KEY,
@@ -234,7 +235,7 @@ class TelegramLimiter:
     async def place_in_line(self) -> float:
         """A place in the line of results for a task queued now: how long the queue should
         keep the task back so that it comes `EARLY_RETURN` before its turn (0: at once)."""
-        keys = ["kadr:tg-next:bot", LINE_KEY, PAUSE_KEY]
+        keys = [BOT_KEY, LINE_KEY, PAUSE_KEY]
         turn = float(await self._place(keys=keys, args=[self._bot_interval]))
         return max(turn - EARLY_RETURN, 0.0)
 
