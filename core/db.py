@@ -8,13 +8,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from core.retry import is_broken_connection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -39,12 +41,23 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     sweeper re-enqueues a failed task's job)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=pool_size, max_overflow=0)
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+        event.listen(engine.sync_engine, "handle_error", _drop_broken_connections)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _drop_broken_connections(context: ExceptionContext) -> None:
+    """SQLAlchemy takes a connection for dead only when asyncpg says it is closed. One that a
+    server crash left mid-operation is not closed, yet every later statement on it fails
+    ("cannot switch to state …"): it is taken for dead too, so it leaves the pool with the
+    rest of the pool's connections instead of going back to it."""
+    if is_broken_connection(context.original_exception):
+        context.is_disconnect = True
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -1,8 +1,37 @@
-"""When to try again: the one exception core raises to ask its task runner for a later try."""
+"""When to try again: the one exception core raises to ask its task runner for a later try,
+and what counts as an outage (a server away for a while) rather than a failure of the work."""
 
 from __future__ import annotations
 
 import random
+
+from aiogram.exceptions import TelegramNetworkError, TelegramServerError
+from asyncpg.exceptions import ConnectionDoesNotExistError, InternalClientError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+#: Failures of what the work talks to rather than of the work: waited out, never counted
+#: against a job. OSError covers a refused or reset connection (ConnectionRefusedError).
+OUTAGES: tuple[type[BaseException], ...] = (
+    RedisError,
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    TelegramNetworkError,
+    TelegramServerError,
+    OSError,
+)
+#: asyncpg's own errors about a connection a server crash broke: "connection was closed in
+#: the middle of operation", "cannot switch to state …; another operation is in progress".
+#: SQLAlchemy passes some of them through unwrapped.
+BROKEN_CONNECTION: tuple[type[BaseException], ...] = (
+    ConnectionDoesNotExistError,
+    InternalClientError,
+)
+#: PostgreSQL's classes of errors about the server, not the statement: connection (08),
+#: insufficient resources such as "too many clients" (53), operator intervention (57).
+SERVER_SQLSTATES = ("08", "53", "57")
 
 
 class RetryLater(Exception):
@@ -16,3 +45,28 @@ class RetryLater(Exception):
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> float:
     """Exponential backoff with full jitter, so many failed jobs do not retry in step."""
     return random.uniform(base / 2, min(cap, base * 2 ** max(attempt - 1, 0)))
+
+
+def is_broken_connection(exc: BaseException) -> bool:
+    """An asyncpg error that leaves its connection unusable, raised or wrapped."""
+    return any(isinstance(cause, BROKEN_CONNECTION) for cause in _chain(exc))
+
+
+def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, OUTAGES) or is_broken_connection(exc):
+        return True
+    if isinstance(exc, DBAPIError):
+        state = str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", "") or "")
+        return exc.connection_invalidated or state.startswith(SERVER_SQLSTATES)
+    return False
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, what SQLAlchemy wrapped (`orig`) and what it was raised from."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 8:
+        seen.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return seen

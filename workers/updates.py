@@ -20,15 +20,14 @@ import random
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 from aiogram.types import Update
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from core.inbox import LEASE_SECONDS, PARTITIONS, Entry, Inbox
 from core.logs import log_fields
 from core.metrics import INBOX_DEAD, INBOX_DEPTH, INBOX_OLDEST_AGE, TELEGRAM_UPDATES
+from core.retry import is_outage
 from core.telegram_limits import TelegramLimiter
 from core.telegram_pacing import handling
 
@@ -45,29 +44,6 @@ RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
 MAX_TRIES = len(RETRY_PAUSES) + 1
 OUTAGE_PAUSE = 0.5
 OUTAGE_PAUSE_CAP = 5.0
-#: Failures of what a handler talks to rather than of the handler: waited out, not counted.
-OUTAGES = (
-    RedisError,
-    OperationalError,
-    InterfaceError,
-    TelegramNetworkError,
-    TelegramServerError,
-    OSError,
-)
-#: PostgreSQL's classes of errors about the server, not the statement: connection (08),
-#: insufficient resources such as "too many clients" (53), operator intervention (57).
-SERVER_SQLSTATES = ("08", "53", "57")
-
-
-def is_outage(exc: BaseException) -> bool:
-    if isinstance(exc, OUTAGES):
-        return True
-    if isinstance(exc, DBAPIError):
-        state = str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", "") or "")
-        return exc.connection_invalidated or state.startswith(SERVER_SQLSTATES)
-    return False
-
-
 #: Updates whose handlers start only once the results in line are out (`_after_results`);
 #: buttons and payments are answered at once.
 BEHIND_RESULTS = frozenset({"message", "edited_message"})

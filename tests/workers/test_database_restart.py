@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from core.db import create_engine
+from core.retry import is_outage
 from tests.conftest import PG_ADMIN_URL
-from workers.updates import is_outage
 
 
 async def kill_backends(database: str) -> int:
@@ -43,5 +43,32 @@ async def test_a_restart_costs_one_statement_that_counts_as_an_outage(
 
         async with engine.connect() as connection:
             assert await connection.scalar(text("SELECT 2")) == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_left_mid_operation_leaves_the_pool(
+    own_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg does not call such a connection closed, so SQLAlchemy would hand it out again
+    and every statement on it would fail the same way; it is replaced instead."""
+    engine = create_engine(own_database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            before = await connection.scalar(text("SELECT pg_backend_pid()"))
+            adapted = (await connection.get_raw_connection()).dbapi_connection
+
+            async def stuck(*_: object) -> None:
+                raise asyncpg.exceptions.InternalClientError(
+                    "cannot switch to state 15; another operation (2) is in progress"
+                )
+
+            with monkeypatch.context() as patch, pytest.raises(Exception) as failed:
+                patch.setattr(type(adapted), "_prepare", stuck)
+                await connection.scalar(text("SELECT 1"))
+        assert is_outage(failed.value)
+
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("SELECT pg_backend_pid()")) != before
     finally:
         await engine.dispose()

@@ -21,7 +21,7 @@ from aiogram.types import CallbackQuery, Message, Update
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from core import inbox as inbox_module
 from core.inbox import PARTITIONS, PREFIX, TRIES, Inbox, partition_of, sent_key
@@ -511,21 +511,3 @@ async def test_a_consumer_that_takes_back_a_partition_it_lost_does_not_drain_it_
     assert not harness.overlapped, "two handlers of one chat ran at once"
     texts = harness.texts(chat)
     assert texts[-1] == "next" and set(texts[:-1]) == {"long"}, texts
-
-
-class _PgError(Exception):
-    def __init__(self, sqlstate: str) -> None:
-        super().__init__(f"sqlstate {sqlstate}")
-        self.sqlstate = sqlstate
-
-
-@pytest.mark.parametrize(
-    ("sqlstate", "outage"),
-    [("53300", True), ("08006", True), ("57P01", True), ("23505", False), ("42P01", False)],
-    ids=["too many clients", "connection failure", "admin shutdown", "unique", "no table"],
-)
-def test_database_errors_about_the_server_are_waited_out_not_counted(
-    sqlstate: str, outage: bool
-) -> None:
-    error = DBAPIError("SELECT 1", None, _PgError(sqlstate))
-    assert updates.is_outage(error) is outage
