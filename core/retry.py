@@ -3,13 +3,22 @@ and what counts as an outage (a server away for a while) rather than a failure o
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 from asyncpg.exceptions import ConnectionDoesNotExistError, InternalClientError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: Failures of what the work talks to rather than of the work: waited out, never counted
 #: against a job. OSError covers a refused or reset connection (ConnectionRefusedError).
@@ -45,6 +54,31 @@ class RetryLater(Exception):
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> float:
     """Exponential backoff with full jitter, so many failed jobs do not retry in step."""
     return random.uniform(base / 2, min(cap, base * 2 ** max(attempt - 1, 0)))
+
+
+async def waiting_out(
+    call: Callable[[], Awaitable[T]],
+    *,
+    passing: Callable[[BaseException], bool],
+    patience: float,
+    what: str,
+) -> T:
+    """`call()`, made again after a growing pause while it fails in a way that `passing`
+    says will pass, for `patience` seconds; then that failure is raised."""
+    give_up_at = time.monotonic() + patience
+    failures = 0
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            if not passing(exc):
+                raise
+            failures += 1
+            pause = backoff(failures, base=0.5, cap=5.0)
+            if time.monotonic() + pause > give_up_at:
+                raise
+            log.warning("%s: %r; again in %.1fs", what, exc, pause)
+            await asyncio.sleep(pause)
 
 
 def is_broken_connection(exc: BaseException) -> bool:

@@ -1,10 +1,13 @@
 """Delivering a finished job to its chat: the result with its buttons, or the reason it failed.
 
-Runs at least once per job: a job that is no longer `completed` is not sent again, and a
-failure notice is claimed in the database before it is sent, so it goes out at most once.
-A delivery that keeps failing (a result Telegram refuses, a chat that moved) does not run for
-ever: past `DELIVERY_ATTEMPTS` failed tries or `DELIVERY_WINDOW` after the result came, the
-job fails as `undeliverable` and the user is told.
+Runs at least once per job: a job that is no longer `completed` is not sent again, a result
+Telegram took is looked up in its receipt before sending (a run that sent it but could not
+move the job only finishes the move), and a failure notice is claimed in the database before
+it is sent, so each goes out at most once. A delivery that keeps failing (a result Telegram
+refuses, a chat that moved) does not run for ever: past `DELIVERY_ATTEMPTS` refusals, or past
+`DELIVERY_WINDOW` after the result came with one refusal at least, the job fails as
+`undeliverable` and the user is told. A result that was made is never given up for time
+alone: one that waited out outages is still delivered.
 """
 
 from __future__ import annotations
@@ -21,18 +24,18 @@ from core.fal_client import FalError, FalRetryableError
 from core.jobs import get_job
 from core.models import Job, JobStatus, utcnow
 from core.results import media_files, output_of
-from core.retry import RetryLater, backoff
+from core.retry import RetryLater, backoff, is_outage
 from core.telegram_send import Undeliverable
 from core.url_guard import RefusedURL
 from workers.services import Services
 
 log = logging.getLogger(__name__)
 
-#: How long after its result came a job may still be delivered. Telegram pauses (429) and
-#: outages wait within it; past it the result is not worth sending and the user is told.
+#: How long after its result came a job that Telegram refused may still be tried. Telegram's
+#: pauses (429) and outages are not refusals: they do not end a delivery, however long.
 DELIVERY_WINDOW = timedelta(minutes=15)
-#: Failed deliveries (errors, not waits for Telegram's limits) before a job is given up: a
-#: result Telegram refuses every time would otherwise be re-enqueued every minute for ever.
+#: Refused deliveries (not waits for Telegram's limits, not outages) before a job is given
+#: up: a result Telegram refuses every time would otherwise be re-enqueued for ever.
 DELIVERY_ATTEMPTS = 10
 
 
@@ -47,13 +50,18 @@ async def deliver_job(services: Services, job_id: str, *, attempt: int) -> None:
         await _notify_failure(services, job, attempt)
 
 
-def past_delivery_window(job: Job, now: datetime) -> bool:
-    return job.completed_at is not None and job.completed_at + DELIVERY_WINDOW <= now
+def given_up(job: Job, now: datetime) -> bool:
+    """Past its delivery window after Telegram refused it at least once."""
+    return (
+        job.delivery_attempts > 0
+        and job.completed_at is not None
+        and job.completed_at + DELIVERY_WINDOW <= now
+    )
 
 
 async def _deliver_in_window(services: Services, job: Job, attempt: int) -> None:
-    """Deliver, counting each failure; the last one allowed ends the job instead."""
-    if past_delivery_window(job, utcnow()):
+    """Deliver, counting each refusal; the last one allowed ends the job instead."""
+    if given_up(job, utcnow()):
         await _fail_and_notify(services, job, "undeliverable", attempt, "delivery window passed")
         return
     try:
@@ -61,6 +69,8 @@ async def _deliver_in_window(services: Services, job: Job, attempt: int) -> None
     except RetryLater:
         raise
     except Exception as exc:
+        if is_outage(exc):
+            raise
         failures = await lifecycle.delivery_failed(services.resources.sessions, job)
         detail = f"{type(exc).__name__}: {exc}"
         if failures >= DELIVERY_ATTEMPTS:
@@ -89,15 +99,27 @@ async def _result_of(services: Services, job: Job, attempt: int) -> dict[str, An
 
 
 async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
-    sessions = services.resources.sessions
+    file_ids = await services.receipts.of(job.id)
+    if file_ids is None:
+        file_ids = await _send_result(services, job, attempt)
+        if file_ids is None:
+            return
+        await services.receipts.keep(job.id, file_ids)
+    result = {**(job.result or {}), "telegram_file_ids": file_ids}
+    await lifecycle.delivered(services.resources.sessions, job, result)
+    await remove_status(services.resources.bot, job)
+
+
+async def _send_result(services: Services, job: Job, attempt: int) -> list[str] | None:
+    """Telegram's file ids of the sent result; None when the job ended instead."""
     result = await _result_of(services, job, attempt)
     output = output_of(job, result)
     files = media_files(output, result)
     if not files:
         await _fail_and_notify(services, job, "no_media_generated", attempt)
-        return
+        return None
     try:
-        file_ids = await services.sender.send_result(
+        return await services.sender.send_result(
             job.chat_id,
             output,
             files,
@@ -106,14 +128,14 @@ async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
             attempt=attempt,
         )
     except Undeliverable as exc:
-        await lifecycle.fail(sessions, job, "undeliverable", str(exc), notified=True)
-        return
+        await lifecycle.fail(
+            services.resources.sessions, job, "undeliverable", str(exc), notified=True
+        )
+        return None
     except RefusedURL as exc:
         log.warning("job %s: result URL refused: %s", job.id, exc)
         await _fail_and_notify(services, job, "result_url_refused", attempt, str(exc))
-        return
-    await lifecycle.delivered(sessions, job, {**result, "telegram_file_ids": file_ids})
-    await remove_status(services.resources.bot, job)
+        return None
 
 
 async def _fail_and_notify(

@@ -67,16 +67,16 @@ def worker_options(config: Config, queue: str, services: Services) -> dict[str, 
     every = config.SWEEP_INTERVAL
     return {
         "functions": [
-            func(tasks.submit, name=SUBMIT, timeout=120, max_tries=tasks.SUBMIT_TRIES),
-            func(tasks.deliver, name=DELIVER, timeout=180, max_tries=tasks.DELIVER_TRIES),
-            func(tasks.cancel, name=CANCEL, timeout=30, max_tries=1),
+            func(tasks.submit, name=SUBMIT, timeout=120, max_tries=tasks.TRIES),
+            func(tasks.deliver, name=DELIVER, timeout=180, max_tries=tasks.TRIES),
+            func(tasks.cancel, name=CANCEL, timeout=60, max_tries=tasks.TRIES),
             *(
                 [
                     func(
                         tasks.broadcast,
                         name=BROADCAST,
                         timeout=600,
-                        max_tries=tasks.BROADCAST_TRIES,
+                        max_tries=tasks.TRIES,
                     )
                 ]
                 if queue == BROADCAST_QUEUE

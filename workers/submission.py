@@ -14,6 +14,7 @@ photo to fal's storage (once: the URL is kept).
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from bot.job_face import show_progress
@@ -37,7 +38,7 @@ from workers.services import Services
 log = logging.getLogger(__name__)
 
 
-async def submit_job(services: Services, job_id: str, *, attempt: int, last_attempt: bool) -> None:
+async def submit_job(services: Services, job_id: str, *, attempt: int) -> None:
     resources = services.resources
     async with resources.sessions() as session:
         job = await get_job(session, job_id)
@@ -53,7 +54,7 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
         await fail_job(services, job, f"photo_{rejected.reason}")
         return
     except FalError as exc:
-        await _fal_refused(services, job, exc, attempt=attempt, last_attempt=last_attempt)
+        await _fal_refused(services, job, exc, attempt=attempt)
         return
     if not await lifecycle.start_submit(resources.sessions, job):
         return
@@ -69,23 +70,23 @@ async def submit_job(services: Services, job_id: str, *, attempt: int, last_atte
         return
     except FalError as exc:
         await lifecycle.abandon_submit(resources.sessions, job)
-        await _fal_refused(services, job, exc, attempt=attempt, last_attempt=last_attempt)
+        await _fal_refused(services, job, exc, attempt=attempt)
         return
     FAL_CALLS.labels("submit", "ok").inc()
     await _record_submission(services, job, model, submission)
 
 
-async def _fal_refused(
-    services: Services, job: Job, exc: FalError, *, attempt: int, last_attempt: bool
-) -> None:
-    """fal (or the way to it) certainly did not take the request: try later, or give up."""
+async def _fal_refused(services: Services, job: Job, exc: FalError, *, attempt: int) -> None:
+    """fal (or the way to it) certainly did not take the request: try later, within the
+    job's deadline, or give up."""
     if isinstance(exc, FalFinalError):
         FAL_CALLS.labels("submit", "final_error").inc()
         await fail_job(services, job, exc.error_type or "fal_rejected", str(exc))
         return
     FAL_CALLS.labels("submit", "retryable_error").inc()
-    if not last_attempt:
-        raise RetryLater(backoff(attempt), f"fal submit: {exc}") from None
+    delay = backoff(attempt)
+    if utcnow() + timedelta(seconds=delay) < job.deadline_at:
+        raise RetryLater(delay, f"fal submit: {exc}") from None
     await fail_job(services, job, "fal_unavailable", str(exc))
 
 

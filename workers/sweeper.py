@@ -31,9 +31,8 @@ from core.queue import (
     enqueue_broadcast,
     enqueue_deliver,
     enqueue_submit,
-    release_dead_broadcast,
 )
-from workers.delivery import DELIVERY_WINDOW, past_delivery_window
+from workers.delivery import DELIVERY_WINDOW, given_up
 from workers.services import Services
 
 log = logging.getLogger(__name__)
@@ -63,18 +62,17 @@ async def sweep(services: Services, *, now: datetime | None = None) -> int:
     if jobs:
         log.info("swept %d jobs", len(jobs))
     for broadcast_id in await broadcasts.running(services.resources.sessions):
-        if await release_dead_broadcast(services.resources.redis, broadcast_id):
-            log.warning("broadcast %s: its run died with its worker; taken up again", broadcast_id)
         await enqueue_broadcast(services.resources.redis, broadcast_id)
     return len(jobs)
 
 
 def _expired(job: Job, now: datetime) -> bool:
     """Queued past its deadline (whether or not a submit may have reached fal), or completed
-    past its delivery window; a submitted job is asked about first."""
+    and given up (refused by Telegram, past its delivery window); a submitted job is asked
+    about first. A completed job Telegram never refused is only nudged: its result is made."""
     if job.status == JobStatus.QUEUED:
         return job.deadline_at <= now
-    return job.status == JobStatus.COMPLETED and past_delivery_window(job, now)
+    return job.status == JobStatus.COMPLETED and given_up(job, now)
 
 
 async def _nudge(jobs: list[Job], services: Services) -> None:

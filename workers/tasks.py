@@ -1,10 +1,9 @@
 """The arq tasks: thin shells that hand each run to its use-case (the modules beside this one)
-and translate "try later" into arq's Retry. A wrapper counts outcomes and durations, which
-arq's hooks cannot see."""
+and translate "try later" into arq's Retry. A wrapper waits out outages and counts outcomes
+and durations, which arq's hooks cannot see."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -15,8 +14,7 @@ from arq.typing import WorkerCoroutine
 
 from core.logs import log_fields
 from core.metrics import TASK_SECONDS, TASKS
-from core.queue import keep_broadcast_alive
-from core.retry import RetryLater
+from core.retry import RetryLater, backoff, is_outage, waiting_out
 from core.telegram_limits import MAX_INLINE_WAIT
 from core.telegram_pacing import deferring
 from workers.broadcast import run_broadcast
@@ -26,10 +24,13 @@ from workers.services import Services
 from workers.submission import submit_job
 from workers.sweeper import sweep as sweep_jobs
 
-SUBMIT_TRIES = 8
-DELIVER_TRIES = 25
-#: A broadcast to many users is deferred many times (each time a send's moment is far).
-BROADCAST_TRIES = 10_000
+#: arq's count of tries never ends a job: its window does (a submit's deadline, a delivery's
+#: window, a broadcast's recipients), and an outage may take many tries to wait out. Past
+#: arq's count a job would fail silently, left for the sweeper.
+TRIES = 10_000
+#: Seconds a task waits out an outage in place, trying again with backoff; then it goes back
+#: to its queue (arq's Retry) and waits there. Inside every task's timeout.
+OUTAGE_PATIENCE = 20.0
 
 Task = Callable[..., Awaitable[Any]]
 
@@ -44,7 +45,7 @@ def measured(task: Task) -> WorkerCoroutine:
         outcome = "ok"
         try:
             with deferring(MAX_INLINE_WAIT), log_fields(**({"job_id": args[0]} if args else {})):
-                return await task(ctx, *args)
+                return await riding_out_outages(task, ctx, *args)
         except RetryLater as later:
             outcome = "retry"
             raise Retry(defer=later.delay) from None
@@ -58,11 +59,28 @@ def measured(task: Task) -> WorkerCoroutine:
     return run
 
 
+async def riding_out_outages(task: Task, ctx: dict[str, Any], *args: Any) -> Any:
+    """Run the task; while Redis, the database, Telegram or fal is away, run it again after a
+    pause that grows, for `OUTAGE_PATIENCE`, then hand it back to its queue. Every task may
+    run again from the start (its moves are conditional, a delivery keeps its receipt), so an
+    outage never ends one as failed, for the sweeper to find a minute later."""
+    try:
+        return await waiting_out(
+            functools.partial(task, ctx, *args),
+            passing=is_outage,
+            patience=OUTAGE_PATIENCE,
+            what=f"{task.__name__}: outage",
+        )
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        raise RetryLater(backoff(1, base=1.0), f"outage: {type(exc).__name__}") from None
+
+
 @measured
 async def submit(ctx: dict[str, Any], job_id: str) -> None:
     services: Services = ctx["services"]
-    attempt = ctx["job_try"]
-    await submit_job(services, job_id, attempt=attempt, last_attempt=attempt >= SUBMIT_TRIES)
+    await submit_job(services, job_id, attempt=ctx["job_try"])
 
 
 @measured
@@ -83,8 +101,4 @@ async def sweep(ctx: dict[str, Any]) -> None:
 @measured
 async def broadcast(ctx: dict[str, Any], broadcast_id: int) -> None:
     resources = ctx["services"].resources
-    alive = asyncio.create_task(keep_broadcast_alive(resources.redis, broadcast_id))
-    try:
-        await run_broadcast(resources.sessions, resources.bot, broadcast_id, attempt=ctx["job_try"])
-    finally:
-        alive.cancel()
+    await run_broadcast(resources.sessions, resources.bot, broadcast_id, attempt=ctx["job_try"])

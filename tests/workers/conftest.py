@@ -14,6 +14,7 @@ from sqlalchemy import text
 from core.config import Config
 from core.db import alembic_config, create_engine, session_factory
 from core.fal_client import FalClient
+from core.receipts import Receipts
 from core.resources import Resources, create_redis
 from core.telegram_limits import TelegramLimiter
 from core.telegram_send import ResultSender
@@ -62,6 +63,7 @@ async def worker(migrated_url: str, own_redis: PrivateRedis) -> AsyncIterator[Wo
         resources=resources,
         fal=FalClient(http, key=config.FAL_KEY, queue_url=FAL, rest_url=FAL),
         sender=cast(ResultSender, sender),
+        receipts=Receipts(redis),
     )
     yield Worker(services, fal, sender)
     await redis.flushdb()

@@ -37,7 +37,7 @@ AMBIGUOUS = {
 
 
 async def submit(worker: Worker, job_id: str, attempt: int = 1) -> None:
-    await submit_job(worker.services, job_id, attempt=attempt, last_attempt=False)
+    await submit_job(worker.services, job_id, attempt=attempt)
 
 
 async def submits_enqueued(worker: Worker, mode: str) -> int:

@@ -97,11 +97,18 @@ async def test_a_refused_result_url_fails_the_job_at_once_and_is_told_once(
     assert [chat for chat, _ in worker.sender.notices] == [USER]
 
 
-async def test_a_completed_job_past_its_delivery_window_fails_in_the_sweep_told_once(
+async def test_a_refused_job_past_its_delivery_window_fails_in_the_sweep_told_once(
     worker: Worker,
 ) -> None:
     long_ago = utcnow() - DELIVERY_WINDOW - timedelta(seconds=1)
-    ids = await insert_jobs(worker, 3, JobStatus.COMPLETED, result=RESULT, completed_at=long_ago)
+    ids = await insert_jobs(
+        worker,
+        3,
+        JobStatus.COMPLETED,
+        result=RESULT,
+        completed_at=long_ago,
+        delivery_attempts=1,
+    )
     await sweep(worker.services)
     for job_id in ids:
         assert await status_of(worker, job_id) == ("failed", "undeliverable")
@@ -110,6 +117,23 @@ async def test_a_completed_job_past_its_delivery_window_fails_in_the_sweep_told_
         await deliver_job(worker.services, job_id, attempt=2)
     assert [chat for chat, _ in worker.sender.notices] == [USER] * 3
     assert worker.sender.results == []
+
+
+async def test_a_result_that_waited_out_outages_past_its_window_is_still_delivered(
+    worker: Worker,
+) -> None:
+    """Telegram never refused it: the time went on outages, and the result was made."""
+    long_ago = utcnow() - DELIVERY_WINDOW - timedelta(minutes=5)
+    [job_id] = await insert_jobs(
+        worker, 1, JobStatus.COMPLETED, result=RESULT, completed_at=long_ago
+    )
+    await sweep(worker.services)
+    assert await status_of(worker, job_id) == ("completed", None)
+    assert await enqueued(worker, "deliver", job_id)
+    await deliver_job(worker.services, job_id, attempt=1)
+    assert await status_of(worker, job_id) == ("delivered", None)
+    assert worker.sender.results == [USER]
+    assert worker.sender.notices == []
 
 
 async def test_600_poison_jobs_do_not_keep_the_sweeper_from_a_newly_lost_job(
