@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import report, workloads
+from bench import chaos, report, workloads
 from bench.analysis import Summary
 from bench.deploy import Deployment, deploy
 from bench.workloads import QUICK, Context, Sizes
@@ -27,6 +27,9 @@ QUICK_ENV = {"SWEEP_INTERVAL": "5", "SWEEP_STALE_AFTER": "10"}
 #: One worker fewer for --quick (each Python process costs seconds of CPU to start), and that
 #: one runs `kadr worker` with no --queue, every role, so CI runs the default command too.
 QUICK_WORKERS: dict[str, tuple[str, ...]] = {"worker-1": (), "video-1": ("video",)}
+#: The chaos step's sweeper, full run or quick: what the sweeper must recover after a kill
+#: then shows within the settle wait, not a minute or two after it.
+CHAOS_ENV = QUICK_ENV
 
 
 class BenchBroken(RuntimeError):
@@ -78,31 +81,53 @@ def _check_alive(deployment: Deployment) -> None:
 
 
 def run(sizes: Sizes, only: set[str] | None, out: Path, quick: bool) -> list[Summary]:
-    """Every selected step on one deployment; results are rewritten after each step, so a
-    long run that breaks late keeps what it measured."""
-    env = dict(QUICK_ENV) if quick else {}
-    command = _command(quick)
+    """The selected steps on one deployment, then the chaos step on one of its own (it kills
+    processes and servers); results are rewritten after each step, so a long run that breaks
+    late keeps what it measured."""
+    command, started = _command(quick), time.monotonic()
+    summaries: list[Summary] = []
+
+    def save() -> None:
+        write(summaries, out, command, time.monotonic() - started)
+
+    selected = {name: step for name, step in steps(quick).items() if _selected(name, only)}
+    if selected:
+        _on_one_deployment(Context(_deploy(out, quick), sizes, summaries), selected, save)
+    if _selected("chaos", only):
+        print(f"— chaos, on a deployment of its own in {out / 'chaos'} …", flush=True)
+        began = time.monotonic()
+        summaries.append(chaos.run(sizes, out / "chaos", CHAOS_ENV))
+        print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
+        save()
+    return summaries
+
+
+def _deploy(out: Path, quick: bool) -> Deployment:
     print(f"starting kadr and the stand-ins in {out / 'stack'} …", flush=True)
     started = time.monotonic()
+    env = dict(QUICK_ENV) if quick else {}
     deployment = deploy(out / "stack", env=env, workers=QUICK_WORKERS if quick else None)
     print(f"up in {time.monotonic() - started:.0f} s", flush=True)
-    context = Context(deployment, sizes)
+    return deployment
+
+
+def _on_one_deployment(
+    context: Context, selected: dict[str, Callable[[Context], object]], save: Callable[[], None]
+) -> None:
+    deployment = context.deployment
     try:
-        for name, step in steps(quick).items():
-            if not _selected(name, only):
-                continue
+        for name, step in selected.items():
             print(f"— {name} …", flush=True)
             began = time.monotonic()
             step(context)
             _check_alive(deployment)
             print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
-            write(context.summaries, out, command, time.monotonic() - started)
+            save()
         if deployment.restarts:
             names = ", ".join(name for _, name in deployment.restarts)
             print(f"supervisor restarted: {names}", flush=True)
     finally:
         deployment.stop()
-    return context.summaries
 
 
 def _command(quick: bool) -> str:
@@ -149,10 +174,11 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument(
         "--only",
-        help=f"comma-separated subset of {', '.join([*STEPS, 'faults', *FAULT_KEYS, 'ingest'])}",
+        help="comma-separated subset of "
+        + ", ".join([*STEPS, "faults", *FAULT_KEYS, "ingest", "chaos"]),
     )
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/<time>)")
     parser.add_argument(

@@ -25,7 +25,7 @@ import httpx
 import psutil
 from redis import Redis, RedisError
 
-from bench.infra import create_database, drop_database
+from bench.infra import PG_ADMIN_URL, create_database, drop_database
 from core.inbox import PARTITIONS, Entry
 from core.inbox import PREFIX as INBOX_PREFIX
 from sandbox.control import FalSandbox, TelegramSandbox
@@ -138,6 +138,8 @@ class Deployment:
     workers: dict[str, tuple[str, ...]]
     """Worker name → the roles it serves (`--queue` each); empty: every role (no --queue)."""
     baseline_port: int
+    pg_admin_url: str = PG_ADMIN_URL
+    """The server `database` was created on, and is dropped from at the end."""
     usage: Usage = field(default_factory=Usage)
     restarts: list[tuple[float, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -180,13 +182,13 @@ class Deployment:
             for name in self.workers
         ]
 
-    def kill_worker(self, name: str) -> None:
-        """SIGKILL, and keep the supervisor off it until `restart_worker`."""
+    def kill(self, name: str) -> None:
+        """SIGKILL a worker or the api, and keep the supervisor off it until `restart`."""
         with self._lock:
             self._held.add(name)
             self.stack.service(name).kill()
 
-    def restart_worker(self, name: str) -> None:
+    def restart(self, name: str) -> None:
         with self._lock:
             self.stack.restart(name)
             self._held.discard(name)
@@ -251,7 +253,7 @@ class Deployment:
         with self._lock:
             self.stack.stop()
         self.redis.stop()
-        drop_database(self.database)
+        drop_database(self.database, self.pg_admin_url)
 
 
 def _set_webhook(stack: Stack) -> None:
@@ -289,8 +291,12 @@ def deploy(
     workers: dict[str, tuple[str, ...]] | None = None,
     env: dict[str, str] | None = None,
     telegram_args: tuple[str, ...] = ("--no-fetch-urls",),
+    pg_admin_url: str = PG_ADMIN_URL,
+    baseline: bool = True,
 ) -> Deployment:
     """Everything up and the webhook registered, in about the time of the slowest start.
+    `pg_admin_url`: the PostgreSQL server to make the database on; `baseline`: whether to
+    start the bare endpoint (only the ingest step posts to it).
 
     The webhook is registered with one Bot API call rather than `kadr set-webhook`, which
     would cost one more aiogram import (seconds of CPU) on a machine that is starting six
@@ -302,7 +308,7 @@ def deploy(
     # Append-only, as compose runs it: a Redis that forgot on restart would lose updates the
     # door had stored, which says nothing about kadr.
     private_redis = PrivateRedis(workdir, append_only=True).start()
-    name, url = create_database()
+    name, url = create_database(pg_admin_url)
     stack = BenchStack(
         workdir,
         url,
@@ -312,14 +318,16 @@ def deploy(
         startup_timeout=STARTUP_TIMEOUT,
     )
     roles = dict(workers or WORKERS)
-    deployment = Deployment(workdir, stack, private_redis, name, roles, free_port())
+    deployment = Deployment(workdir, stack, private_redis, name, roles, free_port(), pg_admin_url)
+    starts: list[Callable[[], object]] = [
+        stack.migrate,
+        lambda: stack.start_telegram(*telegram_args),
+        stack.start_fal,
+    ]
+    if baseline:
+        starts.append(lambda: stack.start_baseline(deployment.baseline_port))
     try:
-        _in_parallel(
-            stack.migrate,
-            lambda: stack.start_telegram(*telegram_args),
-            stack.start_fal,
-            lambda: stack.start_baseline(deployment.baseline_port),
-        )
+        _in_parallel(*starts)
         _set_webhook(stack)
         _in_parallel(
             stack.start_api,

@@ -4,9 +4,11 @@ Open loop times each answer from the moment the post was *due*, not from when th
 round to it, so a server that falls behind shows as latency instead of quietly slowing the
 load down. Both loops are bounded by the number of updates and by a deadline.
 
-Like Telegram, the open loop delivers an update again when the webhook answered 5xx or not at
-all (kadr's door answers 503 when the inbox cannot store it), so an outage costs time, not
-the update; its latency runs from the first due moment to the 200.
+Like Telegram, the open loop delivers an update again when the webhook answered anything but
+2xx, or nothing (kadr's door answers 503 when the inbox cannot store it), so an outage costs
+time, not the update; its latency runs from the first due moment to the 200. The pauses
+between deliveries are the caller's: every second by default, Telegram's doubling ones for
+the chaos step, whose api is down for seconds at a time.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ HEADERS = {"Content-Type": "application/json", SECRET_HEADER: TEST_SECRET}
 #: Telegram opens at most `max_connections` (≤ 100) to one webhook; so does the driver.
 CONNECTIONS = 100
 REQUEST_TIMEOUT = 30.0
-#: Seconds between deliveries of one update that was not answered 200, and how many in all.
-REDELIVER_AFTER = 1.0
-DELIVERIES = 10
+#: Seconds between deliveries of one update that was not answered 2xx: ten deliveries a
+#: second apart, enough for the short faults of the workloads.
+EVERY_SECOND = (1.0,) * 9
+#: As Telegram spaces them (1, 2, 4, … 32 s): a minute of redeliveries, for longer outages.
+DOUBLING = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +77,22 @@ async def _post(
 
 
 async def _deliver(
-    session: aiohttp.ClientSession, url: str, update: Update, due_wall: float, due_mono: float
+    session: aiohttp.ClientSession,
+    url: str,
+    update: Update,
+    due: tuple[float, float],
+    pauses: Sequence[float],
 ) -> Post:
-    """Post, and post again after a pause while the answer is 5xx or none, as Telegram does."""
-    for attempt in range(1, DELIVERIES + 1):
-        post = await _post(session, url, update, due_wall, due_mono)
-        answered = post.status is not None and post.status < 500
-        if answered or attempt == DELIVERIES:
+    """Post, and post again after each pause while the answer is not 2xx, as Telegram does.
+    `due`: the wall-clock and monotonic moments the first post was due."""
+    post = await _post(session, url, update, *due)
+    for attempt, pause in enumerate(pauses, start=2):
+        if post.status is not None and 200 <= post.status < 300:
             break
-        await asyncio.sleep(REDELIVER_AFTER)
-    return Post(post.update, post.due, post.latency, post.status, attempt)
+        await asyncio.sleep(pause)
+        post = await _post(session, url, update, *due)
+        post = Post(post.update, post.due, post.latency, post.status, attempt)
+    return post
 
 
 async def open_loop(
@@ -91,11 +101,12 @@ async def open_loop(
     *,
     connections: int = CONNECTIONS,
     deadline: float | None = None,
+    pauses: Sequence[float] = EVERY_SECOND,
 ) -> list[Post]:
     """Post each update at its offset (seconds from now); returns one Post per update."""
     last = max((offset for offset, _ in schedule), default=0.0)
     limit = deadline if deadline is not None else last + REQUEST_TIMEOUT + 5
-    limit += REDELIVER_AFTER * DELIVERIES
+    limit += sum(pauses)
     async with _session(connections) as session:
         start_mono, start_wall = time.monotonic(), time.time()
         tasks: list[asyncio.Task[Post]] = []
@@ -103,8 +114,8 @@ async def open_loop(
             delay = start_mono + offset - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            due_mono, due_wall = start_mono + offset, start_wall + offset
-            tasks.append(asyncio.create_task(_deliver(session, url, update, due_wall, due_mono)))
+            due = (start_wall + offset, start_mono + offset)
+            tasks.append(asyncio.create_task(_deliver(session, url, update, due, pauses)))
         remaining = max(1.0, start_mono + limit - time.monotonic())
         done, pending = await asyncio.wait(tasks, timeout=remaining)
         for task in pending:

@@ -68,6 +68,8 @@ class TelegramCall:
     status: int
     media: tuple[str, ...]
     """The URLs a result send carried (empty for uploads and other methods)."""
+    text: str | None = None
+    """A text message's or edit's text, as the bot sent it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +175,14 @@ def telegram_calls(deployment: Deployment) -> list[TelegramCall]:
             chat_id=_int_or_none(record["params"].get("chat_id")),
             status=record["status"],
             media=_media(record["method"], record["params"]),
+            text=_str_or_none(record["params"].get("text")),
         )
         for record in records
     ]
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -92,6 +92,14 @@ TARGETS = (
     Target("0 deliveries duplicated", "*", "deliveries duplicated", lambda v: v == 0, "= 0"),
     Target("0 updates in the dead letters", "*", "inbox dead letters", lambda v: v == 0, "= 0"),
     Target(
+        "every user's ledger balanced: reserved = charged + refunded, charged only for a result",
+        "chaos",
+        "ledgers unbalanced",
+        lambda v: v == 0,
+        "= 0",
+    ),
+    Target("0 jobs live once settled", "chaos", "jobs live at the end", lambda v: v == 0, "= 0"),
+    Target(
         "0 fal status requests outside the sweeper",
         "*",
         "fal status before check time",

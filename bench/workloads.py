@@ -75,6 +75,17 @@ class Sizes:
     drain_limit: float = 900.0
     quiet_after: float = 20.0
     """Stop waiting when nothing moved for this long and no job is live."""
+    chaos_rate: float = 20.0
+    """Chaos: prompts per second, each from a new user."""
+    chaos_seconds: float = 180.0
+    chaos_kill_every: float = 15.0
+    """Chaos: a kill every this many seconds of the load (the first after one interval)."""
+    chaos_down: float = 1.0
+    """Chaos: seconds between a kill and the start of the new process."""
+    chaos_settle: float = 300.0
+    """Chaos: the longest wait, after the last prompt, for nothing to be left to happen."""
+    chaos_latency: float = 4.0
+    chaos_seed: int = 19
 
 
 QUICK = Sizes(
@@ -102,6 +113,10 @@ QUICK = Sizes(
     fault_users=80,
     drain_limit=45.0,
     quiet_after=5.0,
+    chaos_rate=10.0,
+    chaos_seconds=60.0,
+    chaos_settle=60.0,
+    chaos_latency=2.0,
 )
 
 
@@ -627,10 +642,10 @@ async def _with_faults(
 
 async def kill_worker(context: Context) -> str:
     deployment = context.deployment
-    await asyncio.to_thread(deployment.kill_worker, "worker-1")
+    await asyncio.to_thread(deployment.kill, "worker-1")
     await asyncio.sleep(2.0)
     started = time.monotonic()
-    await asyncio.to_thread(deployment.restart_worker, "worker-1")
+    await asyncio.to_thread(deployment.restart, "worker-1")
     return (
         f"worker-1 SIGKILLed, a new one started {time.monotonic() - started:.1f} s after 2 s down"
     )

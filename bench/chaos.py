@@ -1,0 +1,428 @@
+"""The chaos step (issue 19): a one-machine deployment in which any process may crash.
+
+One `kadr api` and one `kadr worker` (no --queue: every role) run on a private append-only
+Redis and a private PostgreSQL cluster, with the Telegram and fal stand-ins. Prompts arrive
+at a steady rate, each from a new user, and every `chaos_kill_every` seconds one of api,
+worker, Redis or PostgreSQL is SIGKILLed and started again `chaos_down` seconds later, by a
+plan drawn with a fixed seed that kills each kind equally often. Telegram posts an update
+again after 1, 2, 4 … 32 s while it gets no 2xx; fal retries its webhooks.
+
+Once nothing is left to happen (no live job, no failure notice owed, an empty inbox) or the
+settle limit passes, an audit reads from outside kadr, the jobs and ledger tables and what
+the Telegram stand-in recorded: did every prompt get exactly one result or one message
+saying why, does every user's ledger balance, is any job still live, and how long after the
+last kill the last result went out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from bench import analysis
+from bench.analysis import Summary, Window
+from bench.deploy import Deployment, deploy
+from bench.driver import DOUBLING, Post, at_rate, open_loop
+from bench.infra import PrivatePostgres, connect, plain_url
+from bench.observe import RESULT_METHODS, TelegramCall, observe
+from bench.stats import percentile
+from bench.updates import Update, UpdateSource
+from bench.workloads import Sizes, lognormal
+from bot.job_face import failure_text
+from core.catalog import catalog
+from core.job_errors import CODES
+from core.models import Job
+from sandbox.redis_server import PrivateRedis
+
+KINDS = ("api", "worker", "redis", "postgres")
+#: The one worker's process name; with "api", the names `Deployment.kill` knows.
+WORKER = "worker"
+#: fal retries a webhook that got no 2xx; the stand-in's default (three retries within
+#: 3.5 s) is shorter than kadr api takes to start again, so here it retries as fal documents
+#: it, ten times, from 1 s doubling (17 minutes in all).
+FAL_RETRIES = {"webhook_retries": 10, "webhook_retry_delay": 1.0}
+SETTLE_POLL = 1.0
+#: The settle condition must hold this long: a delivery's database move comes a moment
+#: after its send, and a status message's removal after that.
+SETTLED_FOR = 3.0
+#: The methods a failure notice goes out by (`Sender.send_text`): an edit of the job's
+#: status message, or a new message when that cannot be edited.
+NOTICE_METHODS = frozenset({"sendMessage", "editMessageText"})
+
+
+@dataclass(frozen=True)
+class Strike:
+    at: float
+    """Seconds after the first prompt."""
+    kind: str
+
+
+def plan(sizes: Sizes) -> list[Strike]:
+    """One kill every `chaos_kill_every` seconds of the load; the kinds in equal shares (as
+    near as the count allows), shuffled with a fixed seed so every run kills alike."""
+    count = int(sizes.chaos_seconds // sizes.chaos_kill_every)
+    kinds = [KINDS[index % len(KINDS)] for index in range(count)]
+    random.Random(sizes.chaos_seed).shuffle(kinds)
+    return [Strike(sizes.chaos_kill_every * (i + 1), kind) for i, kind in enumerate(kinds)]
+
+
+def describe_plan(strikes: Sequence[Strike]) -> str:
+    return ", ".join(f"{strike.at:g} s {strike.kind}" for strike in strikes)
+
+
+@dataclass(frozen=True)
+class Kill:
+    kind: str
+    at: float
+    """Epoch seconds of the SIGKILL."""
+    back: float
+    """Epoch seconds when it was started again and answering (the worker: started)."""
+
+
+def _kill_redis(redis: PrivateRedis) -> None:
+    """SIGKILL redis-server and any child it forked (an append-only rewrite), as a kill of its
+    process group would: it shares the benchmark's own group, which must live on."""
+    process = redis.process
+    if process is None:
+        return
+    children: list[psutil.Process] = []
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process(process.pid).children(recursive=True)
+    process.kill()
+    process.wait()
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+@dataclass
+class Chaos:
+    deployment: Deployment
+    postgres: PrivatePostgres
+
+    def kill(self, kind: str) -> None:
+        if kind == "redis":
+            _kill_redis(self.deployment.redis)
+        elif kind == "postgres":
+            self.postgres.kill()
+        else:
+            self.deployment.kill(kind)
+
+    def start(self, kind: str) -> None:
+        if kind == "redis":
+            self.deployment.redis.start()
+        elif kind == "postgres":
+            self.postgres.start()
+        else:
+            self.deployment.restart(kind)
+
+    def strike(self, kind: str, down: float) -> Kill:
+        at = time.time()
+        self.kill(kind)
+        time.sleep(down)
+        self.start(kind)
+        return Kill(kind, at, time.time())
+
+
+async def _strike_all(chaos: Chaos, strikes: Sequence[Strike], down: float) -> list[Kill]:
+    began, kills = time.monotonic(), []
+    for strike in strikes:
+        await asyncio.sleep(max(0.0, began + strike.at - time.monotonic()))
+        kill = await asyncio.to_thread(chaos.strike, strike.kind, down)
+        print(f"  {strike.at:g} s: {_told(kill)}", flush=True)
+        kills.append(kill)
+    return kills
+
+
+def _told(kill: Kill) -> str:
+    return f"{kill.kind} SIGKILLed, back {kill.back - kill.at:.1f} s later"
+
+
+async def _load(
+    chaos: Chaos, updates: Sequence[Update], sizes: Sizes, strikes: Sequence[Strike]
+) -> tuple[list[Post], list[Kill]]:
+    """The prompts at their steady rate, redelivered as Telegram does, while the plan's
+    kills strike (in a thread: a restart blocks until the process answers)."""
+    striking = asyncio.create_task(_strike_all(chaos, strikes, sizes.chaos_down))
+    url = f"{chaos.deployment.api_url}/webhooks/telegram"
+    posts = await open_loop(url, at_rate(updates, sizes.chaos_rate), pauses=DOUBLING)
+    return posts, await striking
+
+
+_UNSETTLED_SQL = """
+SELECT count(*) FROM jobs
+WHERE status IN ('queued', 'submitted', 'completed') OR (status = 'failed' AND notified_at IS NULL)
+"""
+
+
+async def _unsettled(url: str) -> int:
+    """Jobs that may still send something: live ones, and failed ones whose user has not
+    been told yet."""
+    connection = await connect(plain_url(url))
+    try:
+        return int(await connection.fetchval(_UNSETTLED_SQL))
+    finally:
+        await connection.close()
+
+
+def _settled(deployment: Deployment) -> bool:
+    """Nothing left to happen; a server that does not answer (it may still be recovering)
+    counts as not settled."""
+    try:
+        return (
+            asyncio.run(_unsettled(deployment.stack.database_url)) == 0
+            and deployment.inbox_depth() == 0
+        )
+    except Exception:  # any error reaching Redis or PostgreSQL means: look again later
+        return False
+
+
+def settle(deployment: Deployment, until: float) -> float:
+    """Wait until nothing is left to happen, or the epoch moment `until`; the seconds waited."""
+    started = time.monotonic()
+    quiet_since: float | None = None
+    while time.time() < until:
+        if not _settled(deployment):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= SETTLED_FOR:
+            break
+        time.sleep(SETTLE_POLL)
+    return time.monotonic() - started
+
+
+# --- the audit ------------------------------------------------------------------------------
+
+
+_LEDGER_SQL = """
+SELECT j.user_id, j.status, j.error,
+       COALESCE(-(r.free + r.paid), 0) AS reserved, COALESCE(f.free + f.paid, 0) AS refunded
+FROM jobs j
+LEFT JOIN ledger r ON r.reason = 'reserve' AND r.ref = j.id
+LEFT JOIN ledger f ON f.reason = 'refund' AND f.ref = j.id
+UNION ALL
+SELECT l.user_id, 'no job', NULL,
+       CASE WHEN l.reason = 'reserve' THEN -(l.free + l.paid) ELSE 0 END,
+       CASE WHEN l.reason = 'refund' THEN l.free + l.paid ELSE 0 END
+FROM ledger l
+WHERE l.reason IN ('reserve', 'refund') AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = l.ref)
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A job and what the ledger holds for it (or a reservation or refund with no job)."""
+
+    user_id: int
+    status: str
+    error: str | None
+    reserved: int
+    refunded: int
+
+    @property
+    def charged(self) -> int:
+        return self.reserved - self.refunded
+
+    @property
+    def settled(self) -> bool:
+        """A delivered job keeps its reservation whole; a failed or cancelled one gave it all
+        back; a live job or a movement with no job is not settled."""
+        if self.status == "delivered":
+            return self.refunded == 0
+        return self.status in ("failed", "cancelled") and self.refunded == self.reserved
+
+
+async def _read_ledger(url: str) -> list[Entry]:
+    connection = await connect(plain_url(url))
+    try:
+        rows = await connection.fetch(_LEDGER_SQL)
+    finally:
+        await connection.close()
+    return [Entry(**dict(row)) for row in rows]
+
+
+def failure_texts() -> frozenset[str]:
+    """Every text a job's failure notice can have, in English (the users' language), as the
+    worker builds it (`bot.job_face.failure_text`)."""
+    return frozenset(
+        failure_text(Job(mode=mode, language="en", error=code))
+        for mode in catalog().modes
+        for code in CODES
+    )
+
+
+@dataclass
+class Chat:
+    """What one user's chat received."""
+
+    results: int = 0
+    notices: int = 0
+    first_result: float = math.inf
+
+
+def chats(calls: Sequence[TelegramCall]) -> dict[int, Chat]:
+    """Results and failure notices per chat, from the sends Telegram accepted."""
+    texts = failure_texts()
+    found: dict[int, Chat] = {}
+    for call in calls:
+        if call.status != 200 or call.chat_id is None:
+            continue
+        chat = found.setdefault(call.chat_id, Chat())
+        if call.method in RESULT_METHODS:
+            chat.results += 1
+            chat.first_result = min(chat.first_result, call.t)
+        elif call.method in NOTICE_METHODS and call.text in texts:
+            chat.notices += 1
+    return found
+
+
+def outcome_values(updates: Sequence[Update], found: dict[int, Chat]) -> dict[str, analysis.Value]:
+    """Each user sent one prompt: one result, or one notice saying why, is the only right
+    answer. Lost: neither; duplicated: the result twice or more."""
+    counts: Counter[str] = Counter()
+    for update in updates:
+        chat = found.get(update.user_id, Chat())
+        if chat.results + chat.notices == 0:
+            counts["lost"] += 1
+        elif chat.results >= 2:
+            counts["duplicated"] += 1
+        elif chat.results + chat.notices >= 2:
+            counts["told twice"] += 1
+        elif chat.results:
+            counts["result"] += 1
+        else:
+            counts["notice"] += 1
+    return {
+        "prompts (one per user)": len(updates),
+        "users with one result": counts["result"],
+        "users told why, no result": counts["notice"],
+        "deliveries lost": counts["lost"],
+        "deliveries duplicated": counts["duplicated"],
+        "users told twice otherwise (result and notice, or two notices)": counts["told twice"],
+    }
+
+
+def ledger_values(entries: Sequence[Entry], found: dict[int, Chat]) -> dict[str, analysis.Value]:
+    """Per user: credits reserved = charged + refunded (every job settled), and a charge
+    only where a result reached the chat."""
+    unsettled: set[int] = set()
+    charged: dict[int, int] = Counter()
+    for entry in entries:
+        if not entry.settled:
+            unsettled.add(entry.user_id)
+        charged[entry.user_id] += entry.charged
+    without_result = {
+        user for user, credits in charged.items() if credits and not found.get(user, Chat()).results
+    }
+    failed = Counter(entry.error or "?" for entry in entries if entry.status == "failed")
+    return {
+        "users with a ledger": len(charged),
+        "ledgers unbalanced": len(unsettled | without_result),
+        "of which charged with no result sent": len(without_result),
+        "jobs live at the end": sum(
+            1 for e in entries if e.status in ("queued", "submitted", "completed")
+        ),
+        **{f"jobs failed: {error}": n for error, n in sorted(failed.items())},
+    }
+
+
+def timing_values(
+    posts: Sequence[Post], kills: Sequence[Kill], found: dict[int, Chat]
+) -> dict[str, analysis.Value]:
+    due = {post.update.user_id: post.due for post in posts}
+    end_to_end = [
+        chat.first_result - due[user]
+        for user, chat in found.items()
+        if user in due and chat.results
+    ]
+    last_delivery = max((chat.first_result for chat in found.values() if chat.results), default=0)
+    last_kill = max((kill.at for kill in kills), default=math.nan)
+    return {
+        "kills": ", ".join(f"{kind}×{n}" for kind, n in Counter(k.kind for k in kills).items()),
+        "longest restart s": max((kill.back - kill.at for kill in kills), default=math.nan),
+        "last kill → last delivery s": last_delivery - last_kill if last_delivery else math.nan,
+        "end to end p50 s": percentile(end_to_end, 50),
+        "end to end p99 s": percentile(end_to_end, 99),
+        "end to end max s": max(end_to_end, default=math.nan),
+    }
+
+
+def _unanswered(updates: Sequence[Update], posts: Sequence[Post]) -> int:
+    """Updates Telegram would have given up on: no 2xx after every redelivery."""
+    answered = {p.update.update_id for p in posts if p.status is not None and p.status < 300}
+    return sum(1 for update in updates if update.update_id not in answered)
+
+
+# --- the step -------------------------------------------------------------------------------
+
+
+def run(sizes: Sizes, workdir: Path, env: dict[str, str]) -> Summary:
+    """The chaos step on a deployment of its own (stopped, and its cluster deleted, after)."""
+    strikes = plan(sizes)
+    print(f"  plan: {describe_plan(strikes)}", flush=True)
+    postgres = PrivatePostgres().init().start()
+    try:
+        deployment = deploy(
+            workdir,
+            workers={WORKER: ()},
+            env=env,
+            pg_admin_url=postgres.admin_url,
+            baseline=False,
+        )
+        try:
+            return measure(Chaos(deployment, postgres), sizes, strikes)
+        finally:
+            deployment.stop()
+    finally:
+        postgres.remove()
+
+
+def _description(sizes: Sizes, strikes: Sequence[Strike], users: int) -> str:
+    return (
+        f"{users} users, one prompt each at {sizes.chaos_rate:g}/s for {sizes.chaos_seconds:g} s, "
+        f"fal lognormal median {sizes.chaos_latency:g} s; one `kadr api`, one `kadr worker`, "
+        f"PostgreSQL and append-only Redis; every {sizes.chaos_kill_every:g} s one of them "
+        f"SIGKILLed and started again {sizes.chaos_down:g} s later ({describe_plan(strikes)}); "
+        "Telegram redelivers after 1, 2, 4 … 32 s, fal retries webhooks 10 times from 1 s; "
+        f"audit once settled, at most {sizes.chaos_settle:g} s after the last prompt"
+    )
+
+
+def measure(chaos: Chaos, sizes: Sizes, strikes: Sequence[Strike]) -> Summary:
+    deployment = chaos.deployment
+    with contextlib.closing(deployment.fal()) as fal:
+        fal.configure(**lognormal(sizes.chaos_latency), **FAL_RETRIES)
+    users = int(sizes.chaos_rate * sizes.chaos_seconds)
+    updates = UpdateSource(users).prompts(users)
+    start = time.time()
+    posts, kills = asyncio.run(_load(chaos, updates, sizes, strikes))
+    waited = settle(deployment, start + sizes.chaos_seconds + sizes.chaos_settle)
+    observation = observe(deployment)
+    entries = asyncio.run(_read_ledger(deployment.stack.database_url))
+    found = chats(observation.telegram)
+    summary = Summary("chaos", _description(sizes, strikes, users))
+    summary.values.update(outcome_values(updates, found))
+    summary.values.update(ledger_values(entries, found))
+    summary.values.update(timing_values(posts, kills, found))
+    summary.values.update(analysis.latency_values(posts))
+    summary.values["updates never answered 2xx"] = _unanswered(updates, posts)
+    summary.values["inbox dead letters"] = deployment.dead_letters()
+    summary.values["settle wait s"] = waited
+    summary.notes.extend(f"{kill.at - start:.0f} s: {_told(kill)}" for kill in kills)
+    restarted = [name for _, name in deployment.restarts]
+    if restarted:
+        summary.notes.append(f"exited on their own, restarted: {', '.join(restarted)}")
+    summary.notes.append(f"logs: {deployment.workdir}")
+    window = Window(start, time.time(), {}, {})
+    summary.series = analysis.series(posts, observation, deployment.usage, window, [WORKER])
+    return summary
