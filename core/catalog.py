@@ -61,6 +61,8 @@ class ModelSpec(BaseModel):
     aspect_ratio: AspectMapping | None = None
     #: fal bills this model per image made: a job of several images costs `price` for each.
     per_image: bool = False
+    #: The model has a `seed` input (Kling's have none: Regenerate sends the input unchanged).
+    seed: bool = True
 
     @model_validator(mode="after")
     def _photo_input(self) -> ModelSpec:
@@ -92,7 +94,7 @@ class ModelSpec(BaseModel):
             arguments[self.aspect_ratio.key] = self.aspect_ratio.values[ratio]
         if self.num_images_key and options.get("num_images"):
             arguments[self.num_images_key] = self.images(options)
-        if options.get("seed") is not None:
+        if self.seed and options.get("seed") is not None:
             arguments["seed"] = options["seed"]
         if self.image_key:
             url = options["image_url"]

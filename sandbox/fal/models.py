@@ -1,8 +1,9 @@
 """What each model family does with its input: validate it like fal's apps, then render.
 
-fal's queue accepts any JSON object; the app validates it when it runs, so a bad input ends
-as an ERROR result (422), never as a refused submit. Families are found by substrings of the
-model id: add a row to FAMILIES to teach the stand-in a new kind of model.
+A model's published schema (names, types, enums, required inputs) is checked at submit
+(schemas.py); what only the app can judge (a flagged prompt, an input it cannot download)
+ends the request as an ERROR result (422) when it runs. Families are found by substrings of
+the model id: add a row to FAMILIES to teach the stand-in a new kind of model.
 """
 
 import hashlib

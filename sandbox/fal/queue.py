@@ -23,12 +23,15 @@ from starlette.routing import Route
 from sandbox.fal.calls import Call, Gate, base_url, detail, key_auth
 from sandbox.fal.config import Settings
 from sandbox.fal.models import Family, ModelError, Work, Workshop, family_of
+from sandbox.fal.schemas import input_problems, openapi, retired
 from sandbox.fal.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
 _JOB_LIMIT = 100_000
 _REQUEST_PATH = "/{owner}/{app}/requests/{request_id}"
+#: Where fal publishes an endpoint's queue OpenAPI (on fal.ai; the stand-in is every host).
+_OPENAPI_PATH = "/api/openapi/queue/openapi.json"
 
 
 class State(StrEnum):
@@ -171,6 +174,7 @@ class FalQueue:
                 methods=["PUT"],
             ),
             Route(_REQUEST_PATH, endpoint("result", key_auth)(self._result), methods=["GET"]),
+            Route(_OPENAPI_PATH, endpoint("openapi", None)(self._openapi), methods=["GET"]),
             Route("/{model_id:path}", endpoint("submit", key_auth)(self._submit), methods=["POST"]),
         ]
 
@@ -178,7 +182,7 @@ class FalQueue:
         model_id = call.model_id = request.path_params["model_id"].strip("/")
         family = family_of(model_id)
         segments = model_id.split("/")
-        if len(segments) < 2 or family is None:
+        if len(segments) < 2 or family is None or retired(model_id):
             return detail(404, f"Application '{model_id}' not found")
         raw = await request.body()
         try:
@@ -197,6 +201,8 @@ class FalQueue:
         call.headers = {
             name: value for name, value in request.headers.items() if name.startswith("x-fal-")
         }
+        if problems := input_problems(model_id, arguments):
+            return JSONResponse({"detail": problems}, 422)
         request_id = call.request_id = str(uuid.uuid4())
         job = Job(
             request_id=request_id,
@@ -223,6 +229,14 @@ class FalQueue:
         return JSONResponse(
             {**body, "queue_position": position}, headers={"x-fal-request-id": request_id}
         )
+
+    async def _openapi(self, request: Request, call: Call) -> Response:
+        """fal's published schema of one endpoint, public like fal's (no key)."""
+        model_id = call.model_id = request.query_params.get("endpoint_id", "").strip("/")
+        document = openapi(model_id)
+        if document is None:
+            return detail(404, f"Endpoint '{model_id}' not found")
+        return JSONResponse(document)
 
     def _job(self, request: Request, call: Call) -> Job | None:
         params = request.path_params

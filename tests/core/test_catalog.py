@@ -41,7 +41,7 @@ def test_the_shipped_catalog_offers_every_mode() -> None:
         ),
         ("fal-ai/retoucher", {"image_url": "u", "aspect_ratio": "1:1"}, {"image_url": "u"}),
         (
-            "fal-ai/veo3/fast",
+            "fal-ai/veo3.1/fast",
             {"aspect_ratio": "3:4", "seed": 7},
             {"aspect_ratio": "9:16", "seed": 7, "prompt": "p", "duration": "8s"},
         ),
@@ -101,7 +101,7 @@ def test_mistakes_are_named(tmp_path: Path, edit, message: str) -> None:
         ("fal-ai/flux/schnell", {"num_images": 3}, 3),
         ("fal-ai/flux/dev", {"num_images": 9}, 12),  # capped at 4 images, as fal is asked
         ("fal-ai/retoucher", {"num_images": 3}, 2),  # one result whatever the option
-        ("fal-ai/veo3/fast", {"num_images": 2}, 60),
+        ("fal-ai/veo3.1/fast", {"num_images": 2}, 60),
     ],
 )
 def test_a_job_costs_the_price_per_image_where_fal_bills_per_image(

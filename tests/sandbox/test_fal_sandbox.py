@@ -225,13 +225,50 @@ async def test_submit_body_must_be_a_json_object(client: httpx.AsyncClient) -> N
         assert response.json()["detail"][0]["loc"][0] == "body"
 
 
-async def test_invalid_input_fails_the_request_not_the_submit(client: httpx.AsyncClient) -> None:
-    submission = await submit(client, "fal-ai/flux/schnell", {"num_images": 9})
-    status = await completed(client, submission["status_url"])
-    assert status["error_type"] == "missing"
-    result = await client.get(submission["response_url"])
-    assert result.status_code == 422
-    assert result.json()["detail"][0]["loc"] == ["body", "prompt"]
+async def test_input_outside_the_models_schema_is_refused_at_submit(
+    client: httpx.AsyncClient,
+) -> None:
+    refused = await client.post(
+        "/fal-ai/codeformer",
+        json={"upscaling": 2, "fidelity": "high", "image_url": "https://x/a.png", "seed": True},
+    )
+    assert refused.status_code == 422
+    assert [(d["type"], d["loc"][1]) for d in refused.json()["detail"]] == [
+        ("extra_forbidden", "upscaling"),
+        ("float_type", "fidelity"),
+        ("int_type", "seed"),
+    ]
+    wrong_enum = await client.post(
+        "/fal-ai/flux-pro/v1.1", json={"prompt": "a", "safety_tolerance": 2, "output_format": "gif"}
+    )
+    assert [d["msg"] for d in wrong_enum.json()["detail"]] == [
+        "Input should be a valid string",
+        "Input should be 'jpeg' or 'png'",
+    ]
+    missing = await client.post("/fal-ai/flux/schnell", json={"num_images": 2})
+    assert missing.json()["detail"][0]["loc"] == ["body", "prompt"]
+    assert await calls(client, kind="download") == []
+
+
+async def test_each_known_models_schema_is_published(client: httpx.AsyncClient) -> None:
+    published = await client.get(
+        "/api/openapi/queue/openapi.json",
+        params={"endpoint_id": "fal-ai/codeformer"},
+        headers={"Authorization": ""},
+    )
+    assert published.status_code == 200
+    document = published.json()
+    body = document["paths"]["/fal-ai/codeformer"]["post"]["requestBody"]
+    reference = body["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][reference.rsplit("/", 1)[1]]
+    assert "upscale_factor" in schema["properties"] and "upscaling" not in schema["properties"]
+    assert schema["required"] == ["image_url"]
+    unknown = await client.get(
+        "/api/openapi/queue/openapi.json", params={"endpoint_id": "fal-ai/veo3/fast"}
+    )
+    assert unknown.status_code == 404
+    retired = await client.post("/fal-ai/veo3/fast", json={"prompt": "waves"})
+    assert retired.status_code == 404
 
 
 async def test_content_policy_marker_ends_in_error(
@@ -394,7 +431,7 @@ def mp4_boxes(data: bytes) -> list[bytes]:
 async def test_video_is_an_mp4(client: httpx.AsyncClient) -> None:
     source = await upload(client, png((320, 240)), "image/png", "still.png")
     text = await submit(
-        client, "fal-ai/veo3/fast", {"prompt": "waves", "duration": "2s", "aspect_ratio": "9:16"}
+        client, "fal-ai/veo3.1/fast", {"prompt": "waves", "duration": "4s", "aspect_ratio": "9:16"}
     )
     image = await submit(
         client,
@@ -411,10 +448,13 @@ async def test_video_is_an_mp4(client: httpx.AsyncClient) -> None:
 
 
 async def test_image_to_video_needs_an_image(client: httpx.AsyncClient) -> None:
-    submission = await submit(
-        client, "fal-ai/kling-video/v2.1/standard/image-to-video", {"prompt": "go"}
+    refused = await client.post(
+        "/fal-ai/kling-video/v2.1/standard/image-to-video", json={"prompt": "go"}
     )
-    assert (await completed(client, submission["status_url"]))["error_type"] == "missing"
+    assert refused.status_code == 422
+    assert [(d["type"], d["loc"]) for d in refused.json()["detail"]] == [
+        ("missing", ["body", "image_url"])
+    ]
 
 
 async def test_faults_answer_the_next_matching_calls(client: httpx.AsyncClient) -> None:
@@ -532,9 +572,9 @@ async def test_start_timeout_header_is_recorded_and_enforced(client: httpx.Async
 async def test_config_merges_and_validates(client: httpx.AsyncClient) -> None:
     merged = await client.post(
         "/_sandbox/config",
-        json={"latency": {"fal-ai/veo3/fast": 2.0}, "distribution": "lognormal", "sigma": 0.3},
+        json={"latency": {"fal-ai/veo3.1/fast": 2.0}, "distribution": "lognormal", "sigma": 0.3},
     )
-    assert merged.json()["latency"] == {"default": 0.05, "fal-ai/veo3/fast": 2.0}
+    assert merged.json()["latency"] == {"default": 0.05, "fal-ai/veo3.1/fast": 2.0}
     assert (await client.get("/_sandbox/config")).json()["distribution"] == "lognormal"
     assert (
         await client.post("/_sandbox/config", json={"distribution": "uniform"})
