@@ -231,7 +231,9 @@ class Entry:
 
     @property
     def charged(self) -> int:
-        return self.reserved - self.refunded
+        """What the job cost its user: a delivered job's credits (a live job's are held, a
+        failed or cancelled one's given back)."""
+        return self.reserved - self.refunded if self.status == "delivered" else 0
 
     @property
     def settled(self) -> bool:
