@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -65,6 +66,11 @@ class FalFinalError(FalError):
     ) -> None:
         super().__init__(message, status=status)
         self.error_type = error_type
+
+
+class FalModelNotFound(FalFinalError):
+    """fal answered a submit 404: it has no such model (retired, renamed, or mistyped in the
+    catalog). Every job of that model fails the same way until the catalog changes."""
 
 
 class InvalidFalWebhook(ValueError):
@@ -217,13 +223,20 @@ class FalClient:
         webhook_url: str,
     ) -> FalSubmission:
         """Not idempotent (fal has no key for it): put the job id into webhook_url."""
-        data = await self._json(
-            f"submit {model_id}",
-            "POST",
-            f"{self._queue_url}/{model_id.strip('/')}",
-            params={"fal_webhook": webhook_url},
-            json=arguments,
-        )
+        try:
+            data = await self._json(
+                f"submit {model_id}",
+                "POST",
+                f"{self._queue_url}/{model_id.strip('/')}",
+                params={"fal_webhook": webhook_url},
+                json=arguments,
+            )
+        except FalFinalError as exc:
+            if exc.status != HTTPStatus.NOT_FOUND:
+                raise
+            raise FalModelNotFound(
+                exc.message, status=exc.status, error_type=exc.error_type
+            ) from None
         try:
             return FalSubmission(
                 request_id=str(data["request_id"]),
@@ -391,7 +404,8 @@ class FalClient:
         )
         if _is_retryable(response, payload):
             return FalRetryableError(message, status=response.status_code)
-        error_type = error_type_of(payload)
+        # fal names the kind of error in a header; the body's detail carries it for model errors.
+        error_type = response.headers.get("x-fal-error-type") or error_type_of(payload)
         return FalFinalError(
             message, status=response.status_code, error_type=error_type and self._scrub(error_type)
         )

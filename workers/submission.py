@@ -24,6 +24,7 @@ from core.fal_binding import job_webhook_url
 from core.fal_client import (
     FalError,
     FalFinalError,
+    FalModelNotFound,
     FalOutcomeUnknown,
     FalSubmission,
 )
@@ -79,6 +80,10 @@ async def submit_job(services: Services, job_id: str, *, attempt: int) -> None:
 async def _fal_refused(services: Services, job: Job, exc: FalError, *, attempt: int) -> None:
     """fal (or the way to it) certainly did not take the request: try later, within the
     job's deadline, or give up."""
+    if isinstance(exc, FalModelNotFound):
+        FAL_CALLS.labels("submit", "not_found").inc()
+        await fail_job(services, job, "model_unavailable", str(exc))
+        return
     if isinstance(exc, FalFinalError):
         FAL_CALLS.labels("submit", "final_error").inc()
         await fail_job(services, job, exc.error_type or "fal_rejected", str(exc))

@@ -89,6 +89,8 @@ class Fault(BaseModel):
     status: int | None = Field(default=503, ge=100, le=599)
     """None: only delay, then answer normally."""
     body: Any = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Sent with the fault's answer (e.g. fal's `X-Fal-Error-Type`)."""
     delay: float = Field(default=0.0, ge=0)
     after_handling: bool = False
     """The request is handled first (a submit is queued: fal took it), then its answer is
@@ -181,7 +183,7 @@ class Gate:
         await asyncio.sleep(fault.delay)
         if fault.status is not None:
             body = fault.body if fault.body is not None else {"detail": _phrase(fault.status)}
-            return JSONResponse(body, status_code=fault.status)
+            return JSONResponse(body, status_code=fault.status, headers=fault.headers)
         return answer or await self._handle(request, call, handler)
 
     async def _handle(self, request: Request, call: Call, handler: Handler) -> Response:

@@ -323,8 +323,13 @@ class FalQueue:
         try:
             job.output = await job.family.run(self._workshop, work)
         except ModelError as exc:
+            error_type = exc.item["type"]
             job.failure = Failure(
-                422, {"detail": [exc.item]}, "Invalid status code: 422", exc.item["type"]
+                422,
+                {"detail": [exc.item]},
+                "Invalid status code: 422",
+                error_type,
+                {"X-Fal-Error-Type": error_type},
             )
         except Exception:
             log.exception("sandbox fal: %s failed", job.model_id)
@@ -345,7 +350,7 @@ class FalQueue:
             {"detail": "Request timed out before it started", "error_type": "request_timeout"},
             "Invalid status code: 504",
             "request_timeout",
-            {"X-Fal-Request-Timeout-Type": "user"},
+            {"X-Fal-Request-Timeout-Type": "user", "X-Fal-Error-Type": "request_timeout"},
         )
         self._release(job, State.COMPLETED)
         self._background(self._notify(job))

@@ -13,6 +13,7 @@ import pytest
 from core.fal_client import (
     FalClient,
     FalFinalError,
+    FalModelNotFound,
     FalRetryableError,
     FalSubmission,
     InvalidFalWebhook,
@@ -217,6 +218,29 @@ async def test_refusals_are_final_with_fal_error_type(client: FalClient, control
     with pytest.raises(FalFinalError) as final:
         await client.status(f"{control.base}/fal-ai/flux/requests/x/status")
     assert final.value.error_type == "odd"
+
+
+async def test_the_error_type_header_names_the_error(client: FalClient, control: Control) -> None:
+    """fal names an error's kind in `X-Fal-Error-Type`, also where the body does not."""
+    await control.post(
+        "/faults",
+        {
+            "on": "result",
+            "status": 400,
+            "body": {"detail": "Unsupported image format"},
+            "headers": {"X-Fal-Error-Type": "image_load_error"},
+        },
+    )
+    with pytest.raises(FalFinalError) as caught:
+        await client.result(f"{control.base}/fal-ai/flux/requests/x")
+    assert (caught.value.status, caught.value.error_type) == (400, "image_load_error")
+
+
+async def test_a_model_fal_does_not_have_is_not_found(client: FalClient) -> None:
+    with pytest.raises(FalModelNotFound) as caught:
+        await client.submit("fal-ai/veo3/fast", {"prompt": "x"}, webhook_url=HOOK)
+    assert caught.value.status == 404
+    assert "fal-ai/veo3/fast" in caught.value.message
 
 
 async def test_a_missing_key_is_final(fal: str, http: httpx.AsyncClient, control: Control) -> None:

@@ -11,10 +11,14 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
-from core import lifecycle
+from core import credits, lifecycle
+from core.catalog import catalog
 from core.queue import queue_of
 from core.retry import RetryLater
+from core.users import touch_user
+from tests.builders import a_job
 from tests.workers.harness import (
     Worker,
     after_accepting,
@@ -144,3 +148,34 @@ async def test_a_submit_that_left_no_trace_fails_at_its_deadline_with_one_notice
     assert (stored.status, stored.error) == ("failed", "timeout")
     assert [chat for chat, _ in worker.sender.notices] == [job.chat_id]
     assert worker.fal.accepted == ["req-0"]
+
+
+def not_found_submits() -> float:
+    labels = {"op": "submit", "outcome": "not_found"}
+    return REGISTRY.get_sample_value("kadr_fal_calls_total", labels) or 0.0
+
+
+async def test_a_model_fal_does_not_have_fails_its_job_at_once_and_refunds_it(
+    worker: Worker,
+) -> None:
+    """A retired or mistyped model: fal answers the submit 404, the job fails on that first
+    try (no retries that could not help), the user is told why and gets the credits back."""
+    async with worker.sessions() as session:
+        await touch_user(session, user_id=7, username=None, first_name=None, language_code="en")
+    job = a_job(7, model=catalog().find("fal-ai/flux/dev"))
+    assert await lifecycle.accept(worker.sessions, job, price=3, free_per_day=10)
+    before = not_found_submits()
+    worker.fal.next.append(
+        answering(httpx.Response(404, json={"detail": "Application 'flux/dev' not found"}))
+    )
+    await submit(worker, job.id)
+    await deliver_job(worker.services, job.id, attempt=1)
+
+    stored = await worker.reload(job)
+    assert (stored.status, stored.error) == ("failed", "model_unavailable")
+    [(chat, notice)] = worker.sender.notices
+    assert chat == job.chat_id and notice.startswith("🛠 This model is not available")
+    async with worker.sessions() as session:
+        assert (await credits.balance_of(session, 7)).total == 10
+    assert worker.fal.accepted == []
+    assert not_found_submits() == before + 1
