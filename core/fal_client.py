@@ -91,12 +91,18 @@ class FalSubmission:
 @dataclass(frozen=True, slots=True)
 class FalStatus:
     status: str
-    """IN_QUEUE, IN_PROGRESS or COMPLETED; a failed request is COMPLETED too, and its result
-    raises FalFinalError with fal's error type."""
+    """IN_QUEUE, IN_PROGRESS or COMPLETED; a failed request is COMPLETED too, with `error`
+    or `error_type` set (and its result raises FalFinalError)."""
+    error: str | None = None
+    error_type: str | None = None
 
     @property
     def completed(self) -> bool:
         return self.status == "COMPLETED"
+
+    @property
+    def failed(self) -> bool:
+        return self.completed and bool(self.error or self.error_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +263,11 @@ class FalClient:
         )
         if not isinstance(data.get("status"), str):
             raise FalRetryableError("fal status: answer has no status")
-        return FalStatus(status=data["status"])
+        return FalStatus(
+            status=data["status"],
+            error=_text_or_none(data.get("error")),
+            error_type=_text_or_none(data.get("error_type")),
+        )
 
     async def result(
         self, response_url: str, *, http_timeout: float | None = None

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
 from core import broadcasts, lifecycle
-from core.fal_client import FalError, FalFinalError, FalWebhook
+from core.fal_client import FalError, FalFinalError, FalRetryableError, FalWebhook
 from core.fal_results import record_fal_result
 from core.jobs import jobs_to_sweep
 from core.metrics import FAL_CALLS
@@ -127,15 +127,19 @@ async def _within_budget(calls: Iterable[Callable[[], Awaitable[bool]]]) -> list
 
 
 async def _ask_once(services: Services, job: Job, now: datetime) -> bool:
-    """One status request; a finished request's result is recorded as if the webhook came.
-    True when the job is past its deadline and fal has not finished it."""
+    """One status request; a finished request's result (or error) is recorded as if the
+    webhook came. True when the job is past its deadline and fal has not finished it."""
     fal = services.fal
     try:
         status = await fal.status(job.fal_status_url or "", http_timeout=FAL_CHECK_TIMEOUT)
         FAL_CALLS.labels("status", "ok").inc()
+        if status.failed:
+            await _record(
+                services, job, "ERROR", None, error_type=status.error_type, error=status.error
+            )
+            return False
         if status.completed:
-            result = await fal.result(job.fal_response_url or "", http_timeout=FAL_CHECK_TIMEOUT)
-            await _record(services, job, "OK", result)
+            await _record(services, job, "OK", await _result_or_none(services, job))
             return False
     except FalFinalError as exc:
         FAL_CALLS.labels("status", "final_error").inc()
@@ -148,6 +152,16 @@ async def _ask_once(services: Services, job: Job, now: datetime) -> bool:
         return True
     await lifecycle.record(services.resources.sessions, job, check_at=job.deadline_at)
     return False
+
+
+async def _result_or_none(services: Services, job: Job) -> object:
+    """fal says the request completed, so it is never failed for time: a result fal cannot
+    hand over now (a 5xx) is recorded as to come, and the deliver task fetches it, retrying."""
+    try:
+        return await services.fal.result(job.fal_response_url or "", http_timeout=FAL_CHECK_TIMEOUT)
+    except FalRetryableError as exc:
+        log.info("fal finished job %s; its result comes with the delivery (%s)", job.id, exc)
+        return None
 
 
 async def _record(

@@ -37,6 +37,10 @@ class FakeFal:
     cancelled: list[str] = field(default_factory=list)
     next: list[Behaviour] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
+    status_errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    """What a COMPLETED status carries for a request that failed (`error`, `error_type`)."""
+    results_unavailable: int = 0
+    """How many result requests fal answers 503 before it hands the result over."""
     status_delay: float = 0.0
     """Seconds fal takes to answer a status request."""
     status_peak: int = 0
@@ -59,8 +63,12 @@ class FakeFal:
                 self._status_in_flight -= 1
             request_id = request.url.path.split("/")[-2]
             status = self.statuses.get(request_id, "IN_QUEUE")
-            return httpx.Response(200 if status == "COMPLETED" else 202, json={"status": status})
+            body = {"status": status, **self.status_errors.get(request_id, {})}
+            return httpx.Response(200 if status == "COMPLETED" else 202, json=body)
         if request.method == "GET" and "/requests/" in request.url.path:
+            if self.results_unavailable:
+                self.results_unavailable -= 1
+                return httpx.Response(503, json={"detail": "Service Unavailable"})
             return httpx.Response(200, json={"images": [{"url": f"{FAL}/files/out.png"}]})
         if self.next:
             return await self.next.pop(0)(self, request)

@@ -14,6 +14,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import SendPhoto
 from sqlalchemy import insert, update
 
+from bot.job_face import failure_text
 from core.models import Job, JobStatus, new_job_id, utcnow
 from core.retry import RetryLater
 from core.url_guard import RefusedURL
@@ -196,6 +197,39 @@ async def test_a_slow_fal_does_not_stretch_a_sweep_and_dead_jobs_fail_in_bulk(
     for job_id in dead:
         assert await status_of(worker, job_id) == ("failed", "timeout")
         assert await enqueued(worker, "deliver", job_id)
+
+
+async def test_a_completed_status_carrying_an_error_ends_the_job_with_that_error(
+    worker: Worker,
+) -> None:
+    [job_id] = await submitted_jobs(worker, 1, deadline_at=utcnow() + timedelta(minutes=1))
+    worker.fal.statuses[job_id] = "COMPLETED"
+    worker.fal.status_errors[job_id] = {
+        "error": "The content could not be processed",
+        "error_type": "content_policy_violation",
+    }
+    await sweep(worker.services)
+    assert await status_of(worker, job_id) == ("failed", "content_policy_violation")
+    await deliver_job(worker.services, job_id, attempt=1)
+    [(chat, text)] = worker.sender.notices
+    assert chat == USER and text == failure_text(await worker.reload(Job(id=job_id)))
+    assert "policy" in text.lower() or "content" in text.lower(), text
+
+
+async def test_a_completed_job_whose_result_fal_cannot_hand_over_is_delivered_not_timed_out(
+    worker: Worker,
+) -> None:
+    """Past its deadline, fal says COMPLETED but its result answers 503 for a while."""
+    [job_id] = await submitted_jobs(worker, 1, deadline_at=utcnow() - timedelta(seconds=1))
+    worker.fal.statuses[job_id] = "COMPLETED"
+    worker.fal.results_unavailable = 2
+    await sweep(worker.services)
+    assert await status_of(worker, job_id) == ("completed", None)
+    with pytest.raises(RetryLater):
+        await deliver_job(worker.services, job_id, attempt=1)
+    await deliver_job(worker.services, job_id, attempt=2)
+    assert await status_of(worker, job_id) == ("delivered", None)
+    assert worker.sender.results == [USER]
 
 
 async def test_a_late_job_that_fal_finished_is_recorded_as_if_its_webhook_came(
