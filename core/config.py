@@ -53,6 +53,9 @@ class Config(BaseSettings):
     FAL_QUEUE_URL: str = "https://queue.fal.run"
     FAL_REST_URL: str = "https://rest.fal.ai"
     FAL_JWKS_URL: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    #: Where fal publishes each model's queue OpenAPI (`?endpoint_id=<model>`), read by
+    #: `kadr check` only.
+    FAL_OPENAPI_URL: str = "https://fal.ai/api/openapi/queue/openapi.json"
     REDIS_URL: str = "redis://localhost:6379/0"
     DATABASE_URL: str = "sqlite+aiosqlite:///./data/kadr.db"
     ADMIN_IDS: str = ""
@@ -84,7 +87,9 @@ class Config(BaseSettings):
             raise ValueError("must be 16-256 characters of A-Z a-z 0-9 _ -")
         return value
 
-    @field_validator("PUBLIC_URL", "TELEGRAM_API_URL", "FAL_QUEUE_URL", "FAL_REST_URL")
+    @field_validator(
+        "PUBLIC_URL", "TELEGRAM_API_URL", "FAL_QUEUE_URL", "FAL_REST_URL", "FAL_OPENAPI_URL"
+    )
     @classmethod
     def _http_url(cls, value: str) -> str:
         if value and not re.match(r"^https?://[^\s/]+", value):

@@ -1,6 +1,7 @@
 """`kadr check`: everything the processes depend on, tried once, one line each, before an
 operator finds out from a user. Each check is bounded in time and reports the reason it
-failed with the configured secrets masked."""
+failed with the configured secrets masked; one that could not be made at all (fal's public
+schemas out of reach) says so and fails nothing."""
 
 from __future__ import annotations
 
@@ -11,12 +12,20 @@ from dataclasses import dataclass
 import httpx
 
 from bot.webhook import used_update_types
+from core.catalog import catalog
 from core.config import Config, ConfigError, load_config
 from core.db import check_schema
 from core.fal_client import FalClient
 from core.resources import create_bot, create_redis
+from kadr.fal_inputs import FalUnreachable, catalog_mismatches
 
 TIMEOUT = 10.0
+#: Seconds for one of fal's schemas: a network that drops packets is told in time.
+SCHEMA_TIMEOUT = 5.0
+
+
+class Skipped(Exception):
+    """The check could not be made; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -24,8 +33,12 @@ class Outcome:
     name: str
     problem: str | None
     """None when the check passed; otherwise what is wrong, safe to print."""
+    skipped: str | None = None
+    """Why the check could not be made, when it could not."""
 
     def line(self) -> str:
+        if self.skipped is not None:
+            return f"skip {self.name}: {self.skipped}"
         return f"{'ok  ' if self.problem is None else 'FAIL'} {self.name}: {self.problem or 'ok'}"
 
 
@@ -77,12 +90,26 @@ async def _fal(config: Config) -> None:
         await fal.verify_key()
 
 
+async def _fal_inputs(config: Config) -> None:
+    async with httpx.AsyncClient(timeout=SCHEMA_TIMEOUT) as http:
+        try:
+            problems = await catalog_mismatches(http, config.FAL_OPENAPI_URL, catalog())
+        except FalUnreachable as exc:
+            raise Skipped(
+                f"could not reach fal's published schemas ({exc}): the catalog was not "
+                "compared with them"
+            ) from None
+    if problems:
+        raise RuntimeError("; ".join(problems))
+
+
 CHECKS: dict[str, Callable[[Config], Awaitable[None]]] = {
     "worker configuration": _worker_configuration,
     "database at the code's migration": _database,
     "redis": _redis,
     "telegram token and webhook": _telegram,
     "fal key": _fal,
+    "catalog inputs in fal's schemas": _fal_inputs,
 }
 
 
@@ -92,15 +119,18 @@ def _masked(text: str, config: Config) -> str:
     return text
 
 
-async def _run(name: str, check: Callable[[Config], Awaitable[None]], config: Config) -> Outcome:
+async def run_check(name: str, config: Config) -> Outcome:
+    """One of CHECKS, bounded in time, its failure told in words safe to print."""
     try:
-        await asyncio.wait_for(check(config), TIMEOUT)
+        await asyncio.wait_for(CHECKS[name](config), TIMEOUT)
     except TimeoutError:
         return Outcome(name, f"no answer within {TIMEOUT:g} s")
+    except Skipped as exc:
+        return Outcome(name, None, skipped=_masked(str(exc), config))
     except Exception as exc:
         return Outcome(name, _masked(str(exc) or type(exc).__name__, config))
     return Outcome(name, None)
 
 
 async def run_checks(config: Config) -> list[Outcome]:
-    return list(await asyncio.gather(*(_run(n, c, config) for n, c in CHECKS.items())))
+    return list(await asyncio.gather(*(run_check(name, config) for name in CHECKS)))

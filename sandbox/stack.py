@@ -132,6 +132,7 @@ class Stack:
             FAL_QUEUE_URL=self.fal_url,
             FAL_REST_URL=self.fal_url,
             FAL_JWKS_URL=f"{self.fal_url}/.well-known/jwks.json",
+            FAL_OPENAPI_URL=f"{self.fal_url}/api/openapi/queue/openapi.json",
             REDIS_URL=self.redis_url,
             DATABASE_URL=self.database_url,
             PYTHONUNBUFFERED="1",

@@ -23,7 +23,7 @@ def test_a_healthy_deployment_passes_every_check(stack: Stack) -> None:
     checked = kadr_check(stack)
     lines = checked.stdout.splitlines()
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert len(lines) == 5 and all(line.startswith("ok ") for line in lines)
+    assert len(lines) == 6 and all(line.startswith("ok ") for line in lines)
 
 
 def test_what_is_broken_is_named_and_no_secret_is_shown(stack: Stack) -> None:
