@@ -1,4 +1,12 @@
-"""Files a bot sends: a multipart upload, a file_id seen before, or a URL Telegram downloads."""
+"""Files a bot sends: a multipart upload, a file_id seen before, or a URL Telegram downloads.
+
+The Bot API's limits (its "Sending files" section and sendPhoto): a photo is at most 10 MB
+uploaded and 5 MB by URL, its width + height at most 10,000 and its side ratio at most 20
+(`PHOTO_INVALID_DIMENSIONS`; an upload over 10 MB is `PHOTO_SAVE_FILE_INVALID`, as Telegram's
+photo storage answers); other files at most 50 MB uploaded, 20 MB by URL; "in sendDocument,
+sending by URL will currently only work for GIF, PDF and ZIP files". A thumbnail is a JPEG
+under 200 kB, at most 320 a side, uploaded with its file.
+"""
 
 from pathlib import PurePosixPath
 from typing import Any
@@ -7,7 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .errors import bad_request, entity_too_large
-from .files import CHUNK, FileStore, StoredFile, image_size
+from .files import CHUNK, FileStore, StoredFile, image_size, photo_size
 from .params import MB, Upload
 from .state import Sandbox
 
@@ -18,6 +26,10 @@ FILE_UPLOAD_LIMIT = 50 * MB
 MAX_PHOTO_SIDES_SUM = 10_000
 MAX_PHOTO_RATIO = 20
 WRONG_FILE = "wrong file identifier/HTTP URL specified"
+WRONG_CONTENT = "wrong type of the web page content"
+DOCUMENT_URL_TYPES = frozenset({"image/gif", "application/pdf", "application/zip"})
+THUMBNAIL_BYTES = 200 * 1024
+THUMBNAIL_MAX_SIDE = 320
 
 
 async def input_file(
@@ -27,8 +39,9 @@ async def input_file(
     that may carry the file directly, as curl users send it."""
     upload = _upload(uploads, value, field)
     if upload is not None:
-        limit = PHOTO_UPLOAD_LIMIT if kind == "photo" else FILE_UPLOAD_LIMIT
-        if len(upload.data) > limit:
+        if kind == "photo" and len(upload.data) > PHOTO_UPLOAD_LIMIT:
+            raise bad_request("PHOTO_SAVE_FILE_INVALID")
+        if len(upload.data) > FILE_UPLOAD_LIMIT:
             raise entity_too_large()
         return store_bytes(sandbox.files, kind, upload.data, upload.content_type, upload.filename)
     if not isinstance(value, str) or not value:
@@ -79,8 +92,23 @@ async def _from_url(sandbox: Sandbox, kind: str, url: str) -> StoredFile:
     limit = PHOTO_URL_LIMIT if kind == "photo" else FILE_URL_LIMIT
     data, content_type = await fetch(sandbox.http, url, limit)
     if kind == "photo" and content_type == "text/html":
-        raise bad_request("wrong type of the web page content")
+        raise bad_request(WRONG_CONTENT)
+    if kind == "document" and content_type not in DOCUMENT_URL_TYPES:
+        raise bad_request(WRONG_CONTENT)
     return store_bytes(sandbox.files, kind, data, content_type, file_name)
+
+
+def thumbnail(sandbox: Sandbox, uploads: dict[str, Upload], value: Any) -> dict[str, Any] | None:
+    """The PhotoSize of a file's thumbnail, when one came as Telegram takes it (uploaded with
+    the file, a JPEG within its limits); any other is ignored, as Telegram may ignore it."""
+    upload = _upload(uploads, value, "thumbnail") if value is not None else None
+    if upload is None or len(upload.data) >= THUMBNAIL_BYTES:
+        return None
+    size = image_size(upload.data, "JPEG")
+    if size is None or max(size) > THUMBNAIL_MAX_SIDE:
+        return None
+    width, height = size
+    return photo_size(sandbox.files.add("photo", data=upload.data, width=width, height=height))
 
 
 async def fetch(http: aiohttp.ClientSession, url: str, limit: int) -> tuple[bytes, str]:

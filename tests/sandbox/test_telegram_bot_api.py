@@ -9,7 +9,6 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import (
     TelegramBadRequest,
-    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramRetryAfter,
 )
@@ -47,6 +46,21 @@ async def serve_html(request: Request) -> Response:
     return Response("<html>not a picture</html>", media_type="text/html")
 
 
+async def serve_wide_png(request: Request) -> Response:
+    return Response(png(9000, 1200), media_type="image/png")
+
+
+async def serve_heavy_bmp(request: Request) -> Response:
+    """Over the 5 MB Telegram fetches for a photo by URL."""
+    out = io.BytesIO()
+    Image.new("RGB", (1400, 1400), "olive").save(out, "BMP")
+    return Response(out.getvalue(), media_type="image/bmp")
+
+
+async def serve_pdf(request: Request) -> Response:
+    return Response(b"%PDF-1.4\n%%EOF\n", media_type="application/pdf")
+
+
 @pytest.fixture
 async def telegram() -> AsyncIterator[StandIn]:
     async with telegram_stand_in() as stand_in:
@@ -56,7 +70,15 @@ async def telegram() -> AsyncIterator[StandIn]:
 @pytest.fixture
 async def images() -> AsyncIterator[str]:
     """A stand-in for fal's CDN: where result pictures live."""
-    app = Starlette(routes=[Route("/cat.png", serve_png), Route("/page.html", serve_html)])
+    app = Starlette(
+        routes=[
+            Route("/cat.png", serve_png),
+            Route("/page.html", serve_html),
+            Route("/wide.png", serve_wide_png),
+            Route("/heavy.bmp", serve_heavy_bmp),
+            Route("/paper.pdf", serve_pdf),
+        ]
+    )
     async with serve(app) as url:
         yield url
 
@@ -262,7 +284,7 @@ async def test_html_that_telegram_cannot_parse_is_refused(bot: Bot) -> None:
 
 async def test_size_limits_of_uploads_and_downloads(bot: Bot) -> None:
     big = b"\0" * (20 * 1024 * 1024 + 1)
-    with pytest.raises(TelegramEntityTooLarge):
+    with pytest.raises(TelegramBadRequest, match="PHOTO_SAVE_FILE_INVALID"):
         await bot.send_photo(CHAT, BufferedInputFile(big[: 10 * 1024 * 1024 + 1], "huge.png"))
 
     document = await bot.send_document(CHAT, BufferedInputFile(big, "video.bin"))
@@ -270,6 +292,51 @@ async def test_size_limits_of_uploads_and_downloads(bot: Bot) -> None:
     assert document.document is not None and document.document.file_size == len(big)
     with pytest.raises(TelegramBadRequest, match="file is too big"):
         await bot.get_file(document.document.file_id)
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(7000, 3001), (4200, 200)], ids=["sides over 10,000", "ratio over 20"]
+)
+async def test_a_photo_telegram_cannot_show_is_refused_as_a_photo_but_not_as_a_file(
+    bot: Bot, width: int, height: int
+) -> None:
+    picture = png(width, height)
+    with pytest.raises(TelegramBadRequest, match="PHOTO_INVALID_DIMENSIONS"):
+        await bot.send_photo(CHAT, BufferedInputFile(picture, "wide.png"))
+    document = await bot.send_document(CHAT, BufferedInputFile(picture, "wide.png"))
+    assert document.document is not None and document.document.file_size == len(picture)
+
+
+async def test_photo_urls_are_checked_like_uploads(bot: Bot, images: str) -> None:
+    with pytest.raises(TelegramBadRequest, match="PHOTO_INVALID_DIMENSIONS"):
+        await bot.send_photo(CHAT, f"{images}/wide.png")
+    with pytest.raises(TelegramBadRequest, match="failed to get HTTP URL content"):
+        await bot.send_photo(CHAT, f"{images}/heavy.bmp")
+
+
+async def test_documents_by_url_are_gif_pdf_or_zip_only(bot: Bot, images: str) -> None:
+    with pytest.raises(TelegramBadRequest, match="wrong type of the web page content"):
+        await bot.send_document(CHAT, f"{images}/cat.png")
+    document = await bot.send_document(CHAT, f"{images}/paper.pdf")
+    assert document.document is not None and document.document.mime_type == "application/pdf"
+
+
+async def test_a_document_shows_the_thumbnail_sent_with_it(bot: Bot) -> None:
+    preview = io.BytesIO()
+    Image.new("RGB", (320, 240), "navy").save(preview, "JPEG")
+    sent = await bot.send_document(
+        CHAT,
+        BufferedInputFile(png(6000, 4500), "big.png"),
+        thumbnail=BufferedInputFile(preview.getvalue(), "preview.jpg"),
+    )
+    unshown = await bot.send_document(
+        CHAT,
+        BufferedInputFile(png(64, 48), "small.png"),
+        thumbnail=BufferedInputFile(png(400, 300), "preview.png"),
+    )
+    assert sent.document is not None and sent.document.thumbnail is not None
+    assert (sent.document.thumbnail.width, sent.document.thumbnail.height) == (320, 240)
+    assert unshown.document is not None and unshown.document.thumbnail is None
 
 
 async def test_without_fetching_urls_are_trusted_and_downloads_relay_them(images: str) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import bad_request
 from ..files import message_media
-from ..inputs import input_file
+from ..inputs import input_file, thumbnail
 from .content import MEDIA_KEYS, caption_content, inline_markup
 from .messages import apply_edit, editable
 from .registry import Call, Handler, bot_method
@@ -29,6 +29,9 @@ def _sender(kind: str) -> Handler:
         markup = inline_markup(call.get("reply_markup"))
         stored = await input_file(call.sandbox, call.uploads, kind, call.get(kind), kind)
         media = message_media(call.sandbox.files, stored, call.params)
+        preview = thumbnail(call.sandbox, call.uploads, call.get("thumbnail"))
+        if preview is not None and kind != "photo":
+            media[kind]["thumbnail"] = preview
         return chat.post(call.bot, {**media, **caption, "reply_markup": markup})
 
     return send
