@@ -63,6 +63,10 @@ class ModelSpec(BaseModel):
     per_image: bool = False
     #: The model has a `seed` input (Kling's have none: Regenerate sends the input unchanged).
     seed: bool = True
+    #: The longest side of the photo the model is given; a larger one is scaled down first.
+    #: An upscaler's output is its input times its factor, and must stay a picture Telegram
+    #: takes (width + height at most 10,000): 2500 for a factor of 2.
+    max_input_side: int | None = Field(None, ge=64, le=MAX_INPUT_SIDE)
 
     @model_validator(mode="after")
     def _photo_input(self) -> ModelSpec:

@@ -4,7 +4,8 @@ fal keeps request inputs and Telegram's download URL embeds the bot token, so fa
 see that URL: the bytes go Telegram → temp file → fal's CDN in fixed-size chunks, and the model
 gets fal's own URL. `precheck` runs in the webhook handler on the message's metadata, so most
 bad photos are refused before a job (and a charge) exists; `photo_to_fal` runs in the worker and
-checks the bytes themselves, because metadata is the sender's word, not the file's.
+checks the bytes themselves, because metadata is the sender's word, not the file's. A photo
+larger than its model takes (the upscalers' cap) is scaled down on the way.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.fal_client import FalClient
 from core.files import FileTooLarge, downloaded, read_chunks
@@ -53,6 +54,8 @@ FORMATS = {
     "WEBP": PhotoFormat("image/webp", "input.webp"),
 }
 """What the models take, by Pillow's format name."""
+_SAVE_AS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+"""How a scaled-down photo is written: in the format it came in."""
 _OPENERS = ["JPEG", "PNG", "WEBP"]
 """Pillow plugins to try; MPO comes out of the JPEG one."""
 _MIME_TYPES = frozenset(known.content_type for known in FORMATS.values())
@@ -67,9 +70,12 @@ the rest, and h11 and httpx copy each piece again. Unbounded, 50 photos of 15 MB
 the worker 22 MB more than one did (`python -m bench.photo_memory`). The link's bytes per
 second are shared either way, so fewer at once finish sooner and the last no later; it also
 bounds the temp files on disk to this many."""
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
+FITS_AT_ONCE = 1
+"""Photos scaled down at the same time in one process: each decodes a picture of up to 4096 a
+side (about 50 MB), on a thread."""
+Slots = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+_transfers: Slots = weakref.WeakKeyDictionary()
+_fits: Slots = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,9 @@ class PhotoLimits:
     max_side: int = 4096
     """The models' limit on width and on height."""
     min_side: int = 64
+    fit_side: int | None = None
+    """The longest side the model is given: a larger photo is scaled down to it, keeping its
+    shape (an upscaler's output must stay within what Telegram shows)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.max_bytes <= TELEGRAM_DOWNLOAD_LIMIT:
@@ -121,10 +130,13 @@ async def photo_to_fal(
     """
     url = bot.session.api.file_url(bot.token, await _file_path(bot, file_id))
     async with (
-        _transfer_slot(),
+        _slot(_transfers, TRANSFERS_AT_ONCE),
         _telegram_download(http, url, cap=limits.max_bytes, token=bot.token) as path,
     ):
         photo_format = await asyncio.to_thread(_sniff, path, limits)
+        if limits.fit_side is not None:
+            async with _slot(_fits, FITS_AT_ONCE):
+                await asyncio.to_thread(_fit, path, limits.fit_side, photo_format)
         size = (await asyncio.to_thread(path.stat)).st_size
         async with contextlib.aclosing(read_chunks(path)) as chunks:
             return await fal.upload(
@@ -135,13 +147,29 @@ async def photo_to_fal(
             )
 
 
-def _transfer_slot() -> asyncio.Semaphore:
-    """One of the running loop's TRANSFERS_AT_ONCE slots (a semaphore belongs to one loop)."""
+def _slot(slots: Slots, count: int) -> asyncio.Semaphore:
+    """One of the running loop's `count` slots (a semaphore belongs to one loop)."""
     loop = asyncio.get_running_loop()
-    slots = _slots.get(loop)
-    if slots is None:
-        slots = _slots[loop] = asyncio.Semaphore(TRANSFERS_AT_ONCE)
-    return slots
+    semaphore = slots.get(loop)
+    if semaphore is None:
+        semaphore = slots[loop] = asyncio.Semaphore(count)
+    return semaphore
+
+
+def _fit(path: Path, side: int, photo_format: PhotoFormat) -> None:
+    """Scales the photo at `path` down, in place, so its longer side is `side`, upright as the
+    camera's orientation tag says (the tag is not written again); a photo small enough
+    already is left as it is."""
+    with Image.open(path) as image:
+        if max(image.size) <= side:
+            return
+        image.draft("RGB", (side, side))  # a JPEG decodes at 1/2..1/8 when that is enough
+        fitted = ImageOps.exif_transpose(image)
+    fitted.thumbnail((side, side), Image.Resampling.LANCZOS)
+    save_as = _SAVE_AS[photo_format.content_type]
+    if save_as == "JPEG" and fitted.mode not in ("RGB", "L"):
+        fitted = fitted.convert("RGB")
+    fitted.save(path, format=save_as, quality=95)
 
 
 def _check_sides(sides: Sequence[int], limits: PhotoLimits) -> None:

@@ -140,7 +140,9 @@ async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> d
         return options
     resources = services.resources
     limits = PhotoLimits(
-        max_bytes=catalog().modes[model.mode].max_input_bytes, max_side=MAX_INPUT_SIDE
+        max_bytes=catalog().modes[model.mode].max_input_bytes,
+        max_side=MAX_INPUT_SIDE,
+        fit_side=model.max_input_side,
     )
     options["image_url"] = await photo_to_fal(
         resources.bot, resources.http, services.fal, file_id=options["image_file_id"], limits=limits

@@ -42,7 +42,8 @@ _IMAGE_SIZES = {
 _VIDEO_SIZES = {"16:9": (256, 144), "9:16": (144, 256), "1:1": (192, 192)}
 _VIDEO_FPS = 2
 _EDIT_SIDE = 1024
-_RETOUCH_SIDE = 2048
+_UPSCALERS = ("upscaler", "codeformer")
+"""Models whose output is their input times `upscale_factor` (2 unless told)."""
 _VIDEO_SOURCE_SIDE = 512
 _MIN_SIDE, _MAX_SIDE = 16, 4096
 
@@ -259,12 +260,23 @@ async def _edit(shop: Workshop, work: Work) -> dict[str, Any]:
 
 
 def _retouch_drawing(source: Path, label: str, scale: float) -> Image.Image:
-    return render.retouched(render.load(source, _RETOUCH_SIDE), label, scale, _RETOUCH_SIDE)
+    return render.retouched(render.load(source, _MAX_SIDE), label, scale)
+
+
+def _upscale_factor(work: Work) -> float:
+    if not any(marker in work.model_id for marker in _UPSCALERS):
+        return 1
+    factor = work.arguments.get("upscale_factor", 2)
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not 1 <= factor <= 4:
+        raise ModelError(
+            "upscale_factor", "Input should be a number from 1 to 4", "value_error", factor
+        )
+    return factor
 
 
 async def _retouch(shop: Workshop, work: Work) -> dict[str, Any]:
     url: str = _field(work.arguments, "image_url", str)
-    scale = _bounded(work.arguments, "upscale_factor", 1, 4, 2) if "upscale" in work.model_id else 1
+    scale = _upscale_factor(work)
     async with shop.inputs(work, "image_url", [url]) as (source,):
         spec = ["retouch", work.model_id, source.digest, scale]
         stored = await shop.publish_png(

@@ -142,12 +142,12 @@ def edited(source: Image.Image, scene: Scene) -> Image.Image:
     return _caption(Image.blend(source, tinted, 0.6), scene)
 
 
-def retouched(source: Image.Image, label: str, scale: float, max_side: int) -> Image.Image:
-    """Smoothed and brightened, or scaled up and sharpened; a corner badge names the model."""
+def retouched(source: Image.Image, label: str, scale: float) -> Image.Image:
+    """Smoothed and brightened, or scaled up by `scale` and sharpened, as big as a real
+    upscaler makes it (what Telegram can show depends on it); a corner badge names the model."""
     if scale > 1:
-        factor = min(scale, max_side / max(source.size))
-        size = (round(source.width * factor), round(source.height * factor))
-        image = source.resize(size, Image.Resampling.LANCZOS).filter(
+        size = (round(source.width * scale), round(source.height * scale))
+        image = source.resize(size, Image.Resampling.BILINEAR).filter(
             ImageFilter.UnsharpMask(2, 120, 2)
         )
     else:
