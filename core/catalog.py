@@ -1,5 +1,5 @@
 """The model catalog: which fal models each mode offers, how a user's options become each
-model's input, what a job costs and where it runs.
+model's input, what a job costs (in credits, and at fal in dollars) and where it runs.
 
 Read from `catalog.toml` beside this module (or the file `KADR_CATALOG` names), validated
 once per process. A mode's first model is its default.
@@ -7,6 +7,7 @@ once per process. A mode's first model is its default.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from datetime import timedelta
@@ -31,6 +32,23 @@ ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4")
 MAX_IMAGES = 4
 #: Longest side of a photo the models accept as input.
 MAX_INPUT_SIDE = 4096
+#: What fal makes for each `image_size` preset (fal's FLUX input schemas), width × height.
+IMAGE_SIZES: dict[str, tuple[int, int]] = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+#: The preset fal makes when no `image_size` is sent.
+DEFAULT_IMAGE_SIZE = "landscape_4_3"
+#: fal bills per megapixel rounded up ("images are billed by rounding up to the nearest
+#: megapixel", fal's FLUX pages), a 1024 × 1024 picture being one: its FLUX [dev] at $0.025
+#: a megapixel is $0.025 a square_hd image.
+MEGAPIXEL = 1024 * 1024
+#: fal's billing units, as its model pages give them.
+Unit = Literal["image", "megapixel", "second", "request"]
 
 
 class CatalogError(Exception):
@@ -49,6 +67,55 @@ class AspectMapping(BaseModel):
         return self
 
 
+class FalCost(BaseModel):
+    """fal's price for one of a model's results, as its model page gives it: so much per image,
+    per megapixel of each image, per second of video (`with_audio`: per second when the video
+    has sound, which fal makes unless `generate_audio` is sent false), or per request."""
+
+    dollars: float = Field(gt=0)
+    per: Unit
+    with_audio: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _audio_is_per_second(self) -> FalCost:
+        if self.with_audio is not None and self.per != "second":
+            raise ValueError('with_audio is a price per second: it needs per = "second"')
+        return self
+
+    def of(self, settings: dict[str, Any], results: int, photo_side: int | None) -> float:
+        """Dollars fal bills for `results` results of an input with these `settings`; a
+        photo's size, which the settings do not carry, is taken at its bound `photo_side`
+        (None: the input has no photo)."""
+        if self.per == "image":
+            return self.dollars * results
+        if self.per == "megapixel":
+            width, height = _output_size(settings, photo_side)
+            return self.dollars * math.ceil(width * height / MEGAPIXEL) * results
+        if self.per == "second":
+            audio = settings.get("generate_audio", True)
+            rate = self.with_audio if self.with_audio is not None and audio else self.dollars
+            return rate * seconds(settings)
+        return self.dollars
+
+
+def seconds(settings: dict[str, Any]) -> int:
+    """A video's length as fal's `duration` input gives it: "8s" (Veo) or "5" (Kling)."""
+    return int(str(settings["duration"]).removesuffix("s"))
+
+
+def _output_size(settings: dict[str, Any], photo_side: int | None) -> tuple[int, int]:
+    """The size of each picture fal makes: the `image_size` asked for (a preset or a size),
+    else the photo times its `upscale_factor` (a square photo: the largest of its side),
+    else fal's default preset."""
+    size = settings.get("image_size")
+    if isinstance(size, dict):
+        return int(size["width"]), int(size["height"])
+    if size is None and photo_side is not None:
+        side = math.ceil(photo_side * float(settings.get("upscale_factor", 1)))
+        return side, side
+    return IMAGE_SIZES[size or DEFAULT_IMAGE_SIZE]
+
+
 class ModelSpec(BaseModel):
     id: str = Field(pattern=r"^[\w.-]+/[\w.-]+(/[\w.-]+)*$")
     mode: Mode
@@ -59,6 +126,11 @@ class ModelSpec(BaseModel):
     image_key: Literal["image_url", "image_urls"] | None = None
     num_images_key: str | None = None
     aspect_ratio: AspectMapping | None = None
+    #: What fal bills for the model (its model page); a job's cost follows from its input.
+    fal_cost: FalCost
+    #: Sold below its cost or below the operator's minimum margin on purpose: start-up and
+    #: `kadr check` let it through.
+    loss_leader: bool = False
     #: fal bills this model per image made: a job of several images costs `price` for each.
     per_image: bool = False
     #: The model has a `seed` input (Kling's have none: Regenerate sends the input unchanged).
@@ -75,6 +147,8 @@ class ModelSpec(BaseModel):
             raise ValueError(f"model {self.id}: mode {self.mode} {need} an image_key")
         if self.per_image and self.num_images_key is None:
             raise ValueError(f"model {self.id}: per_image needs a num_images_key")
+        if self.fal_cost.per == "second" and "duration" not in self.defaults:
+            raise ValueError(f"model {self.id}: a cost per second needs a duration in defaults")
         return self
 
     def images(self, options: dict[str, Any]) -> int:
@@ -87,19 +161,31 @@ class ModelSpec(BaseModel):
         """Credits a job with these options costs: what fal bills us for it, in our units."""
         return self.price * (self.images(options) if self.per_image else 1)
 
-    def arguments(self, prompt: str, options: dict[str, Any]) -> dict[str, Any]:
-        """The fal input for this model: defaults, then what the user chose, mapped to the
-        model's own keys (FLUX wants `image_size` presets, Kontext and Kling `aspect_ratio`)."""
-        arguments = dict(self.defaults)
-        if self.mode in PROMPT_MODES and prompt:
-            arguments["prompt"] = prompt
+    def dollars(self, options: dict[str, Any]) -> float:
+        """What fal bills for a job with these options, computed from the input kadr sends;
+        a photo is counted at the largest this model is given."""
+        photo_side = (self.max_input_side or MAX_INPUT_SIDE) if self.image_key else None
+        return self.fal_cost.of(self.settings(options), self.images(options), photo_side)
+
+    def settings(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The fal input but the prompt and the photo: defaults, then what the user chose,
+        mapped to the model's own keys (FLUX wants `image_size` presets, Kontext and Kling
+        `aspect_ratio`). All that decides what fal bills is here."""
+        settings = dict(self.defaults)
         ratio = options.get("aspect_ratio")
         if self.aspect_ratio and ratio in self.aspect_ratio.values:
-            arguments[self.aspect_ratio.key] = self.aspect_ratio.values[ratio]
+            settings[self.aspect_ratio.key] = self.aspect_ratio.values[ratio]
         if self.num_images_key and options.get("num_images"):
-            arguments[self.num_images_key] = self.images(options)
+            settings[self.num_images_key] = self.images(options)
         if self.seed and options.get("seed") is not None:
-            arguments["seed"] = options["seed"]
+            settings["seed"] = options["seed"]
+        return settings
+
+    def arguments(self, prompt: str, options: dict[str, Any]) -> dict[str, Any]:
+        """The fal input for this model: its settings, the prompt and the photo."""
+        arguments = self.settings(options)
+        if self.mode in PROMPT_MODES and prompt:
+            arguments["prompt"] = prompt
         if self.image_key:
             url = options["image_url"]
             arguments[self.image_key] = [url] if self.image_key == "image_urls" else url
@@ -140,10 +226,17 @@ class Pack(BaseModel):
         return f"pack:{self.id}:{self.credits}"
 
 
+class Stars(BaseModel):
+    """What one Telegram Star brings the operator, in dollars."""
+
+    dollars: float = Field(gt=0)
+
+
 class Catalog(BaseModel):
     modes: dict[Mode, ModeSpec]
     models: list[ModelSpec]
     packs: list[Pack] = Field(min_length=1)
+    stars: Stars
 
     @model_validator(mode="after")
     def _complete(self) -> Catalog:
@@ -162,6 +255,12 @@ class Catalog(BaseModel):
                 f"packs listed twice: {sorted(p for p in packs if packs.count(p) > 1)}"
             )
         return self
+
+    @property
+    def credit_dollars(self) -> float:
+        """Dollars a credit brings when bought in the pack that sells credits cheapest: the
+        least any spent credit was paid, so what a price is worth when checked against a cost."""
+        return min(pack.stars / pack.credits for pack in self.packs) * self.stars.dollars
 
     def pack(self, pack_id: str) -> Pack | None:
         return next((pack for pack in self.packs if pack.id == pack_id), None)

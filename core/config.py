@@ -72,6 +72,9 @@ class Config(BaseSettings):
     USER_JOBS_PER_MINUTE: int = Field(10, ge=1)
     USER_LIVE_JOBS: int = Field(5, ge=1)
     DATABASE_POOL_SIZE: int = Field(20, ge=1, le=200)
+    #: The least share of a job's price, in percent, that must be left once fal is paid:
+    #: `kadr api` and `kadr worker` refuse a catalog with a model under it (core/margins.py).
+    MIN_MARGIN_PERCENT: float = Field(20, ge=0, lt=100)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod

@@ -16,6 +16,7 @@ from core.catalog import catalog
 from core.config import Config, ConfigError, load_config
 from core.db import check_schema
 from core.fal_client import FalClient
+from core.margins import check_margins
 from core.resources import create_bot, create_redis
 from kadr.fal_inputs import FalUnreachable, catalog_mismatches
 
@@ -103,6 +104,10 @@ async def _fal_inputs(config: Config) -> None:
         raise RuntimeError("; ".join(problems))
 
 
+async def _prices(config: Config) -> None:
+    check_margins(catalog(), config.MIN_MARGIN_PERCENT)
+
+
 CHECKS: dict[str, Callable[[Config], Awaitable[None]]] = {
     "worker configuration": _worker_configuration,
     "database at the code's migration": _database,
@@ -110,6 +115,7 @@ CHECKS: dict[str, Callable[[Config], Awaitable[None]]] = {
     "telegram token and webhook": _telegram,
     "fal key": _fal,
     "catalog inputs in fal's schemas": _fal_inputs,
+    "catalog prices cover fal's costs": _prices,
 }
 
 

@@ -16,6 +16,7 @@ import typer
 from core.catalog import CatalogError, catalog
 from core.config import Config, ConfigError, ProcessKind, load_config
 from core.logs import setup_logging
+from core.margins import check_margins
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -24,7 +25,7 @@ def _config(kind: ProcessKind) -> Config:
     try:
         config = load_config(kind)
         if kind in ("api", "worker"):
-            catalog()
+            check_margins(catalog(), config.MIN_MARGIN_PERCENT)
     except (ConfigError, CatalogError) as exc:
         typer.echo(f"kadr: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -113,10 +114,11 @@ def worker(
 
 @app.command()
 def check() -> None:
-    """Check the configuration, catalog, database, Redis, bot token, webhook and fal key."""
+    """Check the configuration, catalog and its prices, database, Redis, bot token, webhook
+    and fal key."""
     from kadr.check import run_checks
 
-    outcomes = asyncio.run(run_checks(_config("api")))
+    outcomes = asyncio.run(run_checks(_config("ops")))
     for outcome in outcomes:
         typer.echo(outcome.line())
     if any(outcome.problem for outcome in outcomes):

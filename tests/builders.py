@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.catalog import ModelSpec, catalog
+from core.catalog import DEFAULT_PATH, ModelSpec, catalog
 from core.jobs import new_job
 from core.models import Job, new_job_id
 
@@ -20,3 +20,11 @@ def a_job(user_id: int, *, prompt: str = "a cat", model: ModelSpec | None = None
         prompt=prompt,
         options={},
     )
+
+
+def catalog_with_todays_veo() -> str:
+    """The shipped catalog's text with Veo sold as it was before costs were known: fal's
+    default 8-second clip with sound ($1.20 at fal) for 60 credits."""
+    text = DEFAULT_PATH.read_text()
+    text = text.replace('duration = "4s", generate_audio = true', 'duration = "8s"')
+    return text.replace("price = 72\n", "price = 60\n")

@@ -1,5 +1,6 @@
-"""The catalog operators edit: the shipped one is valid, mistakes are named in one line, and
-user options map onto each model's own input keys."""
+"""The catalog operators edit: the shipped one is valid, mistakes are named in one line (a
+model's fal cost and the Star's value included), and user options map onto each model's own
+input keys."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def test_the_shipped_catalog_offers_every_mode() -> None:
         (
             "fal-ai/veo3.1/fast",
             {"aspect_ratio": "3:4", "seed": 7},
-            {"aspect_ratio": "9:16", "seed": 7, "prompt": "p", "duration": "8s"},
+            {"aspect_ratio": "9:16", "seed": 7, "prompt": "p", "duration": "4s"},
         ),
     ],
 )
@@ -60,10 +61,7 @@ def test_options_map_to_each_models_keys(model_id: str, options: dict, expected:
     [
         (lambda text: text.replace("price = 2", "price = -1", 1), "price"),
         (
-            lambda text: text.replace(
-                'image_key = "image_url"\n\n[[models]]\nid = "fal-ai/codeformer"',
-                '\n[[models]]\nid = "fal-ai/codeformer"',
-            ),
+            lambda text: text.replace('image_key = "image_url"\n# fal', "# fal", 1),
             "mode retouch needs an image_key",
         ),
         (lambda text: text.replace("[modes.retouch]", "[modes.retouche]"), "modes.retouche"),
@@ -76,6 +74,16 @@ def test_options_map_to_each_models_keys(model_id: str, options: dict, expected:
         ),
         (lambda text: text.replace('id = "large"', 'id = "small"'), "packs listed twice"),
         (lambda text: text[: text.index("\n[[packs]]")], "packs"),
+        (lambda text: text.replace("fal_cost = { dollars = 0.003, ", "fal_cost = {"), "dollars"),
+        (
+            lambda text: text.replace('per = "request" }', 'per = "request", with_audio = 1 }'),
+            "with_audio is a price per second",
+        ),
+        (
+            lambda text: text.replace('defaults = { duration = "5" }', "", 1),
+            "a cost per second needs a duration",
+        ),
+        (lambda text: text.replace("[stars]", "[moons]"), "stars"),
     ],
     ids=[
         "negative-price",
@@ -85,6 +93,10 @@ def test_options_map_to_each_models_keys(model_id: str, options: dict, expected:
         "per-image-without-images",
         "duplicate-pack",
         "no-packs",
+        "cost-without-dollars",
+        "audio-not-per-second",
+        "seconds-without-duration",
+        "no-star-value",
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, edit, message: str) -> None:
@@ -101,7 +113,7 @@ def test_mistakes_are_named(tmp_path: Path, edit, message: str) -> None:
         ("fal-ai/flux/schnell", {"num_images": 3}, 3),
         ("fal-ai/flux/dev", {"num_images": 9}, 12),  # capped at 4 images, as fal is asked
         ("fal-ai/retoucher", {"num_images": 3}, 2),  # one result whatever the option
-        ("fal-ai/veo3.1/fast", {"num_images": 2}, 60),
+        ("fal-ai/veo3.1/fast", {"num_images": 2}, 72),
     ],
 )
 def test_a_job_costs_the_price_per_image_where_fal_bills_per_image(
