@@ -142,14 +142,17 @@ async def show_progress(bot: Bot, job: Job, key: str, **values: object) -> None:
         log.info("status message of job %s not edited: %s", job.id, exc)
 
 
-async def show_cancelled(bot: Bot, job: Job) -> None:
-    """The status message says the job was cancelled: called from the Cancel button's
-    handler, so in the language of who cancelled it (the update's)."""
+async def show_cancelled(bot: Bot, job: Job, *, requested: bool = False) -> None:
+    """The status message says the job was cancelled, or, `requested`, that fal is asked to
+    stop it and what that costs: called from the Cancel button's handler, so in the language
+    of who cancelled it (the update's). The Cancel button goes."""
     if job.status_message_id is None:
         return
     with contextlib.suppress(TelegramBadRequest):
         await bot.edit_message_text(
-            _("status_cancelled"), chat_id=job.chat_id, message_id=job.status_message_id
+            _("status_cancel_requested" if requested else "status_cancelled"),
+            chat_id=job.chat_id,
+            message_id=job.status_message_id,
         )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from core.config import Config
 
@@ -42,14 +42,16 @@ def job_token(config: Config, job_id: str) -> str:
 
 
 def job_webhook_url(config: Config, job_id: str) -> str:
-    """The URL fal calls back for this job: the job id and the token that binds it."""
-    query = urlencode({"job": job_id, "token": job_token(config, job_id)})
-    return f"{config.fal_webhook_url}?{query}"
+    """The URL fal calls back for this job: the job id and the token that binds it, in the
+    path (`/webhooks/fal/<job>/<token>`). No source says fal keeps a webhook URL's query
+    string on every retry, and nothing between fal and kadr (a proxy, a redirect) drops a
+    path. The api still takes the query form that releases before this one gave fal."""
+    return f"{config.fal_webhook_url}/{quote(job_id, safe='')}/{job_token(config, job_id)}"
 
 
 def is_bound(config: Config, job_id: str | None, token: str | None) -> bool:
-    """Whether a webhook's `job` and `token` query values belong together; compared in
-    constant time so that the answer's timing does not spell out the token."""
+    """Whether a webhook's job id and token belong together; compared in constant time so
+    that the answer's timing does not spell out the token."""
     if not job_id or not token or len(job_id) > _MAX_JOB_ID or len(token) != TOKEN_CHARS:
         return False
     return hmac.compare_digest(job_token(config, job_id).encode(), token.encode())

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
@@ -86,6 +87,15 @@ class FalSubmission:
     response_url: str
     cancel_url: str
     queue_position: int | None = None
+
+
+class FalCancelOutcome(StrEnum):
+    """What fal's cancel answered. REQUESTED removes a queued request; to one in progress it
+    is only a signal, and the model may finish (and be billed)."""
+
+    REQUESTED = "CANCELLATION_REQUESTED"
+    ALREADY_COMPLETED = "ALREADY_COMPLETED"
+    NOT_FOUND = "NOT_FOUND"
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,18 +285,19 @@ class FalClient:
         """The model output; a failed request raises FalFinalError carrying fal's error_type."""
         return await self._json("result", "GET", response_url, http_timeout=http_timeout)
 
-    async def cancel(self, cancel_url: str, *, http_timeout: float | None = None) -> bool:
-        """True if fal will cancel, False if the request had already finished."""
+    async def cancel(
+        self, cancel_url: str, *, http_timeout: float | None = None
+    ) -> FalCancelOutcome:
+        """fal's documented answers are outcomes; anything else raises FalError."""
         response = await self._send("cancel", "PUT", cancel_url, http_timeout=http_timeout)
-        if response.status_code == 202:
-            return True
         payload = _json_or_none(response)
-        if (
-            response.status_code == 400
-            and isinstance(payload, dict)
-            and payload.get("status") == "ALREADY_COMPLETED"
-        ):
-            return False
+        status = payload.get("status") if isinstance(payload, dict) else None
+        if response.status_code in (200, 202):
+            return FalCancelOutcome.REQUESTED
+        if response.status_code == 400 and status == FalCancelOutcome.ALREADY_COMPLETED:
+            return FalCancelOutcome.ALREADY_COMPLETED
+        if response.status_code == 404:
+            return FalCancelOutcome.NOT_FOUND
         raise self._error("cancel", response)
 
     async def upload(

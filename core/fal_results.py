@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from core import lifecycle
 from core.fal_client import FalWebhook
 from core.jobs import get_job
+from core.models import Job
 from core.queue import enqueue_deliver
 from core.resources import Resources
 
@@ -76,18 +77,27 @@ async def _record_other(resources: Resources, webhook: FalWebhook, job_id: str) 
         return Recorded.DUPLICATE
     if webhook.status != "ERROR":
         return Recorded.IGNORED
-    failed = await lifecycle.fail(
-        sessions,
+    if not await _end_without_result(resources, job, webhook):
+        return Recorded.DUPLICATE
+    await _deliver(resources, job.id, job.mode)
+    return Recorded.ACCEPTED
+
+
+async def _end_without_result(resources: Resources, job: Job, webhook: FalWebhook) -> bool:
+    """fal ran it and it failed, or stopped it as the user asked: either way refunded; a job
+    the user cancelled ends cancelled, whatever fal's words for it."""
+    if job.cancel_requested_at is not None:
+        return await lifecycle.cancel(
+            resources.sessions, job, request_id=webhook.request_id, notified=False
+        )
+    return await lifecycle.fail(
+        resources.sessions,
         job,
         webhook.error_type or "fal_error",
         webhook.error or "",
         by_fal=True,
         request_id=webhook.request_id,
     )
-    if not failed:
-        return Recorded.DUPLICATE
-    await _deliver(resources, job.id, job.mode)
-    return Recorded.ACCEPTED
 
 
 async def _deliver(resources: Resources, job_id: str, mode: str) -> None:

@@ -15,6 +15,7 @@ from typing import Final
 #: Every code a job can fail with. A new failure reason is added here (and usually a text).
 CODES: Final = frozenset(
     {
+        "cancelled",
         "content_policy_violation",
         "fal_error",
         "fal_rejected",

@@ -103,15 +103,17 @@ async def move(
     *,
     only_from: Iterable[JobStatus] | None = None,
     request_id: str | None = None,
+    unsent: bool = False,
     **values: Any,
 ) -> bool:
     """Move a job to `to` if it is in a state that may go there; False when it was not.
     `request_id`: what fal reported is about this request, so the move happens only if the
     job's fal request is this one or not known yet (then it becomes this one), decided in the
-    same statement so that a submit recorded meanwhile cannot be overwritten.
+    same statement so that a submit recorded meanwhile cannot be overwritten. `unsent`: only
+    if no submit to fal was ever started (decided in the same statement too).
     Not committed: `core/lifecycle.py` commits it, with whatever else belongs to the move."""
     sources = tuple(only_from) if only_from is not None else ALLOWED[to]
-    statement = _move_statement(to, sources, request_id is not None, tuple(values), ())
+    statement = _move_statement(to, sources, request_id is not None, tuple(values), (), unsent)
     result = await session.execute(statement, _move_params(job_id, request_id, values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -127,7 +129,9 @@ async def move_returning(
 ) -> Row[Any] | None:
     """`move`, and the moved job's `columns` (None when it did not move): for a caller that
     needs a few of them and would otherwise read the row first, a second round trip."""
-    statement = _move_statement(to, ALLOWED[to], request_id is not None, tuple(values), columns)
+    statement = _move_statement(
+        to, ALLOWED[to], request_id is not None, tuple(values), columns, False
+    )
     result = await session.execute(statement, _move_params(job_id, request_id, values))
     return result.first()
 
@@ -139,6 +143,7 @@ def _move_statement(
     bound: bool,
     fields: tuple[str, ...],
     returning: tuple[str, ...],
+    unsent: bool,
 ) -> Update:
     """Built once per shape, the values bound at execution: building an UPDATE costs more
     CPU than sending it (a fifth of the api's CPU under the fal webhooks of the benchmark)."""
@@ -151,6 +156,8 @@ def _move_statement(
     # One parameter per status, not IN's expanding list: that one is rendered at each execution.
     statuses = [literal(source, columns.status.type) for source in sources]
     where = [Job.id == bindparam("job_id"), Job.status.in_(statuses)]
+    if unsent:
+        where.append(Job.submit_started_at.is_(None))
     if bound:
         where.append(or_(Job.fal_request_id.is_(None), Job.fal_request_id == bindparam("rid")))
         values["fal_request_id"] = func.coalesce(Job.fal_request_id, bindparam("rid_new"))
@@ -187,6 +194,22 @@ async def set_submit_started(session: AsyncSession, job_id: str, started: bool) 
             Job.submit_started_at.is_(None) if started else Job.submit_started_at.is_not(None),
         )
         .values(submit_started_at=now if started else None, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def set_cancel_requested(session: AsyncSession, job_id: str) -> bool:
+    """Record that the user asked to cancel a live job; False when it is no longer live or
+    was asked already. Not committed."""
+    now = utcnow()
+    result = await session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status.in_(LIVE_STATUSES),
+            Job.cancel_requested_at.is_(None),
+        )
+        .values(cancel_requested_at=now, updated_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -35,6 +35,7 @@ from core.jobs import (
     move,
     move_returning,
     reopen_failed_delivery,
+    set_cancel_requested,
     set_fields,
     set_notified,
     set_submit_started,
@@ -165,6 +166,7 @@ async def fail(
     request yet). `notified`: no notice is to be sent (the chat cannot be reached). Telling
     the user is the caller's next step otherwise."""
     code = error_code(error)
+    told: dict[str, Any] = {"notified_at": utcnow()} if notified else {}
     moved = await _finish(
         sessions,
         job,
@@ -174,7 +176,7 @@ async def fail(
         request_id=request_id or None,
         error=code,
         error_detail=error_detail(error, detail, DETAIL_LIMIT),
-        **({"notified_at": utcnow()} if notified else {}),
+        **told,
     )
     if moved and by_fal:
         _observe(job, "fal", job.submitted_at)
@@ -213,9 +215,35 @@ async def nudged(sessions: Sessions, jobs: Iterable[Job]) -> None:
             await touch_jobs(session, job_ids)
 
 
-async def cancel(sessions: Sessions, job: Job) -> bool:
-    """The user cancelled; False when it was too late (the result had come, or it was over)."""
-    return await _finish(sessions, job, JobStatus.CANCELLED, "cancelled")
+async def cancel(
+    sessions: Sessions,
+    job: Job,
+    *,
+    unsent: bool = False,
+    request_id: str | None = None,
+    notified: bool = True,
+) -> bool:
+    """Cancelled, and refunded: fal never ran it. `unsent`: only if no submit was started
+    (the user's tap decides alone); otherwise fal said so (`request_id`: about the job's own
+    request). `notified`: the user has been told already; if not, the deliver task tells
+    them. False when it was too late (the result had come, or it was over)."""
+    told: dict[str, Any] = {"notified_at": utcnow()} if notified else {"error": "cancelled"}
+    return await _finish(
+        sessions,
+        job,
+        JobStatus.CANCELLED,
+        "cancelled",
+        unsent=unsent,
+        request_id=request_id,
+        **told,
+    )
+
+
+async def request_cancel(sessions: Sessions, job: Job) -> bool:
+    """The user asked to cancel a job fal may be running: fal's answer decides how it ends
+    (`workers/cancellation.py`). False when it is over or was asked already."""
+    async with sessions.begin() as session:
+        return await set_cancel_requested(session, job.id)
 
 
 async def reopen_delivery(sessions: Sessions, job: Job) -> bool:
@@ -252,6 +280,7 @@ async def _finish(
     *,
     only_from: Iterable[JobStatus] | None = None,
     request_id: str | None = None,
+    unsent: bool = False,
     **values: Any,
 ) -> bool:
     """The one way into a final state: the move, its refund when the job ends without a
@@ -259,7 +288,13 @@ async def _finish(
     refunded = credits.Balance()
     async with sessions.begin() as session:
         moved = await move(
-            session, job.id, to, only_from=only_from, request_id=request_id, **values
+            session,
+            job.id,
+            to,
+            only_from=only_from,
+            request_id=request_id,
+            unsent=unsent,
+            **values,
         )
         if moved and to != JobStatus.DELIVERED:
             refunded = await credits.refund(session, job.id)

@@ -120,6 +120,9 @@ class Job(Base):
     #: idempotency key): a queued job with it set is never sent again; its webhook, or its
     #: deadline, ends it. Cleared only when fal certainly did not get the request.
     submit_started_at: Mapped[datetime | None] = mapped_column()
+    #: The user asked to cancel while fal may have had the request: fal's answer decides
+    #: whether it ends cancelled (refunded) or is delivered (charged), `workers/cancellation.py`.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column()
     #: Deliveries of the completed job that failed with an error; past a cap the job fails.
     delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     notified_at: Mapped[datetime | None] = mapped_column()

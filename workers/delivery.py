@@ -46,7 +46,7 @@ async def deliver_job(services: Services, job_id: str, *, attempt: int) -> None:
         return
     if job.status == JobStatus.COMPLETED:
         await _deliver_in_window(services, job, attempt)
-    elif job.status == JobStatus.FAILED and job.notified_at is None:
+    elif job.status in (JobStatus.FAILED, JobStatus.CANCELLED) and job.notified_at is None:
         await _notify_failure(services, job, attempt)
 
 

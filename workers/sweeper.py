@@ -22,7 +22,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
 from core import broadcasts, lifecycle
-from core.fal_client import FalError, FalFinalError, FalRetryableError, FalWebhook
+from core.fal_client import (
+    FalCancelOutcome,
+    FalError,
+    FalFinalError,
+    FalRetryableError,
+    FalWebhook,
+)
 from core.fal_results import record_fal_result
 from core.jobs import jobs_to_sweep
 from core.metrics import FAL_CALLS
@@ -41,6 +47,9 @@ log = logging.getLogger(__name__)
 FAL_CHECK_TIMEOUT = 5.0
 #: fal requests one sweep runs at once.
 FAL_CHECKS_AT_ONCE = 20
+#: How long past its deadline a request fal is running may still finish and be delivered
+#: (and charged): fal bills what it ran, so it is not failed and refunded while it runs.
+RUNNING_GRACE = timedelta(minutes=30)
 #: Seconds the status checks of one sweep may take together, and its cancels again: both
 #: together well inside the cron's 55 s.
 FAL_CHECKS_BUDGET = 20.0
@@ -141,6 +150,9 @@ async def _ask_once(services: Services, job: Job, now: datetime) -> bool:
         if status.completed:
             await _record(services, job, "OK", await _result_or_none(services, job))
             return False
+        if status.status == "IN_PROGRESS" and now < job.deadline_at + RUNNING_GRACE:
+            await _running_late(services, job, now)
+            return False
     except FalFinalError as exc:
         FAL_CALLS.labels("status", "final_error").inc()
         await _record(services, job, "ERROR", None, error_type=exc.error_type, error=str(exc))
@@ -152,6 +164,18 @@ async def _ask_once(services: Services, job: Job, now: datetime) -> bool:
         return True
     await lifecycle.record(services.resources.sessions, job, check_at=job.deadline_at)
     return False
+
+
+async def _running_late(services: Services, job: Job, now: datetime) -> None:
+    """fal is making it: past its deadline, it is asked to stop, but that is only a signal,
+    and a result that comes is delivered and kept. Until fal ends it (its own time limits,
+    the signal honoured: refunded then), or `RUNNING_GRACE` runs out, it is not failed."""
+    if job.deadline_at <= now and job.fal_cancel_url:
+        await _cancel_quietly(services, job.fal_cancel_url)
+    check_at = max(
+        job.deadline_at, now + timedelta(seconds=services.resources.config.SWEEP_INTERVAL)
+    )
+    await lifecycle.record(services.resources.sessions, job, check_at=check_at)
 
 
 async def _result_or_none(services: Services, job: Job) -> object:
@@ -203,7 +227,8 @@ async def _fail_expired(services: Services, jobs: list[Job]) -> None:
 
 async def _cancel_quietly(services: Services, cancel_url: str) -> bool:
     try:
-        return await services.fal.cancel(cancel_url, http_timeout=FAL_CHECK_TIMEOUT)
+        outcome = await services.fal.cancel(cancel_url, http_timeout=FAL_CHECK_TIMEOUT)
+        return outcome is FalCancelOutcome.REQUESTED
     except FalError as exc:
         log.info("cancelling a request at fal failed: %s", exc)
         return False

@@ -90,7 +90,7 @@ async def deliver(ctx: dict[str, Any], job_id: str) -> None:
 
 @measured
 async def cancel(ctx: dict[str, Any], job_id: str) -> None:
-    await cancel_at_fal(ctx["services"], job_id)
+    await cancel_at_fal(ctx["services"], job_id, attempt=ctx["job_try"])
 
 
 @measured

@@ -5,7 +5,8 @@ In order, and nothing is changed before every check has passed:
    (401 otherwise);
 2. the body, capped (413), and its ED25519 signature by one of fal's keys (401 otherwise;
    503 when no key could be fetched at all: our problem, fal tries again later);
-3. the binding to the job: the URL's `token` must be the job's (`core/fal_binding.py`), and
+3. the binding to the job: the URL's token must be the job's (`core/fal_binding.py`): in
+   the path, `/webhooks/fal/<job>/<token>`, or, from releases before, `?job=&token=`; and
    once the job knows its fal request, the webhook must be about that request
    (`core/fal_results.py`).
 
@@ -48,13 +49,35 @@ FAL_BODY_LIMIT = 4 * 1024 * 1024
 IGNORED = {"status": "ignored"}
 
 
-@router.post("/webhooks/fal", dependencies=[Depends(limit_fal_webhooks)])
+@router.post("/webhooks/fal/{job}/{token}", dependencies=[Depends(limit_fal_webhooks)])
 async def fal_webhook(
+    request: Request,
+    resources: ResourcesDep,
+    verifier: VerifierDep,
+    job: str,
+    token: str,
+) -> dict[str, str]:
+    return await _receive(request, resources, verifier, job, token)
+
+
+@router.post("/webhooks/fal", dependencies=[Depends(limit_fal_webhooks)])
+async def fal_webhook_by_query(
     request: Request,
     resources: ResourcesDep,
     verifier: VerifierDep,
     job: str | None = None,
     token: str | None = None,
+) -> dict[str, str]:
+    """The binding in the query: the URLs of requests submitted before the path form."""
+    return await _receive(request, resources, verifier, job, token)
+
+
+async def _receive(
+    request: Request,
+    resources: ResourcesDep,
+    verifier: VerifierDep,
+    job: str | None,
+    token: str | None,
 ) -> dict[str, str]:
     try:
         signed = verifier.check_headers(request.headers)

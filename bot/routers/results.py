@@ -21,7 +21,7 @@ from bot.i18n import _
 from bot.job_face import Action, JobButton, show_cancelled
 from bot.launch import Launcher
 from bot.routers.photos import PhotoFlow
-from core.cancellation import cancel_job
+from core.cancellation import Cancelled, cancel_job
 from core.catalog import Mode, catalog
 from core.generation import JobRequest
 from core.jobs import get_job
@@ -93,11 +93,13 @@ def _result_urls(job: Job) -> list[str]:
 
 
 async def _cancel(query: CallbackQuery, job: Job, launcher: Launcher) -> None:
-    if not await cancel_job(launcher.sessions, launcher.redis, job):
+    outcome = await cancel_job(launcher.sessions, launcher.redis, job)
+    if outcome is Cancelled.TOO_LATE:
         await query.answer(_("cancel_too_late"))
         return
-    await query.answer(_("cancelled_toast"))
-    await show_cancelled(query.bot, job)  # type: ignore[arg-type]
+    requested = outcome is Cancelled.REQUESTED
+    await query.answer(_("cancel_requested_toast" if requested else "cancelled_toast"))
+    await show_cancelled(query.bot, job, requested=requested)  # type: ignore[arg-type]
 
 
 async def _send_originals(bot: Bot, chat_id: int, urls: list[str]) -> None:

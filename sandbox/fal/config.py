@@ -20,6 +20,9 @@ class Config(BaseModel):
     webhook_drop: bool = False
     webhook_retries: int = Field(default=3, ge=0)
     webhook_retry_delay: float = Field(default=0.5, ge=0)
+    running_apps_stop_on_cancel: bool = False
+    """fal removes a queued request on cancel; to one in progress it only sends a signal, and
+    the model app decides: by default here it finishes anyway, and is billed."""
 
     def latency_for(self, model_id: str, family: str) -> float:
         """Median from the table; lognormal keeps that median and adds a realistic long tail."""

@@ -293,7 +293,8 @@ class FalQueue:
             return JSONResponse({"status": "NOT_FOUND"}, 404)
         if job.state in (State.COMPLETED, State.CANCELLED):
             return JSONResponse({"status": "ALREADY_COMPLETED"}, 400)
-        self._release(job, State.CANCELLED)
+        if job.state is State.IN_QUEUE or self._settings.current.running_apps_stop_on_cancel:
+            self._release(job, State.CANCELLED)
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, 202)
 
     def _admit(self) -> None:

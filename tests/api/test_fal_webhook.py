@@ -217,8 +217,23 @@ async def test_a_result_behind_a_backlog_is_queued_to_come_just_before_its_turn(
         lambda job, config: f"?job={job.id}&token={job_token(config, job.id)}x",
         lambda job, config: f"?token={job_token(config, job.id)}",
         lambda job, config: "",
+        lambda job, config: f"/{job.id}/{'0' * 32}",
+        lambda job, config: f"/{job.id}/{job_token(config, new_job_id())}",
+        lambda job, config: f"/{new_job_id()}/{job_token(config, job.id)}",
     ],
-    ids=["no-token", "empty", "zeros", "other-jobs", "short", "long", "no-job", "bare"],
+    ids=[
+        "no-token",
+        "empty",
+        "zeros",
+        "other-jobs",
+        "short",
+        "long",
+        "no-job",
+        "bare",
+        "path-zeros",
+        "path-other-jobs",
+        "path-token-of-another",
+    ],
 )
 @pytest.mark.parametrize("known_request", [False, True], ids=["queued", "submitted"])
 async def test_a_signed_webhook_without_the_jobs_token_changes_nothing_and_the_genuine_one_delivers(
@@ -254,12 +269,24 @@ async def test_a_signed_webhook_without_the_jobs_token_changes_nothing_and_the_g
     assert await delivery_enqueued(arq_redis, job)
 
 
+async def test_a_request_submitted_with_the_query_form_still_binds(
+    client: httpx.AsyncClient, sessions: Sessions, signer: Signer, config: Config
+) -> None:
+    """fal keeps the URL it was given: requests in flight across the deploy that moved the
+    binding into the path still come back with `?job=&token=`."""
+    own = f"req-{new_job_id()}"
+    job = await submitted_job(sessions, own)
+    body = result_body(own)
+    url = f"/webhooks/fal?job={job.id}&token={job_token(config, job.id)}"
+    response = await post(client, url, body, signer.headers(own, body))
+    assert (response.status_code, response.json()) == (200, {"status": "accepted"})
+    assert (await stored(sessions, job)).status == JobStatus.COMPLETED
+
+
 async def test_the_webhook_url_carries_the_job_and_its_token(config: Config) -> None:
     job_id = new_job_id()
     url = job_webhook_url(config, job_id)
-    assert (
-        url == f"https://kadr.example/webhooks/fal?job={job_id}&token={job_token(config, job_id)}"
-    )
+    assert url == f"https://kadr.example/webhooks/fal/{job_id}/{job_token(config, job_id)}"
     assert job_token(config, job_id) != job_token(config, new_job_id())
     other = config.model_copy(update={"TELEGRAM_BOT_TOKEN": TEST_TOKEN + "x"})
     assert job_token(other, job_id) != job_token(config, job_id)

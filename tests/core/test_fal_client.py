@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from core.fal_client import (
+    FalCancelOutcome,
     FalClient,
     FalFinalError,
     FalModelNotFound,
@@ -100,7 +101,14 @@ async def test_submit_returns_the_urls_fal_hands_out(client: FalClient, control:
 
 
 async def test_status_moves_from_queue_to_completed(client: FalClient, control: Control) -> None:
-    await control.post("/config", {"max_concurrency": 1, "latency": {"fal-ai/flux/dev": 30}})
+    await control.post(
+        "/config",
+        {
+            "max_concurrency": 1,
+            "latency": {"fal-ai/flux/dev": 30},
+            "running_apps_stop_on_cancel": True,
+        },
+    )
     first = await client.submit("fal-ai/flux/dev", {"prompt": "one"}, webhook_url=HOOK)
     second = await client.submit(MODEL, {"prompt": "two"}, webhook_url=HOOK)
     assert (await client.status(first.status_url)).status == "IN_PROGRESS"
@@ -133,14 +141,17 @@ async def test_a_result_asked_for_too_early_is_retryable(
     assert caught.value.status == 400
 
 
-async def test_cancel_reports_whether_it_was_in_time(client: FalClient, control: Control) -> None:
-    await control.post("/config", {"latency": 30})
-    submission = await client.submit(MODEL, {"prompt": "cancel me"}, webhook_url=HOOK)
-    assert await client.cancel(submission.cancel_url) is True
-    assert await client.cancel(submission.cancel_url) is False
-    with pytest.raises(FalFinalError) as caught:
-        await client.cancel(submission.cancel_url.replace(submission.request_id, "unknown"))
-    assert caught.value.status == 404
+async def test_cancels_documented_answers_are_outcomes(client: FalClient, control: Control) -> None:
+    await control.post("/config", {"latency": 30, "max_concurrency": 1})
+    running = await client.submit(MODEL, {"prompt": "running"}, webhook_url=HOOK)
+    queued = await client.submit(MODEL, {"prompt": "cancel me"}, webhook_url=HOOK)
+    assert await client.cancel(queued.cancel_url) is FalCancelOutcome.REQUESTED
+    assert await client.cancel(queued.cancel_url) is FalCancelOutcome.ALREADY_COMPLETED
+    unknown = queued.cancel_url.replace(queued.request_id, "unknown")
+    assert await client.cancel(unknown) is FalCancelOutcome.NOT_FOUND
+    # In progress, the cancel is a signal: requested, and the request runs on.
+    assert await client.cancel(running.cancel_url) is FalCancelOutcome.REQUESTED
+    assert (await client.status(running.status_url)).status == "IN_PROGRESS"
 
 
 async def test_upload_streams_and_reuses_one_token(

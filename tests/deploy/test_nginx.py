@@ -133,6 +133,17 @@ def test_only_the_webhooks_are_public(nginx: Nginx, path: str) -> None:
     assert httpx.get(f"{nginx.internal}{path}").status_code in (200, 404)
 
 
+@pytest.mark.parametrize(
+    "path", ["/webhooks/fal/j1/t1", "/webhooks/fal?job=j1&token=t1"], ids=["path", "query"]
+)
+def test_both_forms_of_the_fal_webhook_reach_the_api(nginx: Nginx, path: str) -> None:
+    """Unsigned, so the api's answer is 401: what matters is that the api gave it."""
+    answer = httpx.post(f"{nginx.https}{path}", content=b"{}", verify=False)
+    assert (answer.status_code, answer.json()) == (401, {"detail": "invalid signature"})
+    deeper = httpx.post(f"{nginx.https}/webhooks/fal/j1/t1/x", content=b"{}", verify=False)
+    assert deeper.status_code == 404
+
+
 def test_the_probes_and_metrics_are_on_the_internal_listener(nginx: Nginx) -> None:
     assert httpx.get(f"{nginx.internal}/readyz").status_code == 200
     assert "kadr_telegram_webhook_seconds" in httpx.get(f"{nginx.internal}/metrics").text
@@ -152,12 +163,16 @@ def test_port_80_serves_acme_challenges_and_redirects_the_rest(nginx: Nginx) -> 
     assert moved.headers["location"].startswith("https://127.0.0.1")
 
 
-def test_the_access_log_keeps_the_fal_token_out(nginx: Nginx) -> None:
-    httpx.post(
-        f"{nginx.https}/webhooks/fal?job=j1&token=do-not-log-me", content=b"{}", verify=False
-    )
+@pytest.mark.parametrize(
+    "path",
+    ["/webhooks/fal?job=j1&token=do-not-log-me", "/webhooks/fal/j1/do-not-log-me"],
+    ids=["query", "path"],
+)
+def test_the_access_log_keeps_the_fal_token_out(nginx: Nginx, path: str) -> None:
+    before = nginx.access_log.read_text() if nginx.access_log.exists() else ""
+    httpx.post(f"{nginx.https}{path}", content=b"{}", verify=False)
     for _ in range(50):
-        logged = nginx.access_log.read_text() if nginx.access_log.exists() else ""
+        logged = nginx.access_log.read_text()[len(before) :] if nginx.access_log.exists() else ""
         if "/webhooks/fal" in logged:
             break
         time.sleep(0.1)

@@ -166,31 +166,67 @@ def status_message(telegram: TelegramSandbox, user: int) -> Record:
     return status
 
 
-def test_a_job_cancelled_while_generating_leaves_the_balance_as_it_was(
+def press_cancel(telegram: TelegramSandbox, user: int) -> None:
+    status = status_message(telegram, user)
+    [[cancel]] = status["params"]["reply_markup"]["inline_keyboard"]
+    telegram.press_button(user, status["response"]["result"]["message_id"], cancel["callback_data"])
+
+
+def test_a_job_cancelled_while_queued_at_fal_leaves_the_balance_as_it_was(
     telegram: TelegramSandbox, fal: FalSandbox
 ) -> None:
-    user = USER + 2
+    """fal runs one request at a time here, and another user's holds it: this job waits in
+    fal's queue, where a cancel removes it. Nothing ran, nothing is charged."""
+    user, other = USER + 2, USER + 12
     before = buy_a_pack(telegram, user)
-    assert before == 50
+    buy_a_pack(telegram, other)
     submits = len(fal.requests("submit"))
-    fal.configure(latency={"default": 4.0})
+    fal.configure(latency={"default": 6.0}, max_concurrency=1)
     try:
-        telegram.send_message(user, "a slow comet")
+        telegram.send_message(other, "a comet that holds fal")
         wait_until(lambda: fal.requests("submit"), submits + 1, timeout=20)
-        status = status_message(telegram, user)
-        [[cancel]] = status["params"]["reply_markup"]["inline_keyboard"]
-        telegram.press_button(
-            user, status["response"]["result"]["message_id"], cancel["callback_data"]
+        telegram.send_message(user, "a slow comet")
+        wait_until(lambda: fal.requests("submit"), submits + 2, timeout=20)
+        press_cancel(telegram, user)
+        told = wait_until(
+            lambda: [t for t in texts(telegram, user) if t.startswith("✖ Cancelled before")],
+            1,
+            timeout=20,
         )
-        cancelled = wait_until(
-            lambda: [t for t in texts(telegram, user) if t.startswith("✖ Cancelled")], 1, 20
-        )
-        assert cancelled, texts(telegram, user)
-        time.sleep(5.0)  # fal finishes the job it was making: its result must not count
+        assert told, texts(telegram, user)
+        assert any(t.startswith("✖ Stopping it") for t in texts(telegram, user))
+        telegram.wait_for("sendPhoto", chat_id=other, timeout=30)
     finally:
-        fal.configure(latency={"default": 0.05})
+        fal.configure(latency={"default": 0.05}, max_concurrency=None)
     assert telegram.requests("sendPhoto", user) == []
     assert balance(telegram, user, messages(telegram, user) + 1) == before
+
+
+def test_a_video_cancelled_after_fal_began_is_delivered_and_charged_once(
+    credits_stack: Stack, telegram: TelegramSandbox, fal: FalSandbox
+) -> None:
+    """fal's cancel is only a signal to a running model, which finishes (and is billed):
+    the user gets the video, charged once, instead of a free video for every early cancel."""
+    user = USER + 5
+    before = buy_a_pack(telegram, user)
+    submits = len(fal.requests("submit"))
+    fal.configure(latency={"default": 5.0})
+    try:
+        telegram.send_message(user, "/video a slow wave")
+        wait_until(lambda: fal.requests("submit"), submits + 1, timeout=20)
+        press_cancel(telegram, user)
+        [cancel] = fal.wait_for("cancel")[-1:]
+        assert cancel["status"] == 202
+        [video] = telegram.wait_for("sendVideo", chat_id=user, timeout=40)
+    finally:
+        fal.configure(latency={"default": 0.05})
+    assert any(t.startswith("✖ Stopping it") for t in texts(telegram, user))
+    [submit] = fal.requests("submit")[submits:]
+    model = load_catalog(Path(credits_stack.env()["KADR_CATALOG"])).find(submit["model_id"])
+    assert model is not None and model.mode == "text_to_video"
+    assert video["params"]["video"] == fal.job(submit["request_id"])["output"]["video"]["url"]
+    wait_until(lambda: telegram.requests("deleteMessage", user), 1, timeout=10)
+    assert before - balance(telegram, user, messages(telegram, user) + 1) == model.cost({})
 
 
 def test_a_job_whose_user_blocked_the_bot_leaves_the_balance_as_it_was(

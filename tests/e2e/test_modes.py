@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.models import Job
-from sandbox.control import FalSandbox, TelegramSandbox, stays_empty
+from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.stack import TEST_TOKEN, Stack
 
 
@@ -153,24 +153,24 @@ def test_buttons_under_a_result(stack: Stack, telegram: TelegramSandbox, fal: Fa
     telegram.wait_for("sendVideo", chat_id=7006, timeout=40)
 
 
-def test_cancel_while_generating(
+def test_cancel_while_generating_says_the_result_still_comes(
     telegram: TelegramSandbox,
     fal: FalSandbox,
 ) -> None:
+    """fal had started it, so a cancel is only a signal: the status says so, and the picture
+    the model finishes anyway reaches the chat."""
     fal.configure(latency={"default": 5.0})
     telegram.send_message(7007, "a slow cathedral")
     [status] = telegram.wait_for("sendMessage", chat_id=7007)
     fal.wait_for("submit")
     telegram.press_button(7007, message_id(status), buttons(status)["✖ Cancel"])
-    edits = telegram.wait_for("editMessageText", chat_id=7007, count=1)
     assert any(
-        e["params"]["text"] == "✖ Cancelled."
+        e["params"]["text"].startswith("✖ Stopping it")
         for e in telegram.wait_for("editMessageText", chat_id=7007, count=2)
     )
     assert fal.wait_for("cancel")[0]["status"] == 202
-    # fal would have answered 5 s after the submit: nothing may reach the chat after that.
-    assert stays_empty(lambda: telegram.requests("sendPhoto", 7007), seconds=6) == []
-    assert edits
+    [photo] = telegram.wait_for("sendPhoto", chat_id=7007, timeout=30)
+    assert photo["params"]["caption"].startswith("a slow cathedral")
 
 
 @pytest.mark.parametrize(

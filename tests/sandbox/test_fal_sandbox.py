@@ -187,11 +187,24 @@ async def test_queue_respects_max_concurrency_and_cancel(client: httpx.AsyncClie
             202,
             {"status": "CANCELLATION_REQUESTED"},
         )
-        again = await client.put(submission["cancel_url"])
-        assert (again.status_code, again.json()) == (400, {"status": "ALREADY_COMPLETED"})
+    again = await client.put(waiting["cancel_url"])
+    assert (again.status_code, again.json()) == (400, {"status": "ALREADY_COMPLETED"})
+    removed = (await client.get(f"/_sandbox/jobs/{waiting['request_id']}")).json()
+    assert (removed["state"], removed["output"]) == ("CANCELLED", None)
+    # In progress, a cancel is a signal the model app may ignore: it runs on, and is billed.
+    still = (await client.get(f"/_sandbox/jobs/{running['request_id']}")).json()
+    assert still["state"] == "IN_PROGRESS"
+
+
+async def test_a_running_app_that_honours_the_signal_stops(client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/_sandbox/config",
+        json={"latency": {"fal-ai/flux/dev": 30}, "running_apps_stop_on_cancel": True},
+    )
+    running = await submit(client, "fal-ai/flux/dev", {"prompt": "first"})
+    assert (await client.put(running["cancel_url"])).status_code == 202
     job = (await client.get(f"/_sandbox/jobs/{running['request_id']}")).json()
-    assert job["state"] == "CANCELLED"
-    assert job["output"] is None
+    assert (job["state"], job["output"]) == ("CANCELLED", None)
 
 
 async def test_cancelled_request_never_sends_its_webhook(

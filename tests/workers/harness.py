@@ -147,6 +147,13 @@ class Worker:
         resources = self.services.resources
         await record_fal_result(resources, webhook, job.id)
 
+    async def error_webhook(self, job: Job, request_id: str, error_type: str) -> None:
+        """fal's genuine webhook saying the request ended without a result."""
+        webhook = FalWebhook(
+            request_id=request_id, status="ERROR", error=error_type, error_type=error_type
+        )
+        await record_fal_result(self.services.resources, webhook, job.id)
+
 
 def after_accepting(error: type[httpx.TransportError]) -> Behaviour:
     """fal takes the submit, then the answer never arrives (`error` is what the client sees)."""

@@ -232,6 +232,30 @@ async def test_a_completed_job_whose_result_fal_cannot_hand_over_is_delivered_no
     assert worker.sender.results == [USER]
 
 
+async def test_a_job_fal_is_still_running_past_its_deadline_is_asked_to_stop_not_refunded(
+    worker: Worker,
+) -> None:
+    """fal's cancel is only a signal to a running model, which may finish and is billed: the
+    result is delivered if it comes; only past the grace is the job failed."""
+    [running, hopeless] = await submitted_jobs(
+        worker, 2, deadline_at=utcnow() - timedelta(seconds=1)
+    )
+    async with worker.services.resources.engine.begin() as connection:
+        past_grace = utcnow() - sweeper.RUNNING_GRACE - timedelta(seconds=1)
+        await connection.execute(
+            update(Job).where(Job.id == hopeless).values(deadline_at=past_grace)
+        )
+    worker.fal.statuses |= {running: "IN_PROGRESS", hopeless: "IN_PROGRESS"}
+    await sweep(worker.services)
+    assert await status_of(worker, running) == ("submitted", None)
+    assert await status_of(worker, hopeless) == ("failed", "timeout")
+    assert sorted(worker.fal.cancelled) == sorted([running, hopeless])
+
+    await worker.webhook(await worker.reload(Job(id=running)), running, RESULT)
+    await deliver_job(worker.services, running, attempt=1)
+    assert await status_of(worker, running) == ("delivered", None)
+
+
 async def test_a_late_job_that_fal_finished_is_recorded_as_if_its_webhook_came(
     worker: Worker,
 ) -> None:
