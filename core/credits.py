@@ -111,15 +111,19 @@ async def reserve(
     return taken
 
 
+async def reserved(session: AsyncSession, job_id: str) -> Balance:
+    """What the job's reservation took, by kind (nothing for a job that reserved nothing)."""
+    reservation = await _reservation(session, job_id)
+    return Balance() if reservation is None else _taken(reservation)
+
+
 async def refund(session: AsyncSession, job_id: str) -> Balance:
     """Give back what the job's reservation took, to the kinds it took it from; at most once
     per job. Returns what was given back (nothing for a job that reserved nothing)."""
-    reservation = await session.scalar(
-        select(LedgerEntry).where(LedgerEntry.reason == Reason.RESERVE, LedgerEntry.ref == job_id)
-    )
+    reservation = await _reservation(session, job_id)
     if reservation is None:
         return Balance()
-    back = Balance(free=-reservation.free, paid=-reservation.paid)
+    back = _taken(reservation)
     inserted = await _insert_once(
         session, reservation.user_id, Reason.REFUND, job_id, back.free, back.paid, utcnow()
     )
@@ -183,6 +187,16 @@ async def totals_since(session: AsyncSession, since: datetime) -> dict[str, int]
         .group_by(LedgerEntry.reason)
     )
     return {str(reason): int(total or 0) for reason, total in rows.all()}
+
+
+async def _reservation(session: AsyncSession, job_id: str) -> LedgerEntry | None:
+    return await session.scalar(
+        select(LedgerEntry).where(LedgerEntry.reason == Reason.RESERVE, LedgerEntry.ref == job_id)
+    )
+
+
+def _taken(reservation: LedgerEntry) -> Balance:
+    return Balance(free=-reservation.free, paid=-reservation.paid)
 
 
 async def _lock_user(session: AsyncSession, user_id: int) -> bool:

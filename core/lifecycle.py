@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import credits
+from core import credits, spend
 from core.fal_client import FalSubmission
 from core.job_errors import GENERIC_FAL, error_code, error_detail
 from core.jobs import (
@@ -118,19 +118,22 @@ async def completed(
 ) -> str | None:
     """fal's result came; with `request_id`, it completes the job only if that is the job's
     request (or the job did not know its request yet). The job's mode if it moved: what the
-    fal webhook needs to queue its delivery, read in the same statement as the move."""
+    fal webhook needs to queue its delivery, read in the same statement as the move. fal
+    bills the result it made, so the job's cost is counted here, once."""
     async with sessions.begin() as session:
         moved = await move_returning(
             session,
             job_id,
             JobStatus.COMPLETED,
-            ("mode", "submitted_at"),
+            ("mode", "submitted_at", "model", "options"),
             request_id=request_id or None,
             result=result,
         )
-    if moved is None:
-        return None
+        if moved is None:
+            return None
+        paid = await credits.reserved(session, job_id)
     _observe_stage(moved.mode, "fal", moved.submitted_at)
+    spend.count_result(moved.model, moved.options, paid)
     return str(moved.mode)
 
 

@@ -82,6 +82,18 @@ CREDITS_REFUNDED = Counter(
     ["kind"],
 )
 CREDITS_BOUGHT = Counter("kadr_credits_bought_total", "Credits bought with Telegram Stars.")
+STARS_EARNED = Counter(
+    "kadr_stars_earned_total", "Telegram Stars paid for credits (each payment credited once)."
+)
+STAR_DOLLARS = Gauge(
+    "kadr_star_dollars", "Dollars one Telegram Star brings the operator, as the catalog says."
+)
+FAL_SPEND = Counter(
+    "kadr_fal_spend_dollars_total",
+    "Dollars fal bills for the results it made, as the catalog estimates them, by model and by "
+    "what paid the job's credits (free, paid, none: an admin's job or a model sold for 0).",
+    ["model", "paid_with"],
+)
 PAYMENTS = Counter(
     "kadr_payments_total",
     "Telegram Stars payments by outcome: pre-checkout answered ok or refused, a payment "

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import credits
 from core.catalog import Pack, catalog
-from core.metrics import CREDITS_BOUGHT, PAYMENTS
+from core.metrics import CREDITS_BOUGHT, PAYMENTS, STARS_EARNED
 from core.models import LedgerEntry
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,15 @@ def checkout_pack(payload: str, currency: str, total_amount: int) -> Pack | None
 
 
 async def record_payment(
-    sessions: async_sessionmaker[AsyncSession], *, user_id: int, charge_id: str, payload: str
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    user_id: int,
+    charge_id: str,
+    payload: str,
+    stars: int,
 ) -> tuple[Paid, int]:
-    """Credit a successful payment once per charge id: the outcome and the credits added."""
+    """Credit a successful payment once per charge id: the outcome and the credits added.
+    `stars`: what the user paid (the payment's total_amount), counted with the credit."""
     offered = offered_credits(payload)
     if offered is None or not charge_id:
         log.error("payment %s by %s has a payload not ours: %r", charge_id, user_id, payload)
@@ -74,6 +80,7 @@ async def record_payment(
     PAYMENTS.labels(outcome).inc()
     if credited:
         CREDITS_BOUGHT.inc(amount)
+        STARS_EARNED.inc(stars)
     return outcome, amount if credited else 0
 
 

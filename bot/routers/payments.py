@@ -68,6 +68,7 @@ async def paid(
         user_id=user.id,
         charge_id=payment.telegram_payment_charge_id,
         payload=payment.invoice_payload,
+        stars=payment.total_amount,
     )
     if outcome != Paid.CREDITED:
         return  # a repeated update: the first one said thank you

@@ -1,7 +1,7 @@
 """The ledger on real databases: a balance never goes below zero however many prompts race,
-a charge id is credited once however many copies arrive at once, a job is refunded at most
-once and only when it ends without a result, free credits are spent first and topped up
-once a UTC day without accumulating."""
+a charge id is credited (and its Stars counted) once however many copies arrive at once, a
+job is refunded at most once and only when it ends without a result, free credits are spent
+first and topped up once a UTC day without accumulating."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -102,11 +103,16 @@ async def test_a_thousand_payments_with_a_hundred_repeated_charges_credit_nine_h
     user_id = await _user(pools[0])
     charges = [f"stx-{user_id}-{index}" for index in range(900)]
     charges += charges[:100]
+    earned = REGISTRY.get_sample_value("kadr_stars_earned_total") or 0.0
 
     outcomes = await asyncio.gather(
         *(
             record_payment(
-                pools[index % 2], user_id=user_id, charge_id=charge, payload="pack:small:50"
+                pools[index % 2],
+                user_id=user_id,
+                charge_id=charge,
+                payload="pack:small:50",
+                stars=50,
             )
             for index, charge in enumerate(charges)
         )
@@ -114,6 +120,7 @@ async def test_a_thousand_payments_with_a_hundred_repeated_charges_credit_nine_h
     assert sum(outcome == Paid.CREDITED for outcome, _ in outcomes) == 900
     assert sum(outcome == Paid.DUPLICATE for outcome, _ in outcomes) == 100
     assert await _balance(pools[0], user_id) == Balance(free=0, paid=900 * 50)
+    assert REGISTRY.get_sample_value("kadr_stars_earned_total") == earned + 900 * 50
 
 
 async def test_a_failed_job_is_refunded_once_and_a_delivered_one_keeps_its_charge(
@@ -150,7 +157,9 @@ async def test_a_cancelled_job_gives_back_free_and_paid_credits_where_they_came_
     sessions: Sessions,
 ) -> None:
     user_id = await _user(sessions)
-    await record_payment(sessions, user_id=user_id, charge_id=f"c{user_id}", payload="pack:x:5")
+    await record_payment(
+        sessions, user_id=user_id, charge_id=f"c{user_id}", payload="pack:x:5", stars=5
+    )
     job = a_job(user_id)
     assert await lifecycle.accept(sessions, job, price=12, free_per_day=10)
     assert await _balance(sessions, user_id) == Balance(free=0, paid=3)
@@ -271,7 +280,9 @@ async def test_whatever_happens_a_job_ends_charged_once_or_reserved_and_refunded
 ) -> None:
     chance = random.Random(12)
     user_id = await _user(sessions)
-    await record_payment(sessions, user_id=user_id, charge_id=f"p{user_id}", payload="pack:x:150")
+    await record_payment(
+        sessions, user_id=user_id, charge_id=f"p{user_id}", payload="pack:x:150", stars=150
+    )
     jobs = []
     for _ in range(120):
         job = a_job(user_id)
