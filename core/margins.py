@@ -40,10 +40,16 @@ class Margin:
         """The line that names this model and both figures."""
         left = f"a margin of {self.percent:.0f} %" if self.price else "nothing left"
         return (
-            f"{self.model} sells for {self.credits} credits (${self.price:.2f}) and costs "
-            f"${self.cost:.2f} at fal: {left}, under the minimum {minimum:g} % (raise its "
+            f"{self.model} sells for {self.credits} credits ({usd(self.price)}) and costs "
+            f"{usd(self.cost)} at fal: {left}, under the minimum {minimum:g} % (raise its "
             "price, or mark it loss_leader = true)"
         )
+
+
+def usd(dollars: float) -> str:
+    """Dollars to the cent, or to a tenth of a cent where cents would hide the difference
+    between a cheap model's price and its cost."""
+    return f"${dollars:.2f}" if round(dollars, 2) == round(dollars, 3) else f"${dollars:.3f}"
 
 
 def margin(model: ModelSpec, credit_dollars: float) -> Margin:

@@ -5,6 +5,7 @@ table of models shows the catalog's figures."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from core.catalog import DEFAULT_PATH, Catalog, CatalogError, load_catalog
 from core.config import Config
-from core.margins import Margin, check_margins, margins
+from core.margins import Margin, check_margins, margins, usd
 from tests.builders import catalog_with_todays_veo
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -73,6 +74,20 @@ def test_a_model_under_the_margin_is_named_with_its_price_and_cost(tmp_path: Pat
     )
 
 
+def test_a_cheap_models_figures_keep_their_tenths_of_a_cent(tmp_path: Path) -> None:
+    text = DEFAULT_PATH.read_text().replace(
+        'title = "Nano Banana"\nprice = 5', 'title = "Nano Banana"\nprice = 4'
+    )
+    with pytest.raises(
+        CatalogError,
+        match=re.escape(
+            "fal-ai/nano-banana/edit sells for 4 credits ($0.043) and costs $0.039 at fal: "
+            "a margin of 10 %"
+        ),
+    ):
+        check_margins(catalog_of(tmp_path, text), 20)
+
+
 def test_a_loss_leader_is_let_through(tmp_path: Path) -> None:
     text = catalog_with_todays_veo()
     text = text.replace(f'id = "{VEO}"\n', f'id = "{VEO}"\nloss_leader = true\n')
@@ -89,11 +104,6 @@ def test_a_model_given_away_leaves_nothing(tmp_path: Path) -> None:
     text = DEFAULT_PATH.read_text().replace("price = 72\n", "price = 0\n")
     with pytest.raises(CatalogError, match=r"sells for 0 credits .* nothing left, under"):
         check_margins(catalog_of(tmp_path, text), 0)
-
-
-def usd(dollars: float) -> str:
-    """Cents, or tenths of a cent where cents would hide them."""
-    return f"${dollars:.2f}" if round(dollars, 2) == round(dollars, 3) else f"${dollars:.3f}"
 
 
 def readme_row(margin: Margin, catalog: Catalog) -> str:

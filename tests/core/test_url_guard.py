@@ -111,7 +111,9 @@ async def test_a_download_goes_to_the_address_that_was_checked(
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
         sender = ResultSender(Bot("42:TEST"), http, GUARD)
-        async with sender._uploads("video", ["https://v3.fal.media/files/out.mp4"], 1) as files:
+        async with sender._uploads(
+            ["https://v3.fal.media/files/out.mp4"], telegram_send.OTHER_UPLOAD_CAP, 1
+        ) as files:
             assert files[0].filename == "out.mp4"
     [request] = seen
     assert str(request.url) == "https://34.120.0.1/files/out.mp4"
@@ -162,7 +164,7 @@ async def test_downloads_of_one_process_are_capped(monkeypatch: pytest.MonkeyPat
         urls = [f"{FAL_BASE}/files/{n}.mp4" for n in range(3 * telegram_send.MAX_DOWNLOADS)]
 
         async def one(url: str) -> None:
-            async with sender._uploads("video", [url], 1):
+            async with sender._uploads([url], telegram_send.OTHER_UPLOAD_CAP, 1):
                 pass
 
         await asyncio.gather(*(one(url) for url in urls))
