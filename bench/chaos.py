@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import math
+import os
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,7 @@ from bench.analysis import Summary, Window
 from bench.deploy import Deployment, deploy
 from bench.driver import DOUBLING, Post, at_rate, open_loop
 from bench.infra import PrivatePostgres, connect, plain_url
-from bench.observe import RESULT_METHODS, TelegramCall, observe
+from bench.observe import RESULT_METHODS, Observation, TelegramCall, observe
 from bench.stats import percentile
 from bench.updates import Update, UpdateSource
 from bench.workloads import Sizes, lognormal
@@ -134,17 +137,19 @@ class Chaos:
 
 
 async def _strike_all(chaos: Chaos, strikes: Sequence[Strike], down: float) -> list[Kill]:
-    began, kills = time.monotonic(), []
+    """Each kill at its time, or as soon as the one before is back (an api that takes
+    longer than the interval to start delays the next kill)."""
+    began, start, kills = time.monotonic(), time.time(), []
     for strike in strikes:
         await asyncio.sleep(max(0.0, began + strike.at - time.monotonic()))
         kill = await asyncio.to_thread(chaos.strike, strike.kind, down)
-        print(f"  {strike.at:g} s: {_told(kill)}", flush=True)
+        print(f"  {told(kill, start)}", flush=True)
         kills.append(kill)
     return kills
 
 
-def _told(kill: Kill) -> str:
-    return f"{kill.kind} SIGKILLed, back {kill.back - kill.at:.1f} s later"
+def told(kill: Kill, start: float) -> str:
+    return f"{kill.at - start:.0f} s: {kill.kind} SIGKILLed, back {kill.back - kill.at:.1f} s later"
 
 
 async def _load(
@@ -288,22 +293,31 @@ def chats(calls: Sequence[TelegramCall]) -> dict[int, Chat]:
     return found
 
 
-def outcome_values(updates: Sequence[Update], found: dict[int, Chat]) -> dict[str, analysis.Value]:
-    """Each user sent one prompt: one result, or one notice saying why, is the only right
-    answer. Lost: neither; duplicated: the result twice or more."""
-    counts: Counter[str] = Counter()
-    for update in updates:
-        chat = found.get(update.user_id, Chat())
-        if chat.results + chat.notices == 0:
-            counts["lost"] += 1
-        elif chat.results >= 2:
-            counts["duplicated"] += 1
-        elif chat.results + chat.notices >= 2:
-            counts["told twice"] += 1
-        elif chat.results:
-            counts["result"] += 1
-        else:
-            counts["notice"] += 1
+#: The outcomes that are right answers to a prompt.
+RIGHT = frozenset({"result", "notice"})
+
+
+def outcome(chat: Chat) -> str:
+    """What a user's one prompt came to. One result, or one notice saying why, is the only
+    right answer; "lost" is neither, "duplicated" the result twice or more."""
+    if chat.results + chat.notices == 0:
+        return "lost"
+    if chat.results >= 2:
+        return "duplicated"
+    if chat.results + chat.notices >= 2:
+        return "told twice"
+    return "result" if chat.results else "notice"
+
+
+def outcomes(updates: Sequence[Update], found: dict[int, Chat]) -> dict[int, str]:
+    """User → the outcome of their prompt."""
+    return {update.user_id: outcome(found.get(update.user_id, Chat())) for update in updates}
+
+
+def outcome_values(
+    updates: Sequence[Update], outcome_of: dict[int, str]
+) -> dict[str, analysis.Value]:
+    counts = Counter(outcome_of.values())
     return {
         "prompts (one per user)": len(updates),
         "users with one result": counts["result"],
@@ -312,6 +326,23 @@ def outcome_values(updates: Sequence[Update], found: dict[int, Chat]) -> dict[st
         "deliveries duplicated": counts["duplicated"],
         "users told twice otherwise (result and notice, or two notices)": counts["told twice"],
     }
+
+
+def lost_values(
+    outcome_of: dict[int, str], entries: Sequence[Entry], in_inbox: set[int]
+) -> dict[str, analysis.Value]:
+    """Where each lost prompt stopped: its update still in the inbox, its job in some state
+    (live, or ended with nothing reaching the chat), or nothing kept at all."""
+    status = {entry.user_id: entry.status for entry in entries if entry.status != "no job"}
+    where: Counter[str] = Counter()
+    for user, came_to in outcome_of.items():
+        if came_to != "lost":
+            continue
+        if user in in_inbox:
+            where["update still in the inbox"] += 1
+        else:
+            where[f"job {status[user]}" if user in status else "no job, update gone"] += 1
+    return {f"lost: {place}": n for place, n in sorted(where.items())}
 
 
 def ledger_values(entries: Sequence[Entry], found: dict[int, Chat]) -> dict[str, analysis.Value]:
@@ -400,31 +431,91 @@ def _description(sizes: Sizes, strikes: Sequence[Strike], users: int) -> str:
     )
 
 
+#: Every prompt that did not come to one answer, with its job rows and its chat's calls.
+CASES = "cases.json"
+
+
+def write_cases(
+    path: Path, outcome_of: dict[int, str], observation: Observation, in_inbox: set[int]
+) -> None:
+    """A FAIL is worth a look at each case: what the jobs table and Telegram hold for every
+    user whose prompt was lost or answered more than once, beside the processes' logs."""
+    wrong = {user: came_to for user, came_to in outcome_of.items() if came_to not in RIGHT}
+    jobs: dict[int, list[dict[str, object]]] = defaultdict(list)
+    for job in observation.jobs:
+        if job.user_id in wrong:
+            jobs[job.user_id].append(dataclasses.asdict(job))
+    calls: dict[int, list[dict[str, object]]] = defaultdict(list)
+    for call in observation.telegram:
+        if call.chat_id in wrong:
+            calls[call.chat_id].append(dataclasses.asdict(call))
+    cases = [
+        {
+            "user": user,
+            "outcome": came_to,
+            "update in the inbox": user in in_inbox,
+            "jobs": jobs[user],
+            "telegram": calls[user],
+        }
+        for user, came_to in sorted(wrong.items())
+    ]
+    path.write_text(json.dumps(cases, indent=1))
+
+
+def audit(
+    deployment: Deployment, updates: Sequence[Update], posts: Sequence[Post], kills: Sequence[Kill]
+) -> tuple[dict[str, analysis.Value], Observation]:
+    """Everything read from outside once the wait is over: the inbox, the jobs and ledger
+    tables, the chats. In that order, for when the wait ran out with work still moving: an
+    update leaves the inbox only once its job row is written, and a job is marked delivered
+    only once Telegram took its result, so nothing falls between two reads."""
+    inbox = deployment.inbox_update_ids()
+    entries = asyncio.run(_read_ledger(deployment.stack.database_url))
+    observation = observe(deployment)
+    found = chats(observation.telegram)
+    outcome_of = outcomes(updates, found)
+    in_inbox = {update.user_id for update in updates if update.update_id in inbox}
+    write_cases(deployment.workdir / CASES, outcome_of, observation, in_inbox)
+    values = {
+        **outcome_values(updates, outcome_of),
+        **lost_values(outcome_of, entries, in_inbox),
+        **ledger_values(entries, found),
+        **timing_values(posts, kills, found),
+        **analysis.latency_values(posts),
+        "updates never answered 2xx": _unanswered(updates, posts),
+        "inbox dead letters": deployment.dead_letters(),
+    }
+    return values, observation
+
+
 def measure(chaos: Chaos, sizes: Sizes, strikes: Sequence[Strike]) -> Summary:
     deployment = chaos.deployment
     with contextlib.closing(deployment.fal()) as fal:
         fal.configure(**lognormal(sizes.chaos_latency), **FAL_RETRIES)
     users = int(sizes.chaos_rate * sizes.chaos_seconds)
     updates = UpdateSource(users).prompts(users)
-    start = time.time()
+    start, cpu_before = time.time(), deployment.cpu_now()
+    psutil.cpu_percent()  # from here: the next call answers for the load's span
     posts, kills = asyncio.run(_load(chaos, updates, sizes, strikes))
+    busy, load_average = psutil.cpu_percent(), os.getloadavg()[0]
     waited = settle(deployment, start + sizes.chaos_seconds + sizes.chaos_settle)
-    observation = observe(deployment)
-    entries = asyncio.run(_read_ledger(deployment.stack.database_url))
-    found = chats(observation.telegram)
+    window = Window(start, time.time(), cpu_before, deployment.cpu_now())
     summary = Summary("chaos", _description(sizes, strikes, users))
-    summary.values.update(outcome_values(updates, found))
-    summary.values.update(ledger_values(entries, found))
-    summary.values.update(timing_values(posts, kills, found))
-    summary.values.update(analysis.latency_values(posts))
-    summary.values["updates never answered 2xx"] = _unanswered(updates, posts)
-    summary.values["inbox dead letters"] = deployment.dead_letters()
+    values, observation = audit(deployment, updates, posts, kills)
+    summary.values.update(values)
     summary.values["settle wait s"] = waited
-    summary.notes.extend(f"{kill.at - start:.0f} s: {_told(kill)}" for kill in kills)
+    summary.values.update(analysis.method_counts(observation))
+    jobs = len(observation.jobs)
+    summary.values.update(
+        analysis.resource_values(deployment.usage, window, jobs, [WORKER], [WORKER])
+    )
+    # Other work on the machine slows kadr down as much as a kill does: say how busy it was.
+    summary.values["machine CPU busy % while prompts arrived"] = busy
+    summary.values["load avg 1 min at the last prompt"] = load_average
+    summary.notes.extend(told(kill, start) for kill in kills)
     restarted = [name for _, name in deployment.restarts]
     if restarted:
         summary.notes.append(f"exited on their own, restarted: {', '.join(restarted)}")
-    summary.notes.append(f"logs: {deployment.workdir}")
-    window = Window(start, time.time(), {}, {})
+    summary.notes.append(f"logs, and {CASES} (every wrong answer): {deployment.workdir}")
     summary.series = analysis.series(posts, observation, deployment.usage, window, [WORKER])
     return summary
