@@ -10,7 +10,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY . .
-# Editable, as in a checkout: core/db.py finds migrations/ beside the packages in /app.
+# Editable, as in a checkout: core/infra/db.py finds migrations/ beside the packages in /app.
 RUN uv sync --frozen --no-dev
 
 FROM python:3.11-slim

@@ -11,10 +11,10 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from api import rate_limits
 from api.routes import fal, health
 from api.telegram_door import Door, TelegramDoor
-from core.config import Config
-from core.fal_signature import FalWebhookVerifier
-from core.inbox import Inbox
+from core.fal.webhook import FalWebhookVerifier
+from core.infra.config import Config
 from core.resources import Resources
+from core.telegram.inbox import Inbox
 
 UNMEASURED = ["/metrics", "/livez", "/readyz"]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)

@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core.config import Config
-from core.fal_signature import FalWebhookVerifier
+from core.fal.webhook import FalWebhookVerifier
+from core.infra.config import Config
 from core.resources import Resources
 
 

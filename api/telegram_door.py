@@ -1,7 +1,7 @@
 """POST /webhooks/telegram: the only door Telegram knocks on.
 
-The door only stores: once the update is in the durable inbox (core.inbox) Telegram gets its
-200, and handlers take it from there in whatever process runs them. It never waits for a
+The door only stores: once the update is in the durable inbox (core.telegram.inbox) Telegram
+gets its 200, and handlers take it from there in whatever process runs them. It never waits for a
 handler.
 
 It is plain ASGI in front of the FastAPI application, not a route nor one of its middlewares:
@@ -26,8 +26,8 @@ from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
 from api.rate_limits import TOO_MANY, AddressLimit
-from core.inbox import Inbox, InvalidUpdate, partition_of, update_id_of
-from core.metrics import TELEGRAM_UPDATES, TELEGRAM_WEBHOOK_SECONDS
+from core.infra.metrics import TELEGRAM_UPDATES, TELEGRAM_WEBHOOK_SECONDS
+from core.telegram.inbox import Inbox, InvalidUpdate, partition_of, update_id_of
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from bench.deploy import Usage
 from bench.driver import Post
 from bench.observe import MESSAGE_METHODS, RESULT_METHODS, FalCall, JobRow, Observation
 from bench.stats import busy_spans, peak_in_window, per_second, percentile, rate_within
-from core.catalog import catalog
+from core.domain.catalog import catalog
 
 MB = 1024 * 1024
 #: A backlog is "a second's worth of results waiting at Telegram's pace".

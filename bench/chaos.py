@@ -41,9 +41,9 @@ from bench.stats import percentile
 from bench.updates import Update, UpdateSource
 from bench.workloads import Sizes, lognormal
 from bot.job_face import failure_text
-from core.catalog import catalog
-from core.job_errors import CODES
-from core.models import Job
+from core.domain.catalog import catalog
+from core.domain.models import Job
+from core.jobs.errors import CODES
 from sandbox.redis_server import PrivateRedis
 
 KINDS = ("api", "worker", "redis", "postgres")

@@ -26,8 +26,8 @@ import psutil
 from redis import Redis, RedisError
 
 from bench.infra import PG_ADMIN_URL, create_database, drop_database
-from core.inbox import PARTITIONS, Entry
-from core.inbox import PREFIX as INBOX_PREFIX
+from core.telegram.inbox import PARTITIONS, Entry
+from core.telegram.inbox import PREFIX as INBOX_PREFIX
 from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import KADR, PYTHON, TEST_SECRET, TEST_TOKEN, Service, Stack, free_port

@@ -2,7 +2,7 @@
 memory stay flat however many big photos are edited at once?
 
 A user's photo goes Telegram → temp file → fal's storage inside the worker's submit task
-(`core/photos.py`), streamed in fixed-size chunks, so 50 photos of 15 MB in flight together
+(`core/fal/photos.py`), streamed in fixed-size chunks, so 50 photos of 15 MB in flight together
 should cost the worker about what one does. This deploys kadr against the stand-ins with one
 `kadr worker --queue updates --queue images` (`bench.deploy`; the updates role consumes the
 Telegram inbox, so this worker runs the handlers too), warms it up with one small edit, then
@@ -41,7 +41,7 @@ from PIL import Image
 
 from bench.deploy import UPDATES, Deployment, deploy
 from bench.observe import read_jobs
-from core.catalog import catalog
+from core.domain.catalog import catalog
 from sandbox.control import TelegramSandbox
 from sandbox.stack import TEST_TOKEN
 
@@ -292,7 +292,7 @@ def run(counts: list[int], size_mb: float, out: Path) -> tuple[str, bool]:
     if probe > cap:
         raise SystemExit(
             f"a {size_mb} MB photo is {probe} bytes, over the edit mode's cap of {cap} bytes "
-            "(core/catalog.toml, [modes.edit] max_input_mb)"
+            "(core/domain/catalog.toml, [modes.edit] max_input_mb)"
         )
     print(f"starting kadr and the stand-ins in {out / 'stack'} …", flush=True)
     deployment = deploy(out / "stack", workers={WORKER: (UPDATES, "images")})

@@ -13,9 +13,9 @@ from aiogram.types import InlineKeyboardMarkup, LabeledPrice
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import _
-from core.catalog import Pack, catalog
-from core.credits import NotEnoughCredits
-from core.payments import CURRENCY, Account
+from core.domain.catalog import Pack, catalog
+from core.domain.credits import NotEnoughCredits
+from core.domain.payments import CURRENCY, Account
 
 
 class BuyButton(CallbackData, prefix="buy"):

@@ -20,8 +20,8 @@ from bot.routers import (
     results,
     start,
 )
-from core.credits import Allowance
-from core.generation import UserQuota
+from core.domain.credits import Allowance
+from core.jobs.start import UserQuota
 from core.resources import Resources
 
 # Order matters: a photo flow waiting for an instruction takes the text before the plain

@@ -33,7 +33,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from core.users import LANGUAGES, language_from_code
+from core.domain.users import LANGUAGES, language_from_code
 
 LOCALES_DIR: Final = Path(__file__).resolve().parent / "locales"
 DOMAIN: Final = "messages"

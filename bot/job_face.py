@@ -27,9 +27,9 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import _, error_text, use_locale
-from core.catalog import MAX_INPUT_SIDE, Output, catalog
-from core.models import Job
-from core.telegram_pacing import SendSkipped, optional
+from core.domain.catalog import MAX_INPUT_SIDE, Output, catalog
+from core.domain.models import Job
+from core.telegram.outbox import SendSkipped, optional
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.credits_face import buy_keyboard, no_credits_text
 from bot.i18n import _
 from bot.job_face import post_status
-from core import lifecycle
-from core.credits import Allowance, NotEnoughCredits
-from core.generation import (
+from core.domain.credits import Allowance, NotEnoughCredits
+from core.domain.models import Job, User
+from core.jobs import lifecycle
+from core.jobs.start import (
     JobRequest,
     Refusal,
     UserQuota,
@@ -37,8 +38,7 @@ from core.generation import (
     plan_job,
     recorded,
 )
-from core.models import Job, User
-from core.telegram_pacing import current_update_id
+from core.telegram.outbox import current_update_id
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import BotCommand
 
 from bot.dispatcher import ROUTERS
-from core.config import Config
+from core.infra.config import Config
 from core.resources import create_bot
 
 COMMANDS = {

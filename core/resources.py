@@ -22,10 +22,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.config import Config
-from core.db import create_engine, session_factory
-from core.telegram_limits import SendLimits, TelegramLimiter
-from core.telegram_pacing import SendPacer
+from core.infra.config import Config
+from core.infra.db import create_engine, session_factory
+from core.telegram.limits import SendLimits, TelegramLimiter
+from core.telegram.outbox import SendPacer
 
 #: How a worker rides out a Redis restart: every command is retried with backoff capped at
 #: 1 s, about 25 s in all. Without it arq's poll loop dies on the first refused connection

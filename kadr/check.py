@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import httpx
 
 from bot.webhook import used_update_types
-from core.catalog import catalog
-from core.config import Config, ConfigError, load_config
-from core.db import check_schema
-from core.fal_client import FalClient
-from core.margins import check_margins
+from core.domain.catalog import catalog
+from core.domain.margins import check_margins
+from core.fal.client import FalClient
+from core.infra.config import Config, ConfigError, load_config
+from core.infra.db import check_schema
 from core.resources import create_bot, create_redis
 from kadr.fal_inputs import FalUnreachable, catalog_mismatches
 

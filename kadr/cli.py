@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
-from core.catalog import CatalogError, catalog
-from core.config import Config, ConfigError, ProcessKind, load_config
-from core.logs import setup_logging
-from core.margins import check_margins
+from core.domain.catalog import CatalogError, catalog
+from core.domain.margins import check_margins
+from core.infra.config import Config, ConfigError, ProcessKind, load_config
+from core.infra.logs import setup_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -39,7 +39,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _check_schema(config: Config) -> None:
-    from core.db import SchemaNotReady, check_schema
+    from core.infra.db import SchemaNotReady, check_schema
 
     try:
         asyncio.run(check_schema(config.DATABASE_URL))
@@ -52,7 +52,7 @@ def migrate() -> None:
     """Apply the database migrations (safe to run again)."""
     from alembic import command
 
-    from core.db import alembic_config
+    from core.infra.db import alembic_config
 
     config = _config("migrate")
     command.upgrade(alembic_config(config.DATABASE_URL), "head")
@@ -162,7 +162,7 @@ def inbox(
     ] = None,
 ) -> None:
     """Show the Telegram update inbox: waiting updates, the oldest one's age, dead letters."""
-    from core.inbox import inspect_inbox
+    from core.telegram.inbox import inspect_inbox
 
     config = _config("ops")
     typer.echo(asyncio.run(inspect_inbox(config.REDIS_URL, requeue=requeue, replay=replay)))
@@ -232,7 +232,7 @@ def webhook_info() -> None:
 
 async def _with_stores(config: Config, work: Any) -> Any:
     """Run `work(sessions, redis)` on clients opened for it and closed after."""
-    from core.db import create_engine, session_factory
+    from core.infra.db import create_engine, session_factory
     from core.resources import create_redis
 
     engine = create_engine(config.DATABASE_URL)
@@ -249,7 +249,7 @@ def grant(user_id: int, credits: Annotated[int, typer.Argument(min=1)]) -> None:
     """Give a user credits (kept like bought ones)."""
     import uuid
 
-    from core.payments import grant as give
+    from core.domain.payments import grant as give
 
     config = _config("admin")
     _check_schema(config)
@@ -266,7 +266,7 @@ def grant(user_id: int, credits: Annotated[int, typer.Argument(min=1)]) -> None:
 
 
 def _ban(user_id: int, banned: bool) -> None:
-    from core.bans import ban as set_ban
+    from core.domain.bans import ban as set_ban
 
     config = _config("admin")
     _check_schema(config)
@@ -298,7 +298,7 @@ def stats() -> None:
 
     from bot.i18n import use_locale
     from bot.routers.admin import stats_text
-    from core.stats import gather_stats
+    from core.jobs.stats import gather_stats
 
     config = _config("admin")
     _check_schema(config)

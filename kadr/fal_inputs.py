@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from core.catalog import ASPECT_RATIOS, MAX_IMAGES, Catalog, ModelSpec
+from core.domain.catalog import ASPECT_RATIOS, MAX_IMAGES, Catalog, ModelSpec
 
 Schema = dict[str, Any]
 

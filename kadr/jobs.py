@@ -9,10 +9,10 @@ from datetime import timedelta
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import lifecycle
-from core.jobs import get_job, recent_jobs, stuck_jobs
-from core.models import Job, JobStatus, utcnow
-from core.queue import enqueue_deliver
+from core.domain.models import Job, JobStatus, utcnow
+from core.jobs import lifecycle
+from core.jobs.queries import get_job, recent_jobs, stuck_jobs
+from core.jobs.queue import enqueue_deliver
 
 Sessions = async_sessionmaker[AsyncSession]
 

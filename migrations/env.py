@@ -5,8 +5,8 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection
 
-from core.db import create_engine
-from core.models import Base
+from core.domain.models import Base
+from core.infra.db import create_engine
 
 
 def _run(connection: Connection) -> None:

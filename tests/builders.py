@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.catalog import DEFAULT_PATH, ModelSpec, catalog
-from core.jobs import new_job
-from core.models import Job, new_job_id
+from core.domain.catalog import DEFAULT_PATH, ModelSpec, catalog
+from core.domain.models import Job, new_job_id
+from core.jobs.queries import new_job
 
 
 def a_job(user_id: int, *, prompt: str = "a cat", model: ModelSpec | None = None) -> Job:

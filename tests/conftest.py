@@ -18,8 +18,8 @@ import redis
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.catalog import DEFAULT_PATH as DEFAULT_CATALOG
-from core.db import create_engine
+from core.domain.catalog import DEFAULT_PATH as DEFAULT_CATALOG
+from core.infra.db import create_engine
 from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack

@@ -2,7 +2,7 @@
 paced like any other message (the shared limiter keeps the whole bot under Telegram's
 limits, and results that are waiting go first) and claimed in the database before it goes,
 so a worker killed mid-way goes on where it was without sending anyone the message twice
-(`core/broadcasts.py`). A user who
+(`core/domain/broadcasts.py`). A user who
 blocked the bot is skipped and counted. When everyone has had their turn the admin gets the
 count, once.
 """
@@ -16,10 +16,10 @@ from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _, use_locale
-from core import broadcasts
-from core.retry import RetryLater
-from core.telegram_pacing import behind_results
-from core.telegram_send import Undeliverable, telegram_errors
+from core.domain import broadcasts
+from core.infra.retry import RetryLater
+from core.telegram.outbox import behind_results
+from core.telegram.sender import Undeliverable, telegram_errors
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """Asking fal to stop a job the user cancelled after its submit may have reached fal (the tap
-itself is `core/cancellation.py`'s), and deciding from fal's answers who pays.
+itself is `core/jobs/cancel.py`'s), and deciding from fal's answers who pays.
 
 fal's cancel removes a request still in its queue; to one in progress it only sends a
 signal, and the model may finish and be billed. So a job is refunded only when fal confirms
 it never ran: it was in fal's queue when cancelled, or fal reports it cancelled or failed
-(its webhook, `core/fal_results.py`). A result that comes anyway is delivered and charged.
+(its webhook, `core/jobs/fal_result.py`). A result that comes anyway is delivered and charged.
 Runs in the worker, which holds the fal key.
 """
 
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 
-from core import lifecycle
-from core.fal_client import FalCancelOutcome
-from core.jobs import get_job
-from core.metrics import FAL_CALLS
-from core.models import Job, JobStatus
-from core.queue import enqueue_deliver
-from core.retry import RetryLater, backoff
+from core.domain.models import Job, JobStatus
+from core.fal.client import FalCancelOutcome
+from core.infra.metrics import FAL_CALLS
+from core.infra.retry import RetryLater, backoff
+from core.jobs import lifecycle
+from core.jobs.queries import get_job
+from core.jobs.queue import enqueue_deliver
 from workers.services import Services
 
 log = logging.getLogger(__name__)

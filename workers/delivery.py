@@ -19,14 +19,14 @@ from typing import Any
 from aiogram.exceptions import TelegramAPIError
 
 from bot.job_face import caption, failure_text, remove_status, result_keyboard
-from core import lifecycle
-from core.fal_client import FalError, FalRetryableError
-from core.jobs import get_job
-from core.models import Job, JobStatus, utcnow
-from core.results import media_files, output_of
-from core.retry import RetryLater, backoff, is_outage
-from core.telegram_send import Undeliverable
-from core.url_guard import RefusedURL
+from core.domain.models import Job, JobStatus, utcnow
+from core.fal.client import FalError, FalRetryableError
+from core.infra.retry import RetryLater, backoff, is_outage
+from core.infra.url_guard import RefusedURL
+from core.jobs import lifecycle
+from core.jobs.output import media_files, output_of
+from core.jobs.queries import get_job
+from core.telegram.sender import Undeliverable
 from workers.services import Services
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from typing import Any
 from arq import cron, func
 from arq.connections import ArqRedis, RedisSettings
 
-from core.catalog import catalog
-from core.config import Config
-from core.metrics import QUEUE_DEPTH, QUEUE_DUE, QUEUE_OLDEST_AGE
-from core.queue import BROADCAST, BROADCAST_QUEUE, CANCEL, DELIVER, SUBMIT, queue_name
+from core.domain.catalog import catalog
+from core.infra.config import Config
+from core.infra.metrics import QUEUE_DEPTH, QUEUE_DUE, QUEUE_OLDEST_AGE
+from core.jobs.queue import BROADCAST, BROADCAST_QUEUE, CANCEL, DELIVER, SUBMIT, queue_name
 from core.resources import REDIS_RETRY, REDIS_RETRY_ON
 from workers import tasks
 from workers.services import Services

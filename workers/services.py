@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.fal_client import FalClient
-from core.receipts import Receipts
+from core.fal.client import FalClient
+from core.infra.url_guard import UrlGuard
 from core.resources import Resources
-from core.telegram_send import ResultSender
-from core.url_guard import UrlGuard
+from core.telegram.receipts import Receipts
+from core.telegram.sender import ResultSender
 
 
 @dataclass

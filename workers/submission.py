@@ -18,22 +18,22 @@ from datetime import timedelta
 from typing import Any
 
 from bot.job_face import show_progress
-from core import lifecycle
-from core.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
-from core.fal_binding import job_webhook_url
-from core.fal_client import (
+from core.domain.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
+from core.domain.models import Job, JobStatus, utcnow
+from core.fal.client import (
     FalError,
     FalFinalError,
     FalModelNotFound,
     FalOutcomeUnknown,
     FalSubmission,
 )
-from core.jobs import get_job
-from core.metrics import FAL_CALLS
-from core.models import Job, JobStatus, utcnow
-from core.photos import PhotoLimits, PhotoRejected, photo_to_fal
-from core.queue import enqueue_deliver
-from core.retry import RetryLater, backoff
+from core.fal.photos import PhotoLimits, PhotoRejected, photo_to_fal
+from core.fal.webhook import job_webhook_url
+from core.infra.metrics import FAL_CALLS
+from core.infra.retry import RetryLater, backoff
+from core.jobs import lifecycle
+from core.jobs.queries import get_job
+from core.jobs.queue import enqueue_deliver
 from workers.services import Services
 
 log = logging.getLogger(__name__)

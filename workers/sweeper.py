@@ -21,19 +21,20 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
-from core import broadcasts, lifecycle
-from core.fal_client import (
+from core.domain import broadcasts
+from core.domain.models import Job, JobStatus, utcnow
+from core.fal.client import (
     FalCancelOutcome,
     FalError,
     FalFinalError,
     FalRetryableError,
     FalWebhook,
 )
-from core.fal_results import record_fal_result
-from core.jobs import jobs_to_sweep
-from core.metrics import FAL_CALLS
-from core.models import Job, JobStatus, utcnow
-from core.queue import (
+from core.infra.metrics import FAL_CALLS
+from core.jobs import lifecycle
+from core.jobs.fal_result import record_fal_result
+from core.jobs.queries import jobs_to_sweep
+from core.jobs.queue import (
     enqueue_broadcast,
     enqueue_deliver,
     enqueue_submit,

@@ -12,11 +12,11 @@ from typing import Any
 from arq import Retry
 from arq.typing import WorkerCoroutine
 
-from core.logs import log_fields
-from core.metrics import TASK_SECONDS, TASKS
-from core.retry import RetryLater, backoff, is_outage, waiting_out
-from core.telegram_limits import MAX_INLINE_WAIT
-from core.telegram_pacing import deferring
+from core.infra.logs import log_fields
+from core.infra.metrics import TASK_SECONDS, TASKS
+from core.infra.retry import RetryLater, backoff, is_outage, waiting_out
+from core.telegram.limits import MAX_INLINE_WAIT
+from core.telegram.outbox import deferring
 from workers.broadcast import run_broadcast
 from workers.cancellation import cancel_at_fal
 from workers.delivery import deliver_job

@@ -24,12 +24,12 @@ from aiogram.types import Update
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from core.inbox import LEASE_SECONDS, PARTITIONS, Entry, Inbox
-from core.logs import log_fields
-from core.metrics import INBOX_DEAD, INBOX_DEPTH, INBOX_OLDEST_AGE, TELEGRAM_UPDATES
-from core.retry import is_outage
-from core.telegram_limits import TelegramLimiter
-from core.telegram_pacing import handling
+from core.infra.logs import log_fields
+from core.infra.metrics import INBOX_DEAD, INBOX_DEPTH, INBOX_OLDEST_AGE, TELEGRAM_UPDATES
+from core.infra.retry import is_outage
+from core.telegram.inbox import LEASE_SECONDS, PARTITIONS, Entry, Inbox
+from core.telegram.limits import TelegramLimiter
+from core.telegram.outbox import handling
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class UpdateConsumer:
 
     async def _after_results(self) -> None:
         """A message's reply would wait for the results in line anyway (results go first,
-        core/telegram_limits.py); its handler waits before it starts instead, so that it does
+        core/telegram/limits.py); its handler waits before it starts instead, so that it does
         not take the CPU the deliveries need. Started at once, the handlers of 300 new
         prompts ran while 900 held results were released (the benchmark's W4), and the
         results left at 8 a second for the first two seconds."""

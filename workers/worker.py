@@ -15,9 +15,9 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from bot.dispatcher import build_dispatcher
-from core.config import Config
-from core.inbox import Inbox
+from core.infra.config import Config
 from core.resources import Resources
+from core.telegram.inbox import Inbox
 from workers.queues import queues, worker_options
 from workers.services import Services
 from workers.updates import UpdateConsumer

@@ -5,10 +5,10 @@ In order, and nothing is changed before every check has passed:
    (401 otherwise);
 2. the body, capped (413), and its ED25519 signature by one of fal's keys (401 otherwise;
    503 when no key could be fetched at all: our problem, fal tries again later);
-3. the binding to the job: the URL's token must be the job's (`core/fal_binding.py`): in
+3. the binding to the job: the URL's token must be the job's (`core/fal/webhook.py`): in
    the path, `/webhooks/fal/<job>/<token>`, or, from releases before, `?job=&token=`; and
    once the job knows its fal request, the webhook must be about that request
-   (`core/fal_results.py`).
+   (`core/jobs/fal_result.py`).
 
 Every 401 says only "invalid signature": the reason is logged, never told to the sender.
 
@@ -35,11 +35,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from api.body import read_capped
 from api.deps import ResourcesDep, VerifierDep
 from api.rate_limits import limit_fal_webhooks
-from core.fal_binding import is_bound
-from core.fal_client import InvalidFalWebhook, parse_webhook
-from core.fal_results import Recorded, record_fal_result
-from core.fal_signature import FalKeysUnavailable, InvalidFalSignature
-from core.metrics import FAL_WEBHOOKS
+from core.fal.client import InvalidFalWebhook, parse_webhook
+from core.fal.webhook import FalKeysUnavailable, InvalidFalSignature, is_bound
+from core.infra.metrics import FAL_WEBHOOKS
+from core.jobs.fal_result import Recorded, record_fal_result
 
 log = logging.getLogger(__name__)
 

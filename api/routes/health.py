@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ResourcesDep
-from core.db import ping
+from core.infra.db import ping
 
 router = APIRouter()
 

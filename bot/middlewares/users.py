@@ -16,9 +16,9 @@ from aiogram.types import User as TelegramUser
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.bans import is_banned, remember
-from core.logs import log_fields
-from core.users import touch_user
+from core.domain.bans import is_banned, remember
+from core.domain.users import touch_user
+from core.infra.logs import log_fields
 
 
 class UserMiddleware(BaseMiddleware):

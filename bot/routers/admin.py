@@ -5,7 +5,7 @@ one is doing).
 Anyone else gets no answer: the commands do not exist for them.
 
 A refund is asked of Telegram before the ledger moves: a handler run again for the same
-update gets Telegram's first answer replayed (core/telegram_pacing.py) instead of a second
+update gets Telegram's first answer replayed (core/telegram/outbox.py) instead of a second
 refund, then records the take-back, which the ledger allows once per charge. A grant is
 keyed by its update, so a command handled twice grants once.
 """
@@ -20,14 +20,14 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
-from core import broadcasts
-from core.bans import ban
-from core.config import Config
-from core.credits import Allowance
-from core.models import User
-from core.payments import grant, paid_by, take_back
-from core.queue import enqueue_broadcast
-from core.stats import Stats, gather_stats
+from core.domain import broadcasts
+from core.domain.bans import ban
+from core.domain.credits import Allowance
+from core.domain.models import User
+from core.domain.payments import grant, paid_by, take_back
+from core.infra.config import Config
+from core.jobs.queue import enqueue_broadcast
+from core.jobs.stats import Stats, gather_stats
 
 router = Router(name="admin")
 

@@ -10,9 +10,9 @@ from aiogram.types import Message
 from bot.filters import PlainText
 from bot.i18n import _
 from bot.launch import Launcher
-from core.catalog import Mode
-from core.generation import JobRequest, Refusal, check_prompt
-from core.models import User
+from core.domain.catalog import Mode
+from core.domain.models import User
+from core.jobs.start import JobRequest, Refusal, check_prompt
 
 router = Router(name="generate")
 

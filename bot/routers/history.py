@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
 from bot.job_face import Action, JobButton
-from core.jobs import latest_jobs_of
-from core.models import Job, JobStatus, User
-from core.results import media_files, output_of
+from core.domain.models import Job, JobStatus, User
+from core.jobs.output import media_files, output_of
+from core.jobs.queries import latest_jobs_of
 
 router = Router(name="history")
 

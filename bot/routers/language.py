@@ -10,7 +10,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import LANGUAGE_NAMES, _, use_locale
-from core.users import LANGUAGES, set_language
+from core.domain.users import LANGUAGES, set_language
 
 router = Router(name="language")
 

@@ -1,9 +1,10 @@
 """Credits and Telegram Stars: /buy, the pack buttons, the pre-checkout answer, the
-successful payment, /balance and /paysupport. The money rules are in `core/payments.py`;
+successful payment, /balance and /paysupport. The money rules are in `core/domain/payments.py`;
 this only talks.
 
 The pre-checkout answer is not a message: it is never paced behind sends
-(`core/telegram_pacing.py`), and its update is not queued behind the chat's (`core/inbox.py`).
+(`core/telegram/outbox.py`), and its update is not queued behind the chat's
+(`core/telegram/inbox.py`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.credits_face import BuyButton, balance_text, send_invoice, send_offer
 from bot.i18n import _
-from core.catalog import catalog
-from core.credits import Allowance
-from core.models import User
-from core.payments import Paid, account_of, checkout_pack, record_payment
+from core.domain.catalog import catalog
+from core.domain.credits import Allowance
+from core.domain.models import User
+from core.domain.payments import Paid, account_of, checkout_pack, record_payment
 
 router = Router(name="payments")
 

@@ -18,10 +18,10 @@ from bot.filters import Picture, PlainText
 from bot.i18n import _, error_text
 from bot.keyboards import PhotoButton, PhotoChoice, photo_keyboard
 from bot.launch import Launcher
-from core.catalog import MAX_INPUT_SIDE, Mode, catalog
-from core.generation import JobRequest, Refusal, check_prompt
-from core.models import User
-from core.photos import PhotoLimits, PhotoRejected, precheck
+from core.domain.catalog import MAX_INPUT_SIDE, Mode, catalog
+from core.domain.models import User
+from core.fal.photos import PhotoLimits, PhotoRejected, precheck
+from core.jobs.start import JobRequest, Refusal, check_prompt
 
 router = Router(name="photos")
 

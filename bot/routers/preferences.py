@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
 from bot.routers.language import language_keyboard
-from core.catalog import ASPECT_RATIOS, MAX_IMAGES, MODES, catalog
-from core.models import User
-from core.preferences import Preferences, change_preferences, preferences_of
+from core.domain.catalog import ASPECT_RATIOS, MAX_IMAGES, MODES, catalog
+from core.domain.models import User
+from core.domain.preferences import Preferences, change_preferences, preferences_of
 
 router = Router(name="preferences")
 

@@ -21,12 +21,12 @@ from bot.i18n import _
 from bot.job_face import Action, JobButton, show_cancelled
 from bot.launch import Launcher
 from bot.routers.photos import PhotoFlow
-from core.cancellation import Cancelled, cancel_job
-from core.catalog import Mode, catalog
-from core.generation import JobRequest
-from core.jobs import get_job
-from core.models import Job, JobStatus, User, utcnow
-from core.results import media_files, output_of
+from core.domain.catalog import Mode, catalog
+from core.domain.models import Job, JobStatus, User, utcnow
+from core.jobs.cancel import Cancelled, cancel_job
+from core.jobs.output import media_files, output_of
+from core.jobs.queries import get_job
+from core.jobs.start import JobRequest
 
 router = Router(name="results")
 

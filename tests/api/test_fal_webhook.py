@@ -23,18 +23,17 @@ from api import rate_limits
 from api.rate_limits import TOO_MANY
 from api.routes import fal
 from api.routes.fal import FAL_BODY_LIMIT
-from core import lifecycle
-from core.config import Config
-from core.db import alembic_config, create_engine, session_factory
-from core.fal_binding import job_token, job_webhook_url
-from core.fal_client import FalSubmission
-from core.fal_signature import FalWebhookVerifier
-from core.jobs import get_job
-from core.models import Job, JobStatus, new_job_id, utcnow
-from core.queue import queue_of
+from core.domain.models import Job, JobStatus, new_job_id, utcnow
+from core.domain.users import touch_user
+from core.fal.client import FalSubmission
+from core.fal.webhook import FalWebhookVerifier, job_token, job_webhook_url
+from core.infra.config import Config
+from core.infra.db import alembic_config, create_engine, session_factory
+from core.jobs import lifecycle
+from core.jobs.queries import get_job
+from core.jobs.queue import queue_of
 from core.resources import create_redis
-from core.telegram_limits import EARLY_RETURN, TelegramLimiter
-from core.users import touch_user
+from core.telegram.limits import EARLY_RETURN, TelegramLimiter
 from sandbox.fal.webhooks import Signer
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import TEST_SECRET, TEST_TOKEN

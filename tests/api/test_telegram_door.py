@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from api.telegram_door import BODY_LIMIT, Door, TelegramDoor
-from core.inbox import PARTITIONS, Inbox, partition_of
+from core.telegram.inbox import PARTITIONS, Inbox, partition_of
 from tests.fake_bot_api import message
 
 SECRET = "door-secret-0123456789"

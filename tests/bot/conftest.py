@@ -21,12 +21,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dispatcher import build_dispatcher
-from core.config import Config
-from core.credits import Allowance
-from core.db import alembic_config, create_engine, session_factory
-from core.models import Job
+from core.domain.credits import Allowance
+from core.domain.models import Job
+from core.infra.config import Config
+from core.infra.db import alembic_config, create_engine, session_factory
 from core.resources import create_redis
-from core.telegram_pacing import handling
+from core.telegram.outbox import handling
 from sandbox.redis_server import PrivateRedis
 from tests.fake_bot_api import FakeSession, message
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from core import credits
-from core.bans import BANNED_KEY
-from core.credits import Balance
-from core.models import User
-from core.queue import BROADCAST_QUEUE, queue_name
+from core.domain import credits
+from core.domain.bans import BANNED_KEY
+from core.domain.credits import Balance
+from core.domain.models import User
+from core.jobs.queue import BROADCAST_QUEUE, queue_name
 from tests.bot.conftest import Chat, World
 
 

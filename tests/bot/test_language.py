@@ -4,7 +4,7 @@ a whole deployment is tests/e2e/test_language.py."""
 
 from __future__ import annotations
 
-from core.models import User
+from core.domain.models import User
 from tests.bot.conftest import Chat, World
 
 

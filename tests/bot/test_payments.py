@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot import launch
-from core import catalog as catalog_module
+from core.domain import catalog as catalog_module
 from tests.bot.conftest import Chat
 
 

@@ -17,8 +17,8 @@ from sqlalchemy import update
 
 from bot.i18n import PLURALS, _, catalogue_path, error_text, read_catalogue, use_locale
 from bot.job_face import failure_text
-from core.job_errors import CODES
-from core.models import Job, User
+from core.domain.models import Job, User
+from core.jobs.errors import CODES
 from tests.bot.conftest import Chat
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.catalog import DEFAULT_PATH, MODES, CatalogError, load_catalog
+from core.domain.catalog import DEFAULT_PATH, MODES, CatalogError, load_catalog
 
 
 def test_the_shipped_catalog_offers_every_mode() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import ConfigError, load_config
+from core.infra.config import ConfigError, load_config
 from sandbox.stack import TEST_SECRET, TEST_TOKEN
 
 GOOD = {

@@ -17,13 +17,14 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core import credits, lifecycle
-from core.credits import Balance, NotEnoughCredits
-from core.db import alembic_config, create_engine, session_factory
-from core.fal_client import FalSubmission
-from core.models import Job, JobStatus, LedgerEntry, Reason, new_job_id
-from core.payments import Paid, record_payment
-from core.users import touch_user
+from core.domain import credits
+from core.domain.credits import Balance, NotEnoughCredits
+from core.domain.models import Job, JobStatus, LedgerEntry, Reason, new_job_id
+from core.domain.payments import Paid, record_payment
+from core.domain.users import touch_user
+from core.fal.client import FalSubmission
+from core.infra.db import alembic_config, create_engine, session_factory
+from core.jobs import lifecycle
 from tests.builders import a_job
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from core.fal_client import (
+from core.fal.client import (
     FalCancelOutcome,
     FalClient,
     FalFinalError,

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core.fal_signature import (
+from core.fal.webhook import (
     FalKeysUnavailable,
     FalWebhookVerifier,
     InvalidFalSignature,

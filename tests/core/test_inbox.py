@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from core.inbox import (
+from core.telegram.inbox import (
     DEAD,
     LEASE_SECONDS,
     PARTITIONS,

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from bot.i18n import KEYS
-from core.job_errors import CODES, FAL_TYPES, GENERIC_FAL, error_code, error_detail
+from core.jobs.errors import CODES, FAL_TYPES, GENERIC_FAL, error_code, error_detail
 
 
 def test_every_error_text_is_of_a_code_and_every_mapping_lands_in_the_set() -> None:

@@ -14,13 +14,13 @@ from alembic import command
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import lifecycle
-from core.catalog import catalog
-from core.db import alembic_config, create_engine, session_factory
-from core.fal_client import FalSubmission
-from core.jobs import get_job
-from core.models import Job, JobStatus, utcnow
-from core.users import touch_user
+from core.domain.catalog import catalog
+from core.domain.models import Job, JobStatus, utcnow
+from core.domain.users import touch_user
+from core.fal.client import FalSubmission
+from core.infra.db import alembic_config, create_engine, session_factory
+from core.jobs import lifecycle
+from core.jobs.queries import get_job
 from tests.builders import a_job
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -130,11 +130,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("api", "bot", "core", "kadr", "workers")
 #: The modules that own a table, and so its queries.
 REPOSITORIES = {
-    "core/jobs.py",
-    "core/users.py",
-    "core/preferences.py",
-    "core/credits.py",
-    "core/broadcasts.py",
+    "core/jobs/queries.py",
+    "core/jobs/moves.py",
+    "core/domain/users.py",
+    "core/domain/preferences.py",
+    "core/domain/credits.py",
+    "core/domain/broadcasts.py",
 }
 STATEMENTS = {"select", "update", "insert", "delete"}
 
@@ -154,7 +155,7 @@ def test_finished_jobs_are_counted_at_one_place() -> None:
         and isinstance(node.value, ast.Name)
         and node.value.id == "JOBS_FINISHED"
     ]
-    assert counted == ["core/lifecycle.py"]
+    assert counted == ["core/jobs/lifecycle.py"]
 
 
 def test_only_the_repositories_build_statements() -> None:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.config import Config
-from core.logs import JsonFormatter, log_fields
+from core.infra.config import Config
+from core.infra.logs import JsonFormatter, log_fields
 
 TOKEN = "123456789:AAE-sandbox-token-0123456789abcdef"
 

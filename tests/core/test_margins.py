@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from core.catalog import DEFAULT_PATH, Catalog, CatalogError, load_catalog
-from core.config import Config
-from core.margins import Margin, check_margins, margins, usd
+from core.domain.catalog import DEFAULT_PATH, Catalog, CatalogError, load_catalog
+from core.domain.margins import Margin, check_margins, margins, usd
+from core.infra.config import Config
 from tests.builders import catalog_with_todays_veo
 
 README = Path(__file__).resolve().parents[2] / "README.md"

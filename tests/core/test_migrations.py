@@ -10,7 +10,7 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import inspect
 
-from core.db import alembic_config, create_engine
+from core.infra.db import alembic_config, create_engine
 
 
 def _tables(url: str) -> set[str]:

@@ -1,4 +1,4 @@
-"""core.photos against the Telegram and fal stand-ins, run as processes over real HTTP.
+"""core.fal.photos against the Telegram and fal stand-ins, run as processes over real HTTP.
 
 Processes rather than in-process servers: the memory test measures this process's Python
 allocations, and the stand-ins holding or writing the file must not be counted.
@@ -29,11 +29,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.fal_client import FalClient
-from core.files import CHUNK
-from core.photos import PhotoLimits, PhotoRejected, photo_to_fal, precheck
+from core.fal.client import FalClient
+from core.fal.photos import PhotoLimits, PhotoRejected, photo_to_fal, precheck
+from core.infra.files import CHUNK
+from core.infra.retry import RetryLater
 from core.resources import create_http
-from core.retry import RetryLater
 from sandbox.asgi import serve
 from sandbox.stack import TEST_FAL_KEY, TEST_TOKEN, Stack
 

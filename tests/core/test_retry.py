@@ -6,7 +6,7 @@ import pytest
 from asyncpg.exceptions import ConnectionDoesNotExistError, InternalClientError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from core.retry import is_broken_connection, is_outage
+from core.infra.retry import is_broken_connection, is_outage
 
 
 class _PgError(Exception):

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from core.db import SchemaNotReady, alembic_config, create_engine, ensure_migrated
+from core.infra.db import SchemaNotReady, alembic_config, create_engine, ensure_migrated
 
 
 async def at_revision(path: Path, revision: str | None) -> None:

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from core.script_batch import ScriptBatch
+from core.infra.script_batch import ScriptBatch
 
 # Appends ARGV[1] to the list KEYS[1] and returns its new length; a non-number fails.
 APPEND = "return redis.call('RPUSH', KEYS[1], tonumber(ARGV[1]) or error('not a number'))"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from core.retry import RetryLater
-from core.telegram_limits import EARLY_RETURN, YIELD_HORIZON, SendLimits, TelegramLimiter
+from core.infra.retry import RetryLater
+from core.telegram.limits import EARLY_RETURN, YIELD_HORIZON, SendLimits, TelegramLimiter
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import LabeledPrice, Message
 from redis.asyncio import Redis
 
-from core.inbox import sent_key
-from core.retry import RetryLater
-from core.telegram_limits import PAUSE_KEY, SendLimits, TelegramLimiter
-from core.telegram_pacing import (
+from core.infra.retry import RetryLater
+from core.telegram.inbox import sent_key
+from core.telegram.limits import PAUSE_KEY, SendLimits, TelegramLimiter
+from core.telegram.outbox import (
     SENT_TTL,
     SendPacer,
     SendSkipped,

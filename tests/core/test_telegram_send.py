@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.telegram_send import ResultSender
-from core.url_guard import UrlGuard
+from core.infra.url_guard import UrlGuard
+from core.telegram.sender import ResultSender
 from sandbox.asgi import serve
 from sandbox.telegram.testing import StandIn, telegram_stand_in
 

@@ -15,10 +15,10 @@ import pytest
 from aiogram import Bot
 from aiogram.types import InlineKeyboardMarkup
 
-from core import telegram_send
-from core.retry import RetryLater
-from core.telegram_send import URL_FETCH_CAP, ResultSender
-from core.url_guard import RefusedURL, UrlGuard
+from core.infra.retry import RetryLater
+from core.infra.url_guard import RefusedURL, UrlGuard
+from core.telegram import sender as telegram_send
+from core.telegram.sender import URL_FETCH_CAP, ResultSender
 
 FAL_BASE = "http://127.0.0.1:8765"
 GUARD = UrlGuard.for_fal([FAL_BASE, "https://rest.fal.ai"])

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from core.config import Config
+from core.infra.config import Config
 from workers.worker import roles
 
 KUBERNETES = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
@@ -220,7 +220,7 @@ def test_only_settings_kadr_reads_are_set(objects: list[Obj]) -> None:
     for _, container in containers(objects):
         names |= {var["name"] for var in container.get("env", [])}
     unknown = names - Config.model_fields.keys()
-    assert not unknown, f"not in core.config.Config: {sorted(unknown)}"
+    assert not unknown, f"not in core.infra.config.Config: {sorted(unknown)}"
 
 
 def served_roles(deployment: Obj) -> list[str]:
@@ -262,7 +262,7 @@ def surge(deployment: Obj, replicas: int) -> int:
 
 
 def test_connections_at_max_scale_fit_postgresql(objects: list[Obj]) -> None:
-    """Every process holds up to DATABASE_POOL_SIZE connections (no overflow, core/db.py); at
+    """Every process holds up to DATABASE_POOL_SIZE connections (no overflow, core/infra/db.py); at
     the autoscalers' maximum, during a rolling update's surge, they must fit together."""
     config_map = config(objects)
     pool = int(config_map["data"]["DATABASE_POOL_SIZE"])

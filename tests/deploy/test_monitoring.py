@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-import core.metrics  # noqa: F401  (registers kadr's metrics)
+import core.infra.metrics  # noqa: F401  (registers kadr's metrics)
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "kadr.json"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from core.db import create_engine
-from core.models import User, utcnow
+from core.domain.models import User, utcnow
+from core.infra.db import create_engine
 from sandbox.control import Record, TelegramSandbox, wait_until
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.catalog import load_catalog
+from core.domain.catalog import load_catalog
 from sandbox.control import FalSandbox, Record, TelegramSandbox, stays_empty, wait_until
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack

@@ -28,12 +28,12 @@ from PIL import Image
 from sqlalchemy import select
 
 from bot.keyboards import PhotoButton, PhotoChoice
-from core.catalog import DEFAULT_PATH as DEFAULT_CATALOG
-from core.catalog import catalog
-from core.db import create_engine
-from core.inbox import PARTITIONS, PREFIX, TRIES
-from core.models import Job
-from core.queue import queue_name
+from core.domain.catalog import DEFAULT_PATH as DEFAULT_CATALOG
+from core.domain.catalog import catalog
+from core.domain.models import Job
+from core.infra.db import create_engine
+from core.jobs.queue import queue_name
+from core.telegram.inbox import PARTITIONS, PREFIX, TRIES
 from sandbox.control import FalSandbox, Record, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import KADR, TEST_SECRET, Service, Stack, free_port

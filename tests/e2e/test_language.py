@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.models import User
+from core.domain.models import User
 from sandbox.control import TelegramSandbox
 
 

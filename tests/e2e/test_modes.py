@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.models import Job
+from core.domain.models import Job
 from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.stack import TEST_TOKEN, Stack
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.models import Job, User, new_job_id, utcnow
+from core.domain.models import Job, User, new_job_id, utcnow
 from sandbox.control import FalSandbox, TelegramSandbox
 
 

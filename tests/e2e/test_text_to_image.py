@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.models import Job
+from core.domain.models import Job
 from sandbox.control import FalSandbox, TelegramSandbox, wait_until
 from sandbox.stack import Stack
 

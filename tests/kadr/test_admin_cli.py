@@ -10,11 +10,11 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from alembic import command
 
-from core import credits
-from core.bans import BANNED_KEY
-from core.db import alembic_config, create_engine, session_factory
-from core.models import User
-from core.users import touch_user
+from core.domain import credits
+from core.domain.bans import BANNED_KEY
+from core.domain.models import User
+from core.domain.users import touch_user
+from core.infra.db import alembic_config, create_engine, session_factory
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import KADR
 

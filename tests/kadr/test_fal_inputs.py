@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.catalog import DEFAULT_PATH, catalog, load_catalog
-from core.config import Config
+from core.domain.catalog import DEFAULT_PATH, catalog, load_catalog
+from core.infra.config import Config
 from kadr.check import run_check
 from kadr.fal_inputs import FalUnreachable, catalog_mismatches
 from sandbox.asgi import serve

@@ -14,13 +14,13 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import lifecycle
-from core.db import alembic_config, create_engine, session_factory
-from core.jobs import get_job
-from core.models import Job, JobStatus
-from core.queue import queue_of
+from core.domain.models import Job, JobStatus
+from core.domain.users import touch_user
+from core.infra.db import alembic_config, create_engine, session_factory
+from core.jobs import lifecycle
+from core.jobs.queries import get_job
+from core.jobs.queue import queue_of
 from core.resources import create_redis
-from core.users import touch_user
 from kadr import jobs as tools
 from sandbox.redis_server import PrivateRedis
 from tests.builders import a_job

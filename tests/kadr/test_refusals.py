@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.catalog import DEFAULT_PATH
+from core.domain.catalog import DEFAULT_PATH
 from sandbox.stack import KADR, TEST_SECRET, TEST_TOKEN
 from tests.builders import catalog_with_todays_veo
 

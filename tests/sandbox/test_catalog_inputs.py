@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.catalog import ASPECT_RATIOS, MAX_IMAGES, PHOTO_MODES, ModelSpec, catalog
+from core.domain.catalog import ASPECT_RATIOS, MAX_IMAGES, PHOTO_MODES, ModelSpec, catalog
 from sandbox.asgi import serve
 from sandbox.fal import create_app
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from core.fal_signature import FalWebhookVerifier, InvalidFalSignature, decode_jwk_x
+from core.fal.webhook import FalWebhookVerifier, InvalidFalSignature, decode_jwk_x
 from sandbox.asgi import serve
 from sandbox.fal import create_app
 from sandbox.fal.testing import WebhookReceiver

@@ -11,13 +11,13 @@ from aiogram import Bot
 from alembic import command
 from sqlalchemy import text
 
-from core.config import Config
-from core.db import alembic_config, create_engine, session_factory
-from core.fal_client import FalClient
-from core.receipts import Receipts
+from core.fal.client import FalClient
+from core.infra.config import Config
+from core.infra.db import alembic_config, create_engine, session_factory
 from core.resources import Resources, create_redis
-from core.telegram_limits import TelegramLimiter
-from core.telegram_send import ResultSender
+from core.telegram.limits import TelegramLimiter
+from core.telegram.receipts import Receipts
+from core.telegram.sender import ResultSender
 from sandbox.redis_server import PrivateRedis
 from tests.workers.harness import FAL, FakeFal, FakeSender, Worker
 from workers.services import Services

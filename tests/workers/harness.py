@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 
-from core import lifecycle
-from core.catalog import catalog
-from core.fal_client import FalWebhook
-from core.fal_results import record_fal_result
-from core.jobs import get_job
-from core.models import Job
-from core.users import touch_user
+from core.domain.catalog import catalog
+from core.domain.models import Job
+from core.domain.users import touch_user
+from core.fal.client import FalWebhook
+from core.jobs import lifecycle
+from core.jobs.fal_result import record_fal_result
+from core.jobs.queries import get_job
 from tests.builders import a_job
 from workers.services import Services
 

@@ -19,17 +19,17 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.types import BufferedInputFile
 from PIL import Image
 
-from core import lifecycle
-from core.catalog import catalog
-from core.config import Config
-from core.db import create_engine, session_factory
-from core.fal_client import FalWebhook
-from core.fal_results import record_fal_result
-from core.jobs import get_job, new_job
-from core.models import Job, new_job_id
+from core.domain.catalog import catalog
+from core.domain.models import Job, new_job_id
+from core.domain.users import touch_user
+from core.fal.client import FalWebhook
+from core.infra.config import Config
+from core.infra.db import create_engine, session_factory
+from core.jobs import lifecycle
+from core.jobs.fal_result import record_fal_result
+from core.jobs.queries import get_job, new_job
 from core.resources import Resources, create_redis
-from core.telegram_limits import TelegramLimiter
-from core.users import touch_user
+from core.telegram.limits import TelegramLimiter
 from sandbox.asgi import serve
 from sandbox.fal import create_app
 from sandbox.redis_server import PrivateRedis

@@ -17,11 +17,11 @@ from aiogram.methods import SendMessage, TelegramMethod
 from alembic import command
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import broadcasts
-from core.bans import ban
-from core.db import alembic_config, create_engine, session_factory
-from core.retry import RetryLater
-from core.users import touch_user
+from core.domain import broadcasts
+from core.domain.bans import ban
+from core.domain.users import touch_user
+from core.infra.db import alembic_config, create_engine, session_factory
+from core.infra.retry import RetryLater
 from tests.fake_bot_api import FakeSession
 from workers.broadcast import run_broadcast
 

@@ -4,11 +4,12 @@ charge stays."""
 
 from __future__ import annotations
 
-from core import credits, lifecycle
-from core.cancellation import Cancelled, cancel_job
-from core.catalog import catalog
-from core.models import Job, JobStatus
-from core.users import touch_user
+from core.domain import credits
+from core.domain.catalog import catalog
+from core.domain.models import Job, JobStatus
+from core.domain.users import touch_user
+from core.jobs import lifecycle
+from core.jobs.cancel import Cancelled, cancel_job
 from tests.builders import a_job
 from tests.workers.harness import FAL, Worker
 from workers.cancellation import cancel_at_fal

@@ -1,4 +1,4 @@
-"""A PostgreSQL restart seen from kadr's pool (core.db keeps no pre-ping): the backends of the
+"""A PostgreSQL restart seen from kadr's pool (core.infra.db keeps no pre-ping): the backends of the
 pool are killed as a restart kills them; the first statement after it fails as an outage the
 consumers wait out, and the next one works on a fresh connection."""
 
@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from core.db import create_engine
-from core.retry import is_outage
+from core.infra.db import create_engine
+from core.infra.retry import is_outage
 from tests.conftest import PG_ADMIN_URL
 
 

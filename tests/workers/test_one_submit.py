@@ -13,11 +13,12 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from core import credits, lifecycle
-from core.catalog import catalog
-from core.queue import queue_of
-from core.retry import RetryLater
-from core.users import touch_user
+from core.domain import credits
+from core.domain.catalog import catalog
+from core.domain.users import touch_user
+from core.infra.retry import RetryLater
+from core.jobs import lifecycle
+from core.jobs.queue import queue_of
 from tests.builders import a_job
 from tests.workers.harness import (
     Worker,

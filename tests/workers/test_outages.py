@@ -13,8 +13,8 @@ from arq.connections import RedisSettings, create_pool
 from arq.constants import in_progress_key_prefix
 from sqlalchemy.exc import OperationalError
 
-from core import lifecycle
-from core.models import Job, JobStatus
+from core.domain.models import Job, JobStatus
+from core.jobs import lifecycle
 from sandbox.redis_server import PrivateRedis
 from tests.workers.harness import FAL, Worker
 from workers import tasks

@@ -15,9 +15,9 @@ from aiogram.methods import SendPhoto
 from sqlalchemy import insert, update
 
 from bot.job_face import failure_text
-from core.models import Job, JobStatus, new_job_id, utcnow
-from core.retry import RetryLater
-from core.url_guard import RefusedURL
+from core.domain.models import Job, JobStatus, new_job_id, utcnow
+from core.infra.retry import RetryLater
+from core.infra.url_guard import RefusedURL
 from tests.workers.harness import FAL, Worker
 from workers import sweeper
 from workers.delivery import DELIVERY_ATTEMPTS, DELIVERY_WINDOW, deliver_job

@@ -23,10 +23,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
-from core import inbox as inbox_module
-from core.inbox import PARTITIONS, PREFIX, TRIES, Inbox, partition_of, sent_key
-from core.telegram_limits import SendLimits, TelegramLimiter
-from core.telegram_pacing import SendPacer
+from core.telegram import inbox as inbox_module
+from core.telegram.inbox import PARTITIONS, PREFIX, TRIES, Inbox, partition_of, sent_key
+from core.telegram.limits import SendLimits, TelegramLimiter
+from core.telegram.outbox import SendPacer
 from tests.fake_bot_api import FakeSession, message
 from workers import updates
 from workers.updates import MAX_TRIES, UpdateConsumer

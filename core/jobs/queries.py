@@ -1,0 +1,151 @@
+"""Reading the jobs table: a job, a user's jobs, what the sweeper and the operator look for,
+the day's counts; and a new job as it will be written. Every write is in `core/jobs/moves.py`,
+and only `core/jobs/lifecycle.py` makes them (import-linter checks it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.domain.catalog import ModelSpec, catalog
+from core.domain.models import LIVE_STATUSES, Job, JobStatus, utcnow
+
+
+def new_job(
+    *,
+    job_id: str,
+    update_id: int | None,
+    user_id: int,
+    chat_id: int,
+    language: str,
+    model: ModelSpec,
+    prompt: str,
+    options: dict[str, Any],
+) -> Job:
+    """A queued job, not yet written."""
+    now = utcnow()
+    return Job(
+        id=job_id,
+        update_id=update_id,
+        user_id=user_id,
+        chat_id=chat_id,
+        language=language,
+        mode=model.mode,
+        model=model.id,
+        prompt=prompt,
+        options=options,
+        status=JobStatus.QUEUED,
+        deadline_at=now + catalog().modes[model.mode].deadline,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def get_job(session: AsyncSession, job_id: str) -> Job | None:
+    return await session.get(Job, job_id, populate_existing=True)
+
+
+async def live_jobs_of(session: AsyncSession, user_id: int) -> int:
+    """How many of the user's jobs are still in progress."""
+    live = await session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.user_id == user_id, Job.status.in_(LIVE_STATUSES))
+    )
+    return live or 0
+
+
+async def latest_jobs_of(session: AsyncSession, user_id: int, limit: int) -> list[Job]:
+    """The user's last jobs, newest first."""
+    jobs = await session.scalars(
+        select(Job).where(Job.user_id == user_id).order_by(Job.created_at.desc()).limit(limit)
+    )
+    return list(jobs)
+
+
+async def jobs_to_sweep(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    stale_before: datetime,
+    completed_before: datetime,
+    limit: int = 500,
+) -> list[Job]:
+    """Jobs the normal path should have moved on by now, each kind oldest first and up to
+    `limit` of each, so a pile of one kind (completed jobs that keep failing to deliver)
+    cannot hide another (a queued job whose arq job was just lost): queued or completed but
+    untouched (a lost arq job), submitted past their check time (a lost webhook), past their
+    deadline, completed before `completed_before` (past the delivery window), or failed
+    without the user having been told. A queued job whose submit may have reached fal is only
+    waited for (its webhook) until its deadline."""
+    kinds = (
+        and_(
+            Job.status == JobStatus.QUEUED,
+            or_(
+                and_(Job.submit_started_at.is_(None), Job.updated_at <= stale_before),
+                Job.deadline_at <= now,
+            ),
+        ),
+        and_(Job.status == JobStatus.SUBMITTED, or_(Job.check_at <= now, Job.deadline_at <= now)),
+        and_(
+            Job.status == JobStatus.COMPLETED,
+            or_(Job.updated_at <= stale_before, Job.completed_at <= completed_before),
+        ),
+        and_(
+            Job.status == JobStatus.FAILED,
+            Job.notified_at.is_(None),
+            Job.updated_at <= stale_before,
+        ),
+    )
+    found: list[Job] = []
+    for due in kinds:
+        found += await session.scalars(select(Job).where(due).order_by(Job.updated_at).limit(limit))
+    return found
+
+
+async def recent_jobs(
+    session: AsyncSession, statuses: Iterable[str], since: datetime, limit: int = 50
+) -> list[Job]:
+    """Jobs in `statuses` touched since `since`, newest first (`kadr jobs`)."""
+    query = (
+        select(Job)
+        .where(Job.status.in_(list(statuses)), Job.updated_at >= since)
+        .order_by(Job.updated_at.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def stuck_jobs(session: AsyncSession, created_before: datetime, limit: int = 50) -> list[Job]:
+    """Live jobs older than a job should ever get, oldest first (`kadr jobs --stuck`)."""
+    query = (
+        select(Job)
+        .where(Job.status.in_(LIVE_STATUSES), Job.created_at <= created_before)
+        .order_by(Job.created_at)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def jobs_since(session: AsyncSession, since: datetime) -> dict[tuple[str, str], int]:
+    """Jobs created since `since`, counted by (mode, status)."""
+    rows = await session.execute(
+        select(Job.mode, Job.status, func.count())
+        .where(Job.created_at >= since)
+        .group_by(Job.mode, Job.status)
+    )
+    return {(mode, status): int(count) for mode, status, count in rows.all()}
+
+
+async def failures_since(session: AsyncSession, since: datetime) -> dict[str, int]:
+    """Jobs created since `since` that failed, counted by error."""
+    rows = await session.execute(
+        select(Job.error, func.count())
+        .where(Job.created_at >= since, Job.status == JobStatus.FAILED)
+        .group_by(Job.error)
+    )
+    return {str(error): int(count) for error, count in rows.all()}

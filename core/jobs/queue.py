@@ -1,0 +1,56 @@
+"""Work queues: names, and enqueueing with the job ids that make duplicates impossible.
+
+Each mode names its queue in the catalog (images and video are apart, so a slow video upload
+never delays a picture); a job's submit and deliver both run on its mode's queue.
+arq's `_job_id` drops an enqueue while the same id is queued or running, so `submit:<job>` and
+`deliver:<job>` can be enqueued from anywhere (handler, webhook, sweeper) without double work.
+Results are not kept, so an id is free again once its run is over.
+"""
+
+from __future__ import annotations
+
+from arq.connections import ArqRedis
+
+from core.domain.catalog import catalog
+
+SUBMIT = "submit"
+DELIVER = "deliver"
+CANCEL = "cancel"
+BROADCAST = "broadcast"
+#: The queue broadcasts run on: the pictures' workers, which also sweep.
+BROADCAST_QUEUE = "images"
+QUEUE_PREFIX = "kadr:"
+
+
+def queue_name(queue: str) -> str:
+    return f"{QUEUE_PREFIX}{queue}"
+
+
+def queue_of(mode: str) -> str:
+    return queue_name(catalog().modes[mode].queue)  # type: ignore[index]
+
+
+async def enqueue_submit(redis: ArqRedis, job_id: str, mode: str) -> None:
+    await redis.enqueue_job(
+        SUBMIT, job_id, _job_id=f"{SUBMIT}:{job_id}", _queue_name=queue_of(mode)
+    )
+
+
+async def enqueue_deliver(redis: ArqRedis, job_id: str, mode: str, *, delay: float = 0) -> None:
+    """`delay`: seconds before a worker may take it (its send moment is that far off)."""
+    await redis.enqueue_job(
+        DELIVER,
+        job_id,
+        _job_id=f"{DELIVER}:{job_id}",
+        _queue_name=queue_of(mode),
+        _defer_by=delay or None,
+    )
+
+
+async def enqueue_broadcast(redis: ArqRedis, broadcast_id: int) -> None:
+    await redis.enqueue_job(
+        BROADCAST,
+        broadcast_id,
+        _job_id=f"{BROADCAST}:{broadcast_id}",
+        _queue_name=queue_name(BROADCAST_QUEUE),
+    )

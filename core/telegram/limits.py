@@ -1,0 +1,253 @@
+"""Telegram's send limits, shared by every worker process through Redis.
+
+About 30 messages/s per bot, 1/s per private chat, 20/min per group (reference/telegram.md).
+Each send reserves a moment to go, GCRA-style: one Redis script keeps, per bot and per chat,
+the earliest time the next message may leave, so sends are spaced evenly (one every 1/30 s)
+instead of leaving in bursts that a moving window would allow and network jitter would push
+over the limit.
+
+A moment further away than a worker slot should be held is reserved all the same and kept for
+the chat (`held`); the task goes back to the queue until then (`RetryLater`) and takes the
+held moment when it runs again. With a backlog every task so runs twice at most; without
+holding, every task deferred at once came back at once, and all but one were deferred again
+(in the benchmark, 3.4 runs per delivery, and 25 tries were not enough for a long backlog).
+A held moment nobody comes for within `HELD_GRACE` costs one send slot. The task is asked
+back `EARLY_RETURN` before its moment and waits the rest in-process: arq hands deferred tasks
+back late on a busy machine (up to ~0.5 s), and tasks that all come late and all send at once
+were a burst past Telegram's 30/s (42 in one second in the send-limits test).
+
+A result is given its place in the line of results before its task is queued
+(`place_in_line`, when fal's webhook records it), and the task is queued to come back
+`EARLY_RETURN` before its turn; it reserves a moment only when it is there. A flood of
+results so reaches the workers in the order of their turns, each task run once, and a task
+that comes late loses nothing: those already waiting take the moments. Left to reserve on
+their first run, 900 results released at once were 900 runs that each held a moment and went
+back to the queue, where arq hands out the oldest entries first: the runs that came back for
+their moments waited behind the fresh ones, came late, and the moments passed unused (results
+at 0.79-0.89 of 30/s in the benchmark's W4). Holding each moment when the result came instead
+lost the first second's moments whenever the workers were slow to start (0.92).
+
+A 429 pauses the bot (`pause`): no moment is handed out, held or not, until the pause ends,
+and a sender that slept until its moment asks once more whether a pause began meanwhile.
+
+Results go first. A sender that yields (a handler's reply, a status message, a broadcast)
+reserves a moment only while the bot's reservations and the line of results reach less than
+`YIELD_HORIZON` ahead;
+behind a longer backlog of results it waits for a turn in a lane of its own, the lane's turns
+spaced at the bot's rate, so however many wait they ask Redis at most that often. Without
+this, replies to new prompts took every other moment and results left at half the rate
+(0.46 of 30/s in the benchmark while results were waiting), and a result that is ready is
+what the user paid for and waits on; a reply that waits keeps its update in the inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from core.infra.retry import RetryLater
+
+#: Waits up to this long happen in-process; longer ones are handed back to the queue.
+MAX_INLINE_WAIT = 2.0
+#: How late a task may come for its held moment and still send at once; a later one
+#: reserves afresh (sending it then would add to the sends already due).
+HELD_GRACE = 0.1
+#: How long before its held moment a deferred task is asked back (at most half its wait).
+EARLY_RETURN = 1.0
+#: A yielding sender reserves only while the bot's reservations reach less far than this.
+YIELD_HORIZON = 0.25
+
+# KEYS: bot-wide key, chat key, the chat's held moment, the bot-wide pause after a 429, the
+# yielding senders' lane, the line of results.
+# ARGV: bot interval, chat interval, longest acceptable wait, whether a moment may be held
+# (and a held one taken), HELD_GRACE, how far reservations may reach for the caller to take
+# one (negative: the caller does not yield).
+# Returns the wait before sending (the moment is the caller's) or, negative, how long until
+# the caller should ask again (a moment is held for it, or, when holding is off, nothing is).
+_RESERVE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local max_wait = tonumber(ARGV[3])
+local holding = ARGV[4] == '1'
+local paused = tonumber(redis.call('GET', KEYS[4]) or '0')
+if paused > now then
+  if holding then redis.call('DEL', KEYS[3]) end
+  return tostring(-(paused - now))
+end
+if holding then
+  local held = tonumber(redis.call('GET', KEYS[3]) or '')
+  if held then
+    if held - now > max_wait then
+      return tostring(-(held - now))
+    end
+    redis.call('DEL', KEYS[3])
+    if now - held <= tonumber(ARGV[5]) then
+      return tostring(math.max(held - now, 0))
+    end
+  end
+end
+local bot_next = tonumber(redis.call('GET', KEYS[1]) or '0')
+local chat_next = tonumber(redis.call('GET', KEYS[2]) or '0')
+local start = math.max(now, bot_next)
+if chat_next > start then
+  return tostring(-(chat_next - now))
+end
+local horizon = tonumber(ARGV[6])
+local ahead = math.max(bot_next, tonumber(redis.call('GET', KEYS[6]) or '0'))
+if horizon >= 0 and ahead - now > horizon then
+  local turn = math.max(tonumber(redis.call('GET', KEYS[5]) or '0'), ahead - horizon)
+  local after = turn + tonumber(ARGV[1])
+  redis.call('SET', KEYS[5], tostring(after), 'PX', math.ceil((after - now) * 1000) + 1000)
+  return tostring(-(turn - now))
+end
+local wait = start - now
+if wait > max_wait and not holding then
+  return tostring(-wait)
+end
+local bot_after = start + tonumber(ARGV[1])
+local chat_after = start + tonumber(ARGV[2])
+redis.call('SET', KEYS[1], tostring(bot_after), 'PX', math.ceil((bot_after - now) * 1000) + 1000)
+redis.call('SET', KEYS[2], tostring(chat_after), 'PX', math.ceil((chat_after - now) * 1000) + 1000)
+if wait > max_wait then
+  local keep = math.ceil((wait + tonumber(ARGV[5])) * 1000) + 1000
+  redis.call('SET', KEYS[3], tostring(start), 'PX', keep)
+  return tostring(-wait)
+end
+return tostring(wait)
+"""
+
+# KEYS: the pause. ARGV: seconds. Extends the pause to now + seconds, never shortens it.
+_PAUSE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local until_ = now + tonumber(ARGV[1])
+if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], tostring(until_), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+return 1
+"""
+PAUSE_KEY = "kadr:tg-pause"
+BOT_KEY = "kadr:tg-next:bot"
+LINE_KEY = "kadr:tg-line:results"
+
+# KEYS: bot-wide key, the line of results, the pause. ARGV: bot interval.
+# Returns how far the caller's turn is: after every turn given out, every moment reserved and
+# the pause.
+_PLACE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local turn = now
+for _, key in ipairs(KEYS) do
+  turn = math.max(turn, tonumber(redis.call('GET', key) or '0'))
+end
+local after = turn + tonumber(ARGV[1])
+redis.call('SET', KEYS[2], tostring(after), 'PX', math.ceil((after - now) * 1000) + 1000)
+return tostring(turn - now)
+"""
+
+# KEYS: the line of results. ARGV: YIELD_HORIZON. Returns how long until the line reaches less
+# than the horizon ahead (0: it does now).
+_LINE_AHEAD = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local line = tonumber(redis.call('GET', KEYS[1]) or '0')
+return tostring(math.max(line - now - tonumber(ARGV[1]), 0))
+"""
+
+# KEYS: the pause. Returns how long it still lasts (0: none).
+_PAUSED = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+return tostring(math.max(tonumber(redis.call('GET', KEYS[1]) or '0') - now, 0))
+"""
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    total_per_second: float = 30
+    private_per_second: float = 1
+    group_per_minute: float = 20
+
+
+class TelegramLimiter:
+    def __init__(self, redis: Redis, limits: SendLimits | None = None) -> None:
+        limits = limits or SendLimits()
+        self._redis = redis
+        self._reserve = redis.register_script(_RESERVE)
+        self._pause = redis.register_script(_PAUSE)
+        self._paused = redis.register_script(_PAUSED)
+        self._place = redis.register_script(_PLACE)
+        self._line_ahead = redis.register_script(_LINE_AHEAD)
+        self._bot_interval = 1 / limits.total_per_second
+        self._private_interval = 1 / limits.private_per_second
+        self._group_interval = 60 / limits.group_per_minute
+
+    async def _try(
+        self, chat_id: int, max_wait: float, *, holding: bool, yielding: bool = False
+    ) -> float:
+        interval = self._private_interval if chat_id > 0 else self._group_interval
+        keys = [
+            BOT_KEY,
+            f"kadr:tg-next:{chat_id}",
+            f"kadr:tg-held:{chat_id}",
+            PAUSE_KEY,
+            "kadr:tg-lane:yielding",
+            LINE_KEY,
+        ]
+        horizon = YIELD_HORIZON if yielding else -1
+        args = [self._bot_interval, interval, max_wait, int(holding), HELD_GRACE, horizon]
+        return float(await self._reserve(keys=keys, args=args))
+
+    async def acquire(
+        self, chat_id: int, *, max_wait: float = MAX_INLINE_WAIT, yielding: bool = False
+    ) -> None:
+        """Reserve the next free moment for a message to `chat_id` and wait for it; when that
+        is more than `max_wait` away, hold it for the chat and raise RetryLater until then.
+        `yielding`: results waiting go first (see the module's docstring).
+
+        A process that was stalled (CPU starved, long GC) wakes past its moment together with
+        every other sender it holds; sending then would be a burst. So a sender that wakes
+        late gives its moment up and reserves a fresh one.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        while True:
+            left = max(deadline - loop.time(), 0.0)
+            wait = await self._try(chat_id, left, holding=True, yielding=yielding)
+            if wait < 0:
+                # Not yet: a moment is held for -wait seconds from now, the chat is busy, the
+                # bot is paused, or results are waiting (a yielding sender's turn comes).
+                if loop.time() - wait > deadline:
+                    early = min(EARLY_RETURN, max_wait / 2)
+                    raise RetryLater(max(-wait - early, 0.0), "telegram send limit")
+                await asyncio.sleep(-wait)
+                continue
+            due = loop.time() + wait
+            if wait > 0:
+                await asyncio.sleep(wait)
+                if float(await self._paused(keys=[PAUSE_KEY])) > 0:
+                    continue
+            if loop.time() - due <= self._bot_interval / 2:
+                return
+
+    async def place_in_line(self) -> float:
+        """A place in the line of results for a task queued now: how long the queue should
+        keep the task back so that it comes `EARLY_RETURN` before its turn (0: at once)."""
+        keys = [BOT_KEY, LINE_KEY, PAUSE_KEY]
+        turn = float(await self._place(keys=keys, args=[self._bot_interval]))
+        return max(turn - EARLY_RETURN, 0.0)
+
+    async def results_in_line(self) -> float:
+        """How long until the results in line are out, but for `YIELD_HORIZON` (0: now)."""
+        return float(await self._line_ahead(keys=[LINE_KEY], args=[YIELD_HORIZON]))
+
+    async def try_acquire(self, chat_id: int) -> bool:
+        """Take a moment only if one is free now: for optional sends such as progress edits."""
+        return await self._try(chat_id, 0.0, holding=False) == 0.0
+
+    async def pause(self, seconds: float) -> None:
+        """Telegram answered 429: no sender of this bot, in any process, sends for `seconds`
+        (Telegram's flood control is per bot, so one chat's 429 is everybody's)."""
+        await self._pause(keys=[PAUSE_KEY], args=[seconds])
