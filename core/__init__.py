@@ -1,5 +1,2 @@
-"""kadr's shared code. Importing it first leaves aiogram's models to be built on first use."""
-
-from core.infra.lazy_aiogram import install as _install_lazy_aiogram
-
-_install_lazy_aiogram()
+"""kadr's shared code, as packages with one owner each (docs/architecture.md). Importing it
+changes nothing: the library patches are applied by the entry points (core/infra/patches/)."""

@@ -6,15 +6,13 @@ api and worker both hold exactly one of each; nothing creates a client per reque
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.methods.base import Response, TelegramMethod
 from arq.connections import ArqRedis
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool
@@ -24,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.infra.config import Config
 from core.infra.db import create_engine, session_factory
+from core.infra.patches.aiogram_responses import ResponseKeepingSession
 from core.telegram.limits import SendLimits, TelegramLimiter
 from core.telegram.outbox import SendPacer
 
@@ -62,23 +61,10 @@ def create_http() -> httpx.AsyncClient:
     )
 
 
-class _Session(AiohttpSession):
-    """aiogram reads every Bot API answer into `Response[T]`, a pydantic generic class that
-    pydantic caches by weak reference only: the garbage collector keeps dropping it and the
-    next call builds it again (~45 ms for Response[Message]; 7 % of the api's CPU under the
-    benchmark's load). Holding each one once built is all this adds."""
-
-    _built: ClassVar[set[type]] = set()
-
-    def check_response(
-        self, bot: Bot, method: TelegramMethod[Any], status_code: int, content: str
-    ) -> Response[Any]:
-        self._built.add(Response[method.__returning__])  # type: ignore[name-defined]
-        return super().check_response(bot, method, status_code, content)
-
-
 def create_bot(config: Config) -> Bot:
-    session = _Session(api=TelegramAPIServer.from_base(config.TELEGRAM_API_URL), limit=100)
+    session = ResponseKeepingSession(
+        api=TelegramAPIServer.from_base(config.TELEGRAM_API_URL), limit=100
+    )
     return Bot(
         config.TELEGRAM_BOT_TOKEN,
         session=session,

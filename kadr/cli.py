@@ -15,6 +15,7 @@ import typer
 
 from core.domain.catalog import CatalogError, catalog
 from core.domain.margins import check_margins
+from core.infra import patches
 from core.infra.config import Config, ConfigError, ProcessKind, load_config
 from core.infra.logs import setup_logging
 
@@ -23,10 +24,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 def _config(kind: ProcessKind) -> Config:
     try:
+        patches.apply()
         config = load_config(kind)
         if kind in ("api", "worker"):
             check_margins(catalog(), config.MIN_MARGIN_PERCENT)
-    except (ConfigError, CatalogError) as exc:
+    except (ConfigError, CatalogError, patches.UnexpectedVersion) as exc:
         typer.echo(f"kadr: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     setup_logging(config.LOG_LEVEL, config.secrets())

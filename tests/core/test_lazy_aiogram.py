@@ -1,6 +1,6 @@
-"""aiogram's types and methods are left unbuilt by `import aiogram` (core.infra.lazy_aiogram,
-installed by `import core`) and still validate and serialize as aiogram means them to on
-first use."""
+"""aiogram's types and methods are left unbuilt by `import aiogram` (installed by the library
+patches, core/infra/patches/lazy_aiogram.py) and still validate and serialize as aiogram means
+them to on first use."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from aiogram.types import (
 )
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-import core.infra.lazy_aiogram
+import core.infra.patches.lazy_aiogram
 
 TYPES = [
     value
@@ -224,5 +224,5 @@ def test_names_bound_in_type_modules_are_the_ones_aiogram_passes() -> None:
 
 
 def test_install_again_is_a_no_op() -> None:
-    core.infra.lazy_aiogram.install()
+    core.infra.patches.lazy_aiogram.install()
     assert built(TYPES) < len(TYPES) / 4

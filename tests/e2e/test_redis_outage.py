@@ -14,11 +14,11 @@ import pytest
 from arq import func
 from arq.connections import RedisSettings, create_pool
 
+from core.infra.patches.arq_claims import KadrWorker
 from sandbox.control import TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
 from tests.fake_bot_api import message, post_update
-from workers.worker import KadrWorker
 
 
 @pytest.fixture

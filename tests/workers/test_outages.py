@@ -14,12 +14,12 @@ from arq.constants import in_progress_key_prefix
 from sqlalchemy.exc import OperationalError
 
 from core.domain.models import Job, JobStatus
+from core.infra.patches import arq_claims
+from core.infra.patches.arq_claims import KadrWorker
 from core.jobs import lifecycle
 from sandbox.redis_server import PrivateRedis
 from tests.workers.harness import FAL, Worker
 from workers import tasks
-from workers import worker as worker_module
-from workers.worker import KadrWorker
 
 RESULT = {"images": [{"url": f"{FAL}/files/out.png"}]}
 
@@ -131,8 +131,8 @@ async def test_a_dead_workers_claim_expires_and_a_live_worker_takes_the_task_up(
 ) -> None:
     """The first worker dies as SIGKILL leaves it: its claim is no longer renewed and nothing
     is cleaned up. A live worker's claim, renewed, outlives its first length."""
-    monkeypatch.setattr(worker_module, "CLAIM_SECONDS", 1)
-    monkeypatch.setattr(worker_module, "RENEW_EVERY", 0.2)
+    monkeypatch.setattr(arq_claims, "CLAIM_SECONDS", 1)
+    monkeypatch.setattr(arq_claims, "RENEW_EVERY", 0.2)
     pool = await create_pool(RedisSettings.from_dsn(own_redis.url))
     await pool.flushdb()
     started: asyncio.Queue[str] = asyncio.Queue()

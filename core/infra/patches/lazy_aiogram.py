@@ -9,8 +9,13 @@ methods it calls and their `Response[...]`). Measured (VmRSS, fresh process): `i
 handling a first update 213 MB -> 116 MB. The price: the first use of each model in a process
 builds it (the first `Update.model_validate` takes ~0.25 s of CPU).
 
-`install()` must run before the first `import aiogram`: `core/__init__.py` calls it, and every
-kadr entry point imports `core` first.
+`install()` must run before the first `import aiogram`: `core/infra/patches/__init__.py`'s
+`apply()` calls it, first thing in `kadr`'s commands and in the tests' plugin. It relies on
+aiogram's private `_types_namespace` argument and on the closing loop of `aiogram/types/
+__init__.py` (written for aiogram 3.31.0; `tests/core/test_lazy_aiogram.py` fails when they
+change). Upstream: aiogram/aiogram#1513 (memory of `import aiogram`, open) and #1891 (start-up
+time, open); PR #1861 made the rebuild cheaper but still eager. Drop this once aiogram defers
+its models itself.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def install() -> None:
         return
     if _TYPES in sys.modules or _METHODS in sys.modules:
         warnings.warn(
-            "aiogram was imported before core.infra.lazy_aiogram.install(); "
+            "aiogram was imported before core.infra.patches.lazy_aiogram.install(); "
             "its models are built eagerly",
             RuntimeWarning,
             stacklevel=2,
