@@ -491,20 +491,7 @@ async def steadily(door: Door, url: str, updates: list[dict[str, Any]]) -> None:
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize(
-    "server",
-    [
-        "postgres",
-        pytest.param(
-            "redis",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 19: a fal result that comes while Redis restarts is recorded "
-                "but its delivery is never queued (core/fal_results.py: 'the sweeper will')",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("server", ["postgres", "redis"])
 async def test_a_server_restarted_mid_burst_holds_no_job_back(
     kadr: Deployment, server: str
 ) -> None:
