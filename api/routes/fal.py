@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from redis.exceptions import RedisError
 
 from api.body import read_capped
 from api.deps import ResourcesDep, VerifierDep
@@ -102,6 +103,11 @@ async def _receive(
     except InvalidFalWebhook as exc:
         FAL_WEBHOOKS.labels("malformed").inc()
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    outcome = await record_fal_result(resources, webhook, job)
+    try:
+        outcome = await record_fal_result(resources, webhook, job)
+    except RedisError:
+        # Recorded, but its delivery not queued: fal's next copy queues it.
+        FAL_WEBHOOKS.labels("redis_unavailable").inc()
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "try again later") from None
     FAL_WEBHOOKS.labels(outcome.value).inc()
     return IGNORED if outcome is Recorded.UNBOUND else {"status": outcome.value}

@@ -14,10 +14,9 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 
-from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 
-from core.domain.models import Job
+from core.domain.models import Job, JobStatus
 from core.fal.client import FalWebhook
 from core.jobs import lifecycle
 from core.jobs.queries import get_job
@@ -73,14 +72,23 @@ async def _record_other(resources: Resources, webhook: FalWebhook, job_id: str) 
             job.fal_request_id,
         )
         return Recorded.UNBOUND
-    if webhook.status == "OK":
-        return Recorded.DUPLICATE
-    if webhook.status != "ERROR":
+    if webhook.status not in ("OK", "ERROR"):
         return Recorded.IGNORED
-    if not await _end_without_result(resources, job, webhook):
-        return Recorded.DUPLICATE
-    await _deliver(resources, job.id, job.mode)
-    return Recorded.ACCEPTED
+    if webhook.status == "ERROR" and job.status in (JobStatus.QUEUED, JobStatus.SUBMITTED):
+        if not await _end_without_result(resources, job, webhook):
+            return Recorded.DUPLICATE
+        await _deliver(resources, job.id, job.mode)
+        return Recorded.ACCEPTED
+    if _awaits_delivery(job):
+        await _deliver(resources, job.id, job.mode)  # a copy of one whose queueing failed
+    return Recorded.DUPLICATE
+
+
+def _awaits_delivery(job: Job) -> bool:
+    """The job ended at fal, but its result or its notice has not reached the user yet."""
+    return job.status == JobStatus.COMPLETED or (
+        job.status in (JobStatus.FAILED, JobStatus.CANCELLED) and job.notified_at is None
+    )
 
 
 async def _end_without_result(resources: Resources, job: Job, webhook: FalWebhook) -> bool:
@@ -102,9 +110,8 @@ async def _end_without_result(resources: Resources, job: Job, webhook: FalWebhoo
 
 async def _deliver(resources: Resources, job_id: str, mode: str) -> None:
     """Queued to come just before its turn to be sent: a flood of results reaches the workers
-    in the order of their turns (core/telegram/limits.py)."""
-    try:
-        delay = await resources.limiter.place_in_line()
-        await enqueue_deliver(resources.redis, job_id, mode, delay=delay)
-    except RedisError:
-        log.warning("could not enqueue delivery of job %s; the sweeper will", job_id)
+    in the order of their turns (core/telegram/limits.py). Redis failing here fails the
+    webhook (5xx), as the database failing does: fal sends it again, and the copy queues the
+    delivery of the job it finds completed (arq keeps one deliver task per job)."""
+    delay = await resources.limiter.place_in_line()
+    await enqueue_deliver(resources.redis, job_id, mode, delay=delay)

@@ -17,7 +17,7 @@ from .errors import ApiError, too_many_requests
 from .files import CHUNK, StoredFile
 from .methods import Call, Method, lookup
 from .params import Upload, read_params
-from .state import Recorded, Sandbox
+from .state import Fault, Recorded, Sandbox
 
 logger = logging.getLogger(__name__)
 TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]{10,}")
@@ -71,21 +71,30 @@ async def answer(sandbox: Sandbox, token: str, name: str, load: ParamsLoader) ->
 
 
 async def _run(method: Method, call: Call) -> Any:
-    """Injected faults first, then flood control, then the method itself."""
+    """Injected faults first (or, after handling, on the way back), then flood control, then
+    the method itself."""
     chat_id = call.params.get("chat_id")
     fault = call.world.take_fault(method.name, method.is_message, chat_id)
-    if fault is not None:
-        if fault.delay > 0:
-            await asyncio.sleep(fault.delay)
-        error = fault.error()
-        if error is not None:
-            raise error
+    if fault is not None and not fault.after_handling:
+        await _apply(fault)
     limiter = call.world.limiter
     if limiter is not None and method.is_message:
         retry_after = limiter.acquire(chat_id)
         if retry_after is not None:
             raise too_many_requests(retry_after)
-    return await method.handler(call)
+    result = await method.handler(call)
+    if fault is not None and fault.after_handling:
+        await _apply(fault)
+    return result
+
+
+async def _apply(fault: Fault) -> None:
+    """Wait the fault's delay, then answer its error if it has one."""
+    if fault.delay > 0:
+        await asyncio.sleep(fault.delay)
+    error = fault.error()
+    if error is not None:
+        raise error
 
 
 async def bot_endpoint(request: Request) -> Response:

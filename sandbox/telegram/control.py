@@ -285,6 +285,7 @@ def _fault(body: dict[str, Any]) -> Fault:
         retry_after=_int(body, "retry_after", default_retry),
         description=body.get("description") or None,
         delay=float(body.get("delay") or 0.0),
+        after_handling=str(body.get("after_handling", "")).lower() in ("1", "true"),
     )
 
 

@@ -120,6 +120,10 @@ class Fault:
     retry_after: int | None
     description: str | None
     delay: float
+    after_handling: bool = False
+    """The method runs first (the message is in the chat: Telegram did it), then its answer
+    is held `delay` seconds, or replaced by the error when `status` is set: a bot whose
+    process dies or whose next step fails meanwhile has sent what it cannot know was sent."""
 
     def matches(self, method: str, is_message: bool, chat_id: object) -> bool:
         if self.method is None and not is_message:
@@ -145,6 +149,7 @@ class Fault:
             "retry_after": self.retry_after,
             "description": self.description,
             "delay": self.delay,
+            "after_handling": self.after_handling,
         }
 
 

@@ -17,6 +17,7 @@ from alembic import command
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import rate_limits
@@ -29,7 +30,7 @@ from core.fal.client import FalSubmission
 from core.fal.webhook import FalWebhookVerifier, job_token, job_webhook_url
 from core.infra.config import Config
 from core.infra.db import alembic_config, create_engine, session_factory
-from core.jobs import lifecycle
+from core.jobs import fal_result, lifecycle
 from core.jobs.queries import get_job
 from core.jobs.queue import queue_of
 from core.resources import create_redis
@@ -265,6 +266,35 @@ async def test_a_signed_webhook_without_the_jobs_token_changes_nothing_and_the_g
     assert (response.status_code, response.json()) == (200, {"status": "accepted"})
     done = await stored(sessions, job)
     assert (done.status, done.fal_request_id) == (JobStatus.COMPLETED, own)
+    assert await delivery_enqueued(arq_redis, job)
+
+
+async def test_a_result_whose_delivery_could_not_be_queued_is_queued_by_fals_next_copy(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    signer: Signer,
+    config: Config,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis went away after the result was recorded: fal is told to try again (503), and
+    the copy it sends finds the job completed and queues its delivery, not the sweeper."""
+    own = f"req-{new_job_id()}"
+    job = await submitted_job(sessions, own)
+    body = result_body(own)
+
+    async def redis_down(*_: Any, **__: Any) -> None:
+        raise RedisConnectionError("Connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fal_result, "enqueue_deliver", redis_down)
+        first = await post(client, job_webhook_url(config, job.id), body, signer.headers(own, body))
+    assert first.status_code == 503
+    assert (await stored(sessions, job)).status == JobStatus.COMPLETED
+    assert not await delivery_enqueued(arq_redis, job)
+
+    again = await post(client, job_webhook_url(config, job.id), body, signer.headers(own, body))
+    assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
     assert await delivery_enqueued(arq_redis, job)
 
 

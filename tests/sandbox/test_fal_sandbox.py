@@ -212,7 +212,10 @@ async def test_cancelled_request_never_sends_its_webhook(
 ) -> None:
     """The survivor is slower, so its webhook proves the cancelled one's time has passed."""
     hooks, hook_url = receiver
-    await client.post("/_sandbox/config", json={"latency": {"fal-ai/flux/dev": 1.0, MODEL: 1.5}})
+    await client.post(
+        "/_sandbox/config",
+        json={"latency": {"fal-ai/flux/dev": 1.0, MODEL: 1.5}, "running_apps_stop_on_cancel": True},
+    )
     doomed = await submit(client, "fal-ai/flux/dev", {"prompt": "doomed"}, hook_url)
     assert (await client.put(doomed["cancel_url"])).status_code == 202
     survivor = await submit(client, MODEL, {"prompt": "survivor"}, hook_url)
