@@ -15,7 +15,7 @@ what they cannot know: an HMAC of the job id under a key derived from a server s
 to fal only in the URL of that job's own submit.
 
 The key is derived from TELEGRAM_BOT_TOKEN, the one secret the api (which checks tokens) and
-the worker (which makes them) both require (DESIGN.md's configuration contract: the api does
+the worker (which makes them) both require (README's configuration table: the api does
 not need FAL_KEY, the worker not TELEGRAM_WEBHOOK_SECRET), under a label of its own so that
 the token says nothing about the secret and no other use of it can produce one. Whoever
 holds the bot token holds the bot already; nothing new depends on it. Rotating the bot token

@@ -1,4 +1,4 @@
-"""The configuration contract of DESIGN.md, read from the environment and `.env`.
+"""The configuration contract (README's Configuration table), read from the environment and `.env`.
 
 Every process loads one `Config` at start-up and names what it needs; a missing or malformed
 value stops it with one line naming the variable, never a traceback.
@@ -25,7 +25,7 @@ _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
-#: What each process kind cannot start without (DESIGN.md, "required by …").
+#: What each process kind cannot start without (README's Configuration table, "required by …").
 REQUIRED: dict[ProcessKind, tuple[str, ...]] = {
     "api": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "PUBLIC_URL"),
     "worker": ("TELEGRAM_BOT_TOKEN", "FAL_KEY", "PUBLIC_URL"),

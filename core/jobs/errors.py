@@ -33,10 +33,10 @@ CODES: Final = frozenset(
     }
 )
 
-#: fal's error types (reference/fal.md) that mean something the bot explains better than
-#: "the model could not finish". Input errors about fal's own limits (`image_too_large`,
-#: `file_too_large`, `file_download_error`) stay `fal_error`: the photo texts quote kadr's
-#: limits, which are not fal's.
+#: fal's error types (fal's docs, "Errors"; `sandbox/fal/queue.py` answers them) that mean
+#: something the bot explains better than "the model could not finish". Input errors about
+#: fal's own limits (`image_too_large`, `file_too_large`, `file_download_error`) stay
+#: `fal_error`: the photo texts quote kadr's limits, which are not fal's.
 FAL_TYPES: Final = {
     "content_policy_violation": "content_policy_violation",
     "no_media_generated": "no_media_generated",

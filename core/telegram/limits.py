@@ -1,6 +1,7 @@
 """Telegram's send limits, shared by every worker process through Redis.
 
-About 30 messages/s per bot, 1/s per private chat, 20/min per group (reference/telegram.md).
+About 30 messages/s per bot, 1/s per private chat, 20/min per group (Telegram's Bot FAQ,
+"broadcasting").
 Each send reserves a moment to go, GCRA-style: one Redis script keeps, per bot and per chat,
 the earliest time the next message may leave, so sends are spaced evenly (one every 1/30 s)
 instead of leaving in bursts that a moving window would allow and network jitter would push
