@@ -22,13 +22,23 @@ from core.infra.logs import setup_logging
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
-def _config(kind: ProcessKind) -> Config:
+@app.callback()
+def _patched() -> None:
+    """Before any command imports aiogram or arq: the library patches (core/infra/patches/),
+    which refuse a release they were not written for."""
     try:
         patches.apply()
+    except patches.UnexpectedVersion as exc:
+        typer.echo(f"kadr: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _config(kind: ProcessKind) -> Config:
+    try:
         config = load_config(kind)
         if kind in ("api", "worker"):
             check_margins(catalog(), config.MIN_MARGIN_PERCENT)
-    except (ConfigError, CatalogError, patches.UnexpectedVersion) as exc:
+    except (ConfigError, CatalogError) as exc:
         typer.echo(f"kadr: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     setup_logging(config.LOG_LEVEL, config.secrets())
