@@ -29,13 +29,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import psutil
+from redis import RedisError
 
 from bench import analysis
 from bench.analysis import Summary, Window
 from bench.deploy import Deployment, deploy
 from bench.driver import DOUBLING, Post, at_rate, open_loop
-from bench.infra import PrivatePostgres, connect, plain_url
+from bench.infra import PrivatePostgres, fetch
 from bench.observe import RESULT_METHODS, Observation, TelegramCall, observe
 from bench.stats import percentile
 from bench.updates import Update, UpdateSource
@@ -172,11 +174,7 @@ WHERE status IN ('queued', 'submitted', 'completed') OR (status = 'failed' AND n
 async def _unsettled(url: str) -> int:
     """Jobs that may still send something: live ones, and failed ones whose user has not
     been told yet."""
-    connection = await connect(plain_url(url))
-    try:
-        return int(await connection.fetchval(_UNSETTLED_SQL))
-    finally:
-        await connection.close()
+    return int((await fetch(url, _UNSETTLED_SQL))[0][0])
 
 
 def _settled(deployment: Deployment) -> bool:
@@ -187,7 +185,7 @@ def _settled(deployment: Deployment) -> bool:
             asyncio.run(_unsettled(deployment.stack.database_url)) == 0
             and deployment.inbox_depth() == 0
         )
-    except Exception:  # any error reaching Redis or PostgreSQL means: look again later
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError):
         return False
 
 
@@ -250,12 +248,7 @@ class Entry:
 
 
 async def _read_ledger(url: str) -> list[Entry]:
-    connection = await connect(plain_url(url))
-    try:
-        rows = await connection.fetch(_LEDGER_SQL)
-    finally:
-        await connection.close()
-    return [Entry(**dict(row)) for row in rows]
+    return [Entry(**dict(row)) for row in await fetch(url, _LEDGER_SQL)]
 
 
 def failure_texts() -> frozenset[str]:

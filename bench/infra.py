@@ -39,6 +39,16 @@ async def connect(url: str) -> asyncpg.Connection:
             await asyncio.sleep(0.5)
 
 
+async def fetch(url: str, sql: str) -> list[asyncpg.Record]:
+    """The rows of one query, on a connection of its own (`url` in SQLAlchemy's form or
+    asyncpg's): the benchmark reads kadr's tables from outside, a few times a run."""
+    connection = await connect(plain_url(url))
+    try:
+        return await connection.fetch(sql)
+    finally:
+        await connection.close()
+
+
 async def _admin(admin_url: str, sql: str) -> None:
     connection = await connect(admin_url)
     try:

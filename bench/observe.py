@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from bench.deploy import Deployment
-from bench.infra import connect, plain_url
+from bench.infra import connect, fetch, plain_url
 
 #: Bot API methods that put a message in front of a user (and count against Telegram limits).
 MESSAGE_METHODS = frozenset(
@@ -112,11 +112,7 @@ FROM jobs
 async def _read_jobs(url: str) -> list[JobRow]:
     import json
 
-    connection = await connect(plain_url(url))
-    try:
-        rows = await connection.fetch(_JOBS_SQL)
-    finally:
-        await connection.close()
+    rows = await fetch(url, _JOBS_SQL)
     return [
         JobRow(
             id=row["id"],

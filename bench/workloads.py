@@ -24,7 +24,7 @@ from bench import analysis
 from bench.analysis import Summary, Window
 from bench.deploy import Deployment
 from bench.driver import Post, at_rate, closed_loop, open_loop
-from bench.infra import connect, plain_url
+from bench.infra import fetch
 from bench.observe import clear_tables, observe, scrape, summed
 from bench.updates import Kind, Update, UpdateSource
 from sandbox.control import FalSandbox, wait_until
@@ -154,14 +154,11 @@ def clean_slate(context: Context, **fal_config: Any) -> None:
 
 
 async def _job_counts(url: str) -> tuple[int, int]:
-    connection = await connect(plain_url(url))
-    try:
-        row = await connection.fetchrow(
-            "SELECT count(*) AS total, count(*) FILTER (WHERE status IN "
-            "('queued', 'submitted', 'completed')) AS live FROM jobs"
-        )
-    finally:
-        await connection.close()
+    [row] = await fetch(
+        url,
+        "SELECT count(*) AS total, count(*) FILTER (WHERE status IN "
+        "('queued', 'submitted', 'completed')) AS live FROM jobs",
+    )
     return int(row["total"]), int(row["live"])
 
 
