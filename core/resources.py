@@ -55,7 +55,12 @@ def create_redis(url: str, *, max_connections: int = 50, retrying: bool = False)
 
 def create_http() -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        # A kept connection is dropped before a server's usual 5-s idle timeout (uvicorn's):
+        # reused at the moment the server closes it, a submit fails ambiguously and its job
+        # waits for its deadline (fal has no idempotency key to send it again).
+        limits=httpx.Limits(
+            max_connections=200, max_keepalive_connections=50, keepalive_expiry=4.0
+        ),
         timeout=httpx.Timeout(connect=5, read=30, write=30, pool=10),
         follow_redirects=False,
     )

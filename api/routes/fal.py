@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from redis.exceptions import RedisError
 
 from api.body import read_capped
 from api.deps import ResourcesDep, VerifierDep
@@ -39,6 +38,7 @@ from api.rate_limits import limit_fal_webhooks
 from core.fal.client import InvalidFalWebhook, parse_webhook
 from core.fal.webhook import FalKeysUnavailable, InvalidFalSignature, is_bound
 from core.infra.metrics import FAL_WEBHOOKS
+from core.infra.retry import is_outage
 from core.jobs.fal_result import Recorded, record_fal_result
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,13 @@ async def _receive(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     try:
         outcome = await record_fal_result(resources, webhook, job)
-    except RedisError:
-        # Recorded, but its delivery not queued: fal's next copy queues it.
-        FAL_WEBHOOKS.labels("redis_unavailable").inc()
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        # The database or Redis is away: fal sends the webhook again, and its copy records
+        # the result, or queues the delivery of the one recorded before Redis went.
+        FAL_WEBHOOKS.labels("outage").inc()
+        log.warning("fal webhook for job %s not recorded: %r", job[:64], exc)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "try again later") from None
     FAL_WEBHOOKS.labels(outcome.value).inc()
     return IGNORED if outcome is Recorded.UNBOUND else {"status": outcome.value}

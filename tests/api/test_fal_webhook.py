@@ -298,6 +298,30 @@ async def test_a_result_whose_delivery_could_not_be_queued_is_queued_by_fals_nex
     assert await delivery_enqueued(arq_redis, job)
 
 
+async def test_a_webhook_that_finds_the_database_away_is_answered_503_not_500(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    signer: Signer,
+    config: Config,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    own = f"req-{new_job_id()}"
+    job = await submitted_job(sessions, own)
+    body = result_body(own)
+
+    async def database_down(*_: Any, **__: Any) -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lifecycle, "completed", database_down)
+        answer = await post(
+            client, job_webhook_url(config, job.id), body, signer.headers(own, body)
+        )
+    assert answer.status_code == 503
+    again = await post(client, job_webhook_url(config, job.id), body, signer.headers(own, body))
+    assert (again.status_code, again.json()) == (200, {"status": "accepted"})
+
+
 async def test_a_request_submitted_with_the_query_form_still_binds(
     client: httpx.AsyncClient, sessions: Sessions, signer: Signer, config: Config
 ) -> None:
