@@ -17,7 +17,6 @@ from alembic import command
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
-from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import rate_limits
@@ -269,57 +268,46 @@ async def test_a_signed_webhook_without_the_jobs_token_changes_nothing_and_the_g
     assert await delivery_enqueued(arq_redis, job)
 
 
-async def test_a_result_whose_delivery_could_not_be_queued_is_queued_by_fals_next_copy(
+async def _away(*_: Any, **__: Any) -> None:
+    raise ConnectionRefusedError("connection refused")
+
+
+@pytest.mark.parametrize(
+    ("away", "recorded", "then"),
+    [
+        ((lifecycle, "completed"), JobStatus.SUBMITTED, "accepted"),
+        ((fal_result, "enqueue_deliver"), JobStatus.COMPLETED, "duplicate"),
+    ],
+    ids=["database-away", "redis-away-after-the-record"],
+)
+async def test_a_webhook_that_meets_an_outage_is_503_and_fals_next_copy_queues_the_delivery(
     client: httpx.AsyncClient,
     sessions: Sessions,
     arq_redis: ArqRedis,
     signer: Signer,
     config: Config,
     monkeypatch: pytest.MonkeyPatch,
+    away: tuple[Any, str],
+    recorded: str,
+    then: str,
 ) -> None:
-    """Redis went away after the result was recorded: fal is told to try again (503), and
-    the copy it sends finds the job completed and queues its delivery, not the sweeper."""
+    """fal is told to try again (503, not an unhandled 500), and the copy it sends records
+    the result, or finds it recorded and queues its delivery: not left for the sweeper."""
     own = f"req-{new_job_id()}"
     job = await submitted_job(sessions, own)
     body = result_body(own)
-
-    async def redis_down(*_: Any, **__: Any) -> None:
-        raise RedisConnectionError("Connection refused")
+    url = job_webhook_url(config, job.id)
 
     with monkeypatch.context() as patch:
-        patch.setattr(fal_result, "enqueue_deliver", redis_down)
-        first = await post(client, job_webhook_url(config, job.id), body, signer.headers(own, body))
+        patch.setattr(*away, _away)
+        first = await post(client, url, body, signer.headers(own, body))
     assert first.status_code == 503
-    assert (await stored(sessions, job)).status == JobStatus.COMPLETED
+    assert (await stored(sessions, job)).status == recorded
     assert not await delivery_enqueued(arq_redis, job)
 
-    again = await post(client, job_webhook_url(config, job.id), body, signer.headers(own, body))
-    assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
+    again = await post(client, url, body, signer.headers(own, body))
+    assert (again.status_code, again.json()) == (200, {"status": then})
     assert await delivery_enqueued(arq_redis, job)
-
-
-async def test_a_webhook_that_finds_the_database_away_is_answered_503_not_500(
-    client: httpx.AsyncClient,
-    sessions: Sessions,
-    signer: Signer,
-    config: Config,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    own = f"req-{new_job_id()}"
-    job = await submitted_job(sessions, own)
-    body = result_body(own)
-
-    async def database_down(*_: Any, **__: Any) -> None:
-        raise ConnectionRefusedError("connection refused")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(lifecycle, "completed", database_down)
-        answer = await post(
-            client, job_webhook_url(config, job.id), body, signer.headers(own, body)
-        )
-    assert answer.status_code == 503
-    again = await post(client, job_webhook_url(config, job.id), body, signer.headers(own, body))
-    assert (again.status_code, again.json()) == (200, {"status": "accepted"})
 
 
 async def test_a_request_submitted_with_the_query_form_still_binds(
