@@ -11,7 +11,7 @@ imported (`PoI18n`), so there is no .mo to forget to rebuild.
 Which language: in a handler, the middleware (`UserLocaleMiddleware`, after the user
 middleware) sets the user's stored language for the whole update, and code just calls
 `_("key", **values)`. Outside a handler (worker tasks) the code that knows whose text it is
-says so once with `use_locale(job.language)` (bot/job_face.py, workers/broadcast.py).
+says so once with `use_locale(job.language)` (bot/job_messages.py, workers/broadcast.py).
 
 Numbers: a key in `PLURALS` is a plural entry (ngettext): the value it names picks the
 form (Russian has three: 1 кредит, 2 кредита, 5 кредитов).

@@ -22,9 +22,9 @@ from aiogram import Bot
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.credits_face import buy_keyboard, no_credits_text
+from bot.credit_messages import buy_keyboard, no_credits_text
 from bot.i18n import _
-from bot.job_face import post_status
+from bot.job_messages import post_status
 from core.domain.credits import Allowance, NotEnoughCredits
 from core.domain.models import Job, User
 from core.jobs import lifecycle

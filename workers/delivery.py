@@ -18,7 +18,7 @@ from typing import Any
 
 from aiogram.exceptions import TelegramAPIError
 
-from bot.job_face import caption, failure_text, remove_status, result_keyboard
+from bot.job_messages import caption, failure_text, remove_status, result_keyboard
 from core.domain.models import Job, JobStatus, utcnow
 from core.fal.client import FalError, FalRetryableError
 from core.infra.retry import RetryLater, backoff, is_outage
@@ -71,7 +71,7 @@ async def _deliver_in_window(services: Services, job: Job, attempt: int) -> None
     except Exception as exc:
         if is_outage(exc):
             raise
-        failures = await lifecycle.delivery_failed(services.resources.sessions, job)
+        failures = await lifecycle.add_failed_delivery(services.resources.sessions, job)
         detail = f"{type(exc).__name__}: {exc}"
         if failures >= DELIVERY_ATTEMPTS:
             await _fail_and_notify(services, job, "undeliverable", attempt, detail)
@@ -106,7 +106,7 @@ async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
             return
         await services.receipts.keep(job.id, file_ids)
     result = {**(job.result or {}), "telegram_file_ids": file_ids}
-    await lifecycle.delivered(services.resources.sessions, job, result)
+    await lifecycle.mark_delivered(services.resources.sessions, job, result)
     await remove_status(services.resources.bot, job)
 
 

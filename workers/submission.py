@@ -17,7 +17,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from bot.job_face import show_progress
+from bot.job_messages import show_progress
 from core.domain.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
 from core.domain.models import Job, JobStatus, utcnow
 from core.fal.client import (
@@ -100,7 +100,7 @@ async def _record_submission(
 ) -> None:
     resources = services.resources
     check_at = utcnow() + catalog().modes[model.mode].check_after
-    if not await lifecycle.submitted(resources.sessions, job, submission, check_at=check_at):
+    if not await lifecycle.mark_submitted(resources.sessions, job, submission, check_at=check_at):
         await _cancel_if_orphaned(services, job.id, submission)
         return
     position = submission.queue_position or 0

@@ -45,7 +45,7 @@ def measured(task: Task) -> WorkerCoroutine:
         outcome = "ok"
         try:
             with deferring(MAX_INLINE_WAIT), log_fields(**({"job_id": args[0]} if args else {})):
-                return await riding_out_outages(task, ctx, *args)
+                return await retry_through_outages(task, ctx, *args)
         except RetryLater as later:
             outcome = "retry"
             raise Retry(defer=later.delay) from None
@@ -59,7 +59,7 @@ def measured(task: Task) -> WorkerCoroutine:
     return run
 
 
-async def riding_out_outages(task: Task, ctx: dict[str, Any], *args: Any) -> Any:
+async def retry_through_outages(task: Task, ctx: dict[str, Any], *args: Any) -> Any:
     """Run the task; while Redis, the database, Telegram or fal is away, run it again after a
     pause that grows, for `OUTAGE_PATIENCE`, then hand it back to its queue. Every task may
     run again from the start (its moves are conditional, a delivery keeps its receipt), so an

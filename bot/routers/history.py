@@ -11,7 +11,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
-from bot.job_face import Action, JobButton
+from bot.job_messages import Action, JobButton
 from core.domain.models import Job, JobStatus, User
 from core.jobs.output import media_files, output_of
 from core.jobs.queries import latest_jobs_of

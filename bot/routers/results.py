@@ -18,7 +18,7 @@ from aiogram.types import CallbackQuery
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
-from bot.job_face import Action, JobButton, show_cancelled
+from bot.job_messages import Action, JobButton, show_cancelled
 from bot.launch import Launcher
 from bot.routers.photos import PhotoFlow
 from core.domain.catalog import Mode, catalog

@@ -94,7 +94,7 @@ async def abandon_submit(sessions: Sessions, job: Job) -> None:
         await set_submit_started(session, job.id, False)
 
 
-async def submitted(
+async def mark_submitted(
     sessions: Sessions, job: Job, submission: FalSubmission, *, check_at: datetime
 ) -> bool:
     """fal took the job; it is asked about at `check_at` if its webhook has not come."""
@@ -113,7 +113,7 @@ async def submitted(
     return moved
 
 
-async def completed(
+async def mark_completed(
     sessions: Sessions, job_id: str, result: Any, *, request_id: str | None = None
 ) -> str | None:
     """fal's result came; with `request_id`, it completes the job only if that is the job's
@@ -137,7 +137,7 @@ async def completed(
     return str(moved.mode)
 
 
-async def delivered(sessions: Sessions, job: Job, result: dict[str, Any]) -> bool:
+async def mark_delivered(sessions: Sessions, job: Job, result: dict[str, Any]) -> bool:
     """The result reached the chat (`result` now holds Telegram's file ids too)."""
     moved = await _finish(
         sessions, job, JobStatus.DELIVERED, "delivered", notified_at=utcnow(), result=result
@@ -204,13 +204,13 @@ async def fail_many(
     return [job_id for job_id, _ in moved]
 
 
-async def delivery_failed(sessions: Sessions, job: Job) -> int:
+async def add_failed_delivery(sessions: Sessions, job: Job) -> int:
     """One more failed delivery of a completed job; returns how many there were so far."""
     async with sessions.begin() as session:
         return await add_delivery_attempt(session, job.id)
 
 
-async def nudged(sessions: Sessions, jobs: Iterable[Job]) -> None:
+async def mark_checked(sessions: Sessions, jobs: Iterable[Job]) -> None:
     """The sweeper enqueued these jobs' next task again: they wait at the back of its line."""
     job_ids = [job.id for job in jobs]
     if job_ids:

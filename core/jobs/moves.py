@@ -95,7 +95,7 @@ def _move_statement(
     unsent: bool,
 ) -> Update:
     """Built once per shape, the values bound at execution: building an UPDATE costs more
-    CPU than sending it (a fifth of the api's CPU under the fal webhooks of the benchmark)."""
+    CPU than sending it, and the fal webhook runs one per result."""
     columns = Job.__table__.c
     values: dict[str, Any] = {
         name: bindparam(f"v_{name}", type_=columns[name].type) for name in fields
@@ -178,7 +178,7 @@ async def set_notified(session: AsyncSession, job_id: str, notified: bool) -> bo
 
 
 async def touch_jobs(session: AsyncSession, job_ids: Iterable[str]) -> None:
-    """Mark jobs as just looked at (not committed): a job nudged now goes to the back of the
+    """Mark jobs as just looked at (not committed): a job checked now goes to the back of the
     sweeper's line instead of taking its place at the front again next minute."""
     await session.execute(
         update(Job)

@@ -1,4 +1,4 @@
-"""The fal door in-process, on a migrated PostgreSQL and a real Redis, with webhooks signed
+"""The fal webhook in-process, on a migrated PostgreSQL and a real Redis, with webhooks signed
 by the fal stand-in's own signer: what each hostile or odd webhook gets back, that it changes
 nothing and delivers nothing, and that the genuine webhook afterwards still delivers."""
 
@@ -114,7 +114,7 @@ async def submitted_job(sessions: Sessions, request_id: str) -> Job:
     job = await queued_job(sessions)
     base = f"http://fal.test/requests/{request_id}"
     submission = FalSubmission(request_id, f"{base}/status", base, f"{base}/cancel")
-    assert await lifecycle.submitted(sessions, job, submission, check_at=utcnow())
+    assert await lifecycle.mark_submitted(sessions, job, submission, check_at=utcnow())
     return job
 
 
@@ -275,7 +275,7 @@ async def _away(*_: Any, **__: Any) -> None:
 @pytest.mark.parametrize(
     ("away", "recorded", "then"),
     [
-        ((lifecycle, "completed"), JobStatus.SUBMITTED, "accepted"),
+        ((lifecycle, "mark_completed"), JobStatus.SUBMITTED, "accepted"),
         ((fal_result, "enqueue_deliver"), JobStatus.COMPLETED, "duplicate"),
     ],
     ids=["database-away", "redis-away-after-the-record"],

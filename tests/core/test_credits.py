@@ -140,8 +140,8 @@ async def test_a_failed_job_is_refunded_once_and_a_delivered_one_keeps_its_charg
         assert await credits.refund(session, failing.id) == Balance()
     assert await _balance(sessions, user_id) == Balance(free=7)
 
-    assert await lifecycle.completed(sessions, delivered.id, {"images": []})
-    assert await lifecycle.delivered(sessions, delivered, {"images": []})
+    assert await lifecycle.mark_completed(sessions, delivered.id, {"images": []})
+    assert await lifecycle.mark_delivered(sessions, delivered, {"images": []})
     assert await _balance(sessions, user_id) == Balance(free=7)
     assert (
         await _count(
@@ -231,7 +231,7 @@ async def test_every_ending_without_a_result_refunds_the_job_once(
     elif ending == "cancelled":
         assert await lifecycle.cancel(sessions, job)
     else:
-        assert await lifecycle.completed(sessions, job.id, {"images": []})
+        assert await lifecycle.mark_completed(sessions, job.id, {"images": []})
         error = "undeliverable" if ending == "undeliverable" else "no_media_generated"
         assert await lifecycle.fail(sessions, job, error, notified=ending == "undeliverable")
     for _ in range(2):  # every ending asked for again: no second refund
@@ -261,9 +261,9 @@ async def _step(sessions: Sessions, job: Job, step: str) -> None:
             submission = FalSubmission(
                 request_id=f"r-{job.id}", status_url="s", response_url="r", cancel_url="c"
             )
-            await lifecycle.submitted(sessions, job, submission, check_at=job.deadline_at)
+            await lifecycle.mark_submitted(sessions, job, submission, check_at=job.deadline_at)
         elif step == "completed":
-            await lifecycle.completed(sessions, job.id, {"images": []})
+            await lifecycle.mark_completed(sessions, job.id, {"images": []})
         elif step == "fal_error":
             await lifecycle.fail(sessions, job, "fal_error", by_fal=True)
         elif step == "fail":
@@ -271,7 +271,7 @@ async def _step(sessions: Sessions, job: Job, step: str) -> None:
         elif step == "cancel":
             await lifecycle.cancel(sessions, job)
         else:
-            await lifecycle.delivered(sessions, job, {"images": []})
+            await lifecycle.mark_delivered(sessions, job, {"images": []})
     except NotEnoughCredits:
         pass
 

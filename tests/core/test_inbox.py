@@ -47,7 +47,7 @@ async def partition_items(redis: Redis, partition: int) -> list[bytes]:
     return [Entry(item).update for item in await redis.lrange(f"{PREFIX}:{partition}", 0, -1)]
 
 
-# --- reading an update at the door ----------------------------------------------------------
+# --- reading an update at the webhook ----------------------------------------------------------
 
 
 def test_update_id_must_be_an_integer_in_an_object() -> None:

@@ -96,13 +96,13 @@ async def test_the_happy_path_counts_delivered_once(sessions: Sessions) -> None:
     job = await _accepted(sessions)
     before = _finished(job, "delivered")
     check_at = utcnow()
-    assert await lifecycle.submitted(sessions, job, _submission(job), check_at=check_at)
-    assert not await lifecycle.submitted(sessions, job, _submission(job), check_at=check_at)
-    assert await lifecycle.completed(sessions, job.id, {"images": []})
-    assert not await lifecycle.completed(sessions, job.id, {"images": []})
+    assert await lifecycle.mark_submitted(sessions, job, _submission(job), check_at=check_at)
+    assert not await lifecycle.mark_submitted(sessions, job, _submission(job), check_at=check_at)
+    assert await lifecycle.mark_completed(sessions, job.id, {"images": []})
+    assert not await lifecycle.mark_completed(sessions, job.id, {"images": []})
     assert not await lifecycle.cancel(sessions, job)  # too late once the result came
-    assert await lifecycle.delivered(sessions, job, {"images": [], "telegram_file_ids": []})
-    assert not await lifecycle.delivered(sessions, job, {"images": []})
+    assert await lifecycle.mark_delivered(sessions, job, {"images": [], "telegram_file_ids": []})
+    assert not await lifecycle.mark_delivered(sessions, job, {"images": []})
     assert _finished(job, "delivered") == before + 1
     assert await _status(sessions, job) == JobStatus.DELIVERED
 
@@ -110,7 +110,7 @@ async def test_the_happy_path_counts_delivered_once(sessions: Sessions) -> None:
 async def test_an_error_from_fal_cannot_fail_a_job_whose_result_came(sessions: Sessions) -> None:
     job = await _accepted(sessions)
     before = _finished(job, "fal_error")
-    assert await lifecycle.completed(sessions, job.id, {"images": []})
+    assert await lifecycle.mark_completed(sessions, job.id, {"images": []})
     assert not await lifecycle.fail(sessions, job, "content_policy_violation", by_fal=True)
     assert _finished(job, "fal_error") == before
     assert await lifecycle.fail(sessions, job, "undeliverable", "blocked", notified=True)

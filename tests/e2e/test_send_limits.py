@@ -110,7 +110,7 @@ def from_a_crowd(
     telegram: TelegramSandbox, users: range, text: Callable[[int], str]
 ) -> list[Record]:
     """Each user sends one message, all at about the same time (each call returns once the
-    api took the update: kadr's door answers before any handler runs)."""
+    api took the update: kadr's webhook answers before any handler runs)."""
     base_url = telegram.base_url
 
     def send(chunk: range) -> list[Record]:

@@ -51,7 +51,7 @@ async def failed_job(sessions: Sessions, *, with_result: bool) -> Job:
     job = a_job(USER, prompt="a kite")
     assert await lifecycle.accept(sessions, job)
     if with_result:
-        assert await lifecycle.completed(sessions, job.id, {"images": [{"url": "https://x"}]})
+        assert await lifecycle.mark_completed(sessions, job.id, {"images": [{"url": "https://x"}]})
     assert await lifecycle.fail(sessions, job, "undeliverable", "chat migrated", notified=True)
     return job
 

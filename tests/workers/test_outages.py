@@ -56,7 +56,7 @@ async def test_the_database_failing_after_the_send_sends_the_result_once(
     worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_id = await completed_job(worker)
-    monkeypatch.setattr(lifecycle, "delivered", failing_first(2, lifecycle.delivered))
+    monkeypatch.setattr(lifecycle, "mark_delivered", failing_first(2, lifecycle.mark_delivered))
 
     await tasks.deliver(ctx(worker), job_id)
 
@@ -110,7 +110,7 @@ async def test_a_delivery_failing_for_the_database_is_not_a_refusal(
 ) -> None:
     job_id = await completed_job(worker)
     monkeypatch.setattr(tasks, "OUTAGE_PATIENCE", 0.3)
-    monkeypatch.setattr(lifecycle, "delivered", failing_first(1000, lifecycle.delivered))
+    monkeypatch.setattr(lifecycle, "mark_delivered", failing_first(1000, lifecycle.mark_delivered))
 
     with pytest.raises(Retry):
         await tasks.deliver(ctx(worker), job_id)

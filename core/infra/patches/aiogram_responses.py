@@ -20,8 +20,8 @@ from aiogram.methods.base import Response, TelegramMethod
 class ResponseKeepingSession(AiohttpSession):
     """aiogram reads every Bot API answer into `Response[T]`, a pydantic generic class that
     pydantic caches by weak reference only: the garbage collector keeps dropping it and the
-    next call builds it again (~45 ms for Response[Message]; 7 % of the api's CPU under the
-    benchmark's load). Holding each one once built is all this adds."""
+    next call builds it again, tens of milliseconds each time (docs/benchmark-history.md).
+    Holding each one once built is all this adds."""
 
     _built: ClassVar[set[type]] = set()
 

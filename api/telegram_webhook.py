@@ -1,14 +1,14 @@
-"""POST /webhooks/telegram: the only door Telegram knocks on.
+"""POST /webhooks/telegram: where Telegram delivers every update.
 
-The door only stores: once the update is in the durable inbox (core.telegram.inbox) Telegram
+The webhook only stores: once the update is in the durable inbox (core.telegram.inbox) Telegram
 gets its 200, and handlers take it from there in whatever process runs them. It never waits for a
 handler.
 
 It is plain ASGI in front of the FastAPI application, not a route nor one of its middlewares:
 it is the one path that runs per update, and FastAPI's routing, dependency solving and the
-instrumentator's route lookup cost three times what the door itself does (parse the JSON, one
+instrumentator's route lookup cost three times what the webhook itself does (parse the JSON, one
 Redis script); wrapped around the application rather than added to its middleware stack, it
-also skips FastAPI's and Starlette's own layers (a tenth of the door's CPU). Every other path
+also skips FastAPI's and Starlette's own layers (a tenth of the webhook's CPU). Every other path
 goes on to FastAPI untouched.
 """
 
@@ -43,8 +43,8 @@ DUPLICATE = TELEGRAM_UPDATES.labels("any", "duplicate")
 
 
 @dataclass(frozen=True)
-class Door:
-    """What the door needs, made once at start-up (api.app's lifespan)."""
+class WebhookState:
+    """What the webhook needs, made once at start-up (api.app's lifespan)."""
 
     secret: bytes
     inbox: Inbox
@@ -73,9 +73,9 @@ NOT_ALLOWED = _answer(405, {"detail": "Method Not Allowed"})
 FLOODED = _answer(429, {"detail": TOO_MANY})
 
 
-class TelegramDoor:
+class TelegramWebhook:
     """ASGI: answers `POST /webhooks/telegram`, passes everything else (lifespan included) on
-    to `app`, whose lifespan puts the `Door` on its state."""
+    to `app`, whose lifespan puts the `WebhookState` on its state."""
 
     def __init__(self, app: Starlette, flood_limit: str = FLOOD_LIMIT) -> None:
         self.app = app
@@ -104,9 +104,9 @@ class TelegramDoor:
 
     async def _store(self, scope: Scope, receive: Receive) -> bool:
         """True: stored; False: a copy of one stored before. Refused otherwise."""
-        door: Door = self.app.state.door
+        webhook: WebhookState = self.app.state.telegram_webhook
         headers = dict(scope["headers"])
-        if not hmac.compare_digest(headers.get(SECRET_HEADER, b""), door.secret):
+        if not hmac.compare_digest(headers.get(SECRET_HEADER, b""), webhook.secret):
             raise Refused(401, "wrong or missing secret token", "unauthorized")
         declared = headers.get(b"content-length", b"")
         # Longer than the cap's digits is over it: int() of thousands of digits is an error.
@@ -121,7 +121,7 @@ class TelegramDoor:
         except InvalidUpdate as exc:
             raise Refused(400, str(exc), "invalid") from None
         try:
-            stored = await door.inbox.accept(update_id, partition_of(body, update_id), raw)
+            stored = await webhook.inbox.accept(update_id, partition_of(body, update_id), raw)
         except RedisError as exc:
             TELEGRAM_UPDATES.labels("any", "unavailable").inc()
             log.warning("inbox unavailable for update %s (%s); answering 503", update_id, exc)

@@ -1,4 +1,4 @@
-"""The Telegram door in-process, against a real Redis: what each kind of request gets back,
+"""The Telegram webhook in-process, against a real Redis: what each kind of request gets back,
 what the inbox holds afterwards, and that every other path reaches the app behind it."""
 
 from __future__ import annotations
@@ -14,26 +14,28 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from api.telegram_door import BODY_LIMIT, Door, TelegramDoor
+from api.telegram_webhook import BODY_LIMIT, TelegramWebhook, WebhookState
 from core.telegram.inbox import PARTITIONS, Inbox, partition_of
 from tests.fake_bot_api import message
 
-SECRET = "door-secret-0123456789"
+SECRET = "webhook-secret-0123456789"
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
 
 
-def app_with_door(redis: Redis, flood_limit: str = "1000/second") -> TelegramDoor:
+def app_with_webhook(redis: Redis, flood_limit: str = "1000/second") -> TelegramWebhook:
     async def behind(_: object) -> PlainTextResponse:
-        return PlainTextResponse("the app behind the door")
+        return PlainTextResponse("the app behind the webhook")
 
     app = Starlette(routes=[Route("/livez", behind)])
-    app.state.door = Door(secret=SECRET.encode(), inbox=Inbox(redis, dedup_ttl=3600))
-    return TelegramDoor(app, flood_limit=flood_limit)
+    app.state.telegram_webhook = WebhookState(
+        secret=SECRET.encode(), inbox=Inbox(redis, dedup_ttl=3600)
+    )
+    return TelegramWebhook(app, flood_limit=flood_limit)
 
 
 @pytest.fixture
 async def client(redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app_with_door(redis))
+    transport = httpx.ASGITransport(app=app_with_webhook(redis))
     async with httpx.AsyncClient(transport=transport, base_url="http://kadr") as client:
         yield client
 
@@ -106,12 +108,12 @@ async def test_a_declared_length_of_thousands_of_digits_is_413(client: httpx.Asy
 
 async def test_a_get_is_405_and_other_paths_reach_the_app(client: httpx.AsyncClient) -> None:
     assert (await client.get("/webhooks/telegram")).status_code == 405
-    assert (await client.get("/livez")).text == "the app behind the door"
+    assert (await client.get("/livez")).text == "the app behind the webhook"
 
 
 async def test_redis_down_is_503_so_that_telegram_delivers_again() -> None:
     unreachable = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
-    transport = httpx.ASGITransport(app=app_with_door(unreachable))
+    transport = httpx.ASGITransport(app=app_with_webhook(unreachable))
     async with httpx.AsyncClient(transport=transport, base_url="http://kadr") as client:
         update = message(9_100_002, 4243, "a blue fox")
         response = await client.post("/webhooks/telegram", json=update, headers=HEADERS)
@@ -120,7 +122,7 @@ async def test_redis_down_is_503_so_that_telegram_delivers_again() -> None:
 
 
 async def test_a_flood_from_one_address_is_refused_before_it_is_read(redis: Redis) -> None:
-    app = app_with_door(redis, flood_limit="3/minute")
+    app = app_with_webhook(redis, flood_limit="3/minute")
     flooder = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
     telegram = httpx.ASGITransport(app=app, client=("149.154.167.1", 4000))
     async with httpx.AsyncClient(transport=flooder, base_url="http://kadr") as client:
