@@ -56,6 +56,8 @@ class FakeSession(BaseSession):
         name = method.__api_method__
         if name == "getMe":
             return {"id": 42, "is_bot": True, "first_name": "kadr", "username": "kadr_bot"}
+        if name == "createInvoiceLink":
+            return f"https://t.me/$invoice{len(self.requests)}"
         if name.startswith(("send", "edit")):
             chat = method.chat_id  # type: ignore[attr-defined]
             return {

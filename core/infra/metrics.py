@@ -100,6 +100,13 @@ PAYMENTS = Counter(
     "credited, a duplicate of one already credited, invalid (not our payload), refunded.",
     ["outcome"],
 )
+REFERRALS = Counter(
+    "kadr_referrals_total",
+    "Invitations by outcome: recorded (a newcomer came by a link), refused (not new, their "
+    "own link, an unknown inviter, invited before), credited (both sides paid on the "
+    "newcomer's first delivery), capped (the inviter was past the daily cap).",
+    ["outcome"],
+)
 CREDIT_REFUSALS = Counter(
     "kadr_credit_refusals_total", "Requests refused for lack of credits, by mode.", ["mode"]
 )
