@@ -58,7 +58,7 @@ class FakeSession(BaseSession):
             return {"id": 42, "is_bot": True, "first_name": "kadr", "username": "kadr_bot"}
         if name == "createInvoiceLink":
             return f"https://t.me/$invoice{len(self.requests)}"
-        if name.startswith(("send", "edit")):
+        if name.startswith(("send", "edit")) and name != "editUserStarSubscription":
             chat = method.chat_id  # type: ignore[attr-defined]
             return {
                 "message_id": next(self._message_ids),
