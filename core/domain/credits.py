@@ -201,10 +201,11 @@ async def invitation_earnings(session: AsyncSession, inviter_id: int) -> int:
 
 
 async def payment(session: AsyncSession, charge_id: str) -> LedgerEntry | None:
-    """The credit a Telegram charge made, if it made one."""
+    """The credit a Telegram charge made (a pack's or a subscription period's), if any."""
     return await session.scalar(
         select(LedgerEntry).where(
-            LedgerEntry.reason == Reason.PAYMENT, LedgerEntry.ref == charge_id
+            LedgerEntry.reason.in_((Reason.PAYMENT, Reason.SUBSCRIPTION)),
+            LedgerEntry.ref == charge_id,
         )
     )
 

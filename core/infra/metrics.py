@@ -97,7 +97,8 @@ FAL_SPEND = Counter(
 PAYMENTS = Counter(
     "kadr_payments_total",
     "Telegram Stars payments by outcome: pre-checkout answered ok or refused, a payment "
-    "credited, a duplicate of one already credited, invalid (not our payload), refunded.",
+    "credited, a duplicate of one already credited, invalid (not our payload), refunded; "
+    "a subscription's periods as subscription_credited and subscription_duplicate.",
     ["outcome"],
 )
 REFERRALS = Counter(

@@ -184,6 +184,9 @@ async def test_a_subscriptions_payments_grant_once_per_charge_and_move_its_end(
     assert await pay("c3", 3, False) == (Paid.CREDITED, plan.credits)
     assert await _paid(sessions, user.id) == 3 * plan.credits
 
+    async with sessions() as session:  # an admin's /refund finds a period's charge too
+        period = await credits.payment(session, "c2")
+    assert period is not None and (period.user_id, period.paid) == (user.id, plan.credits)
     held = await subscriptions.find(sessions, user.id, plan.id)
     assert held is not None
     assert (held.charge_id, held.expires_at) == ("c1", start + 3 * subscriptions.PERIOD)
