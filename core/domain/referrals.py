@@ -5,7 +5,9 @@ A link's start parameter is `r_` and the inviter's id in base 36 (Telegram allow
 A-Z a-z 0-9 _ - in a start parameter). Only a user new to the bot is recorded as invited:
 the update that brought them is the one that made their row (`first_contact`), so an
 existing user following someone's link changes nothing. One inviter per user is the
-table's primary key; nobody invites themselves.
+table's primary key; nobody invites themselves. The one window: a handler that dies after
+the middleware wrote the newcomer's row and before the invitation's row is run again as a
+later contact, and records nothing.
 
 The credits wait for the newcomer's first delivered job, so an account made only to be
 invited brings nothing: `credit_first_delivery` runs in the transaction that moves a job to
