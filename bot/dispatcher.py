@@ -17,8 +17,10 @@ from bot.routers import (
     payments,
     photos,
     preferences,
+    referrals,
     results,
     start,
+    subscriptions,
 )
 from core.domain.credits import Allowance
 from core.jobs.start import UserQuota
@@ -27,8 +29,10 @@ from core.resources import Resources
 # Order matters: a photo flow waiting for an instruction takes the text before the plain
 # prompt handler does.
 ROUTERS = (
+    referrals.router,  # /start with an invitation, before the plain /start
     start.router,
     admin.router,
+    subscriptions.router,  # a plan's payments, before the packs'
     payments.router,
     language.router,
     preferences.router,

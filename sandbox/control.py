@@ -114,6 +114,18 @@ class TelegramSandbox(_Control):
         body = {"user_id": user_id, "message_id": message_id, **fields}
         return self._call("POST", "/pay", json=body)  # type: ignore[no-any-return]
 
+    def pay_link(self, user_id: int, link: str, **fields: Any) -> Record:
+        """The user opens an invoice link and pays it, as `pay` does; a subscription's link
+        starts the subscription (the answer's `charge_id` names it for `renew`)."""
+        body = {"user_id": user_id, "link": link, **fields}
+        return self._call("POST", "/pay_link", json=body)  # type: ignore[no-any-return]
+
+    def renew(self, charge_id: str) -> Record:
+        """Telegram renews the subscription that `charge_id` paid a period of: a new charge
+        and its payment update. Raises httpx.HTTPStatusError (409) for one the bot
+        cancelled."""
+        return self._call("POST", "/renew", json={"charge_id": charge_id})  # type: ignore[no-any-return]
+
     def send_update(self, update: dict[str, Any], repeat: int = 1) -> Record:
         return self._call("POST", "/updates", json={**update}, params={"repeat": repeat})  # type: ignore[no-any-return]
 

@@ -56,7 +56,9 @@ class FakeSession(BaseSession):
         name = method.__api_method__
         if name == "getMe":
             return {"id": 42, "is_bot": True, "first_name": "kadr", "username": "kadr_bot"}
-        if name.startswith(("send", "edit")):
+        if name == "createInvoiceLink":
+            return f"https://t.me/$invoice{len(self.requests)}"
+        if name.startswith(("send", "edit")) and name != "editUserStarSubscription":
             chat = method.chat_id  # type: ignore[attr-defined]
             return {
                 "message_id": next(self._message_ids),

@@ -226,6 +226,32 @@ class Pack(BaseModel):
         return f"pack:{self.id}:{self.credits}"
 
 
+class Plan(BaseModel):
+    """A Stars subscription: `credits` every 30 days for `stars`, renewed by Telegram until
+    the user or the bot cancels it."""
+
+    id: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    credits: int = Field(gt=0)
+    #: Telegram caps a subscription's price at 10,000 Stars.
+    stars: int = Field(gt=0, le=10000)
+
+    @property
+    def payload(self) -> str:
+        """The invoice payload, the same on every renewal: the plan and its credits as sold,
+        so each renewal grants what the user subscribed to even if the catalog changed."""
+        return f"plan:{self.id}:{self.credits}"
+
+
+class Referrals(BaseModel):
+    """Credits for both sides when a newcomer invited by a link gets their first result."""
+
+    inviter_credits: int = Field(0, ge=0)
+    newcomer_credits: int = Field(0, ge=0)
+    #: Newcomers one inviter is credited for per UTC day; past it the inviter earns nothing
+    #: more that day (the newcomer still gets theirs).
+    daily_cap: int = Field(0, ge=0)
+
+
 class Stars(BaseModel):
     """What one Telegram Star brings the operator, in dollars."""
 
@@ -236,6 +262,8 @@ class Catalog(BaseModel):
     modes: dict[Mode, ModeSpec]
     models: list[ModelSpec]
     packs: list[Pack] = Field(min_length=1)
+    plans: list[Plan] = []
+    referrals: Referrals = Referrals()
     stars: Stars
 
     @model_validator(mode="after")
@@ -249,21 +277,26 @@ class Catalog(BaseModel):
                 raise ValueError(f"mode {mode} is missing from [modes]")
             if not self.offered(mode):
                 raise ValueError(f"mode {mode} has no [[models]]")
-        packs = [pack.id for pack in self.packs]
-        if len(set(packs)) != len(packs):
-            raise ValueError(
-                f"packs listed twice: {sorted(p for p in packs if packs.count(p) > 1)}"
-            )
+        for kind, items in (("packs", self.packs), ("plans", self.plans)):
+            listed = [item.id for item in items]
+            if len(set(listed)) != len(listed):
+                twice = sorted(i for i in listed if listed.count(i) > 1)
+                raise ValueError(f"{kind} listed twice: {twice}")
         return self
 
     @property
     def credit_dollars(self) -> float:
-        """Dollars a credit brings when bought in the pack that sells credits cheapest: the
-        least any spent credit was paid, so what a price is worth when checked against a cost."""
-        return min(pack.stars / pack.credits for pack in self.packs) * self.stars.dollars
+        """Dollars a credit brings when bought in the pack or plan that sells credits
+        cheapest: the least any spent credit was paid, so what a price is worth when checked
+        against a cost."""
+        sold: list[Pack | Plan] = [*self.packs, *self.plans]
+        return min(item.stars / item.credits for item in sold) * self.stars.dollars
 
     def pack(self, pack_id: str) -> Pack | None:
         return next((pack for pack in self.packs if pack.id == pack_id), None)
+
+    def plan(self, plan_id: str) -> Plan | None:
+        return next((plan for plan in self.plans if plan.id == plan_id), None)
 
     def offered(self, mode: Mode) -> list[ModelSpec]:
         return [model for model in self.models if model.mode == mode]

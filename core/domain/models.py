@@ -1,5 +1,5 @@
-"""Database models: users, jobs, the credits ledger and broadcasts. The database is the truth; Redis
-only carries work."""
+"""Database models: users, jobs, the credits ledger, referrals, subscriptions and
+broadcasts. The database is the truth; Redis only carries work."""
 
 from __future__ import annotations
 
@@ -142,6 +142,10 @@ class Reason(enum.StrEnum):
     PAYMENT = "payment"  #: Telegram Stars paid (ref: telegram_payment_charge_id)
     PAYMENT_REFUND = "payment_refund"  #: an admin refunded those Stars (ref: the charge id)
     GRANT = "grant"  #: an admin gave credits (ref: "grant:<update id>" of the command)
+    #: an invitation paid off (ref: "invited:<newcomer>" for the inviter's share,
+    #: "joined:<newcomer>" for the newcomer's): once per newcomer and side
+    REFERRAL = "referral"
+    SUBSCRIPTION = "subscription"  #: a Stars subscription's period paid (ref: the charge id)
 
 
 class LedgerEntry(Base):
@@ -167,6 +171,41 @@ class LedgerEntry(Base):
     @property
     def amount(self) -> int:
         return self.free + self.paid
+
+
+class Referral(Base):
+    """Who invited a user: one row per invited user (one inviter each), written when a user
+    new to the bot comes by an invitation link; `credited_at` is set, once, in the
+    transaction that delivers the newcomer's first job and credits both sides."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (Index("ix_referrals_inviter", "inviter_id"),)
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id"), primary_key=True, autoincrement=False
+    )
+    inviter_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    credited_at: Mapped[datetime | None] = mapped_column()
+
+
+class Subscription(Base):
+    """A user's Stars subscription to a plan: `charge_id` is its first payment's
+    `telegram_payment_charge_id` (what editUserStarSubscription names it by),
+    `expires_at` the end of the period last paid for, `cancelled_at` set while the bot
+    has cancelled its renewal."""
+
+    __tablename__ = "subscriptions"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    charge_id: Mapped[str] = mapped_column(String(128))
+    credits: Mapped[int] = mapped_column(Integer)
+    stars: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column()
+    cancelled_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Broadcast(Base):

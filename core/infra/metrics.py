@@ -97,7 +97,15 @@ FAL_SPEND = Counter(
 PAYMENTS = Counter(
     "kadr_payments_total",
     "Telegram Stars payments by outcome: pre-checkout answered ok or refused, a payment "
-    "credited, a duplicate of one already credited, invalid (not our payload), refunded.",
+    "credited, a duplicate of one already credited, invalid (not our payload), refunded; "
+    "a subscription's periods as subscription_credited and subscription_duplicate.",
+    ["outcome"],
+)
+REFERRALS = Counter(
+    "kadr_referrals_total",
+    "Invitations by outcome: recorded (a newcomer came by a link), refused (not new, their "
+    "own link, an unknown inviter, invited before), credited (both sides paid on the "
+    "newcomer's first delivery), capped (the inviter was past the daily cap).",
     ["outcome"],
 )
 CREDIT_REFUSALS = Counter(

@@ -9,7 +9,9 @@ Each move is one conditional UPDATE in its own transaction (`core/jobs/moves.py`
 statements, and only this module imports it), so a move asked for twice happens once; it
 returns whether it happened. A job that reaches a final state goes through `_finish`, which
 counts it as finished exactly once: what must happen once per finished job belongs there too
-— the refund of a job that ends without a result, in the same transaction as its move.
+— the refund of a job that ends without a result, and the credits of an invitation when
+the invited user's first job is delivered (`core/domain/referrals.py`), in the same
+transaction as its move.
 `accept` reserves the job's credits in the same transaction as its row
 (`core/domain/credits.py`). Callers — the bot's handlers, the api's fal webhook, the
 worker's tasks — decide what to ask for and what to do after (tell the user, enqueue the
@@ -25,7 +27,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.domain import credits, spend
+from core.domain import credits, referrals, spend
 from core.domain.models import Job, JobStatus, utcnow
 from core.fal.client import FalSubmission
 from core.infra.logs import log_fields
@@ -287,7 +289,8 @@ async def _finish(
     **values: Any,
 ) -> bool:
     """The one way into a final state: the move, its refund when the job ends without a
-    result (same transaction), and its count once when it happened."""
+    result or its invitation's credits when it is delivered (same transaction), and its
+    count once when it happened."""
     refunded = credits.Balance()
     async with sessions.begin() as session:
         moved = await move(
@@ -301,6 +304,8 @@ async def _finish(
         )
         if moved and to != JobStatus.DELIVERED:
             refunded = await credits.refund(session, job.id)
+        elif moved:
+            await referrals.credit_first_delivery(session, job.user_id)
     if moved:
         with log_fields(user_id=job.user_id):
             _count_finished(job.id, job.mode, outcome)

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import secrets
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -17,7 +18,7 @@ from .formatting import command_entities
 from .inputs import store_bytes
 from .methods import lookup
 from .params import Upload, read_params
-from .state import Charge, Chat, Fault, Sandbox, User, Webhook
+from .state import Charge, Chat, Fault, Sandbox, StarSubscription, User, Webhook
 from .updates import (
     callback_query,
     new_update,
@@ -197,6 +198,86 @@ async def pay(request: Request) -> Response:
     if "invoice" not in message:
         raise ControlError(HTTPStatus.BAD_REQUEST, f"message {message['message_id']} is no invoice")
     invoice, payload = message["invoice"], chat.invoices[message["message_id"]]
+    result, charge_id = await _checkout(sandbox, webhook, body, user, invoice, payload)
+    if charge_id is not None:
+        paid = successful_payment(invoice, payload, charge_id)
+        result["successful_payment"] = await _payment(sandbox, webhook, user, chat, paid)
+    return JSONResponse(result)
+
+
+async def pay_link(request: Request) -> Response:
+    """The user opens an invoice link (`link`) and pays it, as with /pay. A subscription's
+    link starts the subscription: its payment is the first recurring one, and
+    `/renew` pays the next periods."""
+    sandbox = _sandbox(request)
+    body, _ = await _body(request)
+    webhook = _webhook(sandbox)
+    user, chat = _sender(sandbox, body)
+    slug = str(body.get("link", "")).rpartition("/$")[2]
+    link = sandbox.world.invoice_links.get(slug)
+    if link is None:
+        raise ControlError(HTTPStatus.NOT_FOUND, f"no invoice link {body.get('link')!r}")
+    result, charge_id = await _checkout(sandbox, webhook, body, user, link.invoice, link.payload)
+    if charge_id is None:
+        return JSONResponse(result)
+    expires_at = None
+    if link.subscription_period is not None:
+        expires_at = int(time.time()) + link.subscription_period
+        subscription = StarSubscription(user.id, link, expires_at)
+        sandbox.world.subscriptions[charge_id] = subscription
+        sandbox.world.charges[charge_id].subscription = charge_id
+    paid = successful_payment(
+        link.invoice, link.payload, charge_id, expires_at=expires_at, first=True
+    )
+    result["charge_id"] = charge_id
+    result["successful_payment"] = await _payment(sandbox, webhook, user, chat, paid)
+    return JSONResponse(result)
+
+
+async def renew(request: Request) -> Response:
+    """Telegram renews a subscription (named by a charge id of it) for one more period: a new
+    charge and its successful_payment, with no pre-checkout query. A subscription the bot
+    cancelled is not renewed (409)."""
+    sandbox = _sandbox(request)
+    body, _ = await _body(request)
+    webhook = _webhook(sandbox)
+    charge = sandbox.world.charges.get(str(body.get("charge_id", "")))
+    if charge is None or charge.subscription is None:
+        raise ControlError(
+            HTTPStatus.NOT_FOUND, f"no subscription paid by {body.get('charge_id')!r}"
+        )
+    subscription = sandbox.world.subscriptions[charge.subscription]
+    if subscription.canceled:
+        raise ControlError(HTTPStatus.CONFLICT, "the subscription is cancelled: it is not renewed")
+    period = subscription.link.subscription_period or 0
+    subscription.expires_at += period
+    charge_id = _new_charge(sandbox, subscription.user_id, charge.subscription)
+    user = sandbox.world.user(subscription.user_id)
+    link = subscription.link
+    paid = successful_payment(
+        link.invoice, link.payload, charge_id, expires_at=subscription.expires_at
+    )
+    chat = sandbox.world.chat(user.id)
+    delivered = await _payment(sandbox, webhook, user, chat, paid)
+    return JSONResponse({"charge_id": charge_id, "successful_payment": delivered})
+
+
+def _new_charge(sandbox: Sandbox, user_id: int, subscription: str | None = None) -> str:
+    charge_id = f"stxsandbox{secrets.token_hex(12)}"
+    sandbox.world.charges[charge_id] = Charge(user_id, subscription=subscription)
+    return charge_id
+
+
+async def _checkout(
+    sandbox: Sandbox,
+    webhook: Webhook,
+    body: dict[str, Any],
+    user: User,
+    invoice: dict[str, Any],
+    payload: str,
+) -> tuple[dict[str, Any], str | None]:
+    """The pre-checkout query and the bot's answer: the result so far, and the new charge's
+    id when the bot said ok (None: no payment)."""
     query = pre_checkout_query(user, invoice, payload)
     answered = asyncio.get_running_loop().create_future()
     sandbox.world.pre_checkouts[query["id"]] = answered
@@ -210,17 +291,17 @@ async def pay(request: Request) -> Response:
         ok, error_message = await asyncio.wait_for(answered, _int(body, "timeout", PAYMENT_TIMEOUT))
     except TimeoutError:
         sandbox.world.pre_checkouts.pop(query["id"], None)
-        return JSONResponse(result)
+        return result, None
     result["answer"] = {"ok": ok, "error_message": error_message}
-    if ok:
-        charge_id = f"stxsandbox{secrets.token_hex(12)}"
-        sandbox.world.charges[charge_id] = Charge(user.id)
-        paid = successful_payment(invoice, payload, charge_id)
-        update = new_update(
-            sandbox, "message", chat.post(user.as_telegram(), {"successful_payment": paid})
-        )
-        result["successful_payment"] = await deliver(sandbox, webhook, update)
-    return JSONResponse(result)
+    return result, _new_charge(sandbox, user.id) if ok else None
+
+
+async def _payment(
+    sandbox: Sandbox, webhook: Webhook, user: User, chat: Chat, paid: dict[str, Any]
+) -> dict[str, Any]:
+    """The successful_payment service message in the chat, delivered to the bot."""
+    message = chat.post(user.as_telegram(), {"successful_payment": paid})
+    return await deliver(sandbox, webhook, new_update(sandbox, "message", message))
 
 
 async def block(request: Request) -> Response:
@@ -326,6 +407,8 @@ routes = [
     Route("/send_document", send_document, methods=["POST"]),
     Route("/press_button", press_button, methods=["POST"]),
     Route("/pay", pay, methods=["POST"]),
+    Route("/pay_link", pay_link, methods=["POST"]),
+    Route("/renew", renew, methods=["POST"]),
     Route("/updates", raw_update, methods=["POST"]),
     Route("/chats/{chat_id}/messages", chat_messages, methods=["GET"]),
     Route("/files/{file_id}", file_bytes, methods=["GET"]),

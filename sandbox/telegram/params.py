@@ -45,6 +45,7 @@ INT_FIELDS = frozenset(
         "max_connections",
         "message_id",
         "message_thread_id",
+        "subscription_period",
         "user_id",
         "width",
     }
@@ -54,6 +55,7 @@ BOOL_FIELDS = frozenset(
         "disable_notification",
         "drop_pending_updates",
         "has_spoiler",
+        "is_canceled",
         "ok",
         "protect_content",
         "show_alert",

@@ -157,6 +157,29 @@ class Fault:
 class Charge:
     user_id: int
     refunded: bool = False
+    #: The first charge id of the subscription this charge paid a period of, if any.
+    subscription: str | None = None
+
+
+@dataclass(slots=True)
+class InvoiceLink:
+    """What createInvoiceLink made: the invoice as a chat would show it, its payload, and
+    the subscription period in seconds (None: a one-off payment)."""
+
+    invoice: dict[str, Any]
+    payload: str
+    subscription_period: int | None
+
+
+@dataclass(slots=True)
+class StarSubscription:
+    """A user's subscription to the bot: renewed every `period` seconds until cancelled
+    (by the bot's editUserStarSubscription here)."""
+
+    user_id: int
+    link: InvoiceLink
+    expires_at: int
+    canceled: bool = False
 
 
 @dataclass(slots=True)
@@ -204,6 +227,10 @@ class World:
     """Open callback query ids and the chat each was pressed in."""
     pre_checkouts: dict[str, asyncio.Future[tuple[bool, str | None]]] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
+    invoice_links: dict[str, InvoiceLink] = field(default_factory=dict)
+    """Invoice links by their slug (the part after `t.me/$`)."""
+    subscriptions: dict[str, StarSubscription] = field(default_factory=dict)
+    """Star subscriptions by the charge id of their first payment."""
 
     def user(self, user_id: int, **profile: Any) -> User:
         """Creates the person on first sight; later calls may update the profile."""

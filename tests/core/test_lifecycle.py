@@ -136,6 +136,8 @@ REPOSITORIES = {
     "core/domain/preferences.py",
     "core/domain/credits.py",
     "core/domain/broadcasts.py",
+    "core/domain/referrals.py",
+    "core/domain/subscriptions.py",
 }
 STATEMENTS = {"select", "update", "insert", "delete"}
 

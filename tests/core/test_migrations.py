@@ -12,6 +12,8 @@ from sqlalchemy import inspect
 
 from core.infra.db import alembic_config, create_engine
 
+TABLES = {"users", "jobs", "ledger", "broadcasts", "referrals", "subscriptions"}
+
 
 def _tables(url: str) -> set[str]:
     async def inspect_tables() -> set[str]:
@@ -27,11 +29,11 @@ def _tables(url: str) -> set[str]:
 def _round_trip(url: str) -> None:
     config = alembic_config(url)
     command.upgrade(config, "head")
-    assert _tables(url) == {"users", "jobs", "ledger", "broadcasts"}
+    assert _tables(url) == TABLES
     command.downgrade(config, "base")
     assert _tables(url) == set()
     command.upgrade(config, "head")
-    assert _tables(url) == {"users", "jobs", "ledger", "broadcasts"}
+    assert _tables(url) == TABLES
 
 
 def test_round_trip_on_sqlite(tmp_path: Path) -> None:

@@ -309,6 +309,59 @@ async def test_paying_an_invoice_in_stars(bot: Bot, telegram: StandIn, receiver:
         await bot.refund_star_payment(USER, charge_id)
 
 
+async def test_a_subscription_link_is_paid_renewed_until_cancelled_and_re_enabled(
+    bot: Bot, telegram: StandIn, receiver: Receiver
+) -> None:
+    with pytest.raises(TelegramBadRequest, match="SUBSCRIPTION_PERIOD_INVALID"):
+        await bot.create_invoice_link(
+            "Monthly",
+            "Credits",
+            "plan-1",
+            "XTR",
+            [LabeledPrice(label="m", amount=5)],
+            subscription_period=3600,
+        )
+    link = await bot.create_invoice_link(
+        title="Monthly",
+        description="Credits every 30 days",
+        payload="plan-1",
+        currency="XTR",
+        prices=[LabeledPrice(label="Monthly", amount=250)],
+        subscription_period=2592000,
+    )
+    assert link.startswith("https://t.me/$")
+    receiver.reply = lambda update: (
+        {
+            "method": "answerPreCheckoutQuery",
+            "pre_checkout_query_id": update["pre_checkout_query"]["id"],
+            "ok": True,
+        }
+        if "pre_checkout_query" in update
+        else None
+    )
+
+    def payment(result: dict[str, Any]) -> dict[str, Any]:
+        return result["successful_payment"]["update"]["message"]["successful_payment"]
+
+    first = await act(telegram, "pay_link", user_id=USER, link=link)
+    started = payment(first)
+    assert (started["is_recurring"], started["is_first_recurring"]) == (True, True)
+    renewal = payment(await act(telegram, "renew", charge_id=first["charge_id"]))
+    assert renewal["is_recurring"] and "is_first_recurring" not in renewal
+    assert renewal["subscription_expiration_date"] == (
+        started["subscription_expiration_date"] + 2592000
+    )
+    assert renewal["telegram_payment_charge_id"] != started["telegram_payment_charge_id"]
+
+    with pytest.raises(TelegramBadRequest, match="USER_ID_INVALID"):
+        await bot.edit_user_star_subscription(USER + 1, first["charge_id"], True)
+    assert await bot.edit_user_star_subscription(USER, first["charge_id"], True) is True
+    refused = await telegram.control.post("/renew", json={"charge_id": first["charge_id"]})
+    assert refused.status_code == 409
+    assert await bot.edit_user_star_subscription(USER, first["charge_id"], False) is True
+    assert payment(await act(telegram, "renew", charge_id=first["charge_id"]))["is_recurring"]
+
+
 async def test_raw_updates_are_pushed_as_given(
     bot: Bot, telegram: StandIn, receiver: Receiver
 ) -> None:

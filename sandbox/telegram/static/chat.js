@@ -115,6 +115,13 @@ function pay(messageId) {
   return control("pay", { ...person(), message_id: messageId });
 }
 
+// An invoice link (createInvoiceLink, subscriptions among them) is paid where it is shown.
+function payLink(link) {
+  return control("pay_link", { ...person(), link });
+}
+
+const INVOICE_LINK = /^https:\/\/t\.me\/\$/;
+
 // ---- the live stream ---------------------------------------------------------------------
 
 function listen() {
@@ -322,6 +329,12 @@ function drawKeyboard(view) {
 }
 
 function drawButton(view, button) {
+  if (INVOICE_LINK.test(button.url || "")) {
+    const key = el("button", "key", button.text);
+    key.type = "button";
+    key.addEventListener("click", () => payLink(button.url));
+    return key;
+  }
   const url = safeUrl(button.url);
   if (url) {
     const link = el("a", "key", button.text);
