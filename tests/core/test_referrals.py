@@ -65,9 +65,9 @@ async def _paid(sessions: Sessions, user_id: int) -> int:
 async def _deliver_a_job(sessions: Sessions, user_id: int) -> None:
     job = a_job(user_id)
     assert await lifecycle.accept(sessions, job)
-    assert await lifecycle.completed(sessions, job.id, {"images": []})
-    assert await lifecycle.delivered(sessions, job, {"images": []})
-    assert not await lifecycle.delivered(sessions, job, {"images": []})
+    assert await lifecycle.mark_completed(sessions, job.id, {"images": []})
+    assert await lifecycle.mark_delivered(sessions, job, {"images": []})
+    assert not await lifecycle.mark_delivered(sessions, job, {"images": []})
 
 
 def test_a_code_names_its_inviter_and_nothing_else_is_a_code() -> None:
