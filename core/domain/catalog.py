@@ -283,6 +283,11 @@ class Catalog(BaseModel):
         """None for a model an operator has since removed; its old jobs must still work."""
         return next((model for model in self.models if model.id == model_id), None)
 
+    def for_photos(self, mode: Mode, count: int) -> ModelSpec:
+        """The mode's first model that takes the most of `count` photos: an album's model
+        when the user has not chosen one."""
+        return max(self.offered(mode), key=lambda model: min(model.max_images, count))
+
     def choose(self, mode: Mode, model_id: str | None) -> ModelSpec:
         """The user's model for `mode` if it is still offered, else the mode's default."""
         offered = self.offered(mode)
