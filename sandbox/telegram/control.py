@@ -191,7 +191,8 @@ async def send_album(request: Request) -> Response:
         message = chat.post(user.as_telegram(), content)
         updates.append(new_update(sandbox, "message", message))
     order = _delivery_order(body, len(updates))
-    deliveries = [await deliver(sandbox, webhook, updates[index]) for index in order]
+    results = [await deliver(sandbox, webhook, updates[index]) for index in order]
+    deliveries = [delivery for result in results for delivery in result["deliveries"]]
     return JSONResponse({"media_group_id": group_id, "deliveries": deliveries})
 
 
