@@ -84,6 +84,10 @@ async def test_an_albums_photos_make_one_job_of_them_all(chat: Chat, no_quiet: N
     assert job.model == "fal-ai/nano-banana/edit"
     assert job.options["image_file_ids"] == ["file-101", "file-102", "file-103"]
     assert len(chat.calls("sendMessage")) == 1  # the status message, once
+    await chat.feed(album_photo(chat, 104))  # a photo of the album too late: nothing new
+    await settle(chat)
+    assert len(await settled_updates(chat)) == 1
+    assert await chat.job_count() == 1
 
 
 async def test_a_model_that_takes_one_photo_uses_the_first_and_says_so(
