@@ -11,6 +11,7 @@ from bot.launch import Launcher
 from bot.middlewares.users import UserMiddleware
 from bot.routers import (
     admin,
+    albums,
     generate,
     history,
     language,
@@ -38,6 +39,7 @@ ROUTERS = (
     preferences.router,
     history.router,
     results.router,
+    albums.router,
     photos.router,
     generate.router,
 )

@@ -134,9 +134,10 @@ async def _cancel_if_orphaned(services: Services, job_id: str, submission: FalSu
 
 
 async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> dict[str, Any]:
-    """The job's options with `image_url` set, uploading the user's Telegram photo if needed."""
+    """The job's options with `image_url` set (`image_urls` for an album's photos),
+    uploading the user's Telegram photos if needed, one at a time."""
     options = dict(job.options)
-    if model.image_key is None or options.get("image_url"):
+    if model.image_key is None or options.get("image_url") or options.get("image_urls"):
         return options
     resources = services.resources
     limits = PhotoLimits(
@@ -144,9 +145,16 @@ async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> d
         max_side=MAX_INPUT_SIDE,
         fit_side=model.max_input_side,
     )
-    options["image_url"] = await photo_to_fal(
-        resources.bot, resources.http, services.fal, file_id=options["image_file_id"], limits=limits
-    )
+    urls = [
+        await photo_to_fal(
+            resources.bot, resources.http, services.fal, file_id=file_id, limits=limits
+        )
+        for file_id in model.photos(options.get("image_file_ids") or [options["image_file_id"]])
+    ]
+    if "image_file_ids" in options:
+        options["image_urls"] = urls
+    else:
+        options["image_url"] = urls[0]
     await lifecycle.record(resources.sessions, job, options=options)
     return options
 

@@ -17,6 +17,7 @@ from core.infra.metrics import TASK_SECONDS, TASKS
 from core.infra.retry import RetryLater, backoff, is_outage, waiting_out
 from core.telegram.limits import MAX_INLINE_WAIT
 from core.telegram.outbox import deferring
+from workers.albums import settle_album
 from workers.broadcast import run_broadcast
 from workers.cancellation import cancel_at_fal
 from workers.delivery import deliver_job
@@ -102,3 +103,8 @@ async def sweep(ctx: dict[str, Any]) -> None:
 async def broadcast(ctx: dict[str, Any], broadcast_id: int) -> None:
     resources = ctx["services"].resources
     await run_broadcast(resources.sessions, resources.bot, broadcast_id, attempt=ctx["job_try"])
+
+
+@measured
+async def album(ctx: dict[str, Any], chat_id: int, media_group_id: str) -> None:
+    await settle_album(ctx["services"], chat_id, media_group_id)

@@ -30,6 +30,8 @@ PROMPT_MODES: frozenset[Mode] = frozenset(
 Output = Literal["images", "image", "video"]
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4")
 MAX_IMAGES = 4
+#: Photos in a Telegram album (sendMediaGroup takes 2–10), so the most a job can be given.
+MAX_ALBUM = 10
 #: Longest side of a photo the models accept as input.
 MAX_INPUT_SIDE = 4096
 #: What fal makes for each `image_size` preset (fal's FLUX input schemas), width × height.
@@ -139,12 +141,17 @@ class ModelSpec(BaseModel):
     #: An upscaler's output is its input times its factor, and must stay a picture Telegram
     #: takes (width + height at most 10,000): 2500 for a factor of 2.
     max_input_side: int | None = Field(None, ge=64, le=MAX_INPUT_SIDE)
+    #: How many of the user's photos the model takes (an album's first ones); only a list
+    #: input (`image_urls`) takes more than one.
+    max_images: int = Field(1, ge=1, le=MAX_ALBUM)
 
     @model_validator(mode="after")
     def _photo_input(self) -> ModelSpec:
         if (self.mode in PHOTO_MODES) != (self.image_key is not None):
             need = "needs" if self.mode in PHOTO_MODES else "must not have"
             raise ValueError(f"model {self.id}: mode {self.mode} {need} an image_key")
+        if self.max_images > 1 and self.image_key != "image_urls":
+            raise ValueError(f"model {self.id}: max_images above 1 needs image_key image_urls")
         if self.per_image and self.num_images_key is None:
             raise ValueError(f"model {self.id}: per_image needs a num_images_key")
         if self.fal_cost.per == "second" and "duration" not in self.defaults:
@@ -187,9 +194,13 @@ class ModelSpec(BaseModel):
         if self.mode in PROMPT_MODES and prompt:
             arguments["prompt"] = prompt
         if self.image_key:
-            url = options["image_url"]
-            arguments[self.image_key] = [url] if self.image_key == "image_urls" else url
+            urls = self.photos(options.get("image_urls") or [options["image_url"]])
+            arguments[self.image_key] = urls if self.image_key == "image_urls" else urls[0]
         return arguments
+
+    def photos(self, photos: list[Any]) -> list[Any]:
+        """The photos of a job this model takes: the first `max_images`."""
+        return photos[: self.max_images]
 
 
 class ModeSpec(BaseModel):
@@ -304,6 +315,11 @@ class Catalog(BaseModel):
     def find(self, model_id: str) -> ModelSpec | None:
         """None for a model an operator has since removed; its old jobs must still work."""
         return next((model for model in self.models if model.id == model_id), None)
+
+    def for_photos(self, mode: Mode, count: int) -> ModelSpec:
+        """The mode's first model that takes the most of `count` photos: an album's model
+        when the user has not chosen one."""
+        return max(self.offered(mode), key=lambda model: min(model.max_images, count))
 
     def choose(self, mode: Mode, model_id: str | None) -> ModelSpec:
         """The user's model for `mode` if it is still offered, else the mode's default."""

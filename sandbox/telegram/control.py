@@ -17,6 +17,7 @@ from .files import message_media
 from .formatting import command_entities
 from .inputs import store_bytes
 from .methods import lookup
+from .methods.media import ALBUM_MAX, ALBUM_MIN
 from .params import Upload, read_params
 from .state import Charge, Chat, Fault, Sandbox, StarSubscription, User, Webhook
 from .updates import (
@@ -140,6 +141,60 @@ async def _send_file(request: Request, field: str) -> Response:
 
 async def send_photo(request: Request) -> Response:
     return await _send_file(request, "photo")
+
+
+def _delivery_order(body: dict[str, Any], count: int) -> list[int]:
+    """``order``: the photos' indexes in the order their updates go out (each at least once,
+    any of them again to redeliver it); sent order unless told."""
+    text = str(body.get("order") or "")
+    try:
+        order = [int(part) for part in text.split(",")] if text else list(range(count))
+    except ValueError:
+        raise ControlError(HTTPStatus.BAD_REQUEST, "order must be indexes like 2,0,1") from None
+    if sorted(set(order)) != list(range(count)):
+        raise ControlError(HTTPStatus.BAD_REQUEST, f"order must name each of the {count} photos")
+    return order
+
+
+async def send_album(request: Request) -> Response:
+    """Several photos sent at once (parts ``photo0``, ``photo1``, …): an album, which Telegram
+    posts as one message per photo sharing a ``media_group_id``, the caption on the first,
+    each in an update of its own."""
+    sandbox = _sandbox(request)
+    body, uploads = await _body(request)
+    webhook = _webhook(sandbox)
+    parts = [
+        uploads[name]
+        for name in sorted(uploads, key=lambda n: int(n[5:] or 0))
+        if name.startswith("photo") and name[5:].isdigit()
+    ]
+    if not ALBUM_MIN <= len(parts) <= ALBUM_MAX:
+        raise ControlError(
+            HTTPStatus.BAD_REQUEST, f"an album has {ALBUM_MIN} to {ALBUM_MAX} photos"
+        )
+    try:
+        stored = [
+            store_bytes(sandbox.files, "photo", part.data, part.content_type, part.filename)
+            for part in parts
+        ]
+    except ApiError as error:
+        raise ControlError(HTTPStatus.BAD_REQUEST, error.description) from None
+    user, chat = _sender(sandbox, body)
+    group_id = str(secrets.randbelow(10**18))
+    updates = []
+    for index, file in enumerate(stored):
+        caption = (body.get("caption") or None) if index == 0 else None
+        content = {
+            **message_media(sandbox.files, file, {}),
+            "caption": caption,
+            "media_group_id": group_id,
+        }
+        message = chat.post(user.as_telegram(), content)
+        updates.append(new_update(sandbox, "message", message))
+    order = _delivery_order(body, len(updates))
+    results = [await deliver(sandbox, webhook, updates[index]) for index in order]
+    deliveries = [delivery for result in results for delivery in result["deliveries"]]
+    return JSONResponse({"media_group_id": group_id, "deliveries": deliveries})
 
 
 async def send_document(request: Request) -> Response:
@@ -405,6 +460,7 @@ routes = [
     Route("/send_message", send_message, methods=["POST"]),
     Route("/send_photo", send_photo, methods=["POST"]),
     Route("/send_document", send_document, methods=["POST"]),
+    Route("/send_album", send_album, methods=["POST"]),
     Route("/press_button", press_button, methods=["POST"]),
     Route("/pay", pay, methods=["POST"]),
     Route("/pay_link", pay_link, methods=["POST"]),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.domain.catalog import DEFAULT_PATH, MODES, CatalogError, load_catalog
+from core.domain.catalog import DEFAULT_PATH, MODES, CatalogError, catalog, load_catalog
 
 
 def test_the_shipped_catalog_offers_every_mode() -> None:
@@ -84,6 +84,12 @@ def test_options_map_to_each_models_keys(model_id: str, options: dict, expected:
             "a cost per second needs a duration",
         ),
         (lambda text: text.replace("[stars]", "[moons]"), "stars"),
+        (
+            lambda text: text.replace(
+                'id = "fal-ai/retoucher"', 'id = "fal-ai/retoucher"\nmax_images = 2'
+            ),
+            "max_images above 1 needs image_key image_urls",
+        ),
     ],
     ids=[
         "negative-price",
@@ -97,6 +103,7 @@ def test_options_map_to_each_models_keys(model_id: str, options: dict, expected:
         "audio-not-per-second",
         "seconds-without-duration",
         "no-star-value",
+        "several-photos-into-one-url",
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, edit, message: str) -> None:
@@ -128,3 +135,15 @@ def test_the_shipped_packs_and_their_invoice_payloads() -> None:
     packs = load_catalog().packs
     assert [(p.id, p.credits, p.stars) for p in packs] == [("small", 50, 50), ("large", 300, 250)]
     assert all(len(p.payload.encode()) <= 128 for p in packs)
+
+
+def test_an_album_goes_to_the_first_model_that_takes_its_photos() -> None:
+    shipped = catalog()
+    assert shipped.for_photos("edit", 3).id == "fal-ai/nano-banana/edit"
+    assert shipped.for_photos("retouch", 3).id == "fal-ai/retoucher"  # none takes more
+    kontext = shipped.find("fal-ai/flux-pro/kontext")
+    nano = shipped.find("fal-ai/nano-banana/edit")
+    assert kontext is not None and nano is not None
+    album = {"image_urls": ["a", "b", "c"]}
+    assert kontext.arguments("p", album)["image_url"] == "a"
+    assert nano.arguments("p", album)["image_urls"] == ["a", "b", "c"]

@@ -14,7 +14,7 @@ from PIL import Image
 from playwright.sync_api import ConsoleMessage, Page, ViewportSize, expect, sync_playwright
 
 from bot.i18n import i18n
-from sandbox.control import TelegramSandbox
+from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
 from sandbox.telegram.formatting import parse_html
@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
 ]
 USER = 7001
 BUYER = 7002
+ALBUM_USER = 7004
 NAME = "Anna"
 PROMPT = "a lighthouse at dawn"
 ARRIVES = 60_000  # ms the page may take to show the bot's answer on a busy 2-core machine
@@ -141,6 +142,42 @@ def test_a_purchase_with_pretend_stars_pays_for_a_picture(
     page.wait_for_function(LOADED_PICTURE, timeout=ARRIVES)
     send(page, "/balance")
     expect(answers.last).to_contain_text("💰 49 credits", timeout=ARRIVES)
+    assert problems == []
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80 + width % 100, 40)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_three_photos_chosen_at_once_are_edited_as_one_album(
+    stack: Stack, page: Page, fal: FalSandbox
+) -> None:
+    """Several photos picked at once in the file dialog go as an album, its caption the
+    edit: one picture comes back, made from all three."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: _note_error(problems, message))
+    page.goto(f"{stack.telegram_url}/?user={ALBUM_USER}&lang=en&name={NAME}")
+    expect(page.locator("#who")).to_contain_text(str(ALBUM_USER))
+    files = [
+        {"name": f"friend{i}.png", "mimeType": "image/png", "buffer": png(300 + 20 * i, 240)}
+        for i in range(3)
+    ]
+    page.locator("#file").set_input_files(files)  # type: ignore[arg-type]
+    expect(page.locator("#attachment-name")).to_contain_text("3 photos", timeout=ARRIVES)
+    send(page, "the three of us at a picnic")
+    expect(page.locator(".row.out img")).to_have_count(3, timeout=ARRIVES)  # one album row
+    expect(page.locator(".row.out")).to_have_count(1)
+    expect(page.locator(".row.in img.photo").first).to_be_visible(timeout=ARRIVES)
+    page.wait_for_function(LOADED_PICTURE, timeout=ARRIVES)
+    [submit] = [
+        r
+        for r in fal.requests("submit")
+        if r["body"].get("prompt") == "the three of us at a picnic"
+    ]
+    assert len(set(submit["body"]["image_urls"])) == 3
     assert problems == []
 
 

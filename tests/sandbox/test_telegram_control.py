@@ -191,6 +191,48 @@ async def test_user_photo_has_two_downloadable_sizes(
         assert Image.open(downloaded).size == (size.width, size.height)
 
 
+async def test_an_album_is_one_update_per_photo_sharing_a_media_group_id(
+    bot: Bot, telegram: StandIn, receiver: Receiver
+) -> None:
+    files = {f"photo{i}": (f"p{i}.jpg", jpeg(300 + i, 200), "image/jpeg") for i in range(3)}
+    response = await telegram.control.post(
+        "/send_album",
+        data={"user_id": str(USER), "caption": "us", "order": "2,0,1,1"},
+        files=files,
+    )
+
+    assert response.status_code == 200, response.text
+    assert len(response.json()["deliveries"]) == 4
+    messages = [
+        Update.model_validate(body, context={"bot": bot}).message for _, body in receiver.received
+    ]
+    assert all(m is not None for m in messages)
+    ids = [m.message_id for m in messages if m is not None]
+    assert ids[1] < ids[2] < ids[0] and ids[3] == ids[2]
+    assert {m.media_group_id for m in messages if m is not None} == {
+        response.json()["media_group_id"]
+    }
+    captions = {m.message_id: m.caption for m in messages if m is not None}
+    assert captions == {ids[1]: "us", ids[2]: None, ids[0]: None}
+    assert receiver.received[3][1] == receiver.received[2][1]  # the same update again
+
+
+@pytest.mark.parametrize(
+    ("count", "order", "error"),
+    [(1, "", "2 to 10 photos"), (11, "", "2 to 10 photos"), (2, "0,0", "each of the 2")],
+)
+async def test_an_album_refuses_what_telegram_cannot_send(
+    bot: Bot, telegram: StandIn, count: int, order: str, error: str
+) -> None:
+    files = {f"photo{i}": (f"p{i}.jpg", jpeg(64, 64), "image/jpeg") for i in range(count)}
+    response = await telegram.control.post(
+        "/send_album", data={"user_id": str(USER), "order": order}, files=files
+    )
+
+    assert response.status_code == 400
+    assert error in response.json()["error"]
+
+
 async def test_user_photo_as_document_and_plain_documents(bot: Bot, telegram: StandIn) -> None:
     as_document = await telegram.control.post(
         "/send_photo",

@@ -40,6 +40,7 @@ const messages = new Map(); // message_id -> view, as the stand-in last showed i
 let actionTimer = 0;
 let toastTimer = 0;
 let attached = null;
+let album = [];
 let stuckToEnd = true;
 
 // ---- who this tab is ------------------------------------------------------------------
@@ -105,6 +106,15 @@ function sendFile(file, caption, asFile) {
   const asPhoto = !asFile && file.type.startsWith("image/");
   form.append(asPhoto ? "photo" : "document", file, file.name || "photo.png");
   return control(asPhoto ? "send_photo" : "send_document", form);
+}
+
+// Several photos sent at once: an album, one update per photo sharing a media_group_id.
+function sendAlbum(files, caption) {
+  const form = new FormData();
+  for (const [key, value] of Object.entries(person())) form.append(key, String(value));
+  if (caption) form.append("caption", caption);
+  files.forEach((file, index) => form.append(`photo${index}`, file, file.name || `photo${index}.png`));
+  return control("send_album", form);
 }
 
 function pressButton(messageId, data) {
@@ -517,9 +527,26 @@ function attach(file) {
   $("text").focus();
 }
 
+// Telegram sends 2 to 10 photos as an album; more files, or any that is not an image,
+// attach the first alone.
+function attachFiles(files) {
+  const albumOf = files.length > 1 && files.length <= 10 && files.every((f) => f.type.startsWith("image/"));
+  if (!albumOf) {
+    if (files[0]) attach(files[0]);
+    return;
+  }
+  attach(files[0]);
+  album = files;
+  const total = files.reduce((sum, file) => sum + file.size, 0);
+  $("attachment-name").textContent = `${files.length} photos, an album · ${size(total)}`;
+  $("as-file").checked = false;
+  $("as-file").disabled = true;
+}
+
 function detach() {
   if ($("attachment-preview").src) URL.revokeObjectURL($("attachment-preview").src);
   attached = null;
+  album = [];
   $("attachment").hidden = true;
   $("attachment-preview").removeAttribute("src");
   $("file").value = "";
@@ -528,7 +555,8 @@ function detach() {
 
 function submit() {
   const text = $("text").value.trim();
-  if (attached) sendFile(attached, text, $("as-file").checked);
+  if (album.length > 1) sendAlbum(album, text);
+  else if (attached) sendFile(attached, text, $("as-file").checked);
   else if (text) sendText(text);
   else return;
   $("text").value = "";
@@ -611,7 +639,7 @@ function wire() {
   });
   $("menu").addEventListener("click", () => ($("commands").hidden ? showCommands("/") : hideCommands()));
   $("attach").addEventListener("click", () => $("file").click());
-  $("file").addEventListener("change", () => $("file").files[0] && attach($("file").files[0]));
+  $("file").addEventListener("change", () => attachFiles([...$("file").files]));
   $("attachment-drop").addEventListener("click", detach);
   $("lightbox").addEventListener("click", () => ($("lightbox").hidden = true));
   $("toast").addEventListener("click", () => ($("toast").hidden = true));
@@ -625,7 +653,7 @@ function wire() {
   $("chat").addEventListener("dragover", (event) => event.preventDefault());
   $("chat").addEventListener("drop", (event) => {
     event.preventDefault();
-    if (event.dataTransfer.files[0]) attach(event.dataTransfer.files[0]);
+    attachFiles([...event.dataTransfer.files]);
   });
   $("text").focus();
 }
