@@ -12,7 +12,7 @@ from typing import Any
 from aiogram import Router
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, Update
 
 from bot.filters import Picture, PlainText
 from bot.i18n import _, error_text
@@ -77,7 +77,12 @@ def _refusal_text(rejected: PhotoRejected, mode: Mode) -> str:
 
 @router.message(Picture())
 async def on_photo(
-    message: Message, caption: str | None, user: User, launcher: Launcher, state: FSMContext
+    message: Message,
+    caption: str | None,
+    user: User,
+    launcher: Launcher,
+    state: FSMContext,
+    event_update: Update,
 ) -> None:
     photo = photo_of(message)
     mode: Mode = "edit"
@@ -91,7 +96,7 @@ async def on_photo(
         await state.set_data({"photo": photo})
         await message.reply(_("photo_what"), reply_markup=photo_keyboard())
         return
-    await _start(message, user, launcher, mode, caption, photo)
+    await _start(message, user, launcher, mode, caption, photo, event_update.update_id)
 
 
 @router.callback_query(PhotoButton.filter())
@@ -101,6 +106,7 @@ async def on_choice(
     user: User,
     launcher: Launcher,
     state: FSMContext,
+    event_update: Update,
 ) -> None:
     photo = (await state.get_data()).get("photo")
     message = query.message
@@ -120,20 +126,24 @@ async def on_choice(
         return
     await state.clear()
     prompt = _("animate_default_prompt") if mode == "image_to_video" else ""
-    await _launch(
-        message, user, launcher, JobRequest(mode=mode, prompt=prompt, options=_input(photo))
-    )
+    request = JobRequest(mode=mode, prompt=prompt, options=_input(photo))
+    await _launch(message, user, launcher, request, event_update.update_id)
 
 
 @router.message(PhotoFlow.instruction, PlainText())
 async def on_instruction(
-    message: Message, prompt: str, user: User, launcher: Launcher, state: FSMContext
+    message: Message,
+    prompt: str,
+    user: User,
+    launcher: Launcher,
+    state: FSMContext,
+    event_update: Update,
 ) -> None:
     """The text after ✏️ Edit (of a sent photo or of a result) is the edit instruction."""
     data = await state.get_data()
     await state.clear()
     source = data.get("photo") or {"image_url": data.get("image_url")}
-    await _start(message, user, launcher, "edit", prompt, source)
+    await _start(message, user, launcher, "edit", prompt, source, event_update.update_id)
 
 
 async def _start(
@@ -143,6 +153,7 @@ async def _start(
     mode: Mode,
     prompt: str | None,
     photo: dict[str, Any],
+    update_id: int,
 ) -> None:
     try:
         request = JobRequest(mode=mode, prompt=check_prompt(prompt), options=_input(photo))
@@ -150,11 +161,19 @@ async def _start(
         key = "photo_ask_instruction" if refusal.key == "prompt_empty" else refusal.key
         await message.answer(_(key, **refusal.values))
         return
-    await _launch(message, user, launcher, request)
+    await _launch(message, user, launcher, request, update_id)
 
 
-async def _launch(message: Message, user: User, launcher: Launcher, request: JobRequest) -> None:
-    await launcher.launch(message.bot, message.chat.id, user, request)  # type: ignore[arg-type]
+async def _launch(
+    message: Message, user: User, launcher: Launcher, request: JobRequest, update_id: int
+) -> None:
+    await launcher.launch(
+        message.bot,  # type: ignore[arg-type]
+        message.chat.id,
+        user,
+        request,
+        update_id=update_id,
+    )
 
 
 def _input(photo: dict[str, Any]) -> dict[str, Any]:

@@ -104,11 +104,6 @@ def _first_run() -> bool:
     return state is not None and state.first_run
 
 
-def current_update_id() -> int | None:
-    state = _handling.get()
-    return state.update_id if state is not None else None
-
-
 @contextlib.contextmanager
 def _policy_of(policy: _Policy) -> Iterator[None]:
     token = _policy.set(policy)
