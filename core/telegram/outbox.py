@@ -72,8 +72,9 @@ COURTESIES = frozenset({"answerCallbackQuery"})
 UNBOUNDED = 24 * 3600.0
 #: How long a replayable answer is kept if its update is never acked (a dead letter).
 SENT_TTL = 24 * 3600
-#: The buttons after an album wait longer in place than a result: the album is out, and
-#: their task going back to the queue would send it again.
+#: The buttons after an album wait longer in place than a result: the album is out, so
+#: their delivery is not handed back to the queue (it would send the album again); past
+#: this wait they are dropped (core/telegram/sender.py).
 FOLLOW_UP_WAIT = 10.0
 
 
