@@ -29,7 +29,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.i18n import _, error_text, use_locale
 from core.domain.catalog import MAX_INPUT_SIDE, Output, catalog
 from core.domain.models import Job
-from core.telegram.outbox import SendSkipped, optional
+from core.telegram.outbox import Outbox, SendSkipped
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +125,16 @@ async def post_status(bot: Bot, job: Job) -> int | None:
     return status.message_id
 
 
-async def show_progress(bot: Bot, job: Job, key: str, **values: object) -> None:
+async def show_progress(outbox: Outbox, job: Job, key: str, **values: object) -> None:
     if job.status_message_id is None:
         return
     try:
-        with optional():
-            await bot.edit_message_text(
-                status_text(job, key, **values),
-                chat_id=job.chat_id,
-                message_id=job.status_message_id,
-                reply_markup=status_keyboard(job),
-            )
+        await outbox.progress.edit_message_text(
+            status_text(job, key, **values),
+            chat_id=job.chat_id,
+            message_id=job.status_message_id,
+            reply_markup=status_keyboard(job),
+        )
     except SendSkipped:
         return
     except TelegramAPIError as exc:

@@ -38,7 +38,6 @@ from core.jobs.start import (
     plan_job,
     recorded,
 )
-from core.telegram.outbox import current_update_id
 
 
 @dataclass(frozen=True)
@@ -50,9 +49,12 @@ class Launcher:
     quota: UserQuota
     allowance: Allowance
 
-    async def launch(self, bot: Bot, chat_id: int, user: User, request: JobRequest) -> Job | None:
-        """The job, or None when it was refused (the user has been told why)."""
-        job = plan_job(user, chat_id=chat_id, request=request, update_id=current_update_id())
+    async def launch(
+        self, bot: Bot, chat_id: int, user: User, request: JobRequest, *, update_id: int
+    ) -> Job | None:
+        """The job, or None when it was refused (the user has been told why). `update_id`:
+        the Telegram update that asked for it, which names the job (see above)."""
+        job = plan_job(user, chat_id=chat_id, request=request, update_id=update_id)
         existing = await recorded(self.sessions, job.id)
         if existing is not None:
             await enqueue_job(self.redis, existing)

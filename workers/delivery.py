@@ -107,7 +107,7 @@ async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
         await services.receipts.keep(job.id, file_ids)
     result = {**(job.result or {}), "telegram_file_ids": file_ids}
     await lifecycle.mark_delivered(services.resources.sessions, job, result)
-    await remove_status(services.resources.bot, job)
+    await remove_status(services.resources.outbox.notice, job)
 
 
 async def _send_result(services: Services, job: Job, attempt: int) -> list[str] | None:

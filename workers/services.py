@@ -29,5 +29,5 @@ class Services:
             rest_url=config.FAL_REST_URL,
         )
         guard = UrlGuard.for_fal([config.FAL_QUEUE_URL, config.FAL_REST_URL])
-        sender = ResultSender(resources.bot, resources.http, guard)
+        sender = ResultSender(resources.outbox, resources.http, guard)
         return cls(resources=resources, fal=fal, sender=sender, receipts=Receipts(resources.redis))

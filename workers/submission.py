@@ -107,7 +107,7 @@ async def _record_submission(
     key, values = (
         ("status_position", {"position": position}) if position else ("status_generating", {})
     )
-    await show_progress(resources.bot, job, key, **values)
+    await show_progress(resources.outbox, job, key, **values)
 
 
 async def _cancel_if_orphaned(services: Services, job_id: str, submission: FalSubmission) -> None:
@@ -147,7 +147,7 @@ async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> d
     )
     urls = [
         await photo_to_fal(
-            resources.bot, resources.http, services.fal, file_id=file_id, limits=limits
+            resources.outbox.notice, resources.http, services.fal, file_id=file_id, limits=limits
         )
         for file_id in model.photos(options.get("image_file_ids") or [options["image_file_id"]])
     ]

@@ -15,8 +15,6 @@ from arq.typing import WorkerCoroutine
 from core.infra.logs import log_fields
 from core.infra.metrics import TASK_SECONDS, TASKS
 from core.infra.retry import RetryLater, backoff, is_outage, waiting_out
-from core.telegram.limits import MAX_INLINE_WAIT
-from core.telegram.outbox import deferring
 from workers.albums import settle_album
 from workers.broadcast import run_broadcast
 from workers.cancellation import cancel_at_fal
@@ -37,15 +35,16 @@ Task = Callable[..., Awaitable[Any]]
 
 
 def measured(task: Task) -> WorkerCoroutine:
-    """Also: a send that cannot leave within a short wait gives its slot back to the queue
-    (arq's Retry) instead of holding it."""
+    """Also: what must be tried later (a send that cannot leave within a short wait, see
+    core/telegram/outbox.py) gives its slot back to the queue (arq's Retry) instead of
+    holding it."""
 
     @functools.wraps(task)
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            with deferring(MAX_INLINE_WAIT), log_fields(**({"job_id": args[0]} if args else {})):
+            with log_fields(**({"job_id": args[0]} if args else {})):
                 return await retry_through_outages(task, ctx, *args)
         except RetryLater as later:
             outcome = "retry"
@@ -102,7 +101,7 @@ async def sweep(ctx: dict[str, Any]) -> None:
 @measured
 async def broadcast(ctx: dict[str, Any], broadcast_id: int) -> None:
     resources = ctx["services"].resources
-    await run_broadcast(resources.sessions, resources.bot, broadcast_id, attempt=ctx["job_try"])
+    await run_broadcast(resources.sessions, resources.outbox, broadcast_id, attempt=ctx["job_try"])
 
 
 @measured

@@ -52,6 +52,7 @@ async def on_album(
     launcher: Launcher,
     state: FSMContext,
     redis: ArqRedis,
+    event_update: Update,
 ) -> None:
     pieces = (await Albums(redis).pieces(message.chat.id, media_group_id))[:MAX_ALBUM]
     captions = [piece.caption for piece in pieces if piece.caption]
@@ -59,7 +60,9 @@ async def on_album(
     if caption is None or not pieces:
         return  # in a group, an album not meant for the bot
     photos = [piece.photo for piece in pieces]
-    await offer_or_start(message, user, launcher, state, caption or None, photos)
+    await offer_or_start(
+        message, user, launcher, state, caption or None, photos, event_update.update_id
+    )
 
 
 @router.message(AlbumPhoto())

@@ -12,7 +12,7 @@ from typing import Any
 from aiogram import Router
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, Update
 
 from bot.filters import Picture, PlainText
 from bot.i18n import _, error_text
@@ -80,7 +80,12 @@ def _refusal_text(rejected: PhotoRejected, mode: Mode) -> str:
 
 @router.message(Picture())
 async def on_photo(
-    message: Message, caption: str | None, user: User, launcher: Launcher, state: FSMContext
+    message: Message,
+    caption: str | None,
+    user: User,
+    launcher: Launcher,
+    state: FSMContext,
+    event_update: Update,
 ) -> None:
     photo = photo_of(message)
     mode: Mode = "edit"
@@ -89,7 +94,7 @@ async def on_photo(
     except PhotoRejected as rejected:
         await message.answer(_refusal_text(rejected, mode))
         return
-    await offer_or_start(message, user, launcher, state, caption, [photo])
+    await offer_or_start(message, user, launcher, state, caption, [photo], event_update.update_id)
 
 
 async def offer_or_start(
@@ -99,6 +104,7 @@ async def offer_or_start(
     state: FSMContext,
     caption: str | None,
     photos: list[dict[str, Any]],
+    update_id: int,
 ) -> None:
     """With a caption, an edit of the photos as it says; without, the choice (once, for an
     album too)."""
@@ -108,7 +114,7 @@ async def offer_or_start(
         question = _("album_what", count=len(photos)) if len(photos) > 1 else _("photo_what")
         await message.reply(question, reply_markup=photo_keyboard())
         return
-    await _start(message, user, launcher, "edit", caption, photos)
+    await _start(message, user, launcher, "edit", caption, photos, update_id)
 
 
 @router.callback_query(PhotoButton.filter())
@@ -118,6 +124,7 @@ async def on_choice(
     user: User,
     launcher: Launcher,
     state: FSMContext,
+    event_update: Update,
 ) -> None:
     photos = _photos_of(await state.get_data())
     message = query.message
@@ -137,18 +144,23 @@ async def on_choice(
         return
     await state.clear()
     prompt = _("animate_default_prompt") if mode == "image_to_video" else ""
-    await _launch_photos(message, user, launcher, mode, prompt, photos)
+    await _launch_photos(message, user, launcher, mode, prompt, photos, event_update.update_id)
 
 
 @router.message(PhotoFlow.instruction, PlainText())
 async def on_instruction(
-    message: Message, prompt: str, user: User, launcher: Launcher, state: FSMContext
+    message: Message,
+    prompt: str,
+    user: User,
+    launcher: Launcher,
+    state: FSMContext,
+    event_update: Update,
 ) -> None:
     """The text after ✏️ Edit (of a sent photo or of a result) is the edit instruction."""
     data = await state.get_data()
     await state.clear()
     photos = _photos_of(data) or [{"image_url": data.get("image_url")}]
-    await _start(message, user, launcher, "edit", prompt, photos)
+    await _start(message, user, launcher, "edit", prompt, photos, event_update.update_id)
 
 
 def _photos_of(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -164,6 +176,7 @@ async def _start(
     mode: Mode,
     prompt: str | None,
     photos: list[dict[str, Any]],
+    update_id: int,
 ) -> None:
     try:
         checked = check_prompt(prompt)
@@ -171,7 +184,7 @@ async def _start(
         key = "photo_ask_instruction" if refusal.key == "prompt_empty" else refusal.key
         await message.answer(_(key, **refusal.values))
         return
-    await _launch_photos(message, user, launcher, mode, checked, photos)
+    await _launch_photos(message, user, launcher, mode, checked, photos, update_id)
 
 
 async def _launch_photos(
@@ -181,6 +194,7 @@ async def _launch_photos(
     mode: Mode,
     prompt: str,
     photos: list[dict[str, Any]],
+    update_id: int,
 ) -> None:
     """A job of as many of the photos as the user's model for `mode` takes (the first ones;
     the user is told when some are left out), each checked for the mode first. A user who
@@ -199,11 +213,19 @@ async def _launch_photos(
         key = "album_first_photo" if len(used) == 1 else "album_first_photos"
         await message.answer(_(key, model=model.title, count=len(used), sent=len(photos)))
     request = JobRequest(mode=mode, prompt=prompt, options=_input(used), model=model)
-    await _launch(message, user, launcher, request)
+    await _launch(message, user, launcher, request, update_id)
 
 
-async def _launch(message: Message, user: User, launcher: Launcher, request: JobRequest) -> None:
-    await launcher.launch(message.bot, message.chat.id, user, request)  # type: ignore[arg-type]
+async def _launch(
+    message: Message, user: User, launcher: Launcher, request: JobRequest, update_id: int
+) -> None:
+    await launcher.launch(
+        message.bot,  # type: ignore[arg-type]
+        message.chat.id,
+        user,
+        request,
+        update_id=update_id,
+    )
 
 
 def _input(photos: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import cast
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery
+from aiogram.types import CallbackQuery, Update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
@@ -42,6 +42,7 @@ async def on_job_button(
     sessions: async_sessionmaker[AsyncSession],
     launcher: Launcher,
     state: FSMContext,
+    event_update: Update,
 ) -> None:
     async with sessions() as session:
         job = await get_job(session, callback_data.job_id)
@@ -56,7 +57,13 @@ async def on_job_button(
         return
     if callback_data.action == Action.REGENERATE:
         await query.answer()
-        await launcher.launch(query.bot, job.chat_id, user, _again(job))  # type: ignore[arg-type]
+        await launcher.launch(
+            query.bot,  # type: ignore[arg-type]
+            job.chat_id,
+            user,
+            _again(job),
+            update_id=event_update.update_id,
+        )
         return
     urls = _result_urls(job)
     if not urls:
@@ -70,7 +77,13 @@ async def on_job_button(
     elif callback_data.action == Action.ANIMATE:
         prompt = job.prompt or _("animate_default_prompt")
         request = JobRequest(mode="image_to_video", prompt=prompt, options={"image_url": urls[0]})
-        await launcher.launch(query.bot, job.chat_id, user, request)  # type: ignore[arg-type]
+        await launcher.launch(
+            query.bot,  # type: ignore[arg-type]
+            job.chat_id,
+            user,
+            request,
+            update_id=event_update.update_id,
+        )
     else:
         await _send_originals(query.bot, job.chat_id, urls)  # type: ignore[arg-type]
 

@@ -212,14 +212,20 @@ async def payment(session: AsyncSession, charge_id: str) -> LedgerEntry | None:
 
 async def take_back_payment(session: AsyncSession, paid: LedgerEntry) -> int:
     """After its Stars went back: take back the payment's credits, as many as are left
-    (the balance never goes below zero), once per charge. Returns how many."""
+    (the balance never goes below zero), once per charge. Returns how many: asked again for
+    the same charge, how many were taken then (a handler run again says what it said)."""
     await _lock_user(session, paid.user_id)
     left = (await balance_of(session, paid.user_id)).paid
     amount = max(0, min(paid.paid, left))
     ref = paid.ref or ""
     if await _insert_once(session, paid.user_id, Reason.PAYMENT_REFUND, ref, 0, -amount, utcnow()):
         return amount
-    return 0
+    taken = await session.scalar(
+        select(LedgerEntry.paid).where(
+            LedgerEntry.reason == Reason.PAYMENT_REFUND, LedgerEntry.ref == ref
+        )
+    )
+    return -int(taken or 0)
 
 
 async def grant(session: AsyncSession, *, user_id: int, credits: int, ref: str) -> bool | None:

@@ -1,6 +1,7 @@
 """The Bot API session middleware against a real Redis and a faked transport: a handler run
 again gets its earlier answers back instead of sending twice, a 429 pauses every sender,
-the three send policies (wait, defer, optional) do what they promise, and results go first."""
+the outbox's Bots (reply, result, notice, broadcast, progress) do what their policies
+promise, and results go first."""
 
 from __future__ import annotations
 
@@ -22,13 +23,9 @@ from core.telegram.inbox import sent_key
 from core.telegram.limits import PAUSE_KEY, SendLimits, TelegramLimiter
 from core.telegram.outbox import (
     SENT_TTL,
+    Outbox,
     SendPacer,
     SendSkipped,
-    behind_results,
-    current_update_id,
-    deferring,
-    handling,
-    optional,
 )
 from tests.fake_bot_api import FakeSession
 
@@ -51,10 +48,12 @@ async def session() -> FakeSession:
 
 
 @pytest.fixture
-async def bot(session: FakeSession, redis: Redis, limiter: TelegramLimiter) -> AsyncIterator[Bot]:
+async def outbox(
+    session: FakeSession, redis: Redis, limiter: TelegramLimiter
+) -> AsyncIterator[Outbox]:
     bot = Bot("42:TEST", session=session)
     bot.session.middleware(SendPacer(redis, limiter))
-    yield bot
+    yield Outbox(bot)
 
 
 CHAT = 5001
@@ -65,17 +64,14 @@ OTHER_CHAT = 5002
 
 
 async def test_a_handler_run_twice_for_one_update_sends_once(
-    bot: Bot, session: FakeSession, redis: Redis
+    outbox: Outbox, session: FakeSession, redis: Redis
 ) -> None:
-    async def handler() -> Message:
+    async def handler(bot: Bot) -> Message:
         return await bot.send_message(CHAT, "your picture is on its way")
 
-    with handling(700):
-        assert current_update_id() == 700
-        first = await handler()
-    with handling(700):
-        second = await handler()
-    assert current_update_id() is None
+    first = await handler(outbox.reply(700, first_run=True))
+    bot = outbox.reply(700, first_run=False)
+    second = await handler(bot)
 
     assert session.names() == ["sendMessage"], "the second run must not send again"
     assert isinstance(second, Message)
@@ -87,24 +83,22 @@ async def test_a_handler_run_twice_for_one_update_sends_once(
 
 
 async def test_a_run_cut_short_replays_what_it_sent_and_sends_the_rest(
-    bot: Bot, session: FakeSession
+    outbox: Outbox, session: FakeSession
 ) -> None:
     class Crash(Exception):
         pass
 
-    async def handler(crash: bool) -> tuple[Message, Message]:
+    async def handler(bot: Bot, crash: bool) -> tuple[Message, Message]:
         status = await bot.send_message(CHAT, "queued")
         if crash:
             raise Crash
         edited = await bot.edit_message_text("started", chat_id=CHAT, message_id=status.message_id)
         return status, edited  # type: ignore[return-value]
 
-    with handling(701), pytest.raises(Crash):
-        await handler(crash=True)
-    with handling(701):
-        status, edited = await handler(crash=False)
-    with handling(701):
-        again = await handler(crash=False)
+    with pytest.raises(Crash):
+        await handler(outbox.reply(701, first_run=True), crash=True)
+    status, edited = await handler(outbox.reply(701, first_run=False), crash=False)
+    again = await handler(outbox.reply(701, first_run=False), crash=False)
 
     assert session.names() == ["sendMessage", "editMessageText"]
     assert session.requests[1].message_id == status.message_id  # type: ignore[attr-defined]
@@ -112,41 +106,38 @@ async def test_a_run_cut_short_replays_what_it_sent_and_sends_the_rest(
     assert again[1].message_id == edited.message_id
 
 
-async def test_another_update_or_no_update_is_not_replayed(bot: Bot, session: FakeSession) -> None:
-    with handling(702):
-        first = await bot.send_message(CHAT, "hello")
-    with handling(703):
-        other = await bot.send_message(CHAT, "hello")
-    plain = await bot.send_message(CHAT, "hello")
-    again = await bot.send_message(CHAT, "hello")
+async def test_another_update_or_no_update_is_not_replayed(
+    outbox: Outbox, session: FakeSession
+) -> None:
+    first = await outbox.reply(702, first_run=False).send_message(CHAT, "hello")
+    other = await outbox.reply(703, first_run=False).send_message(CHAT, "hello")
+    plain = await outbox.notice.send_message(CHAT, "hello")
+    again = await outbox.notice.send_message(CHAT, "hello")
 
     assert session.names() == ["sendMessage"] * 4
     assert len({first.message_id, other.message_id, plain.message_id, again.message_id}) == 4
 
 
 async def test_reads_are_asked_every_time_and_do_not_shift_the_replayed_answers(
-    bot: Bot, session: FakeSession
+    outbox: Outbox, session: FakeSession
 ) -> None:
-    async def handler() -> Message:
+    async def handler(bot: Bot) -> Message:
         await bot.get_me()
         return await bot.send_message(CHAT, "hi")
 
-    with handling(704):
-        first = await handler()
-    with handling(704):
-        second = await handler()
+    first = await handler(outbox.reply(704, first_run=True))
+    second = await handler(outbox.reply(704, first_run=False))
     assert session.names() == ["getMe", "sendMessage", "getMe"]
     assert second.message_id == first.message_id
 
 
 async def test_a_failed_send_is_not_stored_and_is_made_again(
-    bot: Bot, session: FakeSession
+    outbox: Outbox, session: FakeSession
 ) -> None:
     session.script.append((400, {"ok": False, "error_code": 400, "description": "Bad Request"}))
-    with handling(705), pytest.raises(TelegramBadRequest):
-        await bot.send_message(CHAT, "hi")
-    with handling(705):
-        sent = await bot.send_message(CHAT, "hi")
+    with pytest.raises(TelegramBadRequest):
+        await outbox.reply(705, first_run=True).send_message(CHAT, "hi")
+    sent = await outbox.reply(705, first_run=False).send_message(CHAT, "hi")
     assert session.names() == ["sendMessage", "sendMessage"]
     assert isinstance(sent, Message)
 
@@ -155,97 +146,96 @@ async def test_a_failed_send_is_not_stored_and_is_made_again(
 
 
 async def test_a_429_pauses_every_sender_of_the_bot(
-    bot: Bot, session: FakeSession, redis: Redis, limiter: TelegramLimiter
+    outbox: Outbox, session: FakeSession, redis: Redis, limiter: TelegramLimiter
 ) -> None:
     session.script.append(retry_after(30))
-    with deferring(1.0), pytest.raises(TelegramRetryAfter):
-        await bot.send_message(CHAT, "hi")
+    with pytest.raises(TelegramRetryAfter):
+        await outbox.result.send_message(CHAT, "hi")
 
     paused_until = float(await redis.get(PAUSE_KEY))
     assert paused_until > time.time() + 25
     assert not await limiter.try_acquire(OTHER_CHAT), "another chat must wait too"
-    with deferring(1.0), pytest.raises(RetryLater):
-        await bot.send_message(OTHER_CHAT, "hi")
-    with optional(), pytest.raises(SendSkipped):
-        await bot.send_message(-OTHER_CHAT, "a group waits too")
+    with pytest.raises(RetryLater):
+        await outbox.notice.send_message(OTHER_CHAT, "hi")
+    with pytest.raises(SendSkipped):
+        await outbox.progress.send_message(-OTHER_CHAT, "a group waits too")
     assert session.names() == ["sendMessage"], "nothing else reached Telegram"
 
 
 async def test_a_handlers_send_waits_out_a_429_and_goes(
-    bot: Bot, session: FakeSession, redis: Redis
+    outbox: Outbox, session: FakeSession, redis: Redis
 ) -> None:
     session.script.append(retry_after(0.2))
-    with handling(706):
-        sent = await bot.send_message(CHAT, "after the pause")
+    sent = await outbox.reply(706, first_run=True).send_message(CHAT, "after the pause")
     assert session.names() == ["sendMessage", "sendMessage"]
     assert isinstance(sent, Message) and sent.text == "after the pause"
     assert await redis.exists(PAUSE_KEY), "the pause was shared through Redis"
-    with handling(706):
-        replayed = await bot.send_message(CHAT, "after the pause")
+    replayed = await outbox.reply(706, first_run=False).send_message(CHAT, "after the pause")
     assert replayed.message_id == sent.message_id
     assert len(session.requests) == 2
 
 
-async def test_a_deferred_send_hands_a_429_back(bot: Bot, session: FakeSession) -> None:
+async def test_a_results_send_hands_a_429_back(outbox: Outbox, session: FakeSession) -> None:
     session.script.append(retry_after(0.2))
-    with deferring(5.0), pytest.raises(TelegramRetryAfter) as raised:
-        await bot.send_message(CHAT, "hi")
+    with pytest.raises(TelegramRetryAfter) as raised:
+        await outbox.result.send_photo(CHAT, "photo-id")
     assert raised.value.retry_after == 0.2
-    assert session.names() == ["sendMessage"], "not retried inside the task"
+    assert session.names() == ["sendPhoto"], "not retried inside the task"
 
 
-async def test_a_far_moment_defers_the_send(bot: Bot, session: FakeSession, redis: Redis) -> None:
-    assert await TelegramLimiter(redis).try_acquire(CHAT)  # the chat's next moment: 1 s away
-    with deferring(0.05), pytest.raises(RetryLater) as later:
-        await bot.send_message(CHAT, "hi")
+async def test_a_far_moment_defers_the_send(
+    outbox: Outbox, session: FakeSession, redis: Redis
+) -> None:
+    group = -CHAT
+    assert await TelegramLimiter(redis).try_acquire(group)  # the group's next moment: 3 s away
+    with pytest.raises(RetryLater) as later:
+        await outbox.result.send_photo(group, "photo-id")
     assert later.value.delay > 0
     assert session.requests == []
 
 
 async def test_a_handlers_reply_and_a_broadcast_let_a_waiting_result_go_first(
-    bot: Bot, session: FakeSession, redis: Redis, limiter: TelegramLimiter
+    outbox: Outbox, session: FakeSession, redis: Redis, limiter: TelegramLimiter
 ) -> None:
     for chat in range(9000, 9030):  # results' moments held for the next second
         with contextlib.suppress(RetryLater):
             await limiter.acquire(chat, max_wait=0)
 
     async def reply() -> None:
-        await bot.send_message(CHAT, "queued")
+        await outbox.reply(708, first_run=True).send_message(CHAT, "queued")
 
     async def broadcast() -> None:
-        with deferring(5.0), behind_results():
-            await bot.send_message(OTHER_CHAT, "news")
+        await outbox.broadcast.send_message(OTHER_CHAT, "news")
 
     async def result() -> None:
         await asyncio.sleep(0.05)
-        with deferring(5.0):
-            await bot.send_photo(CHAT + 100, "photo-id")
+        await outbox.result.send_photo(CHAT + 100, "photo-id")
 
     await asyncio.gather(reply(), broadcast(), result())
     assert session.names()[0] == "sendPhoto"
     assert sorted(session.names()[1:]) == ["sendMessage", "sendMessage"]
 
 
-async def test_an_optional_send_is_skipped_when_the_chat_has_no_free_moment(
-    bot: Bot, session: FakeSession, redis: Redis
+async def test_a_progress_edit_is_skipped_when_the_chat_has_no_free_moment(
+    outbox: Outbox, session: FakeSession, redis: Redis
 ) -> None:
     # 1 message a second to a private chat; the bot-wide spacing it leaves is negligible, so
     # only CHAT is busy.
     strict = TelegramLimiter(redis, SendLimits(total_per_second=10**6))
     assert await strict.try_acquire(CHAT)
-    with optional(), pytest.raises(SendSkipped):
-        await bot.edit_message_text("50 %", chat_id=CHAT, message_id=1)
+    with pytest.raises(SendSkipped):
+        await outbox.progress.edit_message_text("50 %", chat_id=CHAT, message_id=1)
     assert session.requests == []
 
-    with optional():
-        edited = await bot.edit_message_text("50 %", chat_id=OTHER_CHAT, message_id=1)
+    edited = await outbox.progress.edit_message_text("50 %", chat_id=OTHER_CHAT, message_id=1)
     assert isinstance(edited, Message)
     assert session.names() == ["editMessageText"]
 
 
 async def test_a_refused_button_answer_does_not_fail_the_handler(
-    bot: Bot, session: FakeSession
+    outbox: Outbox, session: FakeSession
 ) -> None:
+    bot = outbox.reply(709, first_run=True)
     too_old = {
         "ok": False,
         "error_code": 400,
@@ -261,42 +251,63 @@ async def test_a_refused_button_answer_does_not_fail_the_handler(
 
 
 async def test_calls_that_put_nothing_in_a_chat_are_not_paced(
-    bot: Bot, session: FakeSession, redis: Redis
+    outbox: Outbox, session: FakeSession, redis: Redis
 ) -> None:
     await TelegramLimiter(redis).pause(30)  # every send waits 30 s
-    with deferring(0.05):
-        assert await bot.answer_callback_query("q2") is True
-        assert await bot.delete_message(CHAT, 17) is True
-        with pytest.raises(RetryLater):
-            await bot.send_message(CHAT, "this one waits")
+    assert await outbox.notice.answer_callback_query("q2") is True
+    assert await outbox.notice.delete_message(CHAT, 17) is True
+    with pytest.raises(RetryLater):
+        await outbox.notice.send_message(CHAT, "this one waits")
     assert session.names() == ["answerCallbackQuery", "deleteMessage"]
 
 
 async def test_a_pre_checkout_answer_is_not_paced_and_an_invoice_is(
-    bot: Bot, session: FakeSession, redis: Redis
+    outbox: Outbox, session: FakeSession, redis: Redis
 ) -> None:
     """Telegram gives a pre-checkout query 10 s: its answer never waits behind messages."""
     await TelegramLimiter(redis).pause(30)
-    with deferring(0.05):
-        assert await bot.answer_pre_checkout_query("q3", ok=True) is True
-        with pytest.raises(RetryLater):
-            await bot.send_invoice(
-                CHAT,
-                title="50 credits",
-                description="50 credits",
-                payload="pack:small:50",
-                currency="XTR",
-                prices=[LabeledPrice(label="50 credits", amount=50)],
-            )
+    assert await outbox.notice.answer_pre_checkout_query("q3", ok=True) is True
+    with pytest.raises(RetryLater):
+        await outbox.notice.send_invoice(
+            CHAT,
+            title="50 credits",
+            description="50 credits",
+            payload="pack:small:50",
+            currency="XTR",
+            prices=[LabeledPrice(label="50 credits", amount=50)],
+        )
     assert session.names() == ["answerPreCheckoutQuery"]
 
 
 async def test_an_unpaced_call_answered_429_is_not_repeated_before_the_pause_ends(
-    bot: Bot, session: FakeSession
+    outbox: Outbox, session: FakeSession
 ) -> None:
     """A button's answer (or a send to a channel by @name) takes no moment from the limiter;
     after a 429 it must still wait out Telegram's retry_after, not ask again at once."""
     session.script.extend(retry_after(30) for _ in range(50))
-    with handling(707), contextlib.suppress(TimeoutError):
+    with contextlib.suppress(TimeoutError):
+        bot = outbox.reply(707, first_run=True)
         await asyncio.wait_for(bot.answer_callback_query("q3"), 0.3)
     assert len(session.requests) == 1, f"asked {len(session.requests)} times in a 30 s pause"
+
+
+# --- the outbox's Bots --------------------------------------------------------------------
+
+
+async def test_a_call_through_the_paced_session_must_name_its_policy(
+    outbox: Outbox, session: FakeSession
+) -> None:
+    """A Bot made outside the outbox, on its session, has no policy to send under."""
+    stray = Bot("42:TEST", session=session)
+    with pytest.raises(TypeError):
+        await stray.send_message(CHAT, "from nowhere")
+    assert session.requests == []
+
+
+async def test_the_bots_account_is_asked_once_for_every_handlers_bot(
+    outbox: Outbox, session: FakeSession
+) -> None:
+    """Group messages need the bot's @name; a handler's Bot lives for one update."""
+    names = [(await outbox.reply(n, first_run=True).me()).username for n in (710, 711)]
+    assert names[0] == names[1]
+    assert session.names() == ["getMe"]

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.infra.url_guard import UrlGuard
+from core.telegram.outbox import Outbox
 from core.telegram.sender import ResultSender
 from sandbox.asgi import serve
 from sandbox.telegram.testing import StandIn, telegram_stand_in
@@ -50,7 +51,7 @@ async def sender() -> AsyncIterator[tuple[ResultSender, StandIn, str]]:
         httpx.AsyncClient() as http,
         Bot("42:TESTTESTTESTTESTTESTTEST", session=AiohttpSession(api=telegram.api)) as bot,
     ):
-        yield ResultSender(bot, http, UrlGuard.for_fal([fal])), telegram, fal
+        yield ResultSender(Outbox(bot), http, UrlGuard.for_fal([fal])), telegram, fal
 
 
 @pytest.mark.parametrize(

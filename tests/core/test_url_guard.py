@@ -18,6 +18,7 @@ from aiogram.types import InlineKeyboardMarkup
 from core.infra.retry import RetryLater
 from core.infra.url_guard import RefusedURL, UrlGuard
 from core.telegram import sender as telegram_send
+from core.telegram.outbox import Outbox
 from core.telegram.sender import URL_FETCH_CAP, ResultSender
 
 FAL_BASE = "http://127.0.0.1:8765"
@@ -62,7 +63,7 @@ class Recorder:
 
 async def send_video(http: httpx.AsyncClient, url: str) -> list[str]:
     """A video over Telegram's URL cap: it must be downloaded to be uploaded."""
-    sender = ResultSender(Bot("42:TEST"), http, GUARD)
+    sender = ResultSender(Outbox(Bot("42:TEST")), http, GUARD)
     files = [{"url": url, "file_size": URL_FETCH_CAP + 1}]
     return await sender.send_result(
         1, "video", files, caption="", buttons=InlineKeyboardMarkup(inline_keyboard=[]), attempt=1
@@ -110,7 +111,7 @@ async def test_a_download_goes_to_the_address_that_was_checked(
         return httpx.Response(200, content=b"mp4")
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        sender = ResultSender(Bot("42:TEST"), http, GUARD)
+        sender = ResultSender(Outbox(Bot("42:TEST")), http, GUARD)
         async with sender._uploads(
             ["https://v3.fal.media/files/out.mp4"], telegram_send.OTHER_UPLOAD_CAP, 1
         ) as files:
@@ -160,7 +161,7 @@ async def test_downloads_of_one_process_are_capped(monkeypatch: pytest.MonkeyPat
         return httpx.Response(200, content=b"x")
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        sender = ResultSender(Bot("42:TEST"), http, GUARD)
+        sender = ResultSender(Outbox(Bot("42:TEST")), http, GUARD)
         urls = [f"{FAL_BASE}/files/{n}.mp4" for n in range(3 * telegram_send.MAX_DOWNLOADS)]
 
         async def one(url: str) -> None:

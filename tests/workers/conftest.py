@@ -16,6 +16,7 @@ from core.infra.config import Config
 from core.infra.db import alembic_config, create_engine, session_factory
 from core.resources import Resources, create_redis
 from core.telegram.limits import TelegramLimiter
+from core.telegram.outbox import Outbox
 from core.telegram.receipts import Receipts
 from core.telegram.sender import ResultSender
 from sandbox.redis_server import PrivateRedis
@@ -55,7 +56,7 @@ async def worker(migrated_url: str, own_redis: PrivateRedis) -> AsyncIterator[Wo
         sessions=session_factory(engine),
         redis=redis,
         http=http,
-        bot=bot,
+        outbox=Outbox(bot),
         limiter=TelegramLimiter(redis),
     )
     sender = FakeSender()

@@ -30,6 +30,7 @@ from core.jobs.fal_result import record_fal_result
 from core.jobs.queries import get_job, new_job
 from core.resources import Resources, create_redis
 from core.telegram.limits import TelegramLimiter
+from core.telegram.outbox import Outbox
 from sandbox.asgi import serve
 from sandbox.fal import create_app
 from sandbox.redis_server import PrivateRedis
@@ -80,7 +81,7 @@ async def services(
             sessions=session_factory(engine),
             redis=redis,
             http=http,
-            bot=bot,
+            outbox=Outbox(bot),
             limiter=TelegramLimiter(redis),
         )
         yield Services.build(resources)
@@ -143,8 +144,9 @@ async def stored(services: Services, job: Job) -> Job:
 async def test_a_phone_photo_through_the_upscaler_reaches_the_user(
     services: Services, telegram: StandIn, fal: str
 ) -> None:
-    bot = services.resources.bot
-    sent = await bot.send_document(CHAT, BufferedInputFile(phone_photo(), "IMG_0001.jpg"))
+    # The user's photo, as a file: sent to the stand-in's chat as if they had.
+    photo = BufferedInputFile(phone_photo(), "IMG_0001.jpg")
+    sent = await services.resources.outbox.notice.send_document(CHAT, photo)
     assert sent.document is not None
     job = await retouch_job(services, sent.document.file_id)
 

@@ -22,6 +22,7 @@ from core.domain.bans import ban
 from core.domain.users import touch_user
 from core.infra.db import alembic_config, create_engine, session_factory
 from core.infra.retry import RetryLater
+from core.telegram.outbox import Outbox
 from tests.fake_bot_api import FakeSession
 from workers.broadcast import run_broadcast
 
@@ -81,12 +82,12 @@ async def _start(sessions: Sessions) -> int:
 
 async def test_a_worker_dying_mid_send_sends_nobody_the_message_twice(sessions: Sessions) -> None:
     session = Failing({USERS[9]: RuntimeError})
-    bot = Bot("42:TEST", session=session)
+    outbox = Outbox(Bot("42:TEST", session=session))
     broadcast_id = await _start(sessions)
     with pytest.raises(RuntimeError):
-        await run_broadcast(sessions, bot, broadcast_id, attempt=1)
-    await run_broadcast(sessions, bot, broadcast_id, attempt=2)  # arq runs it again
-    await run_broadcast(sessions, bot, broadcast_id, attempt=3)  # and again: nothing more
+        await run_broadcast(sessions, outbox, broadcast_id, attempt=1)
+    await run_broadcast(sessions, outbox, broadcast_id, attempt=2)  # arq runs it again
+    await run_broadcast(sessions, outbox, broadcast_id, attempt=3)  # and again: nothing more
 
     assert all(session.got(user) == 1 for user in USERS)  # the one mid-send too: not resent
     assert session.got(999) == 0
@@ -101,11 +102,11 @@ async def test_a_blocked_user_is_skipped_and_a_deferred_send_is_made_next_run(
     sessions: Sessions,
 ) -> None:
     session = Failing({USERS[3]: TelegramForbiddenError, USERS[5]: TelegramRetryAfter})
-    bot = Bot("42:TEST", session=session)
+    outbox = Outbox(Bot("42:TEST", session=session))
     broadcast_id = await _start(sessions)
     with pytest.raises(RetryLater):
-        await run_broadcast(sessions, bot, broadcast_id, attempt=1)
-    await run_broadcast(sessions, bot, broadcast_id, attempt=2)
+        await run_broadcast(sessions, outbox, broadcast_id, attempt=1)
+    await run_broadcast(sessions, outbox, broadcast_id, attempt=2)
     assert session.got(USERS[5]) == 2  # refused once with a 429, then sent
     done = await broadcasts.get(sessions, broadcast_id)
     assert done is not None
