@@ -19,6 +19,7 @@ from bot.routers import (
     preferences,
     results,
     start,
+    styles,
 )
 from core.domain.credits import Allowance
 from core.jobs.start import UserQuota
@@ -33,6 +34,7 @@ ROUTERS = (
     language.router,
     preferences.router,
     history.router,
+    styles.router,
     results.router,
     photos.router,
     generate.router,
