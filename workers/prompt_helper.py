@@ -21,12 +21,7 @@ log = logging.getLogger(__name__)
 
 async def improved_prompt(fal: FalClient, helper: PromptHelper, words: str) -> str | None:
     """The helper's rewrite of `words`, or None: then the words go as they are."""
-    arguments = {
-        "model": helper.llm,
-        "prompt": words,
-        "system_prompt": helper.system_prompt,
-        "max_tokens": helper.max_tokens,
-    }
+    arguments = helper.arguments(words)
     try:
         async with asyncio.timeout(helper.timeout_seconds):
             answer = await fal.run(helper.endpoint, arguments, http_timeout=helper.timeout_seconds)

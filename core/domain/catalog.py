@@ -261,6 +261,15 @@ class PromptHelper(BaseModel):
             raise ValueError('prompt_helper: fal_cost is per "request"')
         return self
 
+    def arguments(self, words: str) -> dict[str, Any]:
+        """The endpoint's input (fal's ChatInput) asking for a rewrite of `words`."""
+        return {
+            "model": self.llm,
+            "prompt": words,
+            "system_prompt": self.system_prompt,
+            "max_tokens": self.max_tokens,
+        }
+
     @staticmethod
     def helps(prompt: str) -> bool:
         """Whether a prompt is worth rewriting: short, or not in English (a letter outside
