@@ -18,12 +18,13 @@ from aiogram.types import CallbackQuery
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
-from bot.job_face import Action, JobButton, show_cancelled
+from bot.job_face import Action, JobButton, remove_status, show_cancelled
 from bot.launch import Launcher
 from bot.routers.photos import PhotoFlow
 from bot.routers.styles import ask_style
 from core.domain.catalog import Mode, catalog
 from core.domain.models import Job, JobStatus, User, utcnow
+from core.jobs import lifecycle
 from core.jobs.cancel import Cancelled, cancel_job
 from core.jobs.output import media_files, output_of
 from core.jobs.queries import get_job
@@ -62,6 +63,8 @@ async def on_job_button(
     if callback_data.action in (Action.IMPROVE, Action.MY_WORDS):
         improve = callback_data.action == Action.IMPROVE
         await query.answer(_("improve_started") if improve else None)
+        if improve and await _withdraw_unsent(launcher, job):
+            await remove_status(query.bot, job)  # type: ignore[arg-type]
         request = _same(job, {"improve": improve})
         await launcher.launch(query.bot, job.chat_id, user, request)  # type: ignore[arg-type]
         return
@@ -99,6 +102,15 @@ def _same(job: Job, changes: dict[str, object]) -> JobRequest:
         prompt=job.prompt,
         options={**options_again(job), **changes},
         model=catalog().find(job.model),
+    )
+
+
+async def _withdraw_unsent(launcher: Launcher, job: Job) -> bool:
+    """✨ Improve on a job still waiting in kadr's queue replaces it: fal never got it, so it
+    is cancelled and refunded, and its improved copy goes instead. One fal already has goes
+    on (a cancel there may still be billed)."""
+    return job.status == JobStatus.QUEUED and await lifecycle.cancel(
+        launcher.sessions, job, unsent=True
     )
 
 

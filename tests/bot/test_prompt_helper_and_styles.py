@@ -73,15 +73,38 @@ async def test_a_long_english_prompt_goes_as_written_and_costs_no_more(chat: Cha
     assert "improve" not in job.options
 
 
-async def test_improve_on_the_status_message_makes_it_again_with_the_helper(chat: Chat) -> None:
+async def test_improve_on_a_waiting_status_message_replaces_the_job_with_the_helpers(
+    chat: Chat,
+) -> None:
     await chat.say("кот")
     [status] = [call for call in chat.calls("sendMessage") if call.reply_markup]
     buttons = _buttons(status.reply_markup)
     assert set(buttons) == {"✖ Cancel", "✨ Improve"}
+    balance = await _balance(chat)
+
     await chat.feed(chat.tap(buttons["✨ Improve"]))
     first, again = sorted(await chat.jobs(), key=lambda job: job.created_at)
     assert (again.prompt, again.options.get("improve")) == ("кот", True)
-    assert "improve" not in first.options
+    # The first had not gone to fal: it is cancelled and refunded, its status removed.
+    assert first.status == JobStatus.CANCELLED
+    assert [call.message_id for call in chat.calls("deleteMessage")] == [first.status_message_id]
+    # Its price came back and went to the new job, with the helper's on top.
+    assert await _balance(chat) == balance - catalog().prompt_helper.price
+
+
+async def test_improve_on_a_job_fal_has_leaves_it_and_makes_another(chat: Chat) -> None:
+    await chat.say("кот")
+    [first] = await chat.jobs()
+    async with chat.sessions.begin() as session:
+        await session.execute(
+            update(Job).where(Job.id == first.id).values(status=JobStatus.SUBMITTED)
+        )
+    await chat.feed(chat.tap(JobButton(action=Action.IMPROVE, job_id=first.id).pack()))
+    jobs = {job.id: job for job in await chat.jobs()}
+    assert jobs.pop(first.id).status == JobStatus.SUBMITTED
+    [again] = jobs.values()
+    assert again.options.get("improve") is True
+    assert chat.calls("deleteMessage") == []
 
 
 async def test_my_words_makes_it_again_from_the_original_prompt(chat: Chat) -> None:
