@@ -21,6 +21,7 @@ from bot.routers import (
     referrals,
     results,
     start,
+    styles,
     subscriptions,
 )
 from core.domain.credits import Allowance
@@ -38,6 +39,7 @@ ROUTERS = (
     language.router,
     preferences.router,
     history.router,
+    styles.router,
     results.router,
     albums.router,
     photos.router,

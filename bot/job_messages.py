@@ -27,7 +27,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import _, error_text, use_locale
-from core.domain.catalog import MAX_INPUT_SIDE, Output, catalog
+from core.domain.catalog import MAX_INPUT_SIDE, PROMPT_MODES, STYLE_MODES, Output, catalog
 from core.domain.models import Job
 from core.telegram.outbox import Outbox, SendSkipped
 
@@ -42,6 +42,9 @@ class Action(StrEnum):
     EDIT = "e"
     ANIMATE = "a"
     ORIGINAL = "o"
+    IMPROVE = "i"
+    MY_WORDS = "w"
+    STYLE = "s"
 
 
 class JobButton(CallbackData, prefix="j"):
@@ -49,32 +52,55 @@ class JobButton(CallbackData, prefix="j"):
     job_id: str
 
 
-def status_keyboard(job: Job) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    with use_locale(job.language):
-        label = _("button_cancel")
-    builder.button(text=label, callback_data=JobButton(action=Action.CANCEL, job_id=job.id))
-    return builder.as_markup()
+LABELS = {
+    Action.CANCEL: "button_cancel",
+    Action.REGENERATE: "button_regenerate",
+    Action.EDIT: "button_edit",
+    Action.ANIMATE: "button_animate",
+    Action.ORIGINAL: "button_original",
+    Action.IMPROVE: "button_improve",
+    Action.MY_WORDS: "button_my_words",
+    Action.STYLE: "button_style",
+}
 
 
-def result_keyboard(job: Job, output: Output) -> InlineKeyboardMarkup:
-    """Regenerate and Original for every result; Edit and Animate only make sense for pictures."""
-    actions = [Action.REGENERATE]
-    if output != "video":
-        actions += [Action.EDIT, Action.ANIMATE]
-    actions.append(Action.ORIGINAL)
-    labels = {
-        Action.REGENERATE: "button_regenerate",
-        Action.EDIT: "button_edit",
-        Action.ANIMATE: "button_animate",
-        Action.ORIGINAL: "button_original",
-    }
+def _keyboard(job: Job, actions: list[Action]) -> InlineKeyboardBuilder:
     builder = InlineKeyboardBuilder()
     with use_locale(job.language):
         for action in actions:
             builder.button(
-                text=_(labels[action]), callback_data=JobButton(action=action, job_id=job.id)
+                text=_(LABELS[action]), callback_data=JobButton(action=action, job_id=job.id)
             )
+    return builder
+
+
+def improvable(job: Job) -> bool:
+    """Whether ✨ Improve can help this job: a prompt the helper would rewrite, not yet it."""
+    return (
+        job.mode in PROMPT_MODES
+        and not job.options.get("improve")
+        and catalog().prompt_helper.helps(job.prompt)
+    )
+
+
+def status_keyboard(job: Job) -> InlineKeyboardMarkup:
+    """✖ Cancel, and ✨ Improve (the same again from a detailed prompt) where it helps."""
+    actions = [Action.CANCEL, *([Action.IMPROVE] if improvable(job) else [])]
+    return _keyboard(job, actions).as_markup()
+
+
+def result_keyboard(job: Job, output: Output) -> InlineKeyboardMarkup:
+    """Regenerate and Original for every result; Edit and Animate only make sense for pictures,
+    🎨 Style for pictures made from words; ↩️ My words where the prompt helper rewrote them."""
+    actions = [Action.REGENERATE]
+    if output != "video":
+        actions += [Action.EDIT, Action.ANIMATE]
+    actions.append(Action.ORIGINAL)
+    if job.options.get("improved_prompt"):
+        actions.append(Action.MY_WORDS)
+    if job.mode in STYLE_MODES and job.prompt and catalog().styles:
+        actions.append(Action.STYLE)
+    builder = _keyboard(job, actions)
     builder.adjust(2)
     return builder.as_markup()
 
@@ -92,12 +118,18 @@ def status_text(job: Job, key: str, **values: object) -> str:
 
 
 def caption(job: Job) -> str:
-    """The prompt (trimmed to fit Telegram's caption limit) and the model's name."""
+    """The prompt that was used (trimmed to fit Telegram's caption limit): the helper's, marked
+    ✨, else the user's; the model's name and the style's."""
     model = catalog().find(job.model)
     title = html.escape(model.title if model else job.model)
+    style = catalog().style(job.options.get("style"))
+    if style is not None:
+        title += f" · {html.escape(style.title_in(job.language))}"
+    improved = job.options.get("improved_prompt")
+    used = f"✨ {improved}" if improved else job.prompt
     with use_locale(job.language):
         room = CAPTION_LIMIT - len(_("caption", prompt="", model=title)) - 1
-        prompt = job.prompt if len(job.prompt) <= room else job.prompt[: room - 1] + "…"
+        prompt = used if len(used) <= room else used[: room - 1] + "…"
         return _("caption", prompt=html.escape(prompt), model=title)
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import string
 import tomllib
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_PATH = Path(__file__).with_name("catalog.toml")
 
@@ -27,6 +28,12 @@ PHOTO_MODES: frozenset[Mode] = frozenset({"edit", "retouch", "image_to_video"})
 PROMPT_MODES: frozenset[Mode] = frozenset(
     {"text_to_image", "edit", "text_to_video", "image_to_video"}
 )
+#: Modes a style applies to: the picture modes that take the user's words.
+STYLE_MODES: frozenset[Mode] = frozenset({"text_to_image", "edit"})
+#: Languages every style's title must have (the bot's languages).
+STYLE_LANGUAGES = ("en", "ru")
+#: A prompt of fewer words than this is short: the prompt helper rewrites it.
+SHORT_PROMPT_WORDS = 12
 Output = Literal["images", "image", "video"]
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4")
 MAX_IMAGES = 4
@@ -269,6 +276,96 @@ class Stars(BaseModel):
     dollars: float = Field(gt=0)
 
 
+class PromptHelper(BaseModel):
+    """The prompt helper: an LLM on fal (fal.run, synchronous) that rewrites a user's short or
+    non-English prompt into a detailed English one. `endpoint` is the fal endpoint, `llm` the
+    model it runs; `price` is added to a job that uses it; `timeout_seconds` bounds the call,
+    past which the user's own words go."""
+
+    endpoint: str = Field(pattern=r"^[\w.-]+/[\w.-]+(/[\w.-]+)*$")
+    llm: str = Field(min_length=1)
+    price: int = Field(ge=0)
+    fal_cost: FalCost
+    timeout_seconds: float = Field(gt=0, le=10)
+    system_prompt: str = Field(min_length=1)
+    #: The longest answer the LLM may give, in tokens (fal's `max_tokens`).
+    max_tokens: int = Field(300, ge=16, le=2000)
+    loss_leader: bool = False
+
+    @model_validator(mode="after")
+    def _per_request(self) -> PromptHelper:
+        if self.fal_cost.per != "request":
+            raise ValueError('prompt_helper: fal_cost is per "request"')
+        return self
+
+    def arguments(self, words: str) -> dict[str, Any]:
+        """The endpoint's input (fal's ChatInput) asking for a rewrite of `words`."""
+        return {
+            "model": self.llm,
+            "prompt": words,
+            "system_prompt": self.system_prompt,
+            "max_tokens": self.max_tokens,
+        }
+
+    @staticmethod
+    def helps(prompt: str) -> bool:
+        """Whether a prompt is worth rewriting: short, or not in English (a letter outside
+        ASCII). A long English prompt goes as written, and costs nothing more."""
+        short = len(prompt.split()) < SHORT_PROMPT_WORDS
+        return bool(prompt.strip()) and (
+            short or any(c.isalpha() and not c.isascii() for c in prompt)
+        )
+
+
+class StyleDefaults(BaseModel):
+    """The job options a style sets (what a user could pick in /settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aspect_ratio: str | None = None
+    num_images: int | None = Field(None, ge=1, le=MAX_IMAGES)
+
+    @model_validator(mode="after")
+    def _known_ratio(self) -> StyleDefaults:
+        if self.aspect_ratio is not None and self.aspect_ratio not in ASPECT_RATIOS:
+            raise ValueError(f"unknown aspect ratio {self.aspect_ratio!r}; use {ASPECT_RATIOS}")
+        return self
+
+
+class Style(BaseModel):
+    """A one-tap style: a prompt template around the user's words (`{prompt}`), a title per
+    language, and optionally a model (used for jobs of its mode) and options."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]{1,20}$")
+    title: dict[str, str]
+    template: str = Field(min_length=1, max_length=500)
+    model: str | None = None
+    defaults: StyleDefaults = StyleDefaults()
+
+    @model_validator(mode="after")
+    def _complete(self) -> Style:
+        missing = [language for language in STYLE_LANGUAGES if not self.title.get(language)]
+        if missing:
+            raise ValueError(f"style {self.id}: title needs {', '.join(missing)}")
+        try:
+            fields = [field for _, field, _, _ in string.Formatter().parse(self.template) if field]
+        except ValueError as exc:
+            raise ValueError(f"style {self.id}: template: {exc}") from None
+        if fields != ["prompt"]:
+            raise ValueError(
+                f"style {self.id}: template must hold {{prompt}} once and no other {{field}} "
+                f"(found {fields or 'none'})"
+            )
+        return self
+
+    def render(self, words: str) -> str:
+        """The prompt fal gets: the template around the user's (or the helper's) words."""
+        return self.template.format(prompt=words)
+
+    def title_in(self, language: str) -> str:
+        return self.title.get(language) or self.title["en"]
+
+
 class Catalog(BaseModel):
     modes: dict[Mode, ModeSpec]
     models: list[ModelSpec]
@@ -276,6 +373,8 @@ class Catalog(BaseModel):
     plans: list[Plan] = []
     referrals: Referrals = Referrals()
     stars: Stars
+    prompt_helper: PromptHelper
+    styles: list[Style] = []
 
     @model_validator(mode="after")
     def _complete(self) -> Catalog:
@@ -293,7 +392,28 @@ class Catalog(BaseModel):
             if len(set(listed)) != len(listed):
                 twice = sorted(i for i in listed if listed.count(i) > 1)
                 raise ValueError(f"{kind} listed twice: {twice}")
+        self._check_styles()
         return self
+
+    def _check_styles(self) -> None:
+        ids = [style.id for style in self.styles]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"styles listed twice: {sorted({i for i in ids if ids.count(i) > 1})}")
+        for style in self.styles:
+            if style.model is None:
+                continue
+            model = self.find(style.model)
+            if model is None:
+                raise ValueError(f"style {style.id}: model {style.model} is not in [[models]]")
+            if model.mode not in STYLE_MODES:
+                raise ValueError(
+                    f"style {style.id}: model {style.model} is a {model.mode} model; a style's "
+                    f"model makes pictures ({', '.join(sorted(STYLE_MODES))})"
+                )
+
+    def style(self, style_id: str | None) -> Style | None:
+        """None for no style, or one an operator has since removed."""
+        return next((style for style in self.styles if style.id == style_id), None)
 
     @property
     def credit_dollars(self) -> float:

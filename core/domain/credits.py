@@ -27,7 +27,7 @@ from sqlalchemy import Insert, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.domain.catalog import ModelSpec, Referrals
+from core.domain.catalog import ModelSpec, Referrals, catalog
 from core.domain.models import LedgerEntry, Reason, User, utcnow
 
 
@@ -58,7 +58,11 @@ class Allowance:
     admins: frozenset[int] = field(default_factory=frozenset)
 
     def price(self, user_id: int, model: ModelSpec, options: dict[str, object]) -> int:
-        return 0 if user_id in self.admins else model.cost(options)
+        """The model's price, and the prompt helper's when the job uses it."""
+        if user_id in self.admins:
+            return 0
+        helper = catalog().prompt_helper.price if options.get("improve") else 0
+        return model.cost(options) + helper
 
 
 def day_ref(user_id: int, now: datetime) -> str:

@@ -52,6 +52,8 @@ class Config(BaseSettings):
     FAL_KEY: str = ""
     FAL_QUEUE_URL: str = "https://queue.fal.run"
     FAL_REST_URL: str = "https://rest.fal.ai"
+    #: fal's synchronous API (the answer in the same call): the prompt helper's LLM.
+    FAL_RUN_URL: str = "https://fal.run"
     FAL_JWKS_URL: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
     #: Where fal publishes each model's queue OpenAPI (`?endpoint_id=<model>`), read by
     #: `kadr check` only.
@@ -91,7 +93,12 @@ class Config(BaseSettings):
         return value
 
     @field_validator(
-        "PUBLIC_URL", "TELEGRAM_API_URL", "FAL_QUEUE_URL", "FAL_REST_URL", "FAL_OPENAPI_URL"
+        "PUBLIC_URL",
+        "TELEGRAM_API_URL",
+        "FAL_QUEUE_URL",
+        "FAL_REST_URL",
+        "FAL_RUN_URL",
+        "FAL_OPENAPI_URL",
     )
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -147,3 +147,65 @@ def test_an_album_goes_to_the_first_model_that_takes_its_photos() -> None:
     album = {"image_urls": ["a", "b", "c"]}
     assert kontext.arguments("p", album)["image_url"] == "a"
     assert nano.arguments("p", album)["image_urls"] == ["a", "b", "c"]
+
+
+STYLE = """
+[[styles]]
+id = "noir"
+title = { en = "Noir", ru = "Нуар" }
+template = "{prompt}, film noir"
+"""
+
+
+@pytest.mark.parametrize(
+    ("style", "message"),
+    [
+        (STYLE.replace("{prompt}, film noir", "film noir"), r"style noir: template must hold"),
+        (STYLE.replace("{prompt}", "{promt}"), r"style noir: template must hold.*promt"),
+        (STYLE.replace("{prompt}, film noir", "{prompt} {"), r"style noir: template: "),
+        (STYLE.replace(', ru = "Нуар"', ""), r"style noir: title needs ru"),
+        (STYLE + 'model = "fal-ai/flux/ultra"\n', r"model fal-ai/flux/ultra is not in"),
+        (STYLE + 'model = "fal-ai/veo3.1/fast"\n', r"is a text_to_video model"),
+        (STYLE + 'defaults = { aspect_ratio = "2:1" }\n', r"unknown aspect ratio '2:1'"),
+        (STYLE + STYLE, r"styles listed twice: \['noir'\]"),
+        (STYLE.replace('"noir"', '"No Ir"'), r"styles\.6\.id"),
+    ],
+    ids=[
+        "no-prompt",
+        "misspelt-field",
+        "broken-template",
+        "title-missing-a-language",
+        "unknown-model",
+        "video-model",
+        "unknown-ratio",
+        "twice",
+        "bad-id",
+    ],
+)
+def test_a_bad_style_stops_start_up_with_one_line(tmp_path: Path, style: str, message: str) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(DEFAULT_PATH.read_text() + style)
+    with pytest.raises(CatalogError, match=message) as refused:
+        load_catalog(path)
+    assert "\n" not in str(refused.value)
+
+
+def test_an_operator_adds_a_style_by_editing_the_catalog(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    style = STYLE + 'model = "fal-ai/flux/dev"\ndefaults = { aspect_ratio = "9:16" }\n'
+    path.write_text(DEFAULT_PATH.read_text() + style)
+    noir = load_catalog(path).style("noir")
+    assert noir is not None
+    assert noir.render("кот в шляпе") == "кот в шляпе, film noir"
+    assert noir.title_in("ru") == "Нуар"
+    assert (noir.model, noir.defaults.aspect_ratio) == ("fal-ai/flux/dev", "9:16")
+
+
+def test_the_shipped_catalog_has_styles_and_a_prompt_helper() -> None:
+    catalog = load_catalog()
+    assert 4 <= len(catalog.styles) <= 6
+    helper = catalog.prompt_helper
+    assert helper.endpoint == "openrouter/router"
+    assert 0 < helper.timeout_seconds <= 5
+    assert helper.helps("кот в шляпе")
+    assert not helper.helps(" ".join(["a detailed english prompt about a cat"] * 3))

@@ -358,3 +358,19 @@ def test_parse_webhook_ok_and_error() -> None:
 def test_parse_webhook_rejects_malformed_bodies(body: bytes) -> None:
     with pytest.raises(InvalidFalWebhook):
         parse_webhook(body)
+
+
+async def test_run_answers_in_the_same_call_and_an_unknown_input_is_refused(
+    fal: str, http: httpx.AsyncClient, control: Control
+) -> None:
+    """fal.run (the prompt helper's LLM): the output is the answer; openrouter/router takes
+    only its published inputs, so a key it does not have is fal's 422, not a silent no-op."""
+    client = FalClient(http, key=KEY, queue_url=fal, rest_url=fal, run_url=f"{fal}/run")
+    chat = {"model": "google/gemini-2.5-flash", "prompt": "кот", "system_prompt": "be brief"}
+    answer = await client.run("openrouter/router", chat, http_timeout=5)
+    assert answer["output"] == "A detailed, high quality picture of: кот"
+    [call] = await control.calls("run")
+    assert (call["model_id"], call["body"]) == ("openrouter/router", chat)
+    with pytest.raises(FalFinalError) as refused:
+        await client.run("openrouter/router", {**chat, "messages": []}, http_timeout=5)
+    assert (refused.value.status, refused.value.error_type) == (422, "extra_forbidden")

@@ -168,7 +168,7 @@ def status_message(telegram: TelegramSandbox, user: int) -> Record:
 
 def press_cancel(telegram: TelegramSandbox, user: int) -> None:
     status = status_message(telegram, user)
-    [[cancel]] = status["params"]["reply_markup"]["inline_keyboard"]
+    cancel = status["params"]["reply_markup"]["inline_keyboard"][0][0]
     telegram.press_button(user, status["response"]["result"]["message_id"], cancel["callback_data"])
 
 

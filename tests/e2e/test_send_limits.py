@@ -170,8 +170,8 @@ def test_three_hundred_prompts_at_once_stay_under_telegrams_limits(
     for user in users:
         [status], [photo] = statuses[user], photos[user]
         assert status["params"]["text"].startswith("⏳ In the queue…"), status["params"]["text"]
-        [[cancel]] = status["params"]["reply_markup"]["inline_keyboard"]
-        assert cancel["text"] == "✖ Cancel"
+        [[cancel, improve]] = status["params"]["reply_markup"]["inline_keyboard"]
+        assert (cancel["text"], improve["text"]) == ("✖ Cancel", "✨ Improve")
         assert photo["params"]["caption"].startswith(f"a lantern for {user}")
         assert status["seq"] < photo["seq"]
 

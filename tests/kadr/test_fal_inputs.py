@@ -50,6 +50,7 @@ async def test_what_fal_does_not_have_is_named(fal: str, tmp_path: Path) -> None
         ('defaults = { safety_tolerance = "2" }', "defaults = { enable_safety_checker = true }"),
         ('id = "fal-ai/veo3.1/fast"', 'id = "fal-ai/veo3/fast"'),
         ('"1:1" = "1:1", "16:9" = "16:9", "9:16" = "9:16", "4:3" = "16:9"', '"1:1" = "square"'),
+        ('endpoint = "openrouter/router"', 'endpoint = "fal-ai/any-llm"'),
     )
     async with httpx.AsyncClient() as http:
         problems = await catalog_mismatches(http, fal + OPENAPI, load_catalog(stale))
@@ -58,6 +59,7 @@ async def test_what_fal_does_not_have_is_named(fal: str, tmp_path: Path) -> None
         "fal-ai/codeformer has no input 'upscaling'",
         'fal-ai/kling-video/v2.5-turbo/pro/text-to-video: aspect_ratio takes none of "square"',
         "fal publishes no schema for fal-ai/veo3/fast: retired or misspelled?",
+        "fal publishes no schema for fal-ai/any-llm: retired or misspelled?",
     ]
 
 
