@@ -11,8 +11,10 @@ from bot.launch import Launcher
 from bot.middlewares.users import UserMiddleware
 from bot.routers import (
     admin,
+    gallery,
     generate,
     history,
+    inline,
     language,
     payments,
     photos,
@@ -27,12 +29,14 @@ from core.resources import Resources
 # Order matters: a photo flow waiting for an instruction takes the text before the plain
 # prompt handler does.
 ROUTERS = (
+    inline.router,
     start.router,
     admin.router,
     payments.router,
     language.router,
     preferences.router,
     history.router,
+    gallery.router,
     results.router,
     photos.router,
     generate.router,

@@ -154,6 +154,16 @@ class Fault:
 
 
 @dataclass(slots=True)
+class Prepared:
+    """A message a bot prepared for its Mini App to share (savePreparedInlineMessage)."""
+
+    user_id: int
+    result: dict[str, Any]
+    chat_types: frozenset[str]
+    expires_at: int
+
+
+@dataclass(slots=True)
 class Charge:
     user_id: int
     refunded: bool = False
@@ -204,6 +214,9 @@ class World:
     """Open callback query ids and the chat each was pressed in."""
     pre_checkouts: dict[str, asyncio.Future[tuple[bool, str | None]]] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
+    inline_queries: dict[str, int] = field(default_factory=dict)
+    """Open inline query ids and the user who typed each."""
+    prepared: dict[str, Prepared] = field(default_factory=dict)
 
     def user(self, user_id: int, **profile: Any) -> User:
         """Creates the person on first sight; later calls may update the profile."""
@@ -240,6 +253,8 @@ class Sandbox:
         self.feed = Feed()
         self.webhook: Webhook | None = None
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        #: setChatMenuButton's choices: per chat id, None for the default of every chat.
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.world = self._new_world()
         self._http: aiohttp.ClientSession | None = None
         self._seq = itertools.count(1)
