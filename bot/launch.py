@@ -38,6 +38,7 @@ from core.jobs.start import (
     plan_job,
     recorded,
 )
+from core.resources import Resources
 from core.telegram.outbox import current_update_id
 
 
@@ -49,6 +50,18 @@ class Launcher:
     redis: ArqRedis
     quota: UserQuota
     allowance: Allowance
+
+    @classmethod
+    def of(cls, resources: Resources) -> Launcher:
+        """The process's launcher: the users' quota and daily allowance as configured."""
+        config = resources.config
+        quota = UserQuota(
+            resources.redis,
+            per_minute=config.USER_JOBS_PER_MINUTE,
+            max_live=config.USER_LIVE_JOBS,
+        )
+        allowance = Allowance(config.FREE_CREDITS_PER_DAY, config.admin_ids)
+        return cls(resources.sessions, resources.redis, quota, allowance)
 
     async def launch(self, bot: Bot, chat_id: int, user: User, request: JobRequest) -> Job | None:
         """The job, or None when it was refused (the user has been told why)."""

@@ -56,7 +56,7 @@ async def on_job_button(
         return
     if callback_data.action == Action.REGENERATE:
         await query.answer()
-        await launcher.launch(query.bot, job.chat_id, user, _again(job))  # type: ignore[arg-type]
+        await launcher.launch(query.bot, job.chat_id, user, again(job))  # type: ignore[arg-type]
         return
     urls = _result_urls(job)
     if not urls:
@@ -75,7 +75,7 @@ async def on_job_button(
         await _send_originals(query.bot, job.chat_id, urls)  # type: ignore[arg-type]
 
 
-def _again(job: Job) -> JobRequest:
+def again(job: Job) -> JobRequest:
     """Same mode, model, prompt and options; a new seed so the result differs."""
     options = {**job.options, "seed": random.randint(0, MAX_SEED)}
     return JobRequest(
