@@ -151,8 +151,8 @@ def test_the_gallery_opens_from_the_menu_button_shows_a_result_full_screen_and_s
     stack: Stack, page: Page, telegram: TelegramSandbox
 ) -> None:
     """The chat's menu button opens the Mini App with initData the stand-in signed; the
-    gallery lists the picture just made, shows it full screen, and Share sends Telegram's
-    copy of it to a chat picked in the share dialog, "via" the bot."""
+    gallery lists the picture just made, shows it full screen, Share sends Telegram's copy
+    of it to a chat picked in the share dialog, "via" the bot, and Make again makes another."""
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on("console", lambda message: _note_error(problems, message))
@@ -189,6 +189,14 @@ def test_the_gallery_opens_from_the_menu_button_shows_a_result_full_screen_and_s
     assert shared["via_bot"]["username"] == "kadr_bot"
     assert shared["caption"] == PROMPT
     assert shared.get("photo")
+
+    # Make again: a new job by the normal path, from the api process; its picture comes.
+    gallery.locator("#regenerate").click()
+    expect(gallery.locator("#toast")).to_have_text(
+        "Started: the result comes to the chat.", timeout=ARRIVES
+    )
+    page.locator("#webapp-close").click()
+    expect(page.locator(".row.in img.photo")).to_have_count(2, timeout=ARRIVES)
     # Offline, Telegram's script cannot load: the page goes on with the URL's launch data.
     assert [p for p in problems if "telegram.org" not in p and "ERR_NAME" not in p] == []
 
