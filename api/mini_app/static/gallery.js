@@ -107,7 +107,10 @@ function tile(item) {
   const button = el("button", "tile");
   button.type = "button";
   button.dataset.id = item.id;
-  button.append(media(item, 0, false));
+  const preview = media(item, 0, false);
+  // fal keeps a result's file about a week: past that the tile says so instead of a hole.
+  preview.addEventListener("error", () => button.classList.add("gone"));
+  button.append(preview);
   if (item.media.length > 1) button.append(el("span", "badge", `×${item.media.length}`));
   button.addEventListener("click", () => openViewer(item));
   return button;
