@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import ConfigDep, ResourcesDep
+from api.rate_limits import AddressLimit
 from bot.i18n import use_locale
 from bot.launch import Launcher
 from bot.routers.results import again
@@ -31,6 +32,9 @@ from core.jobs.output import media_files, output_of
 from core.jobs.queries import get_job, results_of
 
 PAGE = Path(__file__).resolve().parents[1] / "mini_app"
+#: Share and Make again per user: each is a Bot API call (and Make again a job); a person taps
+#: a few a minute. Counted per process, in memory, like the webhooks' limits.
+ACTIONS_PER_USER = "20/minute"
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 60
 #: Seconds an initData may be dated ahead of our clock (Telegram's and ours differ a little).
@@ -52,6 +56,7 @@ router = APIRouter(prefix="/app")
 
 def install(app: FastAPI) -> None:
     """The page's script and style, next to the routes."""
+    app.state.mini_app_actions = AddressLimit(ACTIONS_PER_USER)
     app.include_router(router)
     app.mount("/app/static", StaticFiles(directory=PAGE / "static"), name="mini_app_static")
 
@@ -83,6 +88,16 @@ async def viewer(request: Request, config: ConfigDep) -> int:
 ViewerDep = Annotated[int, Depends(viewer)]
 
 
+async def acting_viewer(request: Request, user_id: ViewerDep) -> int:
+    """The viewer, for a call that reaches Telegram or starts a job: 429 past the user's limit."""
+    if not await request.app.state.mini_app_actions.allows_key(str(user_id)):
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many actions: wait a minute")
+    return user_id
+
+
+ActingViewerDep = Annotated[int, Depends(acting_viewer)]
+
+
 @router.get("/", include_in_schema=False)
 async def page() -> FileResponse:
     return FileResponse(PAGE / "index.html", headers=PAGE_HEADERS)
@@ -109,7 +124,9 @@ async def one_result(job_id: str, user_id: ViewerDep, resources: ResourcesDep) -
 
 
 @router.post("/api/results/{job_id}/regenerate")
-async def regenerate(job_id: str, user_id: ViewerDep, resources: ResourcesDep) -> dict[str, Any]:
+async def regenerate(
+    job_id: str, user_id: ActingViewerDep, resources: ResourcesDep
+) -> dict[str, Any]:
     """A new job like this one, by the bot's normal path: the chat shows its status, a
     refusal (no credits, too many at once) is told there as well."""
     job = await _own_result(resources, user_id, job_id)
@@ -123,7 +140,7 @@ async def regenerate(job_id: str, user_id: ViewerDep, resources: ResourcesDep) -
 
 
 @router.post("/api/results/{job_id}/share")
-async def share(job_id: str, user_id: ViewerDep, resources: ResourcesDep) -> dict[str, Any]:
+async def share(job_id: str, user_id: ActingViewerDep, resources: ResourcesDep) -> dict[str, Any]:
     """A prepared inline message of the result, for `WebApp.shareMessage(id)`."""
     job = await _own_result(resources, user_id, job_id)
     results = shared_results(job)

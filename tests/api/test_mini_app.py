@@ -241,3 +241,24 @@ async def test_regenerate_starts_a_new_charged_job_by_the_normal_path(
     assert (again.user_id, again.prompt, again.status) == (ann, "a fox", JobStatus.QUEUED)
     assert again.options["seed"] != job.options.get("seed")
     assert [r.__api_method__ for r in telegram.requests] == ["sendMessage"]
+
+
+async def test_share_and_make_again_are_limited_per_user(
+    client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], telegram: FakeSession
+) -> None:
+    """A user's own valid initData cannot turn the api into a Bot API flood: past 20 actions
+    a minute they get 429, and another user is not held back by it."""
+    ann, bob = people
+    job = await a_result(sessions, ann, "a fox")
+    prepared = (200, {"ok": True, "result": {"id": "p", "expiration_date": 2_000_000_000}})
+    telegram.script.extend([prepared] * 20)
+    answers = [
+        (await client.post(f"/app/api/results/{job.id}/share", headers=signed(ann))).status_code
+        for _ in range(21)
+    ]
+    assert answers == [200] * 20 + [429]
+    assert len(telegram.requests) == 20
+    bobs = await a_result(sessions, bob, "a cat")
+    telegram.script.append(prepared)
+    response = await client.post(f"/app/api/results/{bobs.id}/share", headers=signed(bob))
+    assert response.status_code == 200
