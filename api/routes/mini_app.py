@@ -1,6 +1,6 @@
-"""The Mini App gallery under /app/: a static page, and a JSON API that every call of which
-carries Telegram's initData (`Authorization: tma <initData>`), checked as Telegram documents
-it: HMAC-SHA256 under HMAC-SHA256("WebAppData", bot token) over the sorted fields, and an
+"""The Mini App gallery under /app/: a static page, and a JSON API whose every call carries
+Telegram's initData (`Authorization: tma <initData>`), checked as Telegram documents it:
+HMAC-SHA256 under HMAC-SHA256("WebAppData", bot token) over the sorted fields, and an
 `auth_date` no older than MINI_APP_INIT_DATA_MAX_AGE. The user it names is the only one whose
 results the call reaches: another user's item is 404, as if it did not exist.
 
