@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from api import rate_limits
-from api.routes import fal, health
+from api.routes import fal, health, mini_app
 from api.telegram_webhook import TelegramWebhook, WebhookState
 from core.fal.webhook import FalWebhookVerifier
 from core.infra.config import Config
@@ -41,6 +41,7 @@ def create_app(config: Config) -> TelegramWebhook:
     app.include_router(fal.router)
     rate_limits.install(app)
     app.include_router(health.router)
+    mini_app.install(app)
     # Requests and latency per route only: the default set also sizes every request and
     # response and keeps a second, 20-bucket latency histogram, a fifth of the webhook's cost.
     instrumentator = Instrumentator(excluded_handlers=UNMEASURED)

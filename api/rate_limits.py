@@ -31,7 +31,11 @@ class AddressLimit:
 
     async def allows(self, scope: Scope) -> bool:
         """Counts this request; False once its address is over the limit."""
-        return await self._limiter.hit(self._limit, client_address(scope))
+        return await self.allows_key(client_address(scope))
+
+    async def allows_key(self, key: str) -> bool:
+        """Counts a request of `key` (a user, where one is known); False once it is over."""
+        return await self._limiter.hit(self._limit, key)
 
 
 def client_address(scope: Scope) -> str:

@@ -145,6 +145,21 @@ class TelegramSandbox(_Control):
         cancelled."""
         return self._call("POST", "/renew", json={"charge_id": charge_id})  # type: ignore[no-any-return]
 
+    def inline_query(self, user_id: int, query: str, **fields: Any) -> Record:
+        """The user types `@bot <query>`; the answer is the bot's answerInlineQuery call."""
+        body = {"user_id": user_id, "query": query, **fields}
+        return self._call("POST", "/inline_query", json=body)  # type: ignore[no-any-return]
+
+    def web_app(self, user_id: int, **fields: Any) -> Record:
+        """The URL (and initData) the user's client opens for a Mini App: `url`, else the
+        chat's menu button; `auth_date` backdates the initData."""
+        return self._call("POST", "/web_app", json={"user_id": user_id, **fields})  # type: ignore[no-any-return]
+
+    def share(self, user_id: int, prepared_id: str, chat_id: int) -> Record:
+        """The user shares a prepared message into `chat_id` from the Mini App's dialog."""
+        body = {"user_id": user_id, "prepared_id": prepared_id, "chat_id": chat_id}
+        return self._call("POST", "/share", json=body)  # type: ignore[no-any-return]
+
     def send_update(self, update: dict[str, Any], repeat: int = 1) -> Record:
         return self._call("POST", "/updates", json={**update}, params={"repeat": repeat})  # type: ignore[no-any-return]
 

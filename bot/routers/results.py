@@ -63,7 +63,7 @@ async def on_job_button(
             query.bot,  # type: ignore[arg-type]
             job.chat_id,
             user,
-            _again(job),
+            again(job),
             update_id=event_update.update_id,
         )
         return
@@ -108,7 +108,7 @@ async def on_job_button(
         await _send_originals(query.bot, job.chat_id, urls)  # type: ignore[arg-type]
 
 
-def _again(job: Job) -> JobRequest:
+def again(job: Job) -> JobRequest:
     """Same mode, model, prompt and options; a new seed so the result differs."""
     return _same(job, {"seed": random.randint(0, MAX_SEED)})
 

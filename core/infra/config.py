@@ -77,6 +77,9 @@ class Config(BaseSettings):
     #: The least share of a job's price, in percent, that must be left once fal is paid:
     #: `kadr api` and `kadr worker` refuse a catalog with a model under it (core/domain/margins.py).
     MIN_MARGIN_PERCENT: float = Field(20, ge=0, lt=100)
+    #: Seconds a Mini App's initData is accepted after Telegram signed it (its `auth_date`):
+    #: a copy of it (a shared screenshot of the devtools, a proxy log) opens nothing later.
+    MINI_APP_INIT_DATA_MAX_AGE: int = Field(3600, ge=60, le=7 * 24 * 3600)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod
@@ -134,6 +137,10 @@ class Config(BaseSettings):
     @property
     def fal_webhook_url(self) -> str:
         return f"{self.PUBLIC_URL}/webhooks/fal"
+
+    @property
+    def mini_app_url(self) -> str:
+        return f"{self.PUBLIC_URL}/app/"
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line, an error text or fal: the keys, and the

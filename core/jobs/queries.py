@@ -149,3 +149,27 @@ async def failures_since(session: AsyncSession, since: datetime) -> dict[str, in
         .group_by(Job.error)
     )
     return {str(error): int(count) for error, count in rows.all()}
+
+
+async def results_of(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    limit: int,
+    words: Iterable[str] = (),
+    before: tuple[datetime, str] | None = None,
+) -> list[Job]:
+    """The user's delivered jobs, newest first: those whose prompt holds every one of
+    `words` (any case), older than `before` (created_at, id) when paging on. Only ever the
+    user's own: inline mode and the Mini App list nothing else."""
+    query = select(Job).where(Job.user_id == user_id, Job.status == JobStatus.DELIVERED)
+    for word in words:
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Job.prompt.ilike(f"%{escaped}%", escape="\\"))
+    if before is not None:
+        created_at, job_id = before
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    return list(await session.scalars(query))

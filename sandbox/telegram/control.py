@@ -17,6 +17,7 @@ from .files import message_media
 from .formatting import command_entities
 from .inputs import store_bytes
 from .methods import lookup
+from .methods.inline import menu_button
 from .methods.media import ALBUM_MAX, ALBUM_MIN
 from .params import Upload, read_params
 from .state import Charge, Chat, Fault, Sandbox, StarSubscription, User, Webhook
@@ -27,6 +28,7 @@ from .updates import (
     successful_payment,
 )
 from .views import message_view
+from .web_app import init_data, launch_url
 from .webhook import deliver
 
 PAYMENT_TIMEOUT = 10  # seconds Telegram gives the bot to answer a pre-checkout query
@@ -359,6 +361,69 @@ async def _payment(
     return await deliver(sandbox, webhook, new_update(sandbox, "message", message))
 
 
+async def inline_query(request: Request) -> Response:
+    """The user types `@bot <query>` in a chat: an inline_query update, answerable once."""
+    sandbox = _sandbox(request)
+    body, _ = await _body(request)
+    _webhook(sandbox)
+    user, _chat = _sender(sandbox, body)
+    query_id = str(secrets.randbits(63))
+    sandbox.world.inline_queries[query_id] = user.id
+    query = {
+        "id": query_id,
+        "from": user.as_telegram(),
+        "query": str(body.get("query") or ""),
+        "offset": str(body.get("offset") or ""),
+        "chat_type": str(body.get("chat_type") or "sender"),
+    }
+    delivered = await _deliver(sandbox, body, new_update(sandbox, "inline_query", query))
+    return JSONResponse({**delivered, "inline_query_id": query_id})
+
+
+async def open_web_app(request: Request) -> Response:
+    """The user opens a Mini App (`url`, else the chat's menu button): the URL their client
+    would load, with initData signed by the bot's token (`auth_date` to make a stale one)."""
+    sandbox = _sandbox(request)
+    body, _ = await _body(request)
+    webhook = _webhook(sandbox)
+    user, chat = _sender(sandbox, body)
+    url = body.get("url")
+    if not url:
+        button = menu_button(sandbox.menu_buttons, chat.id)
+        if button.get("type") != "web_app":
+            raise ControlError(HTTPStatus.CONFLICT, "the bot set no Web App menu button")
+        url = button["web_app"]["url"]
+    data = init_data(webhook.token, user, auth_date=_int(body, "auth_date", None))
+    return JSONResponse({"url": launch_url(str(url), data), "init_data": data})
+
+
+async def share_prepared(request: Request) -> Response:
+    """The user picks a chat in the dialog `WebApp.shareMessage` opened: the prepared message
+    is sent there by them, "via" the bot."""
+    sandbox = _sandbox(request)
+    body, _ = await _body(request)
+    user, chat = _sender(sandbox, body)
+    prepared = sandbox.world.prepared.get(str(body.get("prepared_id")))
+    if prepared is None or prepared.user_id != user.id or prepared.expires_at < time.time():
+        raise ControlError(HTTPStatus.NOT_FOUND, "no such prepared message for this user")
+    kind = "users" if chat.id > 0 else "groups"
+    if kind not in prepared.chat_types:
+        raise ControlError(HTTPStatus.BAD_REQUEST, f"the bot did not allow sharing to {kind}")
+    content = _shared_content(sandbox, prepared.result)
+    bot = sandbox.bot_user(_webhook(sandbox).token)
+    message = chat.post(user.as_telegram(), {**content, "via_bot": bot})
+    return JSONResponse(message)
+
+
+def _shared_content(sandbox: Sandbox, result: dict[str, Any]) -> dict[str, Any]:
+    field = next(key for key in result if key.endswith("_file_id"))
+    stored = sandbox.files.get(result[field])
+    if stored is None:
+        raise ControlError(HTTPStatus.GONE, "the prepared message's file is gone")
+    media = message_media(sandbox.files, sandbox.files.reissue(stored), {})
+    return {**media, "caption": result.get("caption") or None}
+
+
 async def block(request: Request) -> Response:
     _sandbox(request).world.blocked.add(_int(dict(request.path_params), "user_id"))
     return JSONResponse({"ok": True})
@@ -466,6 +531,9 @@ routes = [
     Route("/pay_link", pay_link, methods=["POST"]),
     Route("/renew", renew, methods=["POST"]),
     Route("/updates", raw_update, methods=["POST"]),
+    Route("/inline_query", inline_query, methods=["POST"]),
+    Route("/web_app", open_web_app, methods=["POST"]),
+    Route("/share", share_prepared, methods=["POST"]),
     Route("/chats/{chat_id}/messages", chat_messages, methods=["GET"]),
     Route("/files/{file_id}", file_bytes, methods=["GET"]),
 ]

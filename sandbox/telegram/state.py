@@ -154,6 +154,16 @@ class Fault:
 
 
 @dataclass(slots=True)
+class Prepared:
+    """A message a bot prepared for its Mini App to share (savePreparedInlineMessage)."""
+
+    user_id: int
+    result: dict[str, Any]
+    chat_types: frozenset[str]
+    expires_at: int
+
+
+@dataclass(slots=True)
 class Charge:
     user_id: int
     refunded: bool = False
@@ -231,6 +241,9 @@ class World:
     """Invoice links by their slug (the part after `t.me/$`)."""
     subscriptions: dict[str, StarSubscription] = field(default_factory=dict)
     """Star subscriptions by the charge id of their first payment."""
+    inline_queries: dict[str, int] = field(default_factory=dict)
+    """Open inline query ids and the user who typed each."""
+    prepared: dict[str, Prepared] = field(default_factory=dict)
 
     def user(self, user_id: int, **profile: Any) -> User:
         """Creates the person on first sight; later calls may update the profile."""
@@ -267,6 +280,8 @@ class Sandbox:
         self.feed = Feed()
         self.webhook: Webhook | None = None
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        #: setChatMenuButton's choices: per chat id, None for the default of every chat.
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.world = self._new_world()
         self._http: aiohttp.ClientSession | None = None
         self._seq = itertools.count(1)

@@ -30,6 +30,7 @@ def message_view(message: dict[str, Any], base_url: str) -> dict[str, Any]:
         "media_group_id",
         "invoice",
         "successful_payment",
+        "via_bot",
     ):
         if key in message:
             view[key] = message[key]

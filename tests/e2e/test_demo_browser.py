@@ -35,6 +35,9 @@ CHROMIUM_ARGS = [
 USER = 7001
 BUYER = 7002
 ALBUM_USER = 7004
+COLLECTOR = 7003
+#: The chat the stand-in's share dialog offers (sandbox/telegram/static/chat.js).
+FRIENDS_CHAT = -1001000000001
 NAME = "Anna"
 PROMPT = "a lighthouse at dawn"
 ARRIVES = 60_000  # ms the page may take to show the bot's answer on a busy 2-core machine
@@ -179,6 +182,60 @@ def test_three_photos_chosen_at_once_are_edited_as_one_album(
     ]
     assert len(set(submit["body"]["image_urls"])) == 3
     assert problems == []
+
+
+def test_the_gallery_opens_from_the_menu_button_shows_a_result_full_screen_and_shares_it(
+    stack: Stack, page: Page, telegram: TelegramSandbox
+) -> None:
+    """The chat's menu button opens the Mini App with initData the stand-in signed; the
+    gallery lists the picture just made, shows it full screen, Share sends Telegram's copy
+    of it to a chat picked in the share dialog, "via" the bot, and Make again makes another."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: _note_error(problems, message))
+    page.goto(f"{stack.telegram_url}/?user={COLLECTOR}&lang=en&name={NAME}")
+    send(page, PROMPT)
+    expect(page.locator(".row.in img.photo").first).to_be_visible(timeout=ARRIVES)
+    # The status message goes once the job is recorded as delivered, with its file ids.
+    assert telegram.wait_for("deleteMessage", chat_id=COLLECTOR, timeout=ARRIVES / 1000)
+
+    menu = page.locator("#webapp-menu")
+    expect(menu).to_be_visible()
+    menu.click()
+    gallery = page.frame_locator("#webapp-frame")
+    expect(gallery.locator("#title")).to_have_text("Your gallery", timeout=ARRIVES)
+    tiles = gallery.locator(".tile")
+    expect(tiles).to_have_count(1, timeout=ARRIVES)
+    tiles.first.click()
+
+    viewer = gallery.locator("#viewer")
+    expect(viewer).to_be_visible()
+    expect(gallery.locator("#prompt")).to_have_text(PROMPT)
+    picture = gallery.locator("#stage img")
+    expect(picture).to_be_visible()
+    picture.evaluate("(image) => image.decode()")
+    box = picture.bounding_box()
+    assert box is not None and box["width"] > VIEWPORT["width"] / 2
+
+    gallery.locator("#share").click()
+    dialog = page.locator("#share-dialog")
+    expect(dialog).to_be_visible(timeout=ARRIVES)
+    dialog.locator("#share-friends").click()
+    expect(gallery.locator("#toast")).to_have_text("Shared.", timeout=ARRIVES)
+    [shared] = telegram.messages(FRIENDS_CHAT)
+    assert shared["via_bot"]["username"] == "kadr_bot"
+    assert shared["caption"] == PROMPT
+    assert shared.get("photo")
+
+    # Make again: a new job by the normal path, from the api process; its picture comes.
+    gallery.locator("#regenerate").click()
+    expect(gallery.locator("#toast")).to_have_text(
+        "Started: the result comes to the chat.", timeout=ARRIVES
+    )
+    page.locator("#webapp-close").click()
+    expect(page.locator(".row.in img.photo")).to_have_count(2, timeout=ARRIVES)
+    # Offline, Telegram's script cannot load: the page goes on with the URL's launch data.
+    assert [p for p in problems if "telegram.org" not in p and "ERR_NAME" not in p] == []
 
 
 def save_screenshot(page: Page, target: Path) -> None:

@@ -89,6 +89,7 @@ async function control(path, body) {
     if (delivery.status === null) notice(`The bot's webhook is unreachable: ${delivery.body}`);
     else if (delivery.status >= 300) notice(`The bot's webhook answered ${delivery.status}.`);
   }
+  return answer;
 }
 
 function person() {
@@ -355,6 +356,8 @@ function drawButton(view, button) {
   key.type = "button";
   if (button.callback_data !== undefined) {
     key.addEventListener("click", () => pressButton(view.message_id, button.callback_data));
+  } else if (button.web_app) {
+    key.addEventListener("click", () => openWebApp(button.web_app.url));
   } else if (button.pay) {
     key.addEventListener("click", () => pay(view.message_id));
   } else {
@@ -512,6 +515,75 @@ function openLightbox(url) {
   box.hidden = false;
 }
 
+// ---- Mini Apps ------------------------------------------------------------------------------
+// A Mini App opens in a frame over the chat, as in Telegram's web clients, with the launch
+// parameters (initData signed by the stand-in with the bot's token) in its URL. The app talks
+// to its host with Telegram's web events (postMessage of {eventType, eventData}); the stand-in
+// plays the share dialog of WebApp.shareMessage with one chat to pick: "Friends".
+
+const FRIENDS_CHAT = -1001000000001;
+let webAppFrame = null;
+let sharing = null;
+
+async function openWebApp(url) {
+  const answer = await control("web_app", { ...person(), ...(url ? { url } : {}) });
+  if (!answer?.url) return;
+  webAppFrame = $("webapp-frame");
+  webAppFrame.src = answer.url;
+  $("webapp").hidden = false;
+}
+
+function closeWebApp() {
+  $("webapp").hidden = true;
+  $("share-dialog").hidden = true;
+  $("webapp-frame").src = "about:blank";
+  webAppFrame = null;
+}
+
+function toWebApp(eventType, eventData = {}) {
+  webAppFrame?.contentWindow?.postMessage(JSON.stringify({ eventType, eventData }), "*");
+}
+
+function onWebAppEvent(message) {
+  if (!webAppFrame || message.source !== webAppFrame.contentWindow) return;
+  let event;
+  try {
+    event = JSON.parse(message.data);
+  } catch {
+    return;
+  }
+  if (event.eventType === "web_app_close") closeWebApp();
+  if (event.eventType === "web_app_send_prepared_message") {
+    sharing = event.eventData?.id;
+    $("share-dialog").hidden = false;
+  }
+}
+
+async function shareTo(chatId) {
+  $("share-dialog").hidden = true;
+  const prepared = sharing;
+  sharing = null;
+  if (!prepared) return;
+  const sent = await control("share", { ...person(), prepared_id: prepared, chat_id: chatId });
+  toWebApp(sent ? "prepared_message_sent" : "prepared_message_failed");
+  if (sent) toast({ text: "Shared to Friends", show_alert: false });
+}
+
+function cancelShare() {
+  $("share-dialog").hidden = true;
+  sharing = null;
+  toWebApp("prepared_message_failed", { error: "USER_DECLINED" });
+}
+
+async function showMenuButton() {
+  const response = await fetch(`/_sandbox/chats/${me.id}/menu_button`);
+  const button = response.ok ? await response.json() : {};
+  if (button.type !== "web_app") return;
+  $("webapp-menu").textContent = button.text;
+  $("webapp-menu").hidden = false;
+  $("webapp-menu").addEventListener("click", () => openWebApp(button.web_app.url));
+}
+
 // ---- the composer ---------------------------------------------------------------------------
 
 function attach(file) {
@@ -655,6 +727,11 @@ function wire() {
     event.preventDefault();
     attachFiles([...event.dataTransfer.files]);
   });
+  $("webapp-close").addEventListener("click", closeWebApp);
+  $("share-friends").addEventListener("click", () => shareTo(FRIENDS_CHAT));
+  $("share-cancel").addEventListener("click", cancelShare);
+  window.addEventListener("message", onWebAppEvent);
+  showMenuButton();
   $("text").focus();
 }
 
