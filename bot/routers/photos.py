@@ -142,9 +142,10 @@ async def on_choice(
         await state.set_state(PhotoFlow.instruction)
         await message.answer(_("photo_ask_instruction"))
         return
-    await state.clear()
     prompt = _("animate_default_prompt") if mode == "image_to_video" else ""
     await _launch_photos(message, user, launcher, mode, prompt, photos, event_update.update_id)
+    # Only now: run again after a crash, the handler finds the photos and the same job.
+    await state.clear()
 
 
 @router.message(PhotoFlow.instruction, PlainText())
@@ -158,9 +159,9 @@ async def on_instruction(
 ) -> None:
     """The text after ✏️ Edit (of a sent photo or of a result) is the edit instruction."""
     data = await state.get_data()
-    await state.clear()
     photos = _photos_of(data) or [{"image_url": data.get("image_url")}]
     await _start(message, user, launcher, "edit", prompt, photos, event_update.update_id)
+    await state.clear()  # after the job, as on_choice does
 
 
 def _photos_of(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -225,3 +225,5 @@ class Broadcast(Base):
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: The /broadcast update that made it: a handler run again finds it (migration 0009).
+    update_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)

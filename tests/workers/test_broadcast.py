@@ -75,7 +75,7 @@ async def sessions(tmp_path: Path, redis: Any) -> AsyncIterator[Sessions]:
 
 
 async def _start(sessions: Sessions) -> int:
-    started, audience = await broadcasts.create(sessions, "news <b>!</b>", ADMIN, "en")
+    started, audience = await broadcasts.create(sessions, "news <b>!</b>", ADMIN, "en", update_id=1)
     assert audience == len(USERS) + 1  # the admin is a user too; the banned one is not
     return started.id
 
