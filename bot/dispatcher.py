@@ -17,6 +17,7 @@ from bot.routers import (
     payments,
     photos,
     preferences,
+    replies,
     results,
     start,
 )
@@ -25,7 +26,8 @@ from core.jobs.start import UserQuota
 from core.resources import Resources
 
 # Order matters: a photo flow waiting for an instruction takes the text before the plain
-# prompt handler does.
+# prompt handler does; a reply to a picture, before both (and ↩️ Undo before the other buttons
+# of a result).
 ROUTERS = (
     start.router,
     admin.router,
@@ -33,6 +35,7 @@ ROUTERS = (
     language.router,
     preferences.router,
     history.router,
+    replies.router,
     results.router,
     photos.router,
     generate.router,

@@ -27,11 +27,11 @@ def _tables(url: str) -> set[str]:
 def _round_trip(url: str) -> None:
     config = alembic_config(url)
     command.upgrade(config, "head")
-    assert _tables(url) == {"users", "jobs", "ledger", "broadcasts"}
+    assert _tables(url) == {"users", "jobs", "ledger", "broadcasts", "result_messages"}
     command.downgrade(config, "base")
     assert _tables(url) == set()
     command.upgrade(config, "head")
-    assert _tables(url) == {"users", "jobs", "ledger", "broadcasts"}
+    assert _tables(url) == {"users", "jobs", "ledger", "broadcasts", "result_messages"}
 
 
 def test_round_trip_on_sqlite(tmp_path: Path) -> None:
