@@ -291,9 +291,12 @@ async def shown_again(
     sessions: Sessions, job: Job, chat_id: int, message_ids: Iterable[int]
 ) -> None:
     """`job`'s result is shown again in these messages (↩️ Undo): replies to them edit it.
-    Recording them twice (the same tap handled again) keeps one row each."""
-    async with sessions.begin() as session:
-        await add_result_messages(session, job.id, chat_id, list(message_ids))
+    The same tap handled again (its sends replayed) finds them recorded: nothing to add."""
+    try:
+        async with sessions.begin() as session:
+            await add_result_messages(session, job.id, chat_id, list(message_ids))
+    except IntegrityError:
+        return
 
 
 async def claim_notice(sessions: Sessions, job: Job) -> bool:

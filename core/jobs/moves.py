@@ -13,7 +13,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Row, Update, bindparam, func, literal, or_, select, tuple_, update
+from sqlalchemy import Row, Update, bindparam, func, literal, or_, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.domain.models import LIVE_STATUSES, Job, JobStatus, ResultMessage, utcnow
@@ -239,19 +239,11 @@ async def reopen_failed_delivery(session: AsyncSession, job_id: str) -> bool:
 async def add_result_messages(
     session: AsyncSession, job_id: str, chat_id: int, message_ids: list[int]
 ) -> None:
-    """Record the messages that show the job's result, the nth showing its nth file; a
-    message already recorded is kept as it is. Not committed."""
-    known = set(
-        await session.scalars(
-            select(ResultMessage.message_id).where(
-                ResultMessage.chat_id == chat_id, ResultMessage.message_id.in_(message_ids)
-            )
-        )
-    )
+    """Record the messages that show the job's result, the nth showing its nth file; an
+    IntegrityError when one is recorded already. Not committed."""
     session.add_all(
         ResultMessage(chat_id=chat_id, message_id=message_id, job_id=job_id, position=position)
         for position, message_id in enumerate(message_ids)
-        if message_id not in known
     )
     await session.flush()
 
