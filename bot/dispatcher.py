@@ -21,6 +21,7 @@ from bot.routers import (
     photos,
     preferences,
     referrals,
+    replies,
     results,
     start,
     styles,
@@ -29,7 +30,8 @@ from bot.routers import (
 from core.resources import Resources
 
 # Order matters: a photo flow waiting for an instruction takes the text before the plain
-# prompt handler does.
+# prompt handler does; a reply to a picture, before both (and ↩️ Undo before the other buttons
+# of a result).
 ROUTERS = (
     inline.router,  # /start with a prompt from inline mode, before the plain /start
     referrals.router,  # /start with an invitation, before the plain /start
@@ -41,6 +43,7 @@ ROUTERS = (
     preferences.router,
     history.router,
     gallery.router,
+    replies.router,
     styles.router,
     results.router,
     albums.router,

@@ -23,17 +23,21 @@ from enum import StrEnum
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardMarkup, InputMediaDocument, InputMediaPhoto
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import _, error_text, use_locale
 from core.domain.catalog import MAX_INPUT_SIDE, PROMPT_MODES, STYLE_MODES, Output, catalog
 from core.domain.models import Job
+from core.jobs.output import output_of
 from core.telegram.outbox import Outbox, SendSkipped
 
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
+#: Telegram's answer to a file id of one kind sent as another ("can't use file of type
+#: Document as Photo").
+NOT_THIS_KIND = "can't use file of type"
 
 
 class Action(StrEnum):
@@ -45,6 +49,7 @@ class Action(StrEnum):
     IMPROVE = "i"
     MY_WORDS = "w"
     STYLE = "s"
+    UNDO = "u"
 
 
 class JobButton(CallbackData, prefix="j"):
@@ -61,6 +66,7 @@ LABELS = {
     Action.IMPROVE: "button_improve",
     Action.MY_WORDS: "button_my_words",
     Action.STYLE: "button_style",
+    Action.UNDO: "button_undo",
 }
 
 
@@ -91,11 +97,14 @@ def status_keyboard(job: Job) -> InlineKeyboardMarkup:
 
 def result_keyboard(job: Job, output: Output) -> InlineKeyboardMarkup:
     """Regenerate and Original for every result; Edit and Animate only make sense for pictures,
-    🎨 Style for pictures made from words; ↩️ My words where the prompt helper rewrote them."""
+    🎨 Style for pictures made from words; ↩️ My words where the prompt helper rewrote them;
+    ↩️ Undo for a step of a chain of edits after its first (it shows the step before)."""
     actions = [Action.REGENERATE]
     if output != "video":
         actions += [Action.EDIT, Action.ANIMATE]
     actions.append(Action.ORIGINAL)
+    if job.parent_id is not None and output != "video":
+        actions.append(Action.UNDO)
     if job.options.get("improved_prompt"):
         actions.append(Action.MY_WORDS)
     if job.mode in STYLE_MODES and job.prompt and catalog().styles:
@@ -119,7 +128,8 @@ def status_text(job: Job, key: str, **values: object) -> str:
 
 def caption(job: Job) -> str:
     """The prompt that was used (trimmed to fit Telegram's caption limit): the helper's, marked
-    ✨, else the user's; the model's name and the style's."""
+    ✨, else the user's; the model's name and the style's, and the step of a chain of edits
+    after its first (v2, v3…)."""
     model = catalog().find(job.model)
     title = html.escape(model.title if model else job.model)
     style = catalog().style(job.options.get("style"))
@@ -128,6 +138,8 @@ def caption(job: Job) -> str:
     improved = job.options.get("improved_prompt")
     used = f"✨ {improved}" if improved else job.prompt
     with use_locale(job.language):
+        if job.step > 1:
+            title += " · " + _("chain_step", step=job.step)
         room = CAPTION_LIMIT - len(_("caption", prompt="", model=title)) - 1
         prompt = used if len(used) <= room else used[: room - 1] + "…"
         return _("caption", prompt=html.escape(prompt), model=title)
@@ -194,3 +206,30 @@ async def remove_status(bot: Bot, job: Job) -> None:
         await bot.delete_message(job.chat_id, job.status_message_id)
     except TelegramAPIError as exc:
         log.info("status message of job %s not deleted: %s", job.id, exc)
+
+
+async def show_again(bot: Bot, job: Job, chat_id: int) -> list[int]:
+    """The job's delivered result sent again from Telegram's file ids (nothing downloaded,
+    nothing made), with its caption and buttons; the ids of the messages that show it. A
+    result too big for a photo went as a document: Telegram refuses its file id as a photo."""
+    file_ids: list[str] = (job.result or {}).get("telegram_file_ids") or []
+    output = output_of(job, job.result or {})
+    text, buttons = caption(job), result_keyboard(job, output)
+    if len(file_ids) == 1:
+        try:
+            message = await bot.send_photo(chat_id, file_ids[0], caption=text, reply_markup=buttons)
+        except TelegramBadRequest as exc:
+            if NOT_THIS_KIND not in exc.message:
+                raise
+            message = await bot.send_document(
+                chat_id, file_ids[0], caption=text, reply_markup=buttons
+            )
+        return [message.message_id]
+    try:
+        album = await bot.send_media_group(chat_id, [InputMediaPhoto(media=f) for f in file_ids])
+    except TelegramBadRequest as exc:
+        if NOT_THIS_KIND not in exc.message:
+            raise
+        album = await bot.send_media_group(chat_id, [InputMediaDocument(media=f) for f in file_ids])
+    await bot.send_message(chat_id, text, reply_markup=buttons)
+    return [message.message_id for message in album]

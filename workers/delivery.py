@@ -26,6 +26,7 @@ from core.infra.url_guard import RefusedURL
 from core.jobs import lifecycle
 from core.jobs.output import media_files, output_of
 from core.jobs.queries import get_job
+from core.telegram.receipts import Sent
 from core.telegram.sender import Undeliverable
 from workers.services import Services
 
@@ -99,19 +100,21 @@ async def _result_of(services: Services, job: Job, attempt: int) -> dict[str, An
 
 
 async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
-    file_ids = await services.receipts.of(job.id)
-    if file_ids is None:
-        file_ids = await _send_result(services, job, attempt)
-        if file_ids is None:
+    sent = await services.receipts.of(job.id)
+    if sent is None:
+        sent = await _send_result(services, job, attempt)
+        if sent is None:
             return
-        await services.receipts.keep(job.id, file_ids)
-    result = {**(job.result or {}), "telegram_file_ids": file_ids}
-    await lifecycle.mark_delivered(services.resources.sessions, job, result)
+        await services.receipts.keep(job.id, sent)
+    result = {**(job.result or {}), "telegram_file_ids": sent.file_ids}
+    await lifecycle.mark_delivered(
+        services.resources.sessions, job, result, message_ids=sent.message_ids
+    )
     await remove_status(services.resources.outbox.notice, job)
 
 
-async def _send_result(services: Services, job: Job, attempt: int) -> list[str] | None:
-    """Telegram's file ids of the sent result; None when the job ended instead."""
+async def _send_result(services: Services, job: Job, attempt: int) -> Sent | None:
+    """What Telegram gave for the sent result; None when the job ended instead."""
     result = await _result_of(services, job, attempt)
     output = output_of(job, result)
     files = media_files(output, result)

@@ -1,4 +1,5 @@
-"""/history: the user's last jobs, with links to their results and a regenerate button each."""
+"""/history: the user's last jobs, with links to their results and a regenerate button each;
+a chain of edits is one entry, its latest step (v2, v3…)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,14 @@ def _line(index: int, job: Job) -> str:
     prompt = (
         job.prompt if len(job.prompt) <= PROMPT_PREVIEW else job.prompt[: PROMPT_PREVIEW - 1] + "…"
     )
+    mode = _(f"mode_{job.mode}")
+    if job.step > 1:  # the latest step of a chain of edits stands for the whole chain
+        mode += " · " + _("chain_step", step=job.step)
     line = _(
         "history_line",
         index=index,
         icon=ICONS.get(JobStatus(job.status), "⏳"),
-        mode=_(f"mode_{job.mode}"),
+        mode=mode,
         status=_(f"status_word_{job.status}"),
         when=f"{job.created_at:%d.%m %H:%M}",
         prompt=html.escape(prompt) or "—",

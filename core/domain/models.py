@@ -92,6 +92,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_deadline", "status", "deadline_at"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
+        Index("ix_jobs_parent", "parent_id"),
         UniqueConstraint("update_id", name="uq_jobs_update_id"),
     )
 
@@ -131,6 +132,28 @@ class Job(Base):
     submitted_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: The job whose result this one edits, when the user replied to that result: a chain of
+    #: edits, `step` long (1 for a job that starts one).
+    parent_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("jobs.id", name="fk_jobs_parent")
+    )
+    step: Mapped[int] = mapped_column(default=1, server_default="1")
+    #: The tap on ↩️ Undo that showed the parent's result again, claimed before it is sent:
+    #: a second tap shows nothing more, the same tap handled again (its update replayed) does.
+    undo_update_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ResultMessage(Base):
+    """A bot message that shows a job's result (delivered, or shown again by ↩️ Undo), and
+    which of the job's files it shows: a reply to it continues the job's chain of edits."""
+
+    __tablename__ = "result_messages"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Reason(enum.StrEnum):

@@ -42,6 +42,7 @@ from core.infra.metrics import (
 from core.jobs.errors import GENERIC_FAL, error_code, error_detail
 from core.jobs.moves import (
     add_delivery_attempt,
+    add_result_messages,
     fail_jobs,
     insert_job,
     move,
@@ -51,6 +52,7 @@ from core.jobs.moves import (
     set_fields,
     set_notified,
     set_submit_started,
+    set_undo_claim,
     touch_jobs,
 )
 
@@ -139,10 +141,19 @@ async def mark_completed(
     return str(moved.mode)
 
 
-async def mark_delivered(sessions: Sessions, job: Job, result: dict[str, Any]) -> bool:
-    """The result reached the chat (`result` now holds Telegram's file ids too)."""
+async def mark_delivered(
+    sessions: Sessions, job: Job, result: dict[str, Any], *, message_ids: Iterable[int] = ()
+) -> bool:
+    """The result reached the chat (`result` now holds Telegram's file ids too) in the
+    messages `message_ids`, recorded with the move: a reply to one of them edits the result."""
     moved = await _finish(
-        sessions, job, JobStatus.DELIVERED, "delivered", notified_at=utcnow(), result=result
+        sessions,
+        job,
+        JobStatus.DELIVERED,
+        "delivered",
+        shown_in=list(message_ids),
+        notified_at=utcnow(),
+        result=result,
     )
     if moved:
         _observe(job, "delivery", job.completed_at)
@@ -265,6 +276,31 @@ async def record(sessions: Sessions, job: Job, **values: Any) -> None:
         await set_fields(session, job.id, **values)
 
 
+async def claim_undo(sessions: Sessions, job: Job, update_id: int) -> bool:
+    """The right to show the result `job` edited again (↩️ Undo), taken before it is sent:
+    once per job, except for the same tap handled again (`update_id`)."""
+    async with sessions.begin() as session:
+        return await set_undo_claim(session, job.id, update_id)
+
+
+async def release_undo(sessions: Sessions, job: Job) -> None:
+    """The earlier version could not be shown: the next tap may try again."""
+    async with sessions.begin() as session:
+        await set_undo_claim(session, job.id, None)
+
+
+async def shown_again(
+    sessions: Sessions, job: Job, chat_id: int, message_ids: Iterable[int]
+) -> None:
+    """`job`'s result is shown again in these messages (↩️ Undo): replies to them edit it.
+    The same tap handled again (its sends replayed) finds them recorded: nothing to add."""
+    try:
+        async with sessions.begin() as session:
+            await add_result_messages(session, job.id, chat_id, list(message_ids))
+    except IntegrityError:
+        return
+
+
 async def claim_notice(sessions: Sessions, job: Job) -> bool:
     """The right to send the failure notice, taken before it is sent so it goes out once."""
     async with sessions.begin() as session:
@@ -286,11 +322,13 @@ async def _finish(
     only_from: Iterable[JobStatus] | None = None,
     request_id: str | None = None,
     unsent: bool = False,
+    shown_in: list[int] | None = None,
     **values: Any,
 ) -> bool:
     """The one way into a final state: the move, its refund when the job ends without a
     result or its invitation's credits when it is delivered (same transaction), and its
-    count once when it happened."""
+    count once when it happened. `shown_in`: the messages of a delivered result, recorded
+    with the move."""
     refunded = credits.Balance()
     async with sessions.begin() as session:
         moved = await move(
@@ -306,6 +344,8 @@ async def _finish(
             refunded = await credits.refund(session, job.id)
         elif moved:
             await referrals.credit_first_delivery(session, job.user_id)
+        if moved and shown_in:
+            await add_result_messages(session, job.id, job.chat_id, shown_in)
     if moved:
         with log_fields(user_id=job.user_id):
             _count_finished(job.id, job.mode, outcome)

@@ -89,12 +89,14 @@ class UserQuota:
 @dataclass(frozen=True)
 class JobRequest:
     """What a user asked for. `model` None means the user's preferred model for the mode;
-    `options` (photo, seed, `improve`, `style`, …) override the user's preferences."""
+    `options` (photo, seed, `improve`, `style`, …) override the user's preferences; `parent`:
+    the job whose result this request edits (a reply to it), continuing its chain."""
 
     mode: Mode
     prompt: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     model: ModelSpec | None = None
+    parent: Job | None = None
 
 
 def plan_job(user: User, *, chat_id: int, request: JobRequest, update_id: int | None) -> Job:
@@ -120,6 +122,7 @@ def plan_job(user: User, *, chat_id: int, request: JobRequest, update_id: int | 
         model=model,
         prompt=request.prompt,
         options=options,
+        parent=request.parent,
     )
 
 

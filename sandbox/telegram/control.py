@@ -103,10 +103,23 @@ async def _deliver(sandbox: Sandbox, body: dict[str, Any], update: Any) -> dict[
     return await deliver(sandbox, _webhook(sandbox), update, max(1, repeat))
 
 
+def _replied(chat: Chat, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The message `reply_to_message_id` names, as Telegram puts it in `reply_to_message`:
+    whole, but without a `reply_to_message` of its own."""
+    message_id = _int(body, "reply_to_message_id", None)
+    if message_id is None:
+        return None
+    replied = chat.messages.get(message_id)
+    if replied is None:
+        raise ControlError(HTTPStatus.BAD_REQUEST, f"no message {message_id} in chat {chat.id}")
+    return {key: value for key, value in replied.items() if key != "reply_to_message"}
+
+
 async def _user_message(
     sandbox: Sandbox, body: dict[str, Any], user: User, chat: Chat, content: dict[str, Any]
 ) -> JSONResponse:
-    message = chat.post(user.as_telegram(), content)
+    """The person's message, a reply to another when `reply_to_message_id` says so."""
+    message = chat.post(user.as_telegram(), {**content, "reply_to_message": _replied(chat, body)})
     return JSONResponse(await _deliver(sandbox, body, new_update(sandbox, "message", message)))
 
 

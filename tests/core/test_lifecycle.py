@@ -20,7 +20,7 @@ from core.domain.users import touch_user
 from core.fal.client import FalSubmission
 from core.infra.db import alembic_config, create_engine, session_factory
 from core.jobs import lifecycle
-from core.jobs.queries import get_job
+from core.jobs.queries import get_job, job_of_message
 from tests.builders import a_job
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -124,6 +124,22 @@ async def test_a_failure_notice_is_claimed_once(sessions: Sessions) -> None:
     assert not await lifecycle.claim_notice(sessions, job)
     await lifecycle.release_notice(sessions, job)
     assert await lifecycle.claim_notice(sessions, job)
+
+
+async def test_an_undo_is_claimed_once_but_its_own_tap_may_run_again(sessions: Sessions) -> None:
+    """A second tap is refused; the same tap handled again (a redelivered update) passes, and
+    recording the messages it showed a second time adds nothing."""
+    job = await _accepted(sessions)
+    assert await lifecycle.claim_undo(sessions, job, update_id=11)
+    assert await lifecycle.claim_undo(sessions, job, update_id=11)
+    assert not await lifecycle.claim_undo(sessions, job, update_id=12)
+    await lifecycle.shown_again(sessions, job, USER, [700])
+    await lifecycle.shown_again(sessions, job, USER, [700])
+    async with sessions() as session:
+        found = await job_of_message(session, USER, 700)
+    assert found is not None and (found[0].id, found[1]) == (job.id, 0)
+    await lifecycle.release_undo(sessions, job)
+    assert await lifecycle.claim_undo(sessions, job, update_id=12)
 
 
 ROOT = Path(__file__).resolve().parents[2]

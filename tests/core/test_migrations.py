@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 
 from core.infra.db import alembic_config, create_engine
 
-TABLES = {"users", "jobs", "ledger", "broadcasts", "referrals", "subscriptions"}
+TABLES = {"users", "jobs", "ledger", "broadcasts", "referrals", "subscriptions", "result_messages"}
 
 
 def _tables(url: str) -> set[str]:

@@ -64,7 +64,7 @@ async def test_a_picture_too_wide_for_a_photo_goes_as_a_document(
 ) -> None:
     results, telegram, fal = sender
     image = {"url": f"{fal}/files/panorama.png", **figures}
-    file_ids = await results.send_result(
+    sent = await results.send_result(
         CHAT, "image", [image], caption="a long shore", buttons=BUTTONS, attempt=1
     )
     sends = await telegram.requests(chat_id=CHAT)
@@ -74,7 +74,7 @@ async def test_a_picture_too_wide_for_a_photo_goes_as_a_document(
         ("sendDocument", None),
     ]
     document = sends[-1]["response"]["result"]["document"]
-    assert file_ids == [document["file_id"]]
+    assert sent.file_ids == [document["file_id"]]
     assert sends[-1]["params"]["caption"] == "a long shore"
     assert sends[-1]["params"]["reply_markup"] == BUTTONS.model_dump(exclude_none=True)
     assert (document["thumbnail"]["width"], document["thumbnail"]["height"]) == (320, 24)

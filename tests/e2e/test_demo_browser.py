@@ -38,6 +38,7 @@ ALBUM_USER = 7004
 COLLECTOR = 7003
 #: The chat the stand-in's share dialog offers (sandbox/telegram/static/chat.js).
 FRIENDS_CHAT = -1001000000001
+REPLIER = 7005
 NAME = "Anna"
 PROMPT = "a lighthouse at dawn"
 ARRIVES = 60_000  # ms the page may take to show the bot's answer on a busy 2-core machine
@@ -107,6 +108,36 @@ def test_start_and_a_prompt_give_the_greeting_and_a_picture(stack: Stack, page: 
 
     if target := os.environ.get("KADR_SCREENSHOT"):
         save_screenshot(page, Path(target))
+    assert problems == []
+
+
+def test_a_reply_to_a_picture_edits_it_and_undo_brings_the_first_back(
+    stack: Stack, page: Page
+) -> None:
+    """↩ on the bot's picture, words, Enter: the edit comes as v2; ↩️ Undo under it shows the
+    first picture again."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: _note_error(problems, message))
+    page.goto(f"{stack.telegram_url}/?user={REPLIER}&lang=en&name={NAME}")
+    pictures = page.locator(".row.in", has=page.locator("img.photo"))
+
+    send(page, PROMPT)
+    expect(pictures).to_have_count(1, timeout=ARRIVES)
+    pictures.first.hover()
+    pictures.first.locator(".reply-action").click()
+    expect(page.locator("#replying")).to_contain_text("Reply to kadr: Photo")
+    send(page, "add fog")
+    expect(page.locator("#replying")).to_be_hidden()
+    expect(page.locator(".row.out .quote").last).to_contain_text(PROMPT)
+
+    edited = pictures.filter(has_text="v2")
+    expect(edited).to_have_count(1, timeout=ARRIVES)
+    expect(edited).to_contain_text("add fog")
+    edited.locator(".key", has_text=i18n.gettext("button_undo", locale="en")).click()
+    expect(pictures).to_have_count(3, timeout=ARRIVES)
+    expect(pictures.last).to_contain_text(PROMPT)
+    expect(pictures.last).not_to_contain_text("v2")
     assert problems == []
 
 

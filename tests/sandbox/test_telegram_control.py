@@ -272,6 +272,47 @@ async def test_chat_view_shows_edits_and_hides_deleted(bot: Bot, telegram: Stand
     assert Image.open(io.BytesIO(picture.content)).size == (40, 30)
 
 
+async def test_a_reply_carries_the_message_it_answers_as_telegram_does(
+    bot: Bot, telegram: StandIn, receiver: Receiver
+) -> None:
+    """`reply_to_message` is the whole message replied to, without its own reply; the chat
+    view quotes it. A message that is not in the chat cannot be replied to."""
+    fox = await bot.send_photo(USER, BufferedInputFile(jpeg(40, 30), "fox.jpg"), caption="a fox")
+    first = await act(
+        telegram,
+        "send_message",
+        user_id=USER,
+        text="make it red",
+        reply_to_message_id=fox.message_id,
+    )
+    second = await act(
+        telegram,
+        "send_message",
+        user_id=USER,
+        text="and blue",
+        reply_to_message_id=first["update"]["message"]["message_id"],
+    )
+    missing = await telegram.control.post(
+        "/send_message", json={"user_id": USER, "text": "hm", "reply_to_message_id": 999}
+    )
+
+    message = Update.model_validate(first["update"], context={"bot": bot}).message
+    assert message is not None and message.reply_to_message is not None
+    assert message.reply_to_message.photo is not None
+    assert message.reply_to_message.photo[-1].file_id == fox.photo[-1].file_id  # type: ignore[index]
+    assert message.reply_to_message.caption == "a fox"
+    replied = second["update"]["message"]["reply_to_message"]
+    assert replied["text"] == "make it red" and "reply_to_message" not in replied
+    assert missing.status_code == 400
+    view = (await telegram.control.get(f"/chats/{USER}/messages")).json()
+    assert view[1]["reply_to"] == {
+        "message_id": fox.message_id,
+        "from_bot": True,
+        "kind": "photo",
+        "text": "a fox",
+    }
+
+
 async def test_reset_forgets_people_but_keeps_webhook_and_files(
     bot: Bot, telegram: StandIn, receiver: Receiver
 ) -> None:

@@ -17,6 +17,7 @@ from core.domain.models import Job, JobStatus
 from core.infra.patches import arq_claims
 from core.infra.patches.arq_claims import KadrWorker
 from core.jobs import lifecycle
+from core.telegram.receipts import Sent
 from sandbox.redis_server import PrivateRedis
 from tests.workers.harness import FAL, Worker
 from workers import tasks
@@ -69,7 +70,7 @@ async def test_the_database_failing_after_the_send_sends_the_result_once(
 async def test_a_run_that_finds_a_receipt_only_finishes_the_move(worker: Worker) -> None:
     """The run before sent the result and died before the move (SIGKILL, a lost machine)."""
     job_id = await completed_job(worker)
-    await worker.services.receipts.keep(job_id, ["sent-before"])
+    await worker.services.receipts.keep(job_id, Sent(["sent-before"], [5]))
 
     await tasks.deliver(ctx(worker), job_id)
 

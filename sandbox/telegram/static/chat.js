@@ -41,6 +41,7 @@ let actionTimer = 0;
 let toastTimer = 0;
 let attached = null;
 let album = [];
+let replyTo = null; // the message the next one answers, as Telegram's reply does
 let stuckToEnd = true;
 
 // ---- who this tab is ------------------------------------------------------------------
@@ -97,12 +98,12 @@ function person() {
 }
 
 function sendText(text) {
-  return control("send_message", { ...person(), text });
+  return control("send_message", { ...person(), ...replying(), text });
 }
 
 function sendFile(file, caption, asFile) {
   const form = new FormData();
-  for (const [key, value] of Object.entries(person())) form.append(key, String(value));
+  for (const [key, value] of Object.entries({ ...person(), ...replying() })) form.append(key, String(value));
   if (caption) form.append("caption", caption);
   const asPhoto = !asFile && file.type.startsWith("image/");
   form.append(asPhoto ? "photo" : "document", file, file.name || "photo.png");
@@ -116,6 +117,10 @@ function sendAlbum(files, caption) {
   if (caption) form.append("caption", caption);
   files.forEach((file, index) => form.append(`photo${index}`, file, file.name || `photo${index}.png`));
   return control("send_album", form);
+}
+
+function replying() {
+  return replyTo ? { reply_to_message_id: replyTo.message_id } : {};
 }
 
 function pressButton(messageId, data) {
@@ -214,6 +219,7 @@ function drawRow(members) {
   }
   const bubble = el("div", "bubble");
   row.append(bubble);
+  if (head.reply_to) bubble.append(drawQuote(head.reply_to));
   const media = members.filter(hasMedia);
   if (media.length > 0) bubble.append(drawMedia(media));
   const onlyPictures = media.length > 0 && media.every(isPicture) && !members.some(hasWords);
@@ -225,7 +231,49 @@ function drawRow(members) {
   bubble.append(drawMeta(members));
   const keyboard = members.find((view) => view.reply_markup?.inline_keyboard);
   if (keyboard) row.append(drawKeyboard(keyboard));
+  row.append(drawReplyAction(head));
+  bubble.addEventListener("dblclick", () => startReply(head));
   return row;
+}
+
+// A reply, as in Telegram: double-click a message or use its ↩ to answer it; the composer
+// shows what you answer until you send or drop it.
+function drawReplyAction(view) {
+  const action = el("button", "reply-action", "↩");
+  action.type = "button";
+  action.title = "Reply";
+  action.addEventListener("click", () => startReply(view));
+  return action;
+}
+
+function drawQuote(quote) {
+  const box = el("div", "quote");
+  box.append(el("span", "quote-who", quote.from_bot ? "kadr" : me.name));
+  box.append(el("span", "quote-text", quoteLine(quote)));
+  box.addEventListener("click", () => {
+    const target = document.querySelector(`[data-row="message-${quote.message_id}"]`);
+    target?.scrollIntoView({ block: "center", behavior: "smooth" });
+  });
+  return box;
+}
+
+function quoteLine({ kind, text }) {
+  const what = { photo: "Photo", video: "Video", animation: "GIF", audio: "Audio", document: "File" }[kind];
+  return [what, text].filter(Boolean).join(" · ") || "Message";
+}
+
+function startReply(view) {
+  replyTo = view;
+  const kind = ["photo", "video", "animation", "audio", "document"].find((key) => view[key]);
+  const quote = { kind, text: view.text || view.caption || "" };
+  $("replying-to").textContent = `Reply to ${view.from_bot ? "kadr" : me.name}: ${quoteLine(quote)}`;
+  $("replying").hidden = false;
+  $("text").focus();
+}
+
+function stopReply() {
+  replyTo = null;
+  $("replying").hidden = true;
 }
 
 function hasMedia(view) {
@@ -633,6 +681,7 @@ function submit() {
   else return;
   $("text").value = "";
   detach();
+  stopReply();
   hideCommands();
   fitText();
 }
@@ -713,6 +762,7 @@ function wire() {
   $("attach").addEventListener("click", () => $("file").click());
   $("file").addEventListener("change", () => attachFiles([...$("file").files]));
   $("attachment-drop").addEventListener("click", detach);
+  $("replying-drop").addEventListener("click", stopReply);
   $("lightbox").addEventListener("click", () => ($("lightbox").hidden = true));
   $("toast").addEventListener("click", () => ($("toast").hidden = true));
   document.addEventListener("paste", (event) => {
