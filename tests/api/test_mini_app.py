@@ -27,6 +27,7 @@ from core.infra.db import alembic_config, create_engine, session_factory
 from core.jobs import lifecycle
 from core.jobs.queries import get_job
 from core.resources import create_redis
+from core.telegram.outbox import Outbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import TEST_SECRET, TEST_TOKEN
 from sandbox.telegram.state import User as TelegramUser
@@ -100,7 +101,7 @@ async def client(
     mini_app.install(app)
     bot = Bot(TEST_TOKEN, session=telegram)
     app.state.resources = SimpleNamespace(
-        config=config, sessions=sessions, redis=arq_redis, bot=bot
+        config=config, sessions=sessions, redis=arq_redis, outbox=Outbox(bot)
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://kadr.example") as c:
