@@ -126,7 +126,7 @@ async def test_a_failure_notice_is_claimed_once(sessions: Sessions) -> None:
     assert await lifecycle.claim_notice(sessions, job)
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PRODUCT = ("api", "bot", "core", "kadr", "workers")
 #: The modules that own a table, and so its queries.
 REPOSITORIES = {
