@@ -27,6 +27,27 @@ from sandbox.stack import Stack
 PG_ADMIN_URL = os.environ.get("KADR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_BASE = os.environ.get("KADR_TEST_REDIS", "redis://127.0.0.1:6379")
 
+TESTS = Path(__file__).parent
+#: The marker of each layer (registered in pyproject.toml), by the folder its tests live in:
+#: `pytest -m fast` runs the in-process layer alone.
+LAYERS = {
+    "api": "fast",
+    "bot": "fast",
+    "core": "fast",
+    "workers": "fast",
+    "kadr": "cli",
+    "sandbox": "sandbox",
+    "deploy": "deploy",
+    "e2e": "e2e",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+        if folder in LAYERS:
+            item.add_marker(LAYERS[folder])
+
 
 @contextlib.contextmanager
 def _database(prefix: str) -> Iterator[str]:
