@@ -20,7 +20,7 @@ from core.infra.db import create_engine
 from sandbox.control import Record, TelegramSandbox, wait_until
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
-from tests.conftest import deployment, telegram_of
+from tests.conftest import deployment
 from tests.e2e.test_send_limits import RequestLog
 
 ADMIN = 4_200_000
@@ -30,6 +30,7 @@ TEXT = "📣 kadr has a new model: try /settings"
 #: How long the broadcast may take after the restart: the sweeper (every second here) takes
 #: the dead run up again, and ~800 messages at Telegram's 30 a second take ~27 s.
 FINISH_WITHIN = 120
+STACK = "broadcast_stack"  # what `telegram` controls (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +43,6 @@ def broadcast_stack(
         workdir, own_database_url, own_redis.url, env, "--no-fetch-urls", "--enforce-limits"
     ) as stack:
         yield stack
-
-
-@pytest.fixture
-def telegram(broadcast_stack: Stack) -> Iterator[TelegramSandbox]:
-    with telegram_of(broadcast_stack) as sandbox:
-        yield sandbox
 
 
 def known_to_the_bot(database_url: str, users: range) -> None:
