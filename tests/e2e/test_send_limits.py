@@ -27,11 +27,8 @@ from tests.conftest import deployment, telegram_of
 #: a chat. deleteMessage and the answers to buttons are not messages.
 MESSAGE_PREFIXES = ("send", "edit", "copy", "forward")
 SENDERS = 6  # threads posting users' messages, so a crowd arrives at once
-#: After a 429: how soon the sends already on the wire have landed, and how much earlier
-#: than `retry_after` the stand-in's clock may see the pause end (both clocks are this
-#: machine's; the pause starts when kadr has read the 429, a little after the stand-in).
-IN_FLIGHT = 0.3
-PAUSE_SLACK = 0.1
+#: After a 429: how many sends may already be on the wire (about 0.3 s of kadr's 29/s).
+ON_THE_WIRE = 10
 POLL_EVERY = 0.5  # the request log is read incrementally and not too often: reading it
 # makes the stand-in serialise JSON on the loop that stamps kadr's requests
 
@@ -194,17 +191,8 @@ def test_a_429_pauses_every_sender_for_its_retry_after(
     del greetings[users.stop]
     assert sorted(greetings) == list(users), f"{len(greetings)} of {len(users)} greeted"
     assert all(len(once) == 1 for once in greetings.values())
-    throttled = log.throttled()  # the injected 429 only: the stand-in's limits were kept
-    assert len(throttled) == 1, [(r["method"], r["t"]) for r in throttled]
-    [refused] = throttled
-    [greeting] = greetings[refused["params"]["chat_id"]]
-    assert greeting["t"] - refused["t"] >= retry_after - PAUSE_SLACK
-
-    # Sends already on the wire when the 429 came back may still land just after it.
-    paused_from, paused_until = refused["t"] + IN_FLIGHT, refused["t"] + retry_after - PAUSE_SLACK
-    during = [
-        round(r["t"] - refused["t"], 2)
-        for r in log.messages()
-        if paused_from <= r["t"] < paused_until
-    ]
-    assert during == [], f"{len(during)} messages during the {retry_after}s pause: +{during}s"
+    # The stand-in refuses every message of the bot until retry_after has passed, as Telegram
+    # does: a sender that did not pause would meet a 429 at each of its ~29 moments a second.
+    # Only sends already on the wire when the 429 came back may meet one.
+    throttled = log.throttled()
+    assert 1 <= len(throttled) <= ON_THE_WIRE + 1, [(r["method"], r["t"]) for r in throttled]

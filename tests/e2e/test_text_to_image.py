@@ -152,9 +152,10 @@ def test_a_429_delays_but_does_not_lose_the_photo(
     telegram.fault(method="sendPhoto", chat_id=5006, status=429, retry_after=3, times=1)
     telegram.send_message(5006, "a paper boat")
     photos_to(telegram, 5006, timeout=30)
+    # The stand-in refuses the bot's messages until retry_after has passed, as Telegram does:
+    # a try before then would be a second 429.
     attempts = telegram.requests("sendPhoto", 5006)
     assert [a["status"] for a in attempts] == [429, 200]
-    assert attempts[1]["t"] - attempts[0]["t"] >= 2.9
 
 
 def test_content_policy_gives_a_clear_text_and_no_photo(
