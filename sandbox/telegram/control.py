@@ -504,7 +504,9 @@ def _fault(body: dict[str, Any]) -> Fault:
 
 
 async def clear_faults(request: Request) -> Response:
-    _sandbox(request).world.faults.clear()
+    world = _sandbox(request).world
+    world.faults.clear()
+    world.flood_wait_until = 0.0  # a flood wait an injected 429 began ends with it
     return JSONResponse({"ok": True})
 
 

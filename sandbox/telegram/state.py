@@ -235,6 +235,9 @@ class World:
     faults: list[Fault] = field(default_factory=list)
     callback_queries: dict[str, int] = field(default_factory=dict)
     """Open callback query ids and the chat each was pressed in."""
+    flood_wait_until: float = 0.0
+    """After a 429 (an injected one too) Telegram refuses the bot's messages until its
+    `retry_after` has passed (time.monotonic()); a bot that does not wait gets 429 again."""
     pre_checkouts: dict[str, asyncio.Future[tuple[bool, str | None]]] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
     invoice_links: dict[str, InvoiceLink] = field(default_factory=dict)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 
 import httpx
 import pytest
 from aiogram import Bot
-from alembic import command
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -23,7 +22,6 @@ from api.routes import mini_app
 from core.domain.models import Job, JobStatus
 from core.domain.users import touch_user
 from core.infra.config import Config
-from core.infra.db import alembic_config, create_engine, session_factory
 from core.jobs import lifecycle
 from core.jobs.queries import get_job
 from core.resources import create_redis
@@ -41,12 +39,6 @@ OTHER_TOKEN = "987654321:AAE-another-bots-token-0123456789ab"
 MAX_AGE = 3600
 
 
-@pytest.fixture(scope="module")
-def migrated_url(own_database_url: str) -> Iterator[str]:
-    command.upgrade(alembic_config(own_database_url), "head")
-    yield own_database_url
-
-
 @pytest.fixture
 def config(migrated_url: str, own_redis: PrivateRedis) -> Config:
     return Config(
@@ -60,11 +52,10 @@ def config(migrated_url: str, own_redis: PrivateRedis) -> Config:
     )
 
 
-@pytest.fixture
-async def sessions(config: Config) -> AsyncIterator[Sessions]:
-    engine = create_engine(config.DATABASE_URL)
-    yield session_factory(engine)
-    await engine.dispose()
+@pytest.fixture(scope="module")
+def database_kind() -> str:
+    """`sessions` open the module's PostgreSQL database, the one `config` names."""
+    return "postgresql"
 
 
 @pytest.fixture
@@ -89,17 +80,17 @@ async def arq_redis(config: Config) -> AsyncIterator[ArqRedis]:
 
 
 @pytest.fixture
-def telegram() -> FakeSession:
+def bot_api() -> FakeSession:
     return FakeSession()
 
 
 @pytest.fixture
 async def client(
-    config: Config, sessions: Sessions, arq_redis: ArqRedis, telegram: FakeSession
+    config: Config, sessions: Sessions, arq_redis: ArqRedis, bot_api: FakeSession
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     mini_app.install(app)
-    bot = Bot(TEST_TOKEN, session=telegram)
+    bot = Bot(TEST_TOKEN, session=bot_api)
     app.state.resources = SimpleNamespace(
         config=config, sessions=sessions, redis=arq_redis, outbox=Outbox(bot)
     )
@@ -191,7 +182,7 @@ async def test_init_data_with_its_user_changed_is_forged(
 
 
 async def test_a_users_valid_init_data_cannot_reach_another_users_item_404(
-    client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], telegram: FakeSession
+    client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], bot_api: FakeSession
 ) -> None:
     ann, bob = people
     """Borrowed: Ann's valid initData asking for Bob's item gets 404 on every route, and
@@ -206,22 +197,22 @@ async def test_a_users_valid_init_data_cannot_reach_another_users_item_404(
         await client.post(f"/app/api/results/{bobs.id}/regenerate", headers=as_ann),
     ):
         assert (response.status_code, response.json()) == (404, {"detail": "no such result"})
-    assert telegram.requests == []
+    assert bot_api.requests == []
     async with sessions() as session:
         assert list(await session.scalars(select(Job).where(Job.user_id == ann))) == []
 
 
 async def test_share_prepares_the_results_telegram_copy_for_that_user(
-    client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], telegram: FakeSession
+    client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], bot_api: FakeSession
 ) -> None:
     ann, _ = people
     job = await a_result(sessions, ann, "a fox")
-    telegram.script.append(
+    bot_api.script.append(
         (200, {"ok": True, "result": {"id": "prep1", "expiration_date": 2_000_000_000}})
     )
     response = await client.post(f"/app/api/results/{job.id}/share", headers=signed(ann))
     assert response.json() == {"prepared_id": "prep1"}
-    [call] = telegram.requests
+    [call] = bot_api.requests
     assert call.__api_method__ == "savePreparedInlineMessage"
     assert call.user_id == ann
     assert call.result.photo_file_id == job.result["telegram_file_ids"][0]
@@ -229,7 +220,7 @@ async def test_share_prepares_the_results_telegram_copy_for_that_user(
 
 
 async def test_regenerate_starts_a_new_charged_job_by_the_normal_path(
-    client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], telegram: FakeSession
+    client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], bot_api: FakeSession
 ) -> None:
     ann, _ = people
     job = await a_result(sessions, ann, "a fox")
@@ -241,25 +232,25 @@ async def test_regenerate_starts_a_new_charged_job_by_the_normal_path(
     assert again is not None
     assert (again.user_id, again.prompt, again.status) == (ann, "a fox", JobStatus.QUEUED)
     assert again.options["seed"] != job.options.get("seed")
-    assert [r.__api_method__ for r in telegram.requests] == ["sendMessage"]
+    assert [r.__api_method__ for r in bot_api.requests] == ["sendMessage"]
 
 
 async def test_share_and_make_again_are_limited_per_user(
-    client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], telegram: FakeSession
+    client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], bot_api: FakeSession
 ) -> None:
     """A user's own valid initData cannot turn the api into a Bot API flood: past 20 actions
     a minute they get 429, and another user is not held back by it."""
     ann, bob = people
     job = await a_result(sessions, ann, "a fox")
     prepared = (200, {"ok": True, "result": {"id": "p", "expiration_date": 2_000_000_000}})
-    telegram.script.extend([prepared] * 20)
+    bot_api.script.extend([prepared] * 20)
     answers = [
         (await client.post(f"/app/api/results/{job.id}/share", headers=signed(ann))).status_code
         for _ in range(21)
     ]
     assert answers == [200] * 20 + [429]
-    assert len(telegram.requests) == 20
+    assert len(bot_api.requests) == 20
     bobs = await a_result(sessions, bob, "a cat")
-    telegram.script.append(prepared)
+    bot_api.script.append(prepared)
     response = await client.post(f"/app/api/results/{bobs.id}/share", headers=signed(bob))
     assert response.status_code == 200

@@ -19,6 +19,8 @@ from sandbox.stack import Stack
 from tests.conftest import deployment, fast_catalog
 from tests.e2e.test_modes import buttons, message_id, png
 
+STACK = "album_stack"  # what `telegram` and `fal` control (tests/conftest.py)
+
 USER = 8_850_001
 
 
@@ -34,20 +36,6 @@ def album_stack(
     with deployment(workdir, own_database_url, own_redis.url, env, "--no-fetch-urls") as stack:
         stack.start_worker("worker-b", WORKER_NAME="worker-b")
         yield stack
-
-
-@pytest.fixture(scope="module")
-def telegram(album_stack: Stack) -> Iterator[TelegramSandbox]:
-    sandbox = TelegramSandbox(album_stack.telegram_url)
-    yield sandbox
-    sandbox.close()
-
-
-@pytest.fixture(scope="module")
-def fal(album_stack: Stack) -> Iterator[FalSandbox]:
-    sandbox = FalSandbox(album_stack.fal_url)
-    yield sandbox
-    sandbox.close()
 
 
 async def jobs_and_charges(database_url: str, user_id: int) -> tuple[list[Job], list[LedgerEntry]]:

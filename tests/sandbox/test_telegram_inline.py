@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.asgi import serve
-from sandbox.telegram.testing import StandIn, telegram_stand_in
+from sandbox.telegram.testing import StandIn
 
 TOKEN = "123456:AAH-test_token_abcdef"
 USER = 4242
@@ -39,14 +39,8 @@ async def accept(request: Request) -> Response:
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[StandIn]:
-    async with telegram_stand_in() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
-async def bot(telegram: StandIn) -> AsyncIterator[Bot]:
-    bot = Bot(TOKEN, session=AiohttpSession(api=telegram.api))
+async def bot(local_telegram: StandIn) -> AsyncIterator[Bot]:
+    bot = Bot(TOKEN, session=AiohttpSession(api=local_telegram.api))
     async with serve(Starlette(routes=[Route("/hook", accept, methods=["POST"])])) as url:
         await bot.set_webhook(f"{url}/hook")
         yield bot
@@ -64,15 +58,17 @@ async def a_photo_id(bot: Bot) -> str:
     return (message.photo or [])[-1].file_id
 
 
-async def inline_query(telegram: StandIn, query: str = "fox") -> str:
-    response = await telegram.control.post("/inline_query", json={"user_id": USER, "query": query})
+async def inline_query(local_telegram: StandIn, query: str = "fox") -> str:
+    response = await local_telegram.control.post(
+        "/inline_query", json={"user_id": USER, "query": query}
+    )
     response.raise_for_status()
     return str(response.json()["inline_query_id"])
 
 
-async def test_an_inline_query_is_answered_once(bot: Bot, telegram: StandIn) -> None:
+async def test_an_inline_query_is_answered_once(bot: Bot, local_telegram: StandIn) -> None:
     photo = await a_photo_id(bot)
-    query = await inline_query(telegram)
+    query = await inline_query(local_telegram)
     result = InlineQueryResultCachedPhoto(id="a-0", photo_file_id=photo)
     button = InlineQueryResultsButton(text="Make it", start_parameter="p_Zm94")
     assert await bot.answer_inline_query(query, [result], is_personal=True, button=button)
@@ -92,10 +88,10 @@ async def test_an_inline_query_is_answered_once(bot: Bot, telegram: StandIn) -> 
     ],
 )
 async def test_answers_telegram_refuses_are_refused(
-    bot: Bot, telegram: StandIn, case: str, error: str
+    bot: Bot, local_telegram: StandIn, case: str, error: str
 ) -> None:
     photo = await a_photo_id(bot)
-    query = await inline_query(telegram)
+    query = await inline_query(local_telegram)
     results: list[InlineQueryResultCachedPhoto | InlineQueryResultCachedDocument] = [
         InlineQueryResultCachedPhoto(id="a-0", photo_file_id=photo)
     ]
@@ -119,7 +115,7 @@ async def test_answers_telegram_refuses_are_refused(
 
 
 async def test_a_prepared_message_is_shared_by_its_user_via_the_bot(
-    bot: Bot, telegram: StandIn
+    bot: Bot, local_telegram: StandIn
 ) -> None:
     photo = await a_photo_id(bot)
     result = InlineQueryResultCachedPhoto(id="a-0", photo_file_id=photo, caption="a fox")
@@ -130,10 +126,10 @@ async def test_a_prepared_message_is_shared_by_its_user_via_the_bot(
     prepared = await bot.save_prepared_inline_message(USER, result, allow_group_chats=True)
 
     borrowed = {"user_id": USER + 1, "prepared_id": prepared.id, "chat_id": GROUP}
-    assert (await telegram.control.post("/share", json=borrowed)).status_code == 404
+    assert (await local_telegram.control.post("/share", json=borrowed)).status_code == 404
     to_user = {"user_id": USER, "prepared_id": prepared.id, "chat_id": USER + 7}
-    assert (await telegram.control.post("/share", json=to_user)).status_code == 400
-    shared = await telegram.control.post(
+    assert (await local_telegram.control.post("/share", json=to_user)).status_code == 400
+    shared = await local_telegram.control.post(
         "/share", json={"user_id": USER, "prepared_id": prepared.id, "chat_id": GROUP}
     )
     message = shared.json()
@@ -143,7 +139,7 @@ async def test_a_prepared_message_is_shared_by_its_user_via_the_bot(
 
 
 async def test_the_menu_button_opens_a_web_app_with_init_data_signed_by_the_token(
-    bot: Bot, telegram: StandIn
+    bot: Bot, local_telegram: StandIn
 ) -> None:
     plain = MenuButtonWebApp(text="Gallery", web_app=WebAppInfo(url="http://kadr.example/app/"))
     with pytest.raises(TelegramBadRequest, match="BUTTON_URL_INVALID"):
@@ -154,7 +150,7 @@ async def test_the_menu_button_opens_a_web_app_with_init_data_signed_by_the_toke
     assert isinstance(shown, MenuButtonWebApp)
     assert (shown.text, shown.web_app.url) == ("Gallery", "https://kadr.example/app/")
 
-    opened = (await telegram.control.post("/web_app", json={"user_id": USER})).json()
+    opened = (await local_telegram.control.post("/web_app", json={"user_id": USER})).json()
     url = urlsplit(opened["url"])
     assert url.geturl().startswith("https://kadr.example/app/#")
     [init_data] = parse_qs(url.fragment)["tgWebAppData"]

@@ -3,7 +3,7 @@ the Bot API's answer classes are built once per process, not after every garbage
 
 It relies on `AiohttpSession.check_response(bot, method, status_code, content)` and on
 `Response[method.__returning__]` being the class aiogram validates the answer into;
-`tests/core/test_patches.py` fails when either changes. Upstream has no issue for it
+`tests/core/infra/test_patches.py` fails when either changes. Upstream has no issue for it
 (pydantic's cache of generic classes is weak by design); aiogram/aiogram#1513 is the wider
 cost of its models. Drop it when aiogram keeps its answer classes.
 """

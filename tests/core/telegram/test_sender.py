@@ -23,7 +23,7 @@ from core.infra.url_guard import UrlGuard
 from core.telegram.outbox import Outbox
 from core.telegram.sender import ResultSender
 from sandbox.asgi import serve
-from sandbox.telegram.testing import StandIn, telegram_stand_in
+from sandbox.telegram.testing import StandIn
 
 CHAT = 77
 BUTTONS = InlineKeyboardMarkup(
@@ -42,16 +42,15 @@ async def serve_panorama(request: Request) -> Response:
 
 
 @pytest.fixture
-async def sender() -> AsyncIterator[tuple[ResultSender, StandIn, str]]:
+async def sender(local_telegram: StandIn) -> AsyncIterator[tuple[ResultSender, StandIn, str]]:
     """The sender, the stand-in it sends to, and a fal media host of the stand-in's reach."""
     media = Starlette(routes=[Route("/files/panorama.png", serve_panorama)])
     async with (
-        telegram_stand_in(fetch_urls=True) as telegram,
         serve(media) as fal,
         httpx.AsyncClient() as http,
-        Bot("42:TESTTESTTESTTESTTESTTEST", session=AiohttpSession(api=telegram.api)) as bot,
+        Bot("42:TESTTESTTESTTESTTESTTEST", session=AiohttpSession(api=local_telegram.api)) as bot,
     ):
-        yield ResultSender(Outbox(bot), http, UrlGuard.for_fal([fal])), telegram, fal
+        yield ResultSender(Outbox(bot), http, UrlGuard.for_fal([fal])), local_telegram, fal
 
 
 @pytest.mark.parametrize(

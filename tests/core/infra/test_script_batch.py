@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -14,15 +13,6 @@ from core.infra.script_batch import ScriptBatch
 
 # Appends ARGV[1] to the list KEYS[1] and returns its new length; a non-number fails.
 APPEND = "return redis.call('RPUSH', KEYS[1], tonumber(ARGV[1]) or error('not a number'))"
-
-
-@pytest.fixture
-async def redis(redis_url: str):  # type: ignore[no-untyped-def]
-    client = Redis.from_url(redis_url)
-    await client.delete("batch:test")
-    yield client
-    await client.delete("batch:test")
-    await client.aclose()
 
 
 async def test_concurrent_calls_each_get_their_own_answer(redis: Redis) -> None:

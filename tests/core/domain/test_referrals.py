@@ -6,13 +6,10 @@ while the newcomer still does; and a subscription's period is granted once per c
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic import command
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.domain import credits, referrals, subscriptions
@@ -21,7 +18,6 @@ from core.domain.credits import Shares
 from core.domain.models import User
 from core.domain.payments import Paid
 from core.domain.users import touch_user
-from core.infra.db import alembic_config, create_engine, session_factory
 from core.jobs import lifecycle
 from tests.builders import a_job
 
@@ -30,19 +26,9 @@ _users = itertools.count(930_000)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-async def sessions(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    own_database_url: str,
-) -> AsyncIterator[Sessions]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('referrals')}/kadr.db"
-    else:
-        url = own_database_url
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
-    engine = create_engine(url)
-    yield session_factory(engine)
-    await engine.dispose()
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """`sessions` open each database kind in turn (tests/conftest.py)."""
+    return str(request.param)
 
 
 async def _touch(sessions: Sessions, user_id: int) -> User:

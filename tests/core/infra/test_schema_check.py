@@ -32,7 +32,7 @@ async def at_revision(path: Path, revision: str | None) -> None:
 
 
 def head() -> int:
-    versions = Path(__file__).resolve().parents[2] / "migrations" / "versions"
+    versions = Path(__file__).resolve().parents[3] / "migrations" / "versions"
     return max(int(p.name[:4]) for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 

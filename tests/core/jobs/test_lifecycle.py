@@ -5,38 +5,28 @@ no other module counts finished jobs, and only the repositories build SQL statem
 from __future__ import annotations
 
 import ast
-import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from prometheus_client import REGISTRY
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.domain.catalog import catalog
 from core.domain.models import Job, JobStatus, utcnow
 from core.domain.users import touch_user
 from core.fal.client import FalSubmission
-from core.infra.db import alembic_config, create_engine, session_factory
 from core.jobs import lifecycle
 from core.jobs.queries import get_job, job_of_message
 from tests.builders import a_job
+from tests.conftest import Sessions
 
-Sessions = async_sessionmaker[AsyncSession]
 USER = 4242
 
 
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[Sessions]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/kadr.db"
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
-    engine = create_engine(url)
-    factory = session_factory(engine)
-    async with factory() as session:
+@pytest.fixture(autouse=True)
+async def known_user(sessions: Sessions) -> None:
+    async with sessions() as session:
         await touch_user(session, user_id=USER, username=None, first_name=None, language_code="en")
-    yield factory
-    await engine.dispose()
 
 
 async def _accepted(sessions: Sessions) -> Job:
@@ -142,7 +132,7 @@ async def test_an_undo_is_claimed_once_but_its_own_tap_may_run_again(sessions: S
     assert await lifecycle.claim_undo(sessions, job, update_id=12)
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PRODUCT = ("api", "bot", "core", "kadr", "workers")
 #: The modules that own a table, and so its queries.
 REPOSITORIES = {

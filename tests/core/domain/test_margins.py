@@ -16,7 +16,7 @@ from core.domain.margins import Margin, check_margins, margins, usd
 from core.infra.config import Config
 from tests.builders import catalog_with_todays_veo
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 VEO = "fal-ai/veo3.1/fast"
 
 

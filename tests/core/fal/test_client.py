@@ -20,8 +20,6 @@ from core.fal.client import (
     InvalidFalWebhook,
     parse_webhook,
 )
-from sandbox.asgi import serve
-from sandbox.fal import create_app
 
 KEY = "kadr-secret-fal-key-0123456789"
 MODEL = "fal-ai/flux/schnell"
@@ -44,12 +42,6 @@ class Control:
         )
 
 
-@pytest.fixture(scope="module")
-async def fal() -> AsyncIterator[str]:
-    async with serve(create_app(latency=0.05)) as base:
-        yield base
-
-
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient() as client:
@@ -57,15 +49,15 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def control(fal: str, http: httpx.AsyncClient) -> Control:
-    sandbox = Control(http, fal)
+async def control(local_fal: str, http: httpx.AsyncClient) -> Control:
+    sandbox = Control(http, local_fal)
     await sandbox.post("/reset")
     return sandbox
 
 
 @pytest.fixture
-def client(fal: str, http: httpx.AsyncClient, control: Control) -> FalClient:
-    return FalClient(http, key=KEY, queue_url=fal, rest_url=fal)
+def client(local_fal: str, http: httpx.AsyncClient, control: Control) -> FalClient:
+    return FalClient(http, key=KEY, queue_url=local_fal, rest_url=local_fal)
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]]) -> T:
@@ -254,8 +246,10 @@ async def test_a_model_fal_does_not_have_is_not_found(client: FalClient) -> None
     assert "fal-ai/veo3/fast" in caught.value.message
 
 
-async def test_a_missing_key_is_final(fal: str, http: httpx.AsyncClient, control: Control) -> None:
-    keyless = FalClient(http, key="", queue_url=fal, rest_url=fal)
+async def test_a_missing_key_is_final(
+    local_fal: str, http: httpx.AsyncClient, control: Control
+) -> None:
+    keyless = FalClient(http, key="", queue_url=local_fal, rest_url=local_fal)
     with pytest.raises(FalFinalError, match="FAL_KEY"):
         await keyless.submit(MODEL, {"prompt": "x"}, webhook_url=HOOK)
     assert await control.calls("submit") == []
@@ -361,11 +355,13 @@ def test_parse_webhook_rejects_malformed_bodies(body: bytes) -> None:
 
 
 async def test_run_answers_in_the_same_call_and_an_unknown_input_is_refused(
-    fal: str, http: httpx.AsyncClient, control: Control
+    local_fal: str, http: httpx.AsyncClient, control: Control
 ) -> None:
     """fal.run (the prompt helper's LLM): the output is the answer; openrouter/router takes
     only its published inputs, so a key it does not have is fal's 422, not a silent no-op."""
-    client = FalClient(http, key=KEY, queue_url=fal, rest_url=fal, run_url=f"{fal}/run")
+    client = FalClient(
+        http, key=KEY, queue_url=local_fal, rest_url=local_fal, run_url=f"{local_fal}/run"
+    )
     chat = {"model": "google/gemini-2.5-flash", "prompt": "кот", "system_prompt": "be brief"}
     answer = await client.run("openrouter/router", chat, http_timeout=5)
     assert answer["output"] == "A detailed, high quality picture of: кот"

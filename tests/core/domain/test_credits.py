@@ -12,10 +12,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic import command
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.domain import credits
 from core.domain.credits import Balance, NotEnoughCredits
@@ -23,36 +21,25 @@ from core.domain.models import Job, JobStatus, LedgerEntry, Reason, new_job_id
 from core.domain.payments import Paid, record_payment
 from core.domain.users import touch_user
 from core.fal.client import FalSubmission
-from core.infra.db import alembic_config, create_engine, session_factory
+from core.infra.db import create_engine, session_factory
 from core.jobs import lifecycle
 from tests.builders import a_job
+from tests.conftest import Sessions
 
-Sessions = async_sessionmaker[AsyncSession]
 _users = itertools.count(910_000)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-async def engines(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    own_database_url: str,
-) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """Two engines on one migrated database: two processes' connection pools. One database
-    per kind for the module (each test is a user of its own, and looks at its rows only)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('credits')}/kadr.db"
-    else:
-        url = own_database_url
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
-    pair = (create_engine(url), create_engine(url))
-    yield pair
-    for engine in pair:
-        await engine.dispose()
+#: The ledger's races on both databases kadr runs on.
+pytestmark = pytest.mark.parametrize("database_kind", ["sqlite", "postgresql"], scope="module")
 
 
 @pytest.fixture
-def sessions(engines: tuple[AsyncEngine, AsyncEngine]) -> Sessions:
-    return session_factory(engines[0])
+async def pools(database: str) -> AsyncIterator[list[Sessions]]:
+    """Two connection pools on the test's database: two processes'."""
+    engines = [create_engine(database), create_engine(database)]
+    yield [session_factory(engine) for engine in engines]
+    for engine in engines:
+        await engine.dispose()
 
 
 async def _user(sessions: Sessions) -> int:
@@ -75,10 +62,9 @@ async def _count(sessions: Sessions, model: type, *where: object) -> int:
 
 
 async def test_fifty_prompts_racing_for_ten_credits_make_ten_jobs(
-    engines: tuple[AsyncEngine, AsyncEngine],
+    pools: list[Sessions],
 ) -> None:
-    """Half the prompts come through each engine, as from two processes."""
-    pools = [session_factory(engine) for engine in engines]
+    """Half the prompts come through each pool, as from two processes."""
     user_id = await _user(pools[0])
 
     async def prompt(index: int) -> bool:
@@ -98,9 +84,8 @@ async def test_fifty_prompts_racing_for_ten_credits_make_ten_jobs(
 
 
 async def test_a_thousand_payments_with_a_hundred_repeated_charges_credit_nine_hundred(
-    engines: tuple[AsyncEngine, AsyncEngine],
+    pools: list[Sessions],
 ) -> None:
-    pools = [session_factory(engine) for engine in engines]
     user_id = await _user(pools[0])
     charges = [f"stx-{user_id}-{index}" for index in range(900)]
     charges += charges[:100]
