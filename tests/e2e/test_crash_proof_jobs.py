@@ -30,6 +30,8 @@ import httpx
 import pytest
 
 from bench.infra import PostgresError, PrivatePostgres
+from core.domain.catalog import catalog
+from core.jobs.queue import queue_name
 from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import TEST_SECRET, TEST_TOKEN, Stack
@@ -41,8 +43,8 @@ TAKEN_UP_WITHIN = 30.0
 #: "Within seconds" of a server's return, with room for a busy 2-core machine: before issue
 #: 19 the jobs a restart failed waited for the sweeper (minutes).
 GOES_ON_WITHIN = 30.0
-#: How long a second photo is waited for once each user has one.
-QUIET = 4.0
+#: How long the deployment may take to run out of tasks once each user has a photo.
+SETTLES_WITHIN = 60.0
 #: The sweeper ticks every minute and finds nothing to re-enqueue for ten: whatever recovers in
 #: these tests recovers by itself.
 NO_SWEEPER = {"SWEEP_INTERVAL": "60", "SWEEP_STALE_AFTER": "600"}
@@ -266,9 +268,15 @@ def charges_of(kadr: Deployment, users: Sequence[int]) -> dict[int, Counter[str]
 def assert_one_photo_and_one_charge_each(
     kadr: Deployment, chats: Chats, users: Sequence[int]
 ) -> None:
-    """After a quiet moment (a second photo would have come by then): one photo per user, one
-    job per user and it delivered, its credits reserved once and never refunded."""
-    time.sleep(QUIET)
+    """Once no task is left to send anything (a second photo would have come by then): one
+    photo per user, one job per user and it delivered, its credits reserved once and never
+    refunded."""
+    wait_until(
+        lambda: idle(kadr.redis),
+        SETTLES_WITHIN,
+        "no task queued or running",
+        lambda: f"running: {dict(running_tasks(kadr.redis))}, queued: {queued(kadr.redis)}",
+    )
     chats.poll()
     counts = {u: photos(chats, u) for u in users}
     assert all(n == 1 for n in counts.values()), f"photos per user: {counts}"
@@ -301,6 +309,31 @@ def in_progress(redis: PrivateRedis) -> dict[str, int]:
         client.close()
 
 
+def idle(redis: PrivateRedis) -> bool:
+    """No job's task queued or running: nothing is left that could send a photo. A job's
+    tasks go through arq's queues (kadr:<queue>) and the in-progress keys. A sweep (arq's
+    "cron") sends nothing itself, and re-enqueues only queued and completed jobs, never a
+    delivered one."""
+    return not queued(redis) and not set(running_tasks(redis)) - {"cron"}
+
+
+def queued(redis: PrivateRedis) -> dict[str, int]:
+    """How many jobs' tasks wait in each of arq's queues (kadr:<queue>) that has any; the
+    next sweep, queued ahead of its time, is not one."""
+    client = redis.client()
+    try:
+        lengths = {
+            queue: sum(
+                not member.startswith(b"cron:")
+                for member in client.zrange(queue, 0, -1)  # type: ignore[union-attr]
+            )
+            for queue in {queue_name(mode.queue) for mode in catalog().modes.values()}
+        }
+    finally:
+        client.close()
+    return {queue: length for queue, length in lengths.items() if length}
+
+
 def running_tasks(redis: PrivateRedis) -> dict[str, set[str]]:
     """What some worker is running now: task name → job ids."""
     running: dict[str, set[str]] = defaultdict(set)
@@ -310,10 +343,15 @@ def running_tasks(redis: PrivateRedis) -> dict[str, set[str]]:
     return running
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    detail: Callable[[], str] = lambda: "",
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what} {detail()}"
         time.sleep(0.1)
 
 
