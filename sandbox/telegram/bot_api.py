@@ -13,14 +13,29 @@ import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from .errors import ApiError, too_many_requests
+from .errors import ApiError, bad_request, too_many_requests
 from .files import CHUNK, StoredFile
 from .methods import Call, Method, lookup
 from .params import Upload, read_params
-from .state import Fault, Recorded, Sandbox
+from .state import PAID_SEND_TENTHS, Fault, Recorded, Sandbox
 
 logger = logging.getLogger(__name__)
 TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]{10,}")
+#: The methods that take allow_paid_broadcast (Bot API 7.11); others ignore it.
+PAID_BROADCAST_METHODS = frozenset(
+    {
+        *(f"send{kind}" for kind in ("Message", "Photo", "Video", "Animation", "Audio")),
+        *(f"send{kind}" for kind in ("Document", "PaidMedia", "Sticker", "VideoNote", "Voice")),
+        *(f"send{kind}" for kind in ("Location", "Venue", "Contact", "Poll", "Dice", "Invoice")),
+        "sendGame",
+        "sendMediaGroup",
+        "copyMessage",
+        "copyMessages",
+    }
+)
+#: What the stand-in answers a paid broadcast the bot's Stars cannot pay for. Telegram does not
+#: document it; this is MTProto's error for a Stars balance too low, as a 400.
+BALANCE_TOO_LOW = "BALANCE_TOO_LOW"
 
 ParamsLoader = Callable[[], Awaitable[tuple[dict[str, Any], dict[str, Upload]]]]
 
@@ -77,12 +92,19 @@ async def _run(method: Method, call: Call) -> Any:
     fault = call.world.take_fault(method.name, method.is_message, chat_id)
     if fault is not None and not fault.after_handling:
         await _apply(fault)
+    paid = method.name in PAID_BROADCAST_METHODS and call.get("allow_paid_broadcast") is True
+    billed = False
     limiter = call.world.limiter
     if limiter is not None and method.is_message:
-        retry_after = limiter.acquire(chat_id)
-        if retry_after is not None:
-            raise too_many_requests(retry_after)
+        admission = limiter.acquire(chat_id, paid=paid)
+        if admission.retry_after is not None:
+            raise too_many_requests(admission.retry_after)
+        billed = admission.billed
+    if billed and call.world.stars.tenths < PAID_SEND_TENTHS:
+        raise bad_request(BALANCE_TOO_LOW)
     result = await method.handler(call)
+    if paid:
+        call.world.stars.paid(billed=billed)
     if fault is not None and fault.after_handling:
         await _apply(fault)
     return result

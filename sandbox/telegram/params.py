@@ -51,6 +51,7 @@ INT_FIELDS = frozenset(
 )
 BOOL_FIELDS = frozenset(
     {
+        "allow_paid_broadcast",
         "disable_notification",
         "drop_pending_updates",
         "has_spoiler",

@@ -153,6 +153,35 @@ class Fault:
         }
 
 
+#: What a paid broadcast message costs, in tenths of a Star (0.1 Star).
+PAID_SEND_TENTHS = 1
+
+
+@dataclass(slots=True)
+class Stars:
+    """The bot's pretend Stars balance (in tenths: a paid message costs 0.1) and the paid
+    broadcasts it saw: per second of the wall clock, and how many were billed."""
+
+    tenths: int = 0
+    billed: int = 0
+    per_second: dict[int, int] = field(default_factory=dict)
+
+    def paid(self, *, billed: bool) -> None:
+        second = int(time.time())
+        self.per_second[second] = self.per_second.get(second, 0) + 1
+        if billed:
+            self.billed += 1
+            self.tenths -= PAID_SEND_TENTHS
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "balance": self.tenths / 10,
+            "paid_sends": sum(self.per_second.values()),
+            "billed_sends": self.billed,
+            "peak_paid_per_second": max(self.per_second.values(), default=0),
+        }
+
+
 @dataclass(slots=True)
 class Charge:
     user_id: int
@@ -204,6 +233,7 @@ class World:
     """Open callback query ids and the chat each was pressed in."""
     pre_checkouts: dict[str, asyncio.Future[tuple[bool, str | None]]] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
+    stars: Stars = field(default_factory=Stars)
 
     def user(self, user_id: int, **profile: Any) -> User:
         """Creates the person on first sight; later calls may update the profile."""
