@@ -93,18 +93,16 @@ async def _run(method: Method, call: Call) -> Any:
     if fault is not None and not fault.after_handling:
         await _apply(fault)
     paid = method.name in PAID_BROADCAST_METHODS and call.get("allow_paid_broadcast") is True
-    billed = False
     limiter = call.world.limiter
     if limiter is not None and method.is_message:
-        admission = limiter.acquire(chat_id, paid=paid)
-        if admission.retry_after is not None:
-            raise too_many_requests(admission.retry_after)
-        billed = admission.billed
-    if billed and call.world.stars.tenths < PAID_SEND_TENTHS:
+        retry_after = limiter.acquire(chat_id, paid=paid)
+        if retry_after is not None:
+            raise too_many_requests(retry_after)
+    if paid and call.world.stars.tenths < PAID_SEND_TENTHS:
         raise bad_request(BALANCE_TOO_LOW)
     result = await method.handler(call)
     if paid:
-        call.world.stars.paid(billed=billed)
+        call.world.stars.paid()
     if fault is not None and fault.after_handling:
         await _apply(fault)
     return result

@@ -160,24 +160,20 @@ PAID_SEND_TENTHS = 1
 @dataclass(slots=True)
 class Stars:
     """The bot's pretend Stars balance (in tenths: a paid message costs 0.1) and the paid
-    broadcasts it saw: per second of the wall clock, and how many were billed."""
+    broadcasts it paid for, counted per second of the wall clock."""
 
     tenths: int = 0
-    billed: int = 0
     per_second: dict[int, int] = field(default_factory=dict)
 
-    def paid(self, *, billed: bool) -> None:
+    def paid(self) -> None:
         second = int(time.time())
         self.per_second[second] = self.per_second.get(second, 0) + 1
-        if billed:
-            self.billed += 1
-            self.tenths -= PAID_SEND_TENTHS
+        self.tenths -= PAID_SEND_TENTHS
 
     def as_json(self) -> dict[str, Any]:
         return {
             "balance": self.tenths / 10,
             "paid_sends": sum(self.per_second.values()),
-            "billed_sends": self.billed,
             "peak_paid_per_second": max(self.per_second.values(), default=0),
         }
 
