@@ -13,7 +13,9 @@ import pytest
 from aiogram import Bot
 from redis.asyncio import Redis
 
+from core.infra.config import Config
 from core.infra.retry import RetryLater
+from core.resources import send_limits
 from core.telegram.limits import SendLimits, TelegramLimiter
 from core.telegram.outbox import Outbox, SendPacer
 from tests.fake_bot_api import FakeSession
@@ -166,3 +168,12 @@ async def test_a_paid_send_the_balance_cannot_pay_for_ends_paid_sends_for_the_da
     assert paid_flags(session) == [True]
     assert await limiter.paid_today() == BUDGET
     assert not (await limiter.acquire(chats(1)[0], max_wait=5, paid=True)).paid
+
+
+# --- the operator's settings --------------------------------------------------------------
+
+
+def test_paid_broadcasts_are_off_by_default_and_the_budget_is_counted_in_sends() -> None:
+    assert send_limits(Config()).paid_after is None
+    limits = send_limits(Config(PAID_BROADCAST_AFTER_SECONDS=10, PAID_BROADCAST_DAILY_STARS=25))
+    assert (limits.paid_after, limits.paid_per_day) == (10, 250)
