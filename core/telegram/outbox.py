@@ -15,11 +15,11 @@ one Bot per send policy, sharing the process's one session, and the session's mi
 - `outbox.notice`: a worker's status and failure notices, an admin's report, and a worker's
   calls that are no messages (getFile, deleteMessage): as `result`.
 - `outbox.broadcast`: an admin's broadcast: as `result`, but behind the results in line.
+- `outbox.progress`: progress edits: only if a moment is free now, else SendSkipped.
 
 Results and broadcasts may go as paid broadcasts (`allow_paid_broadcast`, 0.1 Star each) when
 the operator allows it and the line of results is long (core/telegram/limits.py); the pacer
 sets the parameter on the call when the limiter hands out a paid moment.
-- `outbox.progress`: progress edits: only if a moment is free now, else SendSkipped.
 
 This is what makes the inbox the handlers' outbox: a handler's reply that cannot leave yet
 waits here while its update stays in the durable inbox, in order per chat (the partition is
@@ -76,8 +76,8 @@ PACED_PREFIXES = ("send", "edit", "copy", "forward")
 COURTESIES = frozenset({"answerCallbackQuery"})
 #: A handler's send waits for its moment however far away it is (its update waits too).
 UNBOUNDED = 24 * 3600.0
-#: What Telegram answers a paid broadcast the bot's Stars balance cannot pay for (undocumented;
-#: the stand-in's choice, after MTProto's error of the name).
+#: In Telegram's answer to a paid broadcast the bot's Stars balance cannot pay for: the answer
+#: is undocumented; this is MTProto's error name, what the stand-in answers.
 BALANCE_TOO_LOW = "BALANCE_TOO_LOW"
 #: How long a replayable answer is kept if its update is never acked (a dead letter).
 SENT_TTL = 24 * 3600
