@@ -22,9 +22,9 @@ from aiogram import Bot
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.credits_face import buy_keyboard, no_credits_text
+from bot.credit_messages import buy_keyboard, no_credits_text
 from bot.i18n import _
-from bot.job_face import post_status
+from bot.job_messages import post_status
 from core.domain.credits import Allowance, NotEnoughCredits
 from core.domain.models import Job, User
 from core.jobs import lifecycle
@@ -38,6 +38,7 @@ from core.jobs.start import (
     plan_job,
     recorded,
 )
+from core.resources import Resources
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,24 @@ class Launcher:
     quota: UserQuota
     allowance: Allowance
 
+    @classmethod
+    def of(cls, resources: Resources) -> Launcher:
+        """The process's launcher: the users' quota and daily allowance as configured."""
+        config = resources.config
+        quota = UserQuota(
+            resources.redis,
+            per_minute=config.USER_JOBS_PER_MINUTE,
+            max_live=config.USER_LIVE_JOBS,
+        )
+        allowance = Allowance(config.FREE_CREDITS_PER_DAY, config.admin_ids)
+        return cls(resources.sessions, resources.redis, quota, allowance)
+
     async def launch(
-        self, bot: Bot, chat_id: int, user: User, request: JobRequest, *, update_id: int
+        self, bot: Bot, chat_id: int, user: User, request: JobRequest, *, update_id: int | None
     ) -> Job | None:
         """The job, or None when it was refused (the user has been told why). `update_id`:
-        the Telegram update that asked for it, which names the job (see above)."""
+        the Telegram update that asked for it, which names the job (see above); None for a
+        request that came another way (the Mini App), which gets a job of its own."""
         job = plan_job(user, chat_id=chat_id, request=request, update_id=update_id)
         existing = await recorded(self.sessions, job.id)
         if existing is not None:

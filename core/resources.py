@@ -28,8 +28,8 @@ from core.telegram.outbox import Outbox, SendPacer
 
 #: How a worker rides out a Redis restart: every command is retried with backoff capped at
 #: 1 s, about 25 s in all. Without it arq's poll loop dies on the first refused connection
-#: and the worker exits; in the benchmark a 1 s Redis restart took the video worker down.
-#: The api does not wait: its door answers 503 at once and Telegram delivers again.
+#: and the worker exits, so a one-second Redis restart would take workers down.
+#: The api does not wait: its webhook answers 503 at once and Telegram delivers again.
 REDIS_RETRY = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=30)
 #: OSError: a refused connect surfaces as the builtin ConnectionRefusedError.
 REDIS_RETRY_ON = [redis_errors.ConnectionError, redis_errors.TimeoutError, OSError]

@@ -15,6 +15,7 @@ from arq.typing import WorkerCoroutine
 from core.infra.logs import log_fields
 from core.infra.metrics import TASK_SECONDS, TASKS
 from core.infra.retry import RetryLater, backoff, is_outage, waiting_out
+from workers.albums import settle_album
 from workers.broadcast import run_broadcast
 from workers.cancellation import cancel_at_fal
 from workers.delivery import deliver_job
@@ -44,7 +45,7 @@ def measured(task: Task) -> WorkerCoroutine:
         outcome = "ok"
         try:
             with log_fields(**({"job_id": args[0]} if args else {})):
-                return await riding_out_outages(task, ctx, *args)
+                return await retry_through_outages(task, ctx, *args)
         except RetryLater as later:
             outcome = "retry"
             raise Retry(defer=later.delay) from None
@@ -58,7 +59,7 @@ def measured(task: Task) -> WorkerCoroutine:
     return run
 
 
-async def riding_out_outages(task: Task, ctx: dict[str, Any], *args: Any) -> Any:
+async def retry_through_outages(task: Task, ctx: dict[str, Any], *args: Any) -> Any:
     """Run the task; while Redis, the database, Telegram or fal is away, run it again after a
     pause that grows, for `OUTAGE_PATIENCE`, then hand it back to its queue. Every task may
     run again from the start (its moves are conditional, a delivery keeps its receipt), so an
@@ -101,3 +102,8 @@ async def sweep(ctx: dict[str, Any]) -> None:
 async def broadcast(ctx: dict[str, Any], broadcast_id: int) -> None:
     resources = ctx["services"].resources
     await run_broadcast(resources.sessions, resources.outbox, broadcast_id, attempt=ctx["job_try"])
+
+
+@measured
+async def album(ctx: dict[str, Any], chat_id: int, media_group_id: str) -> None:
+    await settle_album(ctx["services"], chat_id, media_group_id)

@@ -174,7 +174,7 @@ class UpdateConsumer:
                     update = self._parse(entry, update_id, first_run=False)
                     if is_outage(exc):
                         outage += 1
-                        await self._ride_out(update_id, exc, outage)
+                        await self._wait_out_outage(update_id, exc, outage)
                         continue
                     if tries >= MAX_TRIES:
                         raise
@@ -190,7 +190,7 @@ class UpdateConsumer:
                     await asyncio.sleep(pause)
                     tries = await self._inbox.begin(update_id)
         except Exception as exc:
-            await self._bury(partition, entry, update_id, kind, exc, tries)
+            await self._dead_letter(partition, entry, update_id, kind, exc, tries)
             return
         if await self._inbox.ack(partition, self._owner, entry, update_id):
             TELEGRAM_UPDATES.labels(kind, "handled" if tries == 1 else "redelivered").inc()
@@ -199,7 +199,7 @@ class UpdateConsumer:
             self._lost.add(partition)
             log.warning("lost partition %s while handling update %s", partition, update_id)
 
-    async def _ride_out(self, update_id: int, exc: Exception, outage: int) -> None:
+    async def _wait_out_outage(self, update_id: int, exc: Exception, outage: int) -> None:
         """Redis, the database or Telegram did not answer: not the update's fault, so it is
         tried again, without counting, for as long as the outage lasts."""
         if self._stopping.is_set():
@@ -230,15 +230,14 @@ class UpdateConsumer:
     async def _after_results(self) -> None:
         """A message's reply would wait for the results in line anyway (results go first,
         core/telegram/limits.py); its handler waits before it starts instead, so that it does
-        not take the CPU the deliveries need. Started at once, the handlers of 300 new
-        prompts ran while 900 held results were released (the benchmark's W4), and the
-        results left at 8 a second for the first two seconds."""
+        not take the CPU the deliveries need: started at once, new prompts' handlers slowed a
+        release of held results to a third of Telegram's rate (docs/benchmark-history.md)."""
         wait = await self._limiter.results_in_line()
         while wait > 0:
             await asyncio.sleep(wait)
             wait = await self._limiter.results_in_line()
 
-    async def _bury(
+    async def _dead_letter(
         self,
         partition: int,
         entry: Entry,
@@ -284,6 +283,6 @@ class UpdateConsumer:
 
 
 def _update_id(entry: Entry) -> int:
-    """The id the door checked; read without building the update (it may not parse)."""
+    """The id the webhook checked; read without building the update (it may not parse)."""
     body: Any = json.loads(entry.update)
     return int(body["update_id"])

@@ -40,7 +40,7 @@ async def record_fal_result(resources: Resources, webhook: FalWebhook, job_id: s
     the request); only a webhook that did not move the job is looked into, to say why."""
     try:
         if webhook.status == "OK":
-            mode = await lifecycle.completed(
+            mode = await lifecycle.mark_completed(
                 resources.sessions, job_id, webhook.payload, request_id=webhook.request_id
             )
             if mode is not None:

@@ -11,11 +11,11 @@ A moment further away than a worker slot should be held is reserved all the same
 the chat (`held`); the task goes back to the queue until then (`RetryLater`) and takes the
 held moment when it runs again. With a backlog every task so runs twice at most; without
 holding, every task deferred at once came back at once, and all but one were deferred again
-(in the benchmark, 3.4 runs per delivery, and 25 tries were not enough for a long backlog).
+(docs/benchmark-history.md).
 A held moment nobody comes for within `HELD_GRACE` costs one send slot. The task is asked
 back `EARLY_RETURN` before its moment and waits the rest in-process: arq hands deferred tasks
 back late on a busy machine (up to ~0.5 s), and tasks that all come late and all send at once
-were a burst past Telegram's 30/s (42 in one second in the send-limits test).
+were a burst past Telegram's 30/s.
 
 A result is given its place in the line of results before its task is queued
 (`place_in_line`, when fal's webhook records it), and the task is queued to come back
@@ -24,9 +24,9 @@ results so reaches the workers in the order of their turns, each task run once, 
 that comes late loses nothing: those already waiting take the moments. Left to reserve on
 their first run, 900 results released at once were 900 runs that each held a moment and went
 back to the queue, where arq hands out the oldest entries first: the runs that came back for
-their moments waited behind the fresh ones, came late, and the moments passed unused (results
-at 0.79-0.89 of 30/s in the benchmark's W4). Holding each moment when the result came instead
-lost the first second's moments whenever the workers were slow to start (0.92).
+their moments waited behind the fresh ones, came late, and the moments passed unused. Holding
+each moment when the result came instead lost the first second's moments whenever the workers
+were slow to start (docs/benchmark-history.md has both).
 
 A 429 pauses the bot (`pause`): no moment is handed out, held or not, until the pause ends,
 and a sender that slept until its moment asks once more whether a pause began meanwhile.
@@ -36,8 +36,8 @@ reserves a moment only while the bot's reservations and the line of results reac
 `YIELD_HORIZON` ahead;
 behind a longer backlog of results it waits for a turn in a lane of its own, the lane's turns
 spaced at the bot's rate, so however many wait they ask Redis at most that often. Without
-this, replies to new prompts took every other moment and results left at half the rate
-(0.46 of 30/s in the benchmark while results were waiting), and a result that is ready is
+this, replies to new prompts took every other moment and results left at half the rate,
+and a result that is ready is
 what the user paid for and waits on; a reply that waits keeps its update in the inbox.
 
 Paid broadcasts (Bot API 7.11, off unless `SendLimits.paid_after` is set): while the line of
@@ -48,7 +48,8 @@ line then is not kept back for a free turn, and the sends made soon after it go 
 (`PAID_GRACE`), so the results the line sent to the paid lane go paid when they come. Paid
 moments do not take free ones: replies still wait behind the free line, which stays about
 `paid_after` long while paid sends drain the rest. Each paid moment counts against the day's
-(UTC) budget, `paid_per_day` sends; once it is spent, sends take free moments again.
+(UTC) budget, `paid_per_day` messages (Telegram bills an album's every message); once it is
+spent, sends take free moments again.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ STARS_PER_PAID_SEND = 0.1
 # ARGV: bot interval, chat interval, longest acceptable wait, whether a moment may be held
 # (and a held one taken), HELD_GRACE, how far reservations may reach for the caller to take
 # one (negative: the caller does not yield), how far the line must reach for a paid moment
-# (negative: the caller may not go paid), the paid interval, paid sends allowed today, how
-# long the day's count is kept.
+# (negative: the caller may not go paid), the paid interval, paid messages allowed today, how
+# long the day's count is kept, the messages the caller's send would pay for (an album: each).
 # Returns {wait, lane, paid sends today}: the wait before sending (the moment is the caller's)
 # or, negative, how long until the caller should ask again (a moment is held for it, or, when
 # holding is off, nothing is); the lane: 'paid', 'free', or 'over' (free: the budget is spent).
@@ -121,7 +122,8 @@ local ahead = math.max(bot_next, tonumber(redis.call('GET', KEYS[6]) or '0'))
 local lane = 'free'
 local paid_after = tonumber(ARGV[7])
 if paid_after >= 0 and (ahead - now > paid_after or redis.call('EXISTS', KEYS[9]) == 1) then
-  if spent < tonumber(ARGV[9]) then
+  local cost = tonumber(ARGV[11])
+  if spent + cost <= tonumber(ARGV[9]) then
     local start = math.max(now, tonumber(redis.call('GET', KEYS[7]) or '0'))
     if chat_next > start then
       return {tostring(-(chat_next - now)), 'paid', spent}
@@ -130,9 +132,9 @@ if paid_after >= 0 and (ahead - now > paid_after or redis.call('EXISTS', KEYS[9]
     if wait > max_wait then
       return {tostring(-wait), 'paid', spent}
     end
-    keep(KEYS[7], start + tonumber(ARGV[8]))
+    keep(KEYS[7], start + tonumber(ARGV[8]) * cost)
     keep(KEYS[2], start + tonumber(ARGV[2]))
-    spent = redis.call('INCR', KEYS[8])
+    spent = redis.call('INCRBY', KEYS[8], cost)
     redis.call('EXPIRE', KEYS[8], tonumber(ARGV[10]))
     return {tostring(wait), 'paid', spent}
   end
@@ -235,7 +237,7 @@ class SendLimits:
     #: may be paid to go paid; None: never.
     paid_after: float | None = None
     paid_per_second: float = 1000
-    #: Paid sends a UTC day may take before sends fall back to free moments.
+    #: Paid messages a UTC day may take before sends fall back to free moments.
     paid_per_day: int = 0
 
 
@@ -273,6 +275,7 @@ class TelegramLimiter:
         holding: bool,
         yielding: bool = False,
         paid: bool = False,
+        messages: int = 1,
     ) -> tuple[float, Moment]:
         interval = self._private_interval if chat_id > 0 else self._group_interval
         keys = [
@@ -299,6 +302,7 @@ class TelegramLimiter:
             self._paid_interval,
             self._paid_per_day,
             PAID_DAY_TTL,
+            messages,
         ]
         wait, lane, spent = await self._reserve(keys=keys, args=args)
         lane = lane.decode() if isinstance(lane, bytes) else lane
@@ -312,11 +316,12 @@ class TelegramLimiter:
         max_wait: float = MAX_INLINE_WAIT,
         yielding: bool = False,
         paid: bool = False,
+        messages: int = 1,
     ) -> Moment:
         """Reserve the next free moment for a message to `chat_id` and wait for it; when that
         is more than `max_wait` away, hold it for the chat and raise RetryLater until then.
         `yielding`: results waiting go first; `paid`: the send may go as a paid broadcast
-        (see the module's docstring).
+        (see the module's docstring), paying for `messages` (an album pays for each).
 
         A process that was stalled (CPU starved, long GC) wakes past its moment together with
         every other sender it holds; sending then would be a burst. So a sender that wakes
@@ -327,7 +332,7 @@ class TelegramLimiter:
         while True:
             left = max(deadline - loop.time(), 0.0)
             wait, moment = await self._try(
-                chat_id, left, holding=True, yielding=yielding, paid=paid
+                chat_id, left, holding=True, yielding=yielding, paid=paid, messages=messages
             )
             if wait < 0:
                 # Not yet: a moment is held for -wait seconds from now, the chat is busy, the

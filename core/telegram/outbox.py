@@ -81,8 +81,9 @@ UNBOUNDED = 24 * 3600.0
 BALANCE_TOO_LOW = "BALANCE_TOO_LOW"
 #: How long a replayable answer is kept if its update is never acked (a dead letter).
 SENT_TTL = 24 * 3600
-#: The buttons after an album wait longer in place than a result: the album is out, and
-#: their task going back to the queue would send it again.
+#: The buttons after an album wait longer in place than a result: the album is out, so
+#: their delivery is not handed back to the queue (it would send the album again); past
+#: this wait they are dropped (core/telegram/sender.py).
 FOLLOW_UP_WAIT = 10.0
 
 
@@ -246,10 +247,12 @@ class SendPacer(BaseRequestMiddleware):
         chat = getattr(method, "chat_id", None)
         paced = name.startswith(PACED_PREFIXES) and isinstance(chat, int)
         payable = policy.paid and "allow_paid_broadcast" in type(method).model_fields
+        media = getattr(method, "media", None)
+        messages = len(media) if isinstance(media, list) else 1  # an album pays for each
         while True:
             paid = False
             if paced:
-                paid = await self._moment(chat, policy, payable=payable)  # type: ignore[arg-type]
+                paid = await self._moment(chat, policy, payable=payable, messages=messages)  # type: ignore[arg-type]
             call = method.model_copy(update={"allow_paid_broadcast": True}) if paid else method
             try:
                 response = await make_request(bot, call)
@@ -280,7 +283,7 @@ class SendPacer(BaseRequestMiddleware):
             TELEGRAM_CALLS.labels(name, "ok").inc()
             return response
 
-    async def _moment(self, chat: int, policy: SendPolicy, *, payable: bool) -> bool:
+    async def _moment(self, chat: int, policy: SendPolicy, *, payable: bool, messages: int) -> bool:
         """Waits for the call's moment; whether it is a paid one."""
         if policy.optional:
             if not await self.limiter.try_acquire(chat):
@@ -291,7 +294,11 @@ class SendPacer(BaseRequestMiddleware):
         OUTBOX_WAITING.inc()
         try:
             moment = await self.limiter.acquire(
-                chat, max_wait=policy.max_wait, yielding=policy.yielding, paid=payable
+                chat,
+                max_wait=policy.max_wait,
+                yielding=policy.yielding,
+                paid=payable,
+                messages=messages,
             )
         except RetryLater:
             TELEGRAM_THROTTLED.labels("limiter").inc()

@@ -46,6 +46,7 @@ from core.infra.files import FileTooLarge, downloaded
 from core.infra.retry import RetryLater, backoff
 from core.infra.url_guard import UrlGuard
 from core.telegram.outbox import Outbox
+from core.telegram.receipts import Sent
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,10 @@ class ResultSender:
         caption: str,
         buttons: InlineKeyboardMarkup,
         attempt: int,
-    ) -> list[str]:
-        """Send a job's files; returns Telegram's file ids (resendable for free): of the
-        photos, the video or the documents the user got, none for links."""
+    ) -> Sent:
+        """Send a job's files; returns Telegram's file ids (resendable for free) of the
+        photos, the video or the documents the user got (none for links), and the ids of the
+        messages that show them."""
         urls = [item["url"] for item in files]
         try:
             with telegram_errors(attempt):
@@ -191,7 +193,7 @@ class ResultSender:
         caption: str,
         buttons: InlineKeyboardMarkup,
         attempt: int,
-    ) -> list[str]:
+    ) -> Sent:
         """Photos or the video: by URL when Telegram fetches that size, else uploaded."""
         urls = [item["url"] for item in files]
         url_cap, upload_cap = (
@@ -216,7 +218,7 @@ class ResultSender:
         caption: str,
         buttons: InlineKeyboardMarkup,
         attempt: int,
-    ) -> list[str]:
+    ) -> Sent:
         """Uploaded, each with a preview: Telegram fetches documents by URL only when they
         are GIF, PDF or ZIP. One message per job as for a photo; an album's buttons follow."""
         async with self._uploads(urls, OTHER_UPLOAD_CAP, attempt) as uploads:
@@ -249,12 +251,12 @@ class ResultSender:
         media: Sequence[str | FSInputFile],
         caption: str,
         buttons: InlineKeyboardMarkup,
-    ) -> list[str]:
+    ) -> Sent:
         if output == "video":
             message = await self.outbox.result.send_video(
                 chat_id, media[0], caption=caption, reply_markup=buttons, supports_streaming=True
             )
-            return [message.video.file_id] if message.video else []
+            return Sent([message.video.file_id] if message.video else [], [message.message_id])
         if len(media) == 1:
             message = await self.outbox.result.send_photo(
                 chat_id, media[0], caption=caption, reply_markup=buttons
@@ -315,19 +317,21 @@ class ResultSender:
         caption: str,
         buttons: InlineKeyboardMarkup,
         attempt: int,
-    ) -> list[str]:
+    ) -> Sent:
         """Too big to upload: the user still gets the file, as links."""
         links = "\n".join(f'<a href="{html.escape(url)}">{html.escape(url)}</a>' for url in urls)
         with telegram_errors(attempt):
-            await self.outbox.result.send_message(
+            message = await self.outbox.result.send_message(
                 chat_id, f"{caption}\n\n{links}", reply_markup=buttons
             )
-        return []
+        return Sent([], [message.message_id])
 
 
-def _photo_ids(messages: Sequence[Message]) -> list[str]:
-    return [message.photo[-1].file_id for message in messages if message.photo]
+def _photo_ids(messages: Sequence[Message]) -> Sent:
+    shown = [message for message in messages if message.photo]
+    return Sent([m.photo[-1].file_id for m in shown], [m.message_id for m in shown])  # type: ignore[index]
 
 
-def _document_ids(messages: Sequence[Message]) -> list[str]:
-    return [message.document.file_id for message in messages if message.document]
+def _document_ids(messages: Sequence[Message]) -> Sent:
+    shown = [message for message in messages if message.document]
+    return Sent([m.document.file_id for m in shown], [m.message_id for m in shown])  # type: ignore[union-attr]

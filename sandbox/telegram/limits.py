@@ -7,7 +7,8 @@ of 0.1 Telegram Stars per message"); the chat's own limit holds all the same."""
 
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 GLOBAL_RATE = 30.0
 PAID_RATE = 1000.0
@@ -21,8 +22,8 @@ GROUP_RATE = 20.0 / 60.0
 class Bucket:
     capacity: float
     rate: float
-    tokens: float = field(init=False)
-    stamp: float = field(default_factory=time.monotonic)
+    stamp: float
+    tokens: float = 0.0
 
     def __post_init__(self) -> None:
         self.tokens = self.capacity
@@ -34,17 +35,21 @@ class Bucket:
 
 
 class FloodControl:
-    def __init__(self) -> None:
-        self._global = Bucket(GLOBAL_RATE, GLOBAL_RATE)
-        self._paid = Bucket(PAID_RATE, PAID_RATE)
+    """`clock` is the stand-in's time; a test passes its own to show the limits without
+    depending on how fast its requests happen to be."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._global = Bucket(GLOBAL_RATE, GLOBAL_RATE, clock())
+        self._paid = Bucket(PAID_RATE, PAID_RATE, clock())
         self._chats: dict[int, Bucket] = {}
 
     def acquire(self, chat_id: object, *, paid: bool = False) -> int | None:
         """Takes a token from every bucket involved, or returns the retry_after to answer."""
-        now = time.monotonic()
+        now = self._clock()
         buckets = [self._paid if paid else self._global]
         if isinstance(chat_id, int):
-            buckets.append(self._chats.get(chat_id) or self._chat_bucket(chat_id))
+            buckets.append(self._chats.get(chat_id) or self._chat_bucket(chat_id, now))
         wait = max(bucket.wait(now) for bucket in buckets)
         if wait > 0:
             return max(1, math.ceil(wait))
@@ -52,9 +57,11 @@ class FloodControl:
             bucket.tokens -= 1
         return None
 
-    def _chat_bucket(self, chat_id: int) -> Bucket:
+    def _chat_bucket(self, chat_id: int, now: float) -> Bucket:
         bucket = (
-            Bucket(PRIVATE_BURST, PRIVATE_RATE) if chat_id > 0 else Bucket(GROUP_BURST, GROUP_RATE)
+            Bucket(PRIVATE_BURST, PRIVATE_RATE, now)
+            if chat_id > 0
+            else Bucket(GROUP_BURST, GROUP_RATE, now)
         )
         self._chats[chat_id] = bucket
         return bucket

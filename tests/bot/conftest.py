@@ -64,8 +64,10 @@ class Chat:
         body["message"].update(fields)
         return body
 
-    async def feed(self, body: dict[str, Any]) -> None:
-        bot = self.outbox.reply(body["update_id"], first_run=True)
+    async def feed(self, body: dict[str, Any], *, first_run: bool = True) -> None:
+        """As the update consumer does (workers/updates.py); `first_run` False: the update
+        is handled again, as after a crash."""
+        bot = self.outbox.reply(body["update_id"], first_run=first_run)
         update = Update.model_validate(body, context={"bot": bot})
         await self.dispatcher.feed_update(bot, update)
 

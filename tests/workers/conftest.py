@@ -8,12 +8,11 @@ from typing import cast
 import httpx
 import pytest
 from aiogram import Bot
-from alembic import command
 from sqlalchemy import text
 
 from core.fal.client import FalClient
 from core.infra.config import Config
-from core.infra.db import alembic_config, create_engine, session_factory
+from core.infra.db import create_engine, session_factory
 from core.resources import Resources, create_redis
 from core.telegram.limits import TelegramLimiter
 from core.telegram.outbox import Outbox
@@ -22,12 +21,6 @@ from core.telegram.sender import ResultSender
 from sandbox.redis_server import PrivateRedis
 from tests.workers.harness import FAL, FakeFal, FakeSender, Worker
 from workers.services import Services
-
-
-@pytest.fixture(scope="module")
-def migrated_url(own_database_url: str) -> str:
-    command.upgrade(alembic_config(own_database_url), "head")
-    return own_database_url
 
 
 @pytest.fixture
