@@ -93,6 +93,12 @@ def run(sizes: Sizes, only: set[str] | None, out: Path, quick: bool) -> list[Sum
     selected = {name: step for name, step in steps(quick).items() if _selected(name, only)}
     if selected:
         _on_one_deployment(Context(_deploy(out, quick), sizes, summaries), selected, save)
+    if _selected("W4paid", only):
+        print(f"— W4paid, on a deployment of its own in {out / 'paid'} …", flush=True)
+        paid = deploy(out / "paid", env=workloads.PAID_ENV)
+        _on_one_deployment(
+            Context(paid, sizes, summaries), {"W4paid": workloads.paid_held_results}, save
+        )
     if _selected("chaos", only):
         print(f"— chaos, on a deployment of its own in {out / 'chaos'} …", flush=True)
         began = time.monotonic()
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help="comma-separated subset of "
-        + ", ".join([*STEPS, "faults", *FAULT_KEYS, "ingest", "chaos"]),
+        + ", ".join([*STEPS, "faults", *FAULT_KEYS, "ingest", "W4paid", "chaos"]),
     )
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/<time>)")
     parser.add_argument(

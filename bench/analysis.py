@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bench.deploy import Usage
+from bench.deploy import Deployment, Usage
 from bench.driver import Post
 from bench.observe import MESSAGE_METHODS, RESULT_METHODS, FalCall, JobRow, Observation
 from bench.stats import busy_spans, peak_in_window, per_second, percentile, rate_within
@@ -245,6 +245,36 @@ def telegram_values(observation: Observation, trace: Trace, configured: float) -
         "tg results/s in backlog": in_backlog,
         "results/s vs 30": in_backlog / 30,
         f"results/s vs {configured:g}": in_backlog / configured,
+    }
+
+
+#: The machine a figure per core is scaled to.
+MACHINE_CORES = 2
+
+
+def paid_values(
+    values: dict[str, Value], stars: dict[str, float], deployment: Deployment
+) -> dict[str, Value]:
+    """With paid broadcasts on, CPU is the limit: results/s per worker process (those that
+    deliver pictures) and per core of kadr's CPU (api, workers and Redis, per result), and the
+    machines of MACHINE_CORES cores a peak of 1,000 results/s needs at that cost."""
+    rate = float(values["tg results/s in backlog"])
+    image_workers = [n for n, roles in deployment.workers.items() if not roles or "images" in roles]
+    cpu_ms = float(values["CPU s/1000 jobs api + workers"]) + float(values["CPU s/1000 jobs redis"])
+    per_core = 1000 / cpu_ms if cpu_ms > 0 else math.nan
+    return {
+        "paid sends": stars["paid_sends"],
+        "paid sends/s peak (stand-in)": stars["peak_paid_per_second"],
+        "Stars spent": stars["paid_sends"] / 10,
+        "results/s per worker process": rate / len(image_workers),
+        "kadr CPU ms/result (api+workers+redis)": cpu_ms,
+        "results/s per core": per_core,
+        f"results/s per {MACHINE_CORES}-core machine": per_core * MACHINE_CORES,
+        f"{MACHINE_CORES}-core machines for 1,000 results/s": math.ceil(
+            1000 / (per_core * MACHINE_CORES)
+        )
+        if per_core > 0
+        else math.nan,
     }
 
 

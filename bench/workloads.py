@@ -453,13 +453,16 @@ def in_flight(context: Context) -> Summary:
     )
 
 
-def held_results(context: Context) -> Summary:
+def held_results(context: Context, name: str = "W4 held results", stars: float = 0) -> Summary:
     """W4: results waiting for Telegram while new prompts keep coming. fal finishes a first
     wave of jobs but holds their webhooks (as after an outage on its side), then sends them
     all within a second or two while a second wave of users writes: the results should leave
     at the limiter's pace, the new users' status messages after them."""
     sizes = context.sizes
     clean_slate(context, latency={"default": 0.5}, webhook_drop=True)
+    if stars:  # the bot's Stars balance at the stand-in, for paid broadcasts
+        with contextlib.closing(context.deployment.telegram()) as telegram:
+            telegram.stars(balance=stars)
     source = context.source(sizes.held_results + sizes.held_prompts)
     first = source.prompts(sizes.held_results)
     later = source.prompts(sizes.held_prompts)
@@ -481,11 +484,32 @@ def held_results(context: Context) -> Summary:
 
     return measure(
         context,
-        "W4 held results",
+        name,
         f"{sizes.held_results} results fal sends at once after holding them, while "
         f"{sizes.held_prompts} new prompts arrive at 100/s",
         load,
     )
+
+
+#: The paid step's operator settings: results go paid once the line is 2 s long; a budget
+#: no run reaches. Ten database connections a process: four processes at the default 20 took
+#: most of a PostgreSQL shared with other work, and the bench's own queries were refused.
+PAID_ENV = {
+    "PAID_BROADCAST_AFTER_SECONDS": "2",
+    "PAID_BROADCAST_DAILY_STARS": "1000000",
+    "DATABASE_POOL_SIZE": "10",
+}
+
+
+def paid_held_results(context: Context) -> Summary:
+    """W4 on a deployment with paid broadcasts on (`PAID_ENV`): how fast results leave when
+    Telegram's 30/s is no longer the limit, and what that costs in CPU: results/s per worker
+    process and per core, and so how many machines like this one a peak needs."""
+    summary = held_results(context, name="W4 paid", stars=1_000_000)
+    with contextlib.closing(context.deployment.telegram()) as telegram:
+        seen = telegram.stars()
+    summary.values.update(analysis.paid_values(summary.values, seen, context.deployment))
+    return summary
 
 
 def _resend_webhooks(context: Context, request_ids: list[str]) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.infra.config import Config
 from core.infra.db import create_engine, session_factory
 from core.infra.patches.aiogram_responses import ResponseKeepingSession
-from core.telegram.limits import SendLimits, TelegramLimiter
+from core.telegram.limits import STARS_PER_PAID_SEND, SendLimits, TelegramLimiter
 from core.telegram.outbox import Outbox, SendPacer
 
 #: How a worker rides out a Redis restart: every command is retried with backoff capped at
@@ -77,6 +77,15 @@ def create_bot(config: Config) -> Bot:
     )
 
 
+def send_limits(config: Config) -> SendLimits:
+    paid_after = config.PAID_BROADCAST_AFTER_SECONDS or None
+    return SendLimits(
+        total_per_second=config.TELEGRAM_SENDS_PER_SECOND,
+        paid_after=paid_after,
+        paid_per_day=round(config.PAID_BROADCAST_DAILY_STARS / STARS_PER_PAID_SEND),
+    )
+
+
 @dataclass
 class Resources:
     config: Config
@@ -94,9 +103,7 @@ class Resources:
         at once (the api)."""
         engine = create_engine(config.DATABASE_URL, config.DATABASE_POOL_SIZE)
         shared_redis = create_redis(config.REDIS_URL, retrying=redis_retrying)
-        limiter = TelegramLimiter(
-            shared_redis, SendLimits(total_per_second=config.TELEGRAM_SENDS_PER_SECOND)
-        )
+        limiter = TelegramLimiter(shared_redis, send_limits(config))
         bot = create_bot(config)
         bot.session.middleware(SendPacer(shared_redis, limiter))
         return cls(

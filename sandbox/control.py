@@ -56,6 +56,12 @@ class _Control:
 
 
 class TelegramSandbox(_Control):
+    def stars(self, balance: float | None = None) -> Record:
+        """The bot's pretend Stars balance and paid broadcasts; sets the balance if given."""
+        if balance is None:
+            return self._call("GET", "/stars")  # type: ignore[no-any-return]
+        return self._call("POST", "/stars", json={"balance": balance})  # type: ignore[no-any-return]
+
     def requests(self, method: str | None = None, chat_id: int | None = None) -> list[Record]:
         params = {k: v for k, v in {"method": method, "chat_id": chat_id}.items() if v is not None}
         return self._call("GET", "/requests", params=params)  # type: ignore[no-any-return]

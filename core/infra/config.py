@@ -69,6 +69,12 @@ class Config(BaseSettings):
     WORKER_METRICS_PORT: int = Field(9101, ge=0, le=65535)
     WORKER_NAME: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     TELEGRAM_SENDS_PER_SECOND: float = Field(29, gt=0, le=30)
+    #: Paid broadcasts (Bot API 7.11): results and broadcasts go with allow_paid_broadcast,
+    #: up to 1,000/s for 0.1 Star each, while the line of results is longer than this many
+    #: seconds. 0: never.
+    PAID_BROADCAST_AFTER_SECONDS: float = Field(0, ge=0)
+    #: Stars a UTC day may spend on paid broadcasts; then sends fall back to the free 30/s.
+    PAID_BROADCAST_DAILY_STARS: int = Field(0, ge=0)
     SWEEP_INTERVAL: int = Field(60, ge=1, le=60)
     SWEEP_STALE_AFTER: int = Field(60, ge=1)
     USER_JOBS_PER_MINUTE: int = Field(10, ge=1)

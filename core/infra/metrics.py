@@ -65,6 +65,16 @@ INBOX_OLDEST_AGE = Gauge(
     "kadr_inbox_oldest_age_seconds", "How long the oldest unhandled update has waited."
 )
 INBOX_DEAD = Gauge("kadr_inbox_dead_letters", "Updates whose handler kept failing, kept aside.")
+TELEGRAM_PAID = Counter(
+    "kadr_telegram_paid_sends_total",
+    "Sends made while paid broadcasts were due: paid (0.1 Star each), over_budget (free: "
+    "the day's Stars budget was spent), balance_too_low (Telegram refused; sent free).",
+    ["outcome"],
+)
+TELEGRAM_PAID_STARS_TODAY = Gauge(
+    "kadr_telegram_paid_stars_today",
+    "Stars spent on paid broadcasts today (UTC), all processes, as this process last saw it.",
+)
 OUTBOX_WAITING = Gauge(
     "kadr_outbox_waiting", "Bot API sends of this process waiting for their moment to go."
 )

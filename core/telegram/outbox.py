@@ -17,6 +17,10 @@ one Bot per send policy, sharing the process's one session, and the session's mi
 - `outbox.broadcast`: an admin's broadcast: as `result`, but behind the results in line.
 - `outbox.progress`: progress edits: only if a moment is free now, else SendSkipped.
 
+Results and broadcasts may go as paid broadcasts (`allow_paid_broadcast`, 0.1 Star each) when
+the operator allows it and the line of results is long (core/telegram/limits.py); the pacer
+sets the parameter on the call when the limiter hands out a paid moment.
+
 This is what makes the inbox the handlers' outbox: a handler's reply that cannot leave yet
 waits here while its update stays in the durable inbox, in order per chat (the partition is
 held); if the process dies, the update is handled again and the replies already sent are
@@ -55,11 +59,13 @@ from core.infra.metrics import (
     OUTBOX_OLDEST_WAIT,
     OUTBOX_WAITING,
     TELEGRAM_CALLS,
+    TELEGRAM_PAID,
+    TELEGRAM_PAID_STARS_TODAY,
     TELEGRAM_THROTTLED,
 )
 from core.infra.retry import RetryLater
 from core.telegram.inbox import sent_key
-from core.telegram.limits import MAX_INLINE_WAIT, TelegramLimiter
+from core.telegram.limits import MAX_INLINE_WAIT, STARS_PER_PAID_SEND, TelegramLimiter
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,9 @@ PACED_PREFIXES = ("send", "edit", "copy", "forward")
 COURTESIES = frozenset({"answerCallbackQuery"})
 #: A handler's send waits for its moment however far away it is (its update waits too).
 UNBOUNDED = 24 * 3600.0
+#: In Telegram's answer to a paid broadcast the bot's Stars balance cannot pay for: the answer
+#: is undocumented; this is MTProto's error name, what the stand-in answers.
+BALANCE_TOO_LOW = "BALANCE_TOO_LOW"
 #: How long a replayable answer is kept if its update is never acked (a dead letter).
 SENT_TTL = 24 * 3600
 #: The buttons after an album wait longer in place than a result: the album is out, so
@@ -94,13 +103,15 @@ class SendPolicy:
     yielding: bool = False
     #: Goes only if a moment is free now, else SendSkipped.
     optional: bool = False
+    #: May go as a paid broadcast while the line of results is long.
+    paid: bool = False
 
 
 REPLY = SendPolicy("reply", max_wait=UNBOUNDED, yielding=True)
-RESULT = SendPolicy("result", max_wait=MAX_INLINE_WAIT)
+RESULT = SendPolicy("result", max_wait=MAX_INLINE_WAIT, paid=True)
 FOLLOW_UP = SendPolicy("follow_up", max_wait=FOLLOW_UP_WAIT)
 NOTICE = SendPolicy("notice", max_wait=MAX_INLINE_WAIT)
-BROADCAST = SendPolicy("broadcast", max_wait=MAX_INLINE_WAIT, yielding=True)
+BROADCAST = SendPolicy("broadcast", max_wait=MAX_INLINE_WAIT, yielding=True, paid=True)
 PROGRESS = SendPolicy("progress", max_wait=0.0, optional=True)
 
 
@@ -235,11 +246,16 @@ class SendPacer(BaseRequestMiddleware):
     ) -> Any:
         chat = getattr(method, "chat_id", None)
         paced = name.startswith(PACED_PREFIXES) and isinstance(chat, int)
+        payable = policy.paid and "allow_paid_broadcast" in type(method).model_fields
+        media = getattr(method, "media", None)
+        messages = len(media) if isinstance(media, list) else 1  # an album pays for each
         while True:
+            paid = False
             if paced:
-                await self._moment(chat, policy)  # type: ignore[arg-type]
+                paid = await self._moment(chat, policy, payable=payable, messages=messages)  # type: ignore[arg-type]
+            call = method.model_copy(update={"allow_paid_broadcast": True}) if paid else method
             try:
-                response = await make_request(bot, method)
+                response = await make_request(bot, call)
             except TelegramRetryAfter as exc:
                 TELEGRAM_CALLS.labels(name, "429").inc()
                 TELEGRAM_THROTTLED.labels("telegram").inc()
@@ -251,6 +267,12 @@ class SendPacer(BaseRequestMiddleware):
                 continue
             except TelegramBadRequest as exc:
                 TELEGRAM_CALLS.labels(name, "bad_request").inc()
+                if paid and BALANCE_TOO_LOW in exc.message:
+                    log.warning("paid broadcast refused: the bot's Stars balance is short")
+                    TELEGRAM_PAID.labels("balance_too_low").inc()
+                    await self.limiter.spend_budget()
+                    payable = False
+                    continue
                 if name in COURTESIES:
                     log.info("%s refused (%s); the handler goes on", name, exc.message)
                     return True
@@ -261,19 +283,30 @@ class SendPacer(BaseRequestMiddleware):
             TELEGRAM_CALLS.labels(name, "ok").inc()
             return response
 
-    async def _moment(self, chat: int, policy: SendPolicy) -> None:
+    async def _moment(self, chat: int, policy: SendPolicy, *, payable: bool, messages: int) -> bool:
+        """Waits for the call's moment; whether it is a paid one."""
         if policy.optional:
             if not await self.limiter.try_acquire(chat):
                 raise SendSkipped(f"no free send moment for chat {chat}")
-            return
+            return False
         ticket = next(self._tickets)
         self._waiting[ticket] = time.monotonic()
         OUTBOX_WAITING.inc()
         try:
-            await self.limiter.acquire(chat, max_wait=policy.max_wait, yielding=policy.yielding)
+            moment = await self.limiter.acquire(
+                chat,
+                max_wait=policy.max_wait,
+                yielding=policy.yielding,
+                paid=payable,
+                messages=messages,
+            )
         except RetryLater:
             TELEGRAM_THROTTLED.labels("limiter").inc()
             raise
         finally:
             OUTBOX_WAITING.dec()
             del self._waiting[ticket]
+        if moment.paid or moment.over_budget:
+            TELEGRAM_PAID.labels("paid" if moment.paid else "over_budget").inc()
+            TELEGRAM_PAID_STARS_TODAY.set(moment.paid_today * STARS_PER_PAID_SEND)
+        return moment.paid

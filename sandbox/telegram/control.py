@@ -470,6 +470,18 @@ def _canonical(name: str) -> str:
     return method.name if method else name
 
 
+async def stars(request: Request) -> Response:
+    """The bot's pretend Stars balance and its paid broadcasts; POST {"balance": n} sets it."""
+    world = _sandbox(request).world
+    if request.method == "POST":
+        body, _ = await _body(request)
+        try:
+            world.stars.tenths = round(float(body["balance"]) * 10)
+        except (KeyError, TypeError, ValueError):
+            raise ControlError(HTTPStatus.BAD_REQUEST, "balance must be a number") from None
+    return JSONResponse(world.stars.as_json())
+
+
 async def reset(request: Request) -> Response:
     _sandbox(request).reset()
     return JSONResponse({"ok": True})
@@ -533,6 +545,7 @@ async def file_bytes(request: Request) -> Response:
 routes = [
     Route("/requests", list_requests, methods=["GET"]),
     Route("/reset", reset, methods=["POST"]),
+    Route("/stars", stars, methods=["GET", "POST"]),
     Route("/faults", add_fault, methods=["POST"]),
     Route("/faults", clear_faults, methods=["DELETE"]),
     Route("/users/{user_id}/block", block, methods=["POST"]),

@@ -1,5 +1,9 @@
 """Telegram's flood control as token buckets: ~30 messages/s per bot, ~1/s per private chat with a
-short burst, 20/min per group. Only requests that pass take a token, like Telegram."""
+short burst, 20/min per group. Only requests that pass take a token, like Telegram.
+
+A send with allow_paid_broadcast (Bot API 7.11) ignores the bot's 30/s and goes within a bucket
+of 1,000/s of its own ("up to 1000 messages per second, ignoring broadcasting limits for a fee
+of 0.1 Telegram Stars per message"); the chat's own limit holds all the same."""
 
 import math
 import time
@@ -7,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 GLOBAL_RATE = 30.0
+PAID_RATE = 1000.0
 PRIVATE_BURST = 3.0
 PRIVATE_RATE = 1.0
 GROUP_BURST = 20.0
@@ -36,12 +41,13 @@ class FloodControl:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._global = Bucket(GLOBAL_RATE, GLOBAL_RATE, clock())
+        self._paid = Bucket(PAID_RATE, PAID_RATE, clock())
         self._chats: dict[int, Bucket] = {}
 
-    def acquire(self, chat_id: object) -> int | None:
+    def acquire(self, chat_id: object, *, paid: bool = False) -> int | None:
         """Takes a token from every bucket involved, or returns the retry_after to answer."""
         now = self._clock()
-        buckets = [self._global]
+        buckets = [self._paid if paid else self._global]
         if isinstance(chat_id, int):
             buckets.append(self._chats.get(chat_id) or self._chat_bucket(chat_id, now))
         wait = max(bucket.wait(now) for bucket in buckets)

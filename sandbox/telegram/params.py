@@ -59,6 +59,7 @@ BOOL_FIELDS = frozenset(
         "allow_bot_chats",
         "allow_channel_chats",
         "allow_group_chats",
+        "allow_paid_broadcast",
         "allow_user_chats",
         "is_personal",
         "disable_notification",

@@ -153,6 +153,32 @@ class Fault:
         }
 
 
+#: What a paid broadcast message costs, in tenths of a Star (0.1 Star).
+PAID_SEND_TENTHS = 1
+
+
+@dataclass(slots=True)
+class Stars:
+    """The bot's pretend Stars balance (in tenths: a paid message costs 0.1) and the paid
+    broadcast messages it paid for (an album's every message), counted per second of the wall
+    clock."""
+
+    tenths: int = 0
+    per_second: dict[int, int] = field(default_factory=dict)
+
+    def paid(self, messages: int) -> None:
+        second = int(time.time())
+        self.per_second[second] = self.per_second.get(second, 0) + messages
+        self.tenths -= PAID_SEND_TENTHS * messages
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "balance": self.tenths / 10,
+            "paid_sends": sum(self.per_second.values()),
+            "peak_paid_per_second": max(self.per_second.values(), default=0),
+        }
+
+
 @dataclass(slots=True)
 class Prepared:
     """A message a bot prepared for its Mini App to share (savePreparedInlineMessage)."""
@@ -240,6 +266,7 @@ class World:
     `retry_after` has passed (time.monotonic()); a bot that does not wait gets 429 again."""
     pre_checkouts: dict[str, asyncio.Future[tuple[bool, str | None]]] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
+    stars: Stars = field(default_factory=Stars)
     invoice_links: dict[str, InvoiceLink] = field(default_factory=dict)
     """Invoice links by their slug (the part after `t.me/$`)."""
     subscriptions: dict[str, StarSubscription] = field(default_factory=dict)
