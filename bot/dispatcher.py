@@ -53,7 +53,7 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
         redis=resources.redis,
         config=config,
         allowance=allowance,
-        launcher=Launcher(resources.sessions, resources.redis, quota, allowance),
+        launcher=Launcher(resources.sessions, resources.redis, quota, allowance, resources.limiter),
     )
     dispatcher.update.middleware(UserMiddleware(resources.sessions, resources.redis))
     # After the user middleware: the language is the one stored on the user's row.

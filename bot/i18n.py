@@ -55,6 +55,7 @@ PLURALS: Final[dict[str, str]] = {
     "pack_button": "credits",
     "payment_done": "credits",
     "prompt_too_long": "length",
+    "status_ahead": "ahead",
     "too_many_jobs": "count",
     "too_many_requests": "limit",
 }

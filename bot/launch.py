@@ -12,6 +12,11 @@ The status message goes out before the row is written: a handler's send may wait
 moment behind a backlog, and a row already written would look stuck to the sweeper. The
 job's id follows from its update, so a handler run again finds the job and enqueues it
 again (a no-op) instead of making a second one.
+
+A status message is sent only when it would arrive well before the result
+(`worth_a_status`): at a peak, when sends are booked seconds ahead, it would cost one of the
+bot's 30 sends a second that a result needs and come just before the picture. The user's
+message then gets a reaction instead, which is not a message (`bot/job_face.acknowledge`).
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.credits_face import buy_keyboard, no_credits_text
 from bot.i18n import _
-from bot.job_face import post_status
+from bot.job_face import acknowledge, claim_refresh, post_status, progress_text, refresh_every
 from core.domain.credits import Allowance, NotEnoughCredits
 from core.domain.models import Job, User
-from core.jobs import lifecycle
+from core.jobs import estimate, lifecycle
+from core.jobs.queue import enqueue_progress
 from core.jobs.start import (
     JobRequest,
     Refusal,
@@ -38,6 +44,7 @@ from core.jobs.start import (
     plan_job,
     recorded,
 )
+from core.telegram.limits import TelegramLimiter
 from core.telegram.outbox import current_update_id
 
 
@@ -49,9 +56,19 @@ class Launcher:
     redis: ArqRedis
     quota: UserQuota
     allowance: Allowance
+    limiter: TelegramLimiter
 
-    async def launch(self, bot: Bot, chat_id: int, user: User, request: JobRequest) -> Job | None:
-        """The job, or None when it was refused (the user has been told why)."""
+    async def launch(
+        self,
+        bot: Bot,
+        chat_id: int,
+        user: User,
+        request: JobRequest,
+        *,
+        ack_message_id: int | None = None,
+    ) -> Job | None:
+        """The job, or None when it was refused (the user has been told why).
+        `ack_message_id`: the user's message to react to when no status message goes."""
         job = plan_job(user, chat_id=chat_id, request=request, update_id=current_update_id())
         existing = await recorded(self.sessions, job.id)
         if existing is not None:
@@ -67,7 +84,7 @@ class Launcher:
         except NotEnoughCredits as short:
             await bot.send_message(chat_id, self._short(short), reply_markup=buy_keyboard())
             return None
-        job.status_message_id = await post_status(bot, job)
+        job.status_message_id = await self._show(bot, job, ack_message_id)
         try:
             await lifecycle.accept(
                 self.sessions, job, price=price, free_per_day=self.allowance.free_per_day
@@ -81,7 +98,31 @@ class Launcher:
             )
             return None
         await enqueue_job(self.redis, job)
+        if job.status_message_id is not None:
+            every = refresh_every(chat_id)
+            await enqueue_progress(self.redis, job.id, job.mode, tick=1, delay=every)
         return job
+
+    async def _show(self, bot: Bot, job: Job, ack_message_id: int | None) -> int | None:
+        """The status message's id; None when a reaction (or, for a button, its answer)
+        acknowledges the request instead."""
+        backlog = await self.limiter.backlog()
+        figures = await estimate.figures(
+            self.redis,
+            self.limiter,
+            job_id=job.id,
+            mode=job.mode,
+            model=job.model,
+            submitted_at=None,
+            backlog=backlog,
+        )
+        if estimate.worth_a_status(backlog.sends, estimate.eta(figures)):
+            text = progress_text(job, figures)
+            await claim_refresh(self.redis, job, text)
+            return await post_status(bot, job, text)
+        if ack_message_id is not None:
+            await acknowledge(bot, job.chat_id, ack_message_id)
+        return None
 
     def _short(self, short: NotEnoughCredits) -> str:
         return no_credits_text(short, self.allowance.free_per_day)

@@ -24,6 +24,7 @@ from core.fal.client import FalError, FalRetryableError
 from core.infra.retry import RetryLater, backoff, is_outage
 from core.infra.url_guard import RefusedURL
 from core.jobs import lifecycle
+from core.jobs.estimate import record_sent
 from core.jobs.output import media_files, output_of
 from core.jobs.queries import get_job
 from core.telegram.sender import Undeliverable
@@ -105,6 +106,7 @@ async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
         if file_ids is None:
             return
         await services.receipts.keep(job.id, file_ids)
+        await record_sent(services.resources.redis)
     result = {**(job.result or {}), "telegram_file_ids": file_ids}
     await lifecycle.delivered(services.resources.sessions, job, result)
     await remove_status(services.resources.bot, job)

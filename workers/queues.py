@@ -17,7 +17,15 @@ from arq.connections import ArqRedis, RedisSettings
 from core.domain.catalog import catalog
 from core.infra.config import Config
 from core.infra.metrics import QUEUE_DEPTH, QUEUE_DUE, QUEUE_OLDEST_AGE
-from core.jobs.queue import BROADCAST, BROADCAST_QUEUE, CANCEL, DELIVER, SUBMIT, queue_name
+from core.jobs.queue import (
+    BROADCAST,
+    BROADCAST_QUEUE,
+    CANCEL,
+    DELIVER,
+    PROGRESS,
+    SUBMIT,
+    queue_name,
+)
 from core.resources import REDIS_RETRY, REDIS_RETRY_ON
 from workers import tasks
 from workers.services import Services
@@ -70,6 +78,7 @@ def worker_options(config: Config, queue: str, services: Services) -> dict[str, 
             func(tasks.submit, name=SUBMIT, timeout=120, max_tries=tasks.TRIES),
             func(tasks.deliver, name=DELIVER, timeout=180, max_tries=tasks.TRIES),
             func(tasks.cancel, name=CANCEL, timeout=60, max_tries=tasks.TRIES),
+            func(tasks.progress, name=PROGRESS, timeout=30, max_tries=3),
             *(
                 [
                     func(

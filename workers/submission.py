@@ -17,7 +17,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from bot.job_face import show_progress
 from core.domain.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
 from core.domain.models import Job, JobStatus, utcnow
 from core.fal.client import (
@@ -31,9 +30,10 @@ from core.fal.photos import PhotoLimits, PhotoRejected, photo_to_fal
 from core.fal.webhook import job_webhook_url
 from core.infra.metrics import FAL_CALLS
 from core.infra.retry import RetryLater, backoff
-from core.jobs import lifecycle
+from core.jobs import estimate, lifecycle
 from core.jobs.queries import get_job
 from core.jobs.queue import enqueue_deliver
+from workers.progress import refresh_status
 from workers.services import Services
 
 log = logging.getLogger(__name__)
@@ -103,11 +103,9 @@ async def _record_submission(
     if not await lifecycle.submitted(resources.sessions, job, submission, check_at=check_at):
         await _cancel_if_orphaned(services, job.id, submission)
         return
-    position = submission.queue_position or 0
-    key, values = (
-        ("status_position", {"position": position}) if position else ("status_generating", {})
-    )
-    await show_progress(resources.bot, job, key, **values)
+    if submission.queue_position:
+        await estimate.record_fal_position(resources.redis, job.id, submission.queue_position)
+    await refresh_status(resources, job)
 
 
 async def _cancel_if_orphaned(services: Services, job_id: str, submission: FalSubmission) -> None:

@@ -49,4 +49,10 @@ async def _generate(
         )
         await message.answer(_(key, **refusal.values))
         return
-    await launcher.launch(message.bot, message.chat.id, user, request)  # type: ignore[arg-type]
+    await launcher.launch(
+        message.bot,  # type: ignore[arg-type]
+        message.chat.id,
+        user,
+        request,
+        ack_message_id=message.message_id,
+    )

@@ -154,7 +154,13 @@ async def _start(
 
 
 async def _launch(message: Message, user: User, launcher: Launcher, request: JobRequest) -> None:
-    await launcher.launch(message.bot, message.chat.id, user, request)  # type: ignore[arg-type]
+    await launcher.launch(
+        message.bot,  # type: ignore[arg-type]
+        message.chat.id,
+        user,
+        request,
+        ack_message_id=message.message_id,
+    )
 
 
 def _input(photo: dict[str, Any]) -> dict[str, Any]:

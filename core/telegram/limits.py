@@ -64,7 +64,8 @@ YIELD_HORIZON = 0.25
 # yielding senders' lane, the line of results.
 # ARGV: bot interval, chat interval, longest acceptable wait, whether a moment may be held
 # (and a held one taken), HELD_GRACE, how far reservations may reach for the caller to take
-# one (negative: the caller does not yield).
+# one (negative: the caller does not yield), whether the caller would rather go without
+# than wait for a turn in the yielding lane ('1': an optional send).
 # Returns the wait before sending (the moment is the caller's) or, negative, how long until
 # the caller should ask again (a moment is held for it, or, when holding is off, nothing is).
 _RESERVE = """
@@ -98,6 +99,9 @@ end
 local horizon = tonumber(ARGV[6])
 local ahead = math.max(bot_next, tonumber(redis.call('GET', KEYS[6]) or '0'))
 if horizon >= 0 and ahead - now > horizon then
+  if ARGV[7] == '1' then
+    return tostring(-(ahead - now))
+  end
   local turn = math.max(tonumber(redis.call('GET', KEYS[5]) or '0'), ahead - horizon)
   local after = turn + tonumber(ARGV[1])
   redis.call('SET', KEYS[5], tostring(after), 'PX', math.ceil((after - now) * 1000) + 1000)
@@ -148,13 +152,15 @@ redis.call('SET', KEYS[2], tostring(after), 'PX', math.ceil((after - now) * 1000
 return tostring(turn - now)
 """
 
-# KEYS: the line of results. ARGV: YIELD_HORIZON. Returns how long until the line reaches less
-# than the horizon ahead (0: it does now).
-_LINE_AHEAD = """
+# KEYS: the line of results, the bot-wide key, the yielding lane. Returns how far ahead the
+# line of results reaches, and how far the line, every reserved moment and the lane reach.
+_BACKLOG = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local line = tonumber(redis.call('GET', KEYS[1]) or '0')
-return tostring(math.max(line - now - tonumber(ARGV[1]), 0))
+local sends = math.max(line, tonumber(redis.call('GET', KEYS[2]) or '0'),
+  tonumber(redis.call('GET', KEYS[3]) or '0'))
+return {tostring(math.max(line - now, 0)), tostring(math.max(sends - now, 0))}
 """
 
 # KEYS: the pause. Returns how long it still lasts (0: none).
@@ -163,6 +169,20 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 return tostring(math.max(tonumber(redis.call('GET', KEYS[1]) or '0') - now, 0))
 """
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Seconds until the results in line are out (`results`) and until a reply that yields
+    could go (`sends`); `interval`: seconds between two of the bot's sends."""
+
+    results: float
+    sends: float
+    interval: float
+
+    @property
+    def results_waiting(self) -> int:
+        return round(self.results / self.interval)
 
 
 @dataclass(frozen=True)
@@ -180,13 +200,19 @@ class TelegramLimiter:
         self._pause = redis.register_script(_PAUSE)
         self._paused = redis.register_script(_PAUSED)
         self._place = redis.register_script(_PLACE)
-        self._line_ahead = redis.register_script(_LINE_AHEAD)
+        self._backlog = redis.register_script(_BACKLOG)
         self._bot_interval = 1 / limits.total_per_second
         self._private_interval = 1 / limits.private_per_second
         self._group_interval = 60 / limits.group_per_minute
 
     async def _try(
-        self, chat_id: int, max_wait: float, *, holding: bool, yielding: bool = False
+        self,
+        chat_id: int,
+        max_wait: float,
+        *,
+        holding: bool,
+        yielding: bool = False,
+        optional: bool = False,
     ) -> float:
         interval = self._private_interval if chat_id > 0 else self._group_interval
         keys = [
@@ -197,8 +223,16 @@ class TelegramLimiter:
             "kadr:tg-lane:yielding",
             LINE_KEY,
         ]
-        horizon = YIELD_HORIZON if yielding else -1
-        args = [self._bot_interval, interval, max_wait, int(holding), HELD_GRACE, horizon]
+        horizon = (0.0 if optional else YIELD_HORIZON) if yielding else -1
+        args = [
+            self._bot_interval,
+            interval,
+            max_wait,
+            int(holding),
+            HELD_GRACE,
+            horizon,
+            int(optional),
+        ]
         return float(await self._reserve(keys=keys, args=args))
 
     async def acquire(
@@ -240,13 +274,16 @@ class TelegramLimiter:
         turn = float(await self._place(keys=keys, args=[self._bot_interval]))
         return max(turn - EARLY_RETURN, 0.0)
 
-    async def results_in_line(self) -> float:
-        """How long until the results in line are out, but for `YIELD_HORIZON` (0: now)."""
-        return float(await self._line_ahead(keys=[LINE_KEY], args=[YIELD_HORIZON]))
-
     async def try_acquire(self, chat_id: int) -> bool:
-        """Take a moment only if one is free now: for optional sends such as progress edits."""
-        return await self._try(chat_id, 0.0, holding=False) == 0.0
+        """Take a moment only if one is free now and no result waits in line: for optional
+        sends such as progress edits, which must never push a result's moment back."""
+        return await self._try(chat_id, 0.0, holding=False, yielding=True, optional=True) == 0.0
+
+    async def backlog(self) -> Backlog:
+        """How far ahead the results in line and every reserved moment reach (for the
+        estimate a status message shows, and whether one is worth sending)."""
+        line, sends = await self._backlog(keys=[LINE_KEY, BOT_KEY, "kadr:tg-lane:yielding"])
+        return Backlog(results=float(line), sends=float(sends), interval=self._bot_interval)
 
     async def pause(self, seconds: float) -> None:
         """Telegram answered 429: no sender of this bot, in any process, sends for `seconds`
