@@ -138,6 +138,11 @@ def progress_text(job: Job, figures: Figures) -> str:
         return _details(job, "\n".join(lines))
 
 
+async def refreshed_lately(redis: Redis, job: Job) -> bool:
+    """An edit of this job went within `refresh_every`: no need to work out a new text."""
+    return bool(await redis.exists(EDITED_PREFIX + job.id))
+
+
 async def claim_refresh(redis: Redis, job: Job, text: str) -> bool:
     """Whether `text` may be shown now: it differs from the last one shown and no edit of
     this job went within `refresh_every` (the claim holds for that long, whoever shows it)."""

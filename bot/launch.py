@@ -84,7 +84,7 @@ class Launcher:
         except NotEnoughCredits as short:
             await bot.send_message(chat_id, self._short(short), reply_markup=buy_keyboard())
             return None
-        job.status_message_id = await self._show(bot, job, ack_message_id)
+        job.status_message_id, expected = await self._show(bot, job, ack_message_id)
         try:
             await lifecycle.accept(
                 self.sessions, job, price=price, free_per_day=self.allowance.free_per_day
@@ -98,14 +98,17 @@ class Launcher:
             )
             return None
         await enqueue_job(self.redis, job)
-        if job.status_message_id is not None:
-            every = refresh_every(chat_id)
+        every = refresh_every(chat_id)
+        if job.status_message_id is not None and (expected is None or expected > every):
             await enqueue_progress(self.redis, job.id, job.mode, tick=1, delay=every)
         return job
 
-    async def _show(self, bot: Bot, job: Job, ack_message_id: int | None) -> int | None:
-        """The status message's id; None when a reaction (or, for a button, its answer)
-        acknowledges the request instead."""
+    async def _show(
+        self, bot: Bot, job: Job, ack_message_id: int | None
+    ) -> tuple[int | None, float | None]:
+        """The status message's id, None when a reaction (or, for a button, its answer)
+        acknowledges the request instead; and the seconds until the result is expected.
+        A result expected before the first refresh would be due needs no refreshes."""
         backlog = await self.limiter.backlog()
         figures = await estimate.figures(
             self.redis,
@@ -116,13 +119,14 @@ class Launcher:
             submitted_at=None,
             backlog=backlog,
         )
-        if estimate.worth_a_status(backlog.sends, estimate.eta(figures)):
+        expected = estimate.eta(figures)
+        if estimate.worth_a_status(backlog.sends, expected):
             text = progress_text(job, figures)
             await claim_refresh(self.redis, job, text)
-            return await post_status(bot, job, text)
+            return await post_status(bot, job, text), expected
         if ack_message_id is not None:
             await acknowledge(bot, job.chat_id, ack_message_id)
-        return None
+        return None, expected
 
     def _short(self, short: NotEnoughCredits) -> str:
         return no_credits_text(short, self.allowance.free_per_day)

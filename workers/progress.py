@@ -10,7 +10,13 @@ failed or was cancelled, or its deadline passed).
 
 from __future__ import annotations
 
-from bot.job_face import claim_refresh, progress_text, refresh_every, show_progress
+from bot.job_face import (
+    claim_refresh,
+    progress_text,
+    refresh_every,
+    refreshed_lately,
+    show_progress,
+)
 from core.domain.models import Job, JobStatus, utcnow
 from core.jobs import estimate
 from core.jobs.queries import get_job
@@ -23,7 +29,7 @@ WAITING = (JobStatus.QUEUED, JobStatus.SUBMITTED)
 
 async def refresh_status(resources: Resources, job: Job) -> None:
     """Show the job's current figures, if they changed and the job's refresh is due."""
-    if job.status_message_id is None:
+    if job.status_message_id is None or await refreshed_lately(resources.redis, job):
         return
     figures = await estimate.figures(
         resources.redis,
@@ -36,6 +42,15 @@ async def refresh_status(resources: Resources, job: Job) -> None:
     text = progress_text(job, figures)
     if await claim_refresh(resources.redis, job, text):
         await show_progress(resources.bot, job, text)
+
+
+async def keep_refreshing(resources: Resources, job: Job) -> None:
+    """fal queued the job behind others: a longer wait than the launch expected, so its
+    status message is refreshed from now on (a no-op when the first tick is already queued,
+    which has the same id)."""
+    if job.status_message_id is not None:
+        every = refresh_every(job.chat_id)
+        await enqueue_progress(resources.redis, job.id, job.mode, tick=1, delay=every)
 
 
 async def progress_tick(services: Services, job_id: str, tick: int) -> None:

@@ -33,7 +33,7 @@ from core.infra.retry import RetryLater, backoff
 from core.jobs import estimate, lifecycle
 from core.jobs.queries import get_job
 from core.jobs.queue import enqueue_deliver
-from workers.progress import refresh_status
+from workers.progress import keep_refreshing, refresh_status
 from workers.services import Services
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ async def _record_submission(
         return
     if submission.queue_position:
         await estimate.record_fal_position(resources.redis, job.id, submission.queue_position)
+        await keep_refreshing(resources, job)
     await refresh_status(resources, job)
 
 
