@@ -8,9 +8,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.job_face import EDITED_PREFIX, REFRESH_PRIVATE, claim_refresh
 from bot.launch import Launcher
+from core.domain.models import Job
 from core.telegram.limits import BOT_KEY, LINE_KEY
 from tests.bot.conftest import Chat, World
+
+
+def replace_chat(job: Job, chat_id: int) -> Job:
+    """The same job as if it had been started in another chat (a group)."""
+    return Job(id=f"{job.id}-g", chat_id=chat_id, user_id=job.user_id)
 
 
 @pytest.fixture
@@ -43,3 +50,25 @@ async def test_with_results_waiting_a_prompt_gets_a_reaction_instead(
     assert [r.emoji for r in reaction.reaction] == ["👀"]
     [job] = await chat.jobs()
     assert job.status_message_id is None
+
+
+async def test_a_status_edit_is_claimed_once_per_interval_and_only_for_a_new_text(
+    chat: Chat, launcher: Launcher
+) -> None:
+    """The refresh rule (bot/job_face.claim_refresh): whoever edits a job's status message,
+    one edit per 5 s in a private chat and per 15 s in a group, and none that changes
+    nothing."""
+    await chat.say("a fox in the snow")
+    [job] = await chat.jobs()
+    redis = launcher.redis
+    await redis.delete(EDITED_PREFIX + job.id)
+    assert await claim_refresh(redis, job, "⏳ 3 ahead")
+    assert not await claim_refresh(redis, job, "⏳ 2 ahead"), "within the interval"
+    await redis.delete(EDITED_PREFIX + job.id)
+    assert not await claim_refresh(redis, job, "⏳ 3 ahead"), "the same text again"
+    assert await claim_refresh(redis, job, "⏳ 2 ahead")
+    assert 0 < await redis.pttl(EDITED_PREFIX + job.id) <= REFRESH_PRIVATE * 1000
+
+    group_job = replace_chat(job, -100500)
+    assert await claim_refresh(redis, group_job, "⏳ 1 ahead")
+    assert await redis.pttl(EDITED_PREFIX + group_job.id) > REFRESH_PRIVATE * 1000
