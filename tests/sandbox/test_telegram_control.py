@@ -16,6 +16,7 @@ from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LabeledPrice,
+    ReactionTypeEmoji,
     Update,
 )
 from PIL import Image
@@ -402,3 +403,18 @@ async def test_bot_sends_about_thirty_a_second_in_total(limited: Bot) -> None:
     results = await asyncio.gather(*(send(chat_id) for chat_id in range(1, 61)))
 
     assert 30 <= sum(results) < 60
+
+
+async def test_a_reaction_is_no_message_and_is_one_of_telegrams_emoji(limited: Bot) -> None:
+    """Telegram's limits are about messages sent (Bot FAQ); a reaction sends none, so the
+    stand-in's flood control leaves reactions out. Only the emoji of Telegram's list go."""
+    sent = await limited.send_message(USER, "a prompt's answer")
+    eyes = [ReactionTypeEmoji(emoji="👀")]
+    for _ in range(40):  # forty messages would be 429 after the chat's burst of three
+        assert await limited.set_message_reaction(USER, sent.message_id, reaction=eyes)
+    with pytest.raises(TelegramBadRequest, match="REACTION_INVALID"):
+        await limited.set_message_reaction(
+            USER, sent.message_id, reaction=[ReactionTypeEmoji(emoji="🦖")]
+        )
+    with pytest.raises(TelegramBadRequest, match="message to react not found"):
+        await limited.set_message_reaction(USER, 999_999, reaction=eyes)
