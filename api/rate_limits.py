@@ -2,11 +2,10 @@
 a flood from one address is refused, before its body is read or verified.
 
 Counted in the process's memory with the `limits` library's asyncio storage: a limit must
-never wait on Redis or fail when Redis is down (the door answers 503 for that itself), and it
+never wait on Redis or fail when Redis is down (the webhook answers 503 for that itself), and it
 costs microseconds. Not slowapi: it counts with `limits`' threaded storage, which starts a
-thread every 10 ms under load to expire counters (11 % of the api's CPU samples while 900 fal
-webhooks came in, in a py-spy profile of the benchmark's W4). Health and metrics are never
-limited.
+thread every 10 ms under load to expire counters, a cost the api paid per fal webhook
+(docs/benchmark-history.md). Health and metrics are never limited.
 """
 
 from __future__ import annotations
@@ -32,7 +31,11 @@ class AddressLimit:
 
     async def allows(self, scope: Scope) -> bool:
         """Counts this request; False once its address is over the limit."""
-        return await self._limiter.hit(self._limit, client_address(scope))
+        return await self.allows_key(client_address(scope))
+
+    async def allows_key(self, key: str) -> bool:
+        """Counts a request of `key` (a user, where one is known); False once it is over."""
+        return await self._limiter.hit(self._limit, key)
 
 
 def client_address(scope: Scope) -> str:

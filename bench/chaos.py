@@ -42,7 +42,7 @@ from bench.observe import RESULT_METHODS, Observation, TelegramCall, observe
 from bench.stats import percentile
 from bench.updates import Update, UpdateSource
 from bench.workloads import Sizes, lognormal
-from bot.job_face import failure_text
+from bot.job_messages import failure_text
 from core.domain.catalog import catalog
 from core.domain.models import Job
 from core.jobs.errors import CODES
@@ -253,7 +253,7 @@ async def _read_ledger(url: str) -> list[Entry]:
 
 def failure_texts() -> frozenset[str]:
     """Every text a job's failure notice can have, in English (the users' language), as the
-    worker builds it (`bot.job_face.failure_text`)."""
+    worker builds it (`bot.job_messages.failure_text`)."""
     return frozenset(
         failure_text(Job(mode=mode, language="en", error=code))
         for mode in catalog().modes

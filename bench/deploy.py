@@ -44,7 +44,7 @@ INBOX_DEAD = f"{INBOX_PREFIX}:dead"
 
 
 def inbox_depth(client: Redis) -> int:
-    """Updates stored by the door and not yet handled: an entry leaves its partition's list
+    """Updates stored by the webhook and not yet handled: an entry leaves its partition's list
     only when its handler finished (or it went to the dead letters)."""
     pipe = client.pipeline(transaction=False)
     for partition in range(PARTITIONS):
@@ -68,7 +68,7 @@ def dead_letters(client: Redis) -> int:
     return int(client.hlen(INBOX_DEAD))  # type: ignore[arg-type]
 
 
-#: On one box the door must answer Telegram at once while the handlers may lag behind it (the
+#: On one box the webhook must answer Telegram at once while the handlers may lag behind it (the
 #: inbox holds what they owe), so the workers yield the CPU to the api when both want it.
 WORKER_PRIORITY = ["nice", "-n", "10"]
 
@@ -306,7 +306,7 @@ def deploy(
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     # Append-only, as compose runs it: a Redis that forgot on restart would lose updates the
-    # door had stored, which says nothing about kadr.
+    # webhook had stored, which says nothing about kadr.
     private_redis = PrivateRedis(workdir, append_only=True).start()
     name, url = create_database(pg_admin_url)
     stack = BenchStack(

@@ -5,7 +5,7 @@ round to it, so a server that falls behind shows as latency instead of quietly s
 load down. Both loops are bounded by the number of updates and by a deadline.
 
 Like Telegram, the open loop delivers an update again when the webhook answered anything but
-2xx, or nothing (kadr's door answers 503 when the inbox cannot store it), so an outage costs
+2xx, or nothing (kadr's webhook answers 503 when the inbox cannot store it), so an outage costs
 time, not the update; its latency runs from the first due moment to the 200. The pauses
 between deliveries are the caller's: every second by default, Telegram's doubling ones for
 the chaos step, whose api is down for seconds at a time.
@@ -27,7 +27,7 @@ from sandbox.stack import TEST_SECRET
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: The closed loops post from several loopback addresses, as Telegram delivers from several
 #: (149.154.160.0/20, 91.108.4.0/22): from one, kadr's per-address flood limit (2,000 posts a
-#: second, api/telegram_door.py) capped them, and they measured the limit, not the door.
+#: second, api/telegram_webhook.py) capped them, and they measured the limit, not the webhook.
 SOURCES = tuple(f"127.0.0.{host}" for host in range(2, 10))
 HEADERS = {"Content-Type": "application/json", SECRET_HEADER: TEST_SECRET}
 #: Telegram opens at most `max_connections` (≤ 100) to one webhook; so does the driver.

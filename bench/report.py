@@ -47,7 +47,7 @@ TARGETS = (
         "≥ 0.50",
     ),
     Target(
-        "api CPU per job ≤ 5 ms (the door and the fal webhook; handlers run in workers)",
+        "api CPU per job ≤ 5 ms (the webhook and the fal webhook; handlers run in workers)",
         "W*",
         "CPU s/1000 jobs api",
         lambda v: v <= 5,

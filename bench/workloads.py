@@ -220,7 +220,7 @@ def _depth(context: Context) -> int:
 
 
 def wait_for_handlers(context: Context, limit: float) -> Drain:
-    """The door answers once an update is stored; the workers' consumers handle it later.
+    """The webhook answers once an update is stored; the workers' consumers handle it later.
     This waits until the inbox is empty (an update leaves it when its handler finished)."""
     started = time.monotonic()
     backlog = peak = depth = _depth(context)
@@ -231,8 +231,8 @@ def wait_for_handlers(context: Context, limit: float) -> Drain:
     return Drain(backlog, peak, time.monotonic() - started)
 
 
-def _door(context: Context) -> dict[str, float]:
-    """The api's door counters (type "any"): accepted, duplicate, unavailable, rejected."""
+def _webhook(context: Context) -> dict[str, float]:
+    """The api's webhook counters (type "any"): accepted, duplicate, unavailable, rejected."""
     metrics = scrape(f"{context.deployment.api_url}/metrics")
     return {
         outcome: summed(metrics, "kadr_telegram_updates_total", type="any", outcome=outcome)
@@ -240,9 +240,9 @@ def _door(context: Context) -> dict[str, float]:
     }
 
 
-def _door_values(before: dict[str, float], after: dict[str, float]) -> dict[str, analysis.Value]:
+def _webhook_values(before: dict[str, float], after: dict[str, float]) -> dict[str, analysis.Value]:
     return {
-        f"door {outcome}": int(after.get(outcome, 0.0) - before.get(outcome, 0.0))
+        f"webhook {outcome}": int(after.get(outcome, 0.0) - before.get(outcome, 0.0))
         for outcome in ("accepted", "duplicate", "unavailable")
     }
 
@@ -288,7 +288,7 @@ def measure(
     """Run `load`, wait for its jobs to end, and summarise everything seen meanwhile."""
     deployment = context.deployment
     start, cpu_before = time.time(), deployment.cpu_now()
-    door_before, handlers_before = _door(context), _handlers(context)
+    webhook_before, handlers_before = _webhook(context), _handlers(context)
     posts = load()
     answered = time.time()
     backlog = _depth(context)
@@ -318,7 +318,7 @@ def measure(
             deployment.usage, window, len(observation.jobs), workers, deployment.consumers
         )
     )
-    summary.values.update(_door_values(door_before, _door(context)))
+    summary.values.update(_webhook_values(webhook_before, _webhook(context)))
     summary.values.update(_handler_values(handlers_before, _handlers(context)))
     summary.values["inbox backlog at last answer"] = backlog
     summary.values["inbox drained after last answer s"] = _drained_after(deployment, answered)
@@ -547,8 +547,8 @@ def _post_and_catch_up(
 def ingest(context: Context) -> Summary:
     """The webhook at rising rates (where does its p99 cross the target?), then against the
     bare endpoint: same rate, same mix, same machine; then each closed-loop for its maximum:
-    the bare endpoint, kadr's door with copies (redeliveries: parse, dedup, answer), the same
-    pushed through the Telegram stand-in, and kadr's door with fresh updates (parse, dedup,
+    the bare endpoint, kadr's webhook with copies (redeliveries: parse, dedup, answer), the same
+    pushed through the Telegram stand-in, and kadr's webhook with fresh updates (parse, dedup,
     store in the inbox), while the workers' consumers handle them on the same cores. After
     each load, how many updates the inbox still held and how fast the consumers drained it.
     The jobs these make go to fal and are delivered after the step; nothing counts them."""
@@ -585,12 +585,12 @@ def ingest(context: Context) -> Summary:
         values = analysis.latency_values(posts)
         summary.values[f"kadr at {rate:g}/s: webhook p99 ms"] = values["webhook p99 ms"]
         summary.values.update(step_drain.values(f"kadr at {rate:g}/s: "))
-    door = kadr_updates[:1] * plenty
+    webhook = kadr_updates[:1] * plenty
     stand_in = f"{deployment.stack.telegram_url}/_sandbox/updates"
     maxima = {  # fresh updates last: the backlog they leave would slow the others
         "bare": (base, list(source.mixed(plenty))),
-        "kadr door only": (context.webhook_url, door),
-        "kadr door only via stand-in": (stand_in, door),
+        "kadr webhook only": (context.webhook_url, webhook),
+        "kadr webhook only via stand-in": (stand_in, webhook),
         "kadr": (context.webhook_url, list(source.mixed(plenty))),
     }
     for label, (url, updates) in maxima.items():
@@ -610,7 +610,7 @@ def ingest(context: Context) -> Summary:
         summary.values[f"{label}: driver CPU ms/update"] = 1000 * driver / max(1, len(ok))
     used = sum(cpu_after.get(w, 0.0) - cpu_before.get(w, 0.0) for w in consumers)
     summary.values["kadr: update workers CPU s while posting"] = used
-    # The fresh closed loop leaves a backlog: the consumers' own pace, with the door quiet.
+    # The fresh closed loop leaves a backlog: the consumers' own pace, with the webhook quiet.
     cpu_before = deployment.cpu_now()
     closed = wait_for_handlers(context, sizes.drain_limit)
     cpu_after = deployment.cpu_now()
@@ -623,7 +623,7 @@ def ingest(context: Context) -> Summary:
             1000 * used / closed.backlog
         )
     bare_max = float(summary.values["bare max updates/s"])
-    for label in ("kadr", "kadr door only"):
+    for label in ("kadr", "kadr webhook only"):
         kadr_max = float(summary.values[f"{label} max updates/s"])
         summary.values[f"{label}/bare throughput"] = kadr_max / bare_max if bare_max else math.nan
     summary.values["load avg 1 min"] = os.getloadavg()[0]

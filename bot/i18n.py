@@ -11,7 +11,7 @@ imported (`PoI18n`), so there is no .mo to forget to rebuild.
 Which language: in a handler, the middleware (`UserLocaleMiddleware`, after the user
 middleware) sets the user's stored language for the whole update, and code just calls
 `_("key", **values)`. Outside a handler (worker tasks) the code that knows whose text it is
-says so once with `use_locale(job.language)` (bot/job_face.py, workers/broadcast.py).
+says so once with `use_locale(job.language)` (bot/job_messages.py, workers/broadcast.py).
 
 Numbers: a key in `PLURALS` is a plural entry (ngettext): the value it names picks the
 form (Russian has three: 1 кредит, 2 кредита, 5 кредитов).
@@ -51,11 +51,19 @@ PLURALS: Final[dict[str, str]] = {
     "error_photo_too_large_dimensions": "max_side",
     "invoice_description": "credits",
     "invoice_title": "credits",
+    "invited": "credits",
     "no_credits_tomorrow": "free",
     "pack_button": "credits",
     "payment_done": "credits",
     "prompt_too_long": "length",
     "status_ahead": "ahead",
+    "subscription_active": "credits",
+    "subscription_button": "credits",
+    "subscription_cancelled": "credits",
+    "subscription_description": "credits",
+    "subscription_renewed": "credits",
+    "subscription_started": "credits",
+    "subscription_title": "credits",
     "too_many_jobs": "count",
     "too_many_requests": "limit",
 }

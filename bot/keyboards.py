@@ -1,7 +1,7 @@
 """The keyboard that asks what to do with a photo, and its callback data.
 
 A job's own buttons (Cancel on its status, the buttons under its result) are in
-`bot/job_face.py`.
+`bot/job_messages.py`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ again (a no-op) instead of making a second one.
 A status message is sent only when it would arrive well before the result
 (`worth_a_status`): at a peak, when sends are booked seconds ahead, it would cost one of the
 bot's 30 sends a second that a result needs and come just before the picture. The user's
-message then gets a reaction instead, which is not a message (`bot/job_face.acknowledge`).
+message then gets a reaction instead, which is not a message (`bot/job_messages.acknowledge`).
+The choice is kept per job, so a handler run again makes the same one (the replay rule).
 """
 
 from __future__ import annotations
@@ -27,9 +28,15 @@ from aiogram import Bot
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.credits_face import buy_keyboard, no_credits_text
+from bot.credit_messages import buy_keyboard, no_credits_text
 from bot.i18n import _
-from bot.job_face import acknowledge, claim_refresh, post_status, progress_text, refresh_every
+from bot.job_messages import (
+    acknowledge,
+    claim_refresh,
+    post_status,
+    progress_text,
+    refresh_every,
+)
 from core.domain.credits import Allowance, NotEnoughCredits
 from core.domain.models import Job, User
 from core.jobs import estimate, lifecycle
@@ -44,8 +51,12 @@ from core.jobs.start import (
     plan_job,
     recorded,
 )
+from core.resources import Resources
 from core.telegram.limits import TelegramLimiter
-from core.telegram.outbox import current_update_id
+from core.telegram.outbox import SENT_TTL
+
+#: A launch's choice between a status message and a reaction, per job (`Launcher._chosen`).
+CHOSEN_PREFIX = "kadr:acknowledged:"
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,18 @@ class Launcher:
     allowance: Allowance
     limiter: TelegramLimiter
 
+    @classmethod
+    def of(cls, resources: Resources) -> Launcher:
+        """The process's launcher: the users' quota and daily allowance as configured."""
+        config = resources.config
+        quota = UserQuota(
+            resources.redis,
+            per_minute=config.USER_JOBS_PER_MINUTE,
+            max_live=config.USER_LIVE_JOBS,
+        )
+        allowance = Allowance(config.FREE_CREDITS_PER_DAY, config.admin_ids)
+        return cls(resources.sessions, resources.redis, quota, allowance, resources.limiter)
+
     async def launch(
         self,
         bot: Bot,
@@ -65,11 +88,14 @@ class Launcher:
         user: User,
         request: JobRequest,
         *,
+        update_id: int | None,
         ack_message_id: int | None = None,
     ) -> Job | None:
-        """The job, or None when it was refused (the user has been told why).
+        """The job, or None when it was refused (the user has been told why). `update_id`:
+        the Telegram update that asked for it, which names the job (see above); None for a
+        request that came another way (the Mini App), which gets a job of its own.
         `ack_message_id`: the user's message to react to when no status message goes."""
-        job = plan_job(user, chat_id=chat_id, request=request, update_id=current_update_id())
+        job = plan_job(user, chat_id=chat_id, request=request, update_id=update_id)
         existing = await recorded(self.sessions, job.id)
         if existing is not None:
             await enqueue_job(self.redis, existing)
@@ -120,13 +146,26 @@ class Launcher:
             backlog=backlog,
         )
         expected = estimate.eta(figures)
-        if estimate.worth_a_status(backlog.sends, expected):
-            text = progress_text(job, figures)
+        worth_it = estimate.worth_a_status(backlog.sends, expected)
+        text = await self._chosen(job, progress_text(job, figures) if worth_it else "")
+        if text:
             await claim_refresh(self.redis, job, text)
             return await post_status(bot, job, text), expected
         if ack_message_id is not None:
             await acknowledge(bot, job.chat_id, ack_message_id)
         return None, expected
+
+    async def _chosen(self, job: Job, text: str) -> str:
+        """The acknowledgment the first run for this job chose: its status text, or "" for a
+        reaction. A handler run again after a crash must make the same calls with the same
+        arguments (the replay rule, bot/routers/__init__.py), though the peak may have begun
+        or ended in between and the figures moved; the choice is kept as long as the
+        outbox keeps the first run's answers."""
+        key = CHOSEN_PREFIX + job.id
+        if await self.redis.set(key, text, nx=True, ex=SENT_TTL):
+            return text
+        chosen = await self.redis.get(key)
+        return text if chosen is None else chosen.decode()
 
     def _short(self, short: NotEnoughCredits) -> str:
         return no_credits_text(short, self.allowance.free_per_day)

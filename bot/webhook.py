@@ -1,13 +1,17 @@
-"""Registering the bot with Telegram: webhook, allowed update types, command menu."""
+"""Registering the bot with Telegram: webhook, allowed update types, command menu, and the
+menu button that opens the Mini App gallery."""
 
 from __future__ import annotations
 
 from aiogram import Bot, Dispatcher
-from aiogram.types import BotCommand
+from aiogram.types import BotCommand, MenuButtonWebApp, WebAppInfo
 
 from bot.dispatcher import ROUTERS
 from core.infra.config import Config
 from core.resources import create_bot
+
+#: The default menu button's label (one for every chat: Telegram keeps no per-language one).
+GALLERY_BUTTON = "🖼 Gallery"
 
 COMMANDS = {
     "en": [
@@ -15,9 +19,13 @@ COMMANDS = {
         ("image", "Draw a picture"),
         ("video", "Make a video"),
         ("settings", "Models, aspect ratio, images"),
+        ("styles", "Picture styles"),
         ("history", "My last jobs"),
+        ("gallery", "All my results"),
         ("balance", "My credits"),
         ("buy", "Buy credits with Stars"),
+        ("subscription", "Monthly credits with Stars"),
+        ("invite", "Invite friends, earn credits"),
         ("paysupport", "Help with a payment"),
         ("language", "Change language"),
         ("help", "What I can do"),
@@ -27,9 +35,13 @@ COMMANDS = {
         ("image", "Нарисовать картинку"),
         ("video", "Сделать видео"),
         ("settings", "Модели, формат, число картинок"),
+        ("styles", "Стили картинок"),
         ("history", "Мои последние задачи"),
+        ("gallery", "Все мои результаты"),
         ("balance", "Мои кредиты"),
         ("buy", "Купить кредиты за звёзды"),
+        ("subscription", "Кредиты каждый месяц за звёзды"),
+        ("invite", "Пригласить друзей, получить кредиты"),
         ("paysupport", "Помощь с оплатой"),
         ("language", "Сменить язык"),
         ("help", "Что я умею"),
@@ -62,6 +74,11 @@ async def set_webhook(
             drop_pending_updates=drop_pending_updates,
         )
         await _set_commands(bot)
+        await bot.set_chat_menu_button(
+            menu_button=MenuButtonWebApp(
+                text=GALLERY_BUTTON, web_app=WebAppInfo(url=config.mini_app_url)
+            )
+        )
         return await _describe(bot)
 
 

@@ -24,12 +24,12 @@ from core.infra.config import Config
 from core.infra.db import create_engine, session_factory
 from core.infra.patches.aiogram_responses import ResponseKeepingSession
 from core.telegram.limits import SendLimits, TelegramLimiter
-from core.telegram.outbox import SendPacer
+from core.telegram.outbox import Outbox, SendPacer
 
 #: How a worker rides out a Redis restart: every command is retried with backoff capped at
 #: 1 s, about 25 s in all. Without it arq's poll loop dies on the first refused connection
-#: and the worker exits; in the benchmark a 1 s Redis restart took the video worker down.
-#: The api does not wait: its door answers 503 at once and Telegram delivers again.
+#: and the worker exits, so a one-second Redis restart would take workers down.
+#: The api does not wait: its webhook answers 503 at once and Telegram delivers again.
 REDIS_RETRY = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=30)
 #: OSError: a refused connect surfaces as the builtin ConnectionRefusedError.
 REDIS_RETRY_ON = [redis_errors.ConnectionError, redis_errors.TimeoutError, OSError]
@@ -84,7 +84,8 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     http: httpx.AsyncClient
-    bot: Bot
+    #: The process's one Bot, handed out per send policy (core/telegram/outbox.py).
+    outbox: Outbox
     limiter: TelegramLimiter
 
     @classmethod
@@ -104,12 +105,12 @@ class Resources:
             sessions=session_factory(engine),
             redis=shared_redis,
             http=create_http(),
-            bot=bot,
+            outbox=Outbox(bot),
             limiter=limiter,
         )
 
     async def close(self) -> None:
-        await self.bot.session.close()
+        await self.outbox.close()
         await self.http.aclose()
         await self.redis.aclose()
         await self.engine.dispose()

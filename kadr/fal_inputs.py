@@ -1,5 +1,6 @@
-"""The catalog against the input schemas fal publishes: which keys kadr sends a model that
-the model does not have, and which values fall outside an enum it declares.
+"""The catalog against the input schemas fal publishes: which keys kadr sends a model (or the
+prompt helper's endpoint) that it does not have, and which values fall outside an enum it
+declares.
 
 fal's queue may take a key its model ignores, so a setting an operator made (or a model's
 renamed input) would silently do nothing; this finds it before users do. It reads fal's
@@ -26,17 +27,20 @@ class FalUnreachable(Exception):
 async def catalog_mismatches(
     http: httpx.AsyncClient, openapi_url: str, catalog: Catalog
 ) -> list[str]:
-    """One line per problem, for every model of the catalog; raises FalUnreachable."""
-    models = {model.id: model for model in catalog.models}
+    """One line per problem, for every model of the catalog and the prompt helper's endpoint;
+    raises FalUnreachable."""
+    helper = catalog.prompt_helper
+    sent = {model.id: sent_inputs(model) for model in catalog.models}
+    sent[helper.endpoint] = {key: [] for key in helper.arguments("words")}
     documents = await asyncio.gather(
-        *(_published(http, openapi_url, model_id) for model_id in models)
+        *(_published(http, openapi_url, endpoint) for endpoint in sent)
     )
     problems = []
-    for model, document in zip(models.values(), documents, strict=True):
+    for (endpoint, inputs), document in zip(sent.items(), documents, strict=True):
         if document is None:
-            problems.append(f"fal publishes no schema for {model.id}: retired or misspelled?")
+            problems.append(f"fal publishes no schema for {endpoint}: retired or misspelled?")
         else:
-            problems.extend(_mismatches(model, document))
+            problems.extend(_mismatches(endpoint, inputs, document))
     return problems
 
 
@@ -74,22 +78,22 @@ async def _published(http: httpx.AsyncClient, openapi_url: str, model_id: str) -
     return document
 
 
-def _mismatches(model: ModelSpec, document: Schema) -> list[str]:
-    schema = _input_schema(model.id, document)
+def _mismatches(endpoint: str, sent: dict[str, list[Any]], document: Schema) -> list[str]:
+    schema = _input_schema(endpoint, document)
     if schema is None:
-        return [f"fal's schema for {model.id} names no input kadr can read"]
+        return [f"fal's schema for {endpoint} names no input kadr can read"]
     properties: Schema = schema.get("properties") or {}
     problems = []
-    for key, values in sent_inputs(model).items():
+    for key, values in sent.items():
         spec = properties.get(key)
         if spec is None:
-            problems.append(f"{model.id} has no input {key!r}")
+            problems.append(f"{endpoint} has no input {key!r}")
             continue
         allowed = _enum(spec, document)
         outside = [value for value in values if allowed is not None and value not in allowed]
         if outside:
             shown = ", ".join(json.dumps(value) for value in outside)
-            problems.append(f"{model.id}: {key} takes none of {shown}")
+            problems.append(f"{endpoint}: {key} takes none of {shown}")
     return problems
 
 

@@ -102,6 +102,25 @@ class TelegramSandbox(_Control):
         files = {"photo": (filename, data, content_type)}
         return self._call("POST", "/send_photo", data=form, files=files)  # type: ignore[no-any-return]
 
+    def send_album(
+        self,
+        user_id: int,
+        photos: list[bytes],
+        *,
+        caption: str | None = None,
+        order: list[int] | None = None,
+        **fields: Any,
+    ) -> Record:
+        """Photos sent at once, as an album: one update each, in `order` (indexes; one named
+        twice is delivered twice)."""
+        form = {"user_id": str(user_id), **fields}
+        if caption is not None:
+            form["caption"] = caption
+        if order is not None:
+            form["order"] = ",".join(str(index) for index in order)
+        files = {f"photo{i}": (f"photo{i}.png", data, "image/png") for i, data in enumerate(photos)}
+        return self._call("POST", "/send_album", data=form, files=files)  # type: ignore[no-any-return]
+
     def press_button(
         self, user_id: int, message_id: int, callback_data: str, **fields: Any
     ) -> Record:
@@ -113,6 +132,33 @@ class TelegramSandbox(_Control):
         answer, then the successful payment if the bot said ok (each as delivered)."""
         body = {"user_id": user_id, "message_id": message_id, **fields}
         return self._call("POST", "/pay", json=body)  # type: ignore[no-any-return]
+
+    def pay_link(self, user_id: int, link: str, **fields: Any) -> Record:
+        """The user opens an invoice link and pays it, as `pay` does; a subscription's link
+        starts the subscription (the answer's `charge_id` names it for `renew`)."""
+        body = {"user_id": user_id, "link": link, **fields}
+        return self._call("POST", "/pay_link", json=body)  # type: ignore[no-any-return]
+
+    def renew(self, charge_id: str) -> Record:
+        """Telegram renews the subscription that `charge_id` paid a period of: a new charge
+        and its payment update. Raises httpx.HTTPStatusError (409) for one the bot
+        cancelled."""
+        return self._call("POST", "/renew", json={"charge_id": charge_id})  # type: ignore[no-any-return]
+
+    def inline_query(self, user_id: int, query: str, **fields: Any) -> Record:
+        """The user types `@bot <query>`; the answer is the bot's answerInlineQuery call."""
+        body = {"user_id": user_id, "query": query, **fields}
+        return self._call("POST", "/inline_query", json=body)  # type: ignore[no-any-return]
+
+    def web_app(self, user_id: int, **fields: Any) -> Record:
+        """The URL (and initData) the user's client opens for a Mini App: `url`, else the
+        chat's menu button; `auth_date` backdates the initData."""
+        return self._call("POST", "/web_app", json={"user_id": user_id, **fields})  # type: ignore[no-any-return]
+
+    def share(self, user_id: int, prepared_id: str, chat_id: int) -> Record:
+        """The user shares a prepared message into `chat_id` from the Mini App's dialog."""
+        body = {"user_id": user_id, "prepared_id": prepared_id, "chat_id": chat_id}
+        return self._call("POST", "/share", json=body)  # type: ignore[no-any-return]
 
     def send_update(self, update: dict[str, Any], repeat: int = 1) -> Record:
         return self._call("POST", "/updates", json={**update}, params={"repeat": repeat})  # type: ignore[no-any-return]

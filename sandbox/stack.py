@@ -131,6 +131,7 @@ class Stack:
             FAL_KEY=TEST_FAL_KEY,
             FAL_QUEUE_URL=self.fal_url,
             FAL_REST_URL=self.fal_url,
+            FAL_RUN_URL=f"{self.fal_url}/run",
             FAL_JWKS_URL=f"{self.fal_url}/.well-known/jwks.json",
             FAL_OPENAPI_URL=f"{self.fal_url}/api/openapi/queue/openapi.json",
             REDIS_URL=self.redis_url,

@@ -77,7 +77,7 @@ if [ -z "${KADR_TEST_PG:-}" ]; then
   as_pg "$PG_BIN/initdb" -D "$SERVICES_DIR/pg" -U postgres --auth=trust -E UTF8 >/dev/null
   # fsync=off: the cluster is thrown away after the run, and a killed server still recovers
   # every commit from the WAL in the page cache (only a crash of the machine would lose them).
-  # It takes a third off the ledger's race tests on PostgreSQL (tests/core/test_credits.py).
+  # It takes a third off the ledger's race tests on PostgreSQL (tests/core/domain/test_credits.py).
   uninterrupted as_pg "$PG_BIN/pg_ctl" -D "$SERVICES_DIR/pg" -l "$SERVICES_DIR/pg.log" -w -s start \
     -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$SERVICES_DIR -c fsync=off"
   as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres test

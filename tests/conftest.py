@@ -8,6 +8,7 @@ import contextlib
 import os
 import random
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,16 +17,41 @@ import asyncpg
 import pytest
 import redis
 import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncEngine
+from alembic import command
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.domain.catalog import DEFAULT_PATH as DEFAULT_CATALOG
-from core.infra.db import create_engine
+from core.infra.db import alembic_config, create_engine, session_factory
+from sandbox.asgi import serve
 from sandbox.control import FalSandbox, TelegramSandbox
+from sandbox.fal.app import create_app as create_fal_app
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
+from sandbox.telegram.testing import StandIn, telegram_stand_in
 
 PG_ADMIN_URL = os.environ.get("KADR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_BASE = os.environ.get("KADR_TEST_REDIS", "redis://127.0.0.1:6379")
+
+TESTS = Path(__file__).parent
+#: The marker of each layer (registered in pyproject.toml), by the folder its tests live in:
+#: `pytest -m fast` runs the in-process layer alone.
+LAYERS = {
+    "api": "fast",
+    "bot": "fast",
+    "core": "fast",
+    "workers": "fast",
+    "kadr": "cli",
+    "sandbox": "sandbox",
+    "deploy": "deploy",
+    "e2e": "e2e",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+        if folder in LAYERS:
+            item.add_marker(LAYERS[folder])
 
 
 @contextlib.contextmanager
@@ -160,19 +186,90 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.stop()
 
 
+def _stack_of(request: pytest.FixtureRequest) -> Stack:
+    """The deployment a test's module runs against: the shared `stack`, or the fixture its
+    `STACK` names (a stack of the module's own)."""
+    stack: Stack = request.getfixturevalue(getattr(request.module, "STACK", "stack"))
+    return stack
+
+
 @pytest.fixture
-def telegram(stack: Stack) -> Iterator[TelegramSandbox]:
-    with telegram_of(stack) as sandbox:
+def telegram(request: pytest.FixtureRequest) -> Iterator[TelegramSandbox]:
+    """The control of the deployment's Telegram stand-in (see `_stack_of`)."""
+    with telegram_of(_stack_of(request)) as sandbox:
         yield sandbox
 
 
 @pytest.fixture
-def fal(stack: Stack) -> Iterator[FalSandbox]:
-    sandbox = FalSandbox(stack.fal_url)
+def fal(request: pytest.FixtureRequest) -> Iterator[FalSandbox]:
+    """The control of the deployment's fal stand-in (see `_stack_of`), reset around the test."""
+    sandbox = FalSandbox(_stack_of(request).fal_url)
     sandbox.reset()
     yield sandbox
     sandbox.reset()
     sandbox.close()
+
+
+@pytest.fixture
+async def local_telegram() -> AsyncIterator[StandIn]:
+    """A Telegram stand-in of the test's own, served in process (no deployment around it)."""
+    async with telegram_stand_in() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture(scope="module")
+async def local_fal(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The base URL of a fal stand-in of the module's own, served in process. A request stays
+    in progress `FAL_LATENCY` seconds (a module attribute; 0.05 unless set)."""
+    async with serve(create_fal_app(latency=getattr(request.module, "FAL_LATENCY", 0.05))) as url:
+        yield url
+
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture(scope="module")
+def migrated_url(own_database_url: str) -> str:
+    """The module's own PostgreSQL database, migrated."""
+    command.upgrade(alembic_config(own_database_url), "head")
+    return own_database_url
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database, copied for each test that wants one (copying is far cheaper
+    than running the migrations again)."""
+    path = tmp_path_factory.mktemp("sqlite") / "migrated.db"
+    command.upgrade(alembic_config(f"sqlite+aiosqlite:///{path}"), "head")
+    return path
+
+
+@pytest.fixture(scope="module")
+def database_kind() -> str:
+    """Which database `sessions` open: SQLite unless the module parametrises this name, e.g.
+    `pytest.mark.parametrize("database_kind", ["postgresql"], scope="module")`."""
+    return "sqlite"
+
+
+@pytest.fixture
+def database(
+    request: pytest.FixtureRequest, database_kind: str, migrated_sqlite: Path, tmp_path: Path
+) -> str:
+    """The URL of a migrated database: SQLite of the test's own, or the module's PostgreSQL
+    database (`migrated_url`)."""
+    if database_kind == "postgresql":
+        return str(request.getfixturevalue("migrated_url"))
+    path = tmp_path / "kadr.db"
+    shutil.copyfile(migrated_sqlite, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def sessions(database: str) -> AsyncIterator[Sessions]:
+    """Sessions of `database`, as kadr's processes open them."""
+    engine = create_engine(database)
+    yield session_factory(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The Bot API faked at the transport, for the in-process tests: an aiogram session that
 records each request and answers what is scripted, or else a plain success, through aiogram's
 own check of an answer (so Response[...] parsing and Telegram errors are real); and the
-updates Telegram posts (`message`), with the one way to post them to a running door."""
+updates Telegram posts (`message`), with the one way to post them to a running webhook."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ class FakeSession(BaseSession):
         name = method.__api_method__
         if name == "getMe":
             return {"id": 42, "is_bot": True, "first_name": "kadr", "username": "kadr_bot"}
-        if name.startswith(("send", "edit")):
+        if name == "createInvoiceLink":
+            return f"https://t.me/$invoice{len(self.requests)}"
+        if name.startswith(("send", "edit")) and name != "editUserStarSubscription":
             chat = method.chat_id  # type: ignore[attr-defined]
             return {
                 "message_id": next(self._message_ids),
@@ -95,7 +97,7 @@ def message(update_id: int, chat_id: int, text: str = "hi") -> dict[str, Any]:
 
 
 def post_update(api_url: str, update: dict[str, Any]) -> httpx.Response:
-    """POST an update to a running kadr api's door, as Telegram does (with the secret)."""
+    """POST an update to a running kadr api's webhook, as Telegram does (with the secret)."""
     return httpx.post(
         f"{api_url}/webhooks/telegram",
         json=update,

@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import time
 
-from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _, use_locale
 from core.domain import broadcasts
 from core.infra.retry import RetryLater
-from core.telegram.outbox import behind_results
+from core.telegram.outbox import Outbox
 from core.telegram.sender import Undeliverable, telegram_errors
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ RUN_SECONDS = 30.0
 
 
 async def run_broadcast(
-    sessions: async_sessionmaker[AsyncSession], bot: Bot, broadcast_id: int, *, attempt: int
+    sessions: async_sessionmaker[AsyncSession], outbox: Outbox, broadcast_id: int, *, attempt: int
 ) -> None:
     broadcast = await broadcasts.get(sessions, broadcast_id)
     if broadcast is None or broadcast.status != broadcasts.RUNNING:
@@ -39,8 +38,8 @@ async def run_broadcast(
     while (claim := await broadcasts.claim_next(sessions, broadcast)) is not None:
         before, user_id = claim
         try:
-            with telegram_errors(attempt), behind_results():
-                await bot.send_message(user_id, broadcast.text, parse_mode=None)
+            with telegram_errors(attempt):
+                await outbox.broadcast.send_message(user_id, broadcast.text, parse_mode=None)
         except RetryLater:
             await broadcasts.give_back(sessions, broadcast, user_id, before)
             raise
@@ -56,4 +55,4 @@ async def run_broadcast(
         assert done is not None
         with use_locale(done.language):  # the admin's, stored with the broadcast
             text = _("broadcast_done", id=done.id, sent=done.sent, skipped=done.skipped)
-        await bot.send_message(done.admin_chat_id, text)
+        await outbox.notice.send_message(done.admin_chat_id, text)

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiogram.exceptions import TelegramAPIError
 
-from bot.job_face import caption, failure_text, remove_status, result_keyboard
+from bot.job_messages import caption, failure_text, remove_status, result_keyboard
 from core.domain.models import Job, JobStatus, utcnow
 from core.fal.client import FalError, FalRetryableError
 from core.infra.retry import RetryLater, backoff, is_outage
@@ -27,6 +27,7 @@ from core.jobs import lifecycle
 from core.jobs.estimate import record_sent
 from core.jobs.output import media_files, output_of
 from core.jobs.queries import get_job
+from core.telegram.receipts import Sent
 from core.telegram.sender import Undeliverable
 from workers.services import Services
 
@@ -72,7 +73,7 @@ async def _deliver_in_window(services: Services, job: Job, attempt: int) -> None
     except Exception as exc:
         if is_outage(exc):
             raise
-        failures = await lifecycle.delivery_failed(services.resources.sessions, job)
+        failures = await lifecycle.add_failed_delivery(services.resources.sessions, job)
         detail = f"{type(exc).__name__}: {exc}"
         if failures >= DELIVERY_ATTEMPTS:
             await _fail_and_notify(services, job, "undeliverable", attempt, detail)
@@ -100,20 +101,22 @@ async def _result_of(services: Services, job: Job, attempt: int) -> dict[str, An
 
 
 async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
-    file_ids = await services.receipts.of(job.id)
-    if file_ids is None:
-        file_ids = await _send_result(services, job, attempt)
-        if file_ids is None:
+    sent = await services.receipts.of(job.id)
+    if sent is None:
+        sent = await _send_result(services, job, attempt)
+        if sent is None:
             return
-        await services.receipts.keep(job.id, file_ids)
+        await services.receipts.keep(job.id, sent)
         await record_sent(services.resources.redis)
-    result = {**(job.result or {}), "telegram_file_ids": file_ids}
-    await lifecycle.delivered(services.resources.sessions, job, result)
-    await remove_status(services.resources.bot, job)
+    result = {**(job.result or {}), "telegram_file_ids": sent.file_ids}
+    await lifecycle.mark_delivered(
+        services.resources.sessions, job, result, message_ids=sent.message_ids
+    )
+    await remove_status(services.resources.outbox.notice, job)
 
 
-async def _send_result(services: Services, job: Job, attempt: int) -> list[str] | None:
-    """Telegram's file ids of the sent result; None when the job ended instead."""
+async def _send_result(services: Services, job: Job, attempt: int) -> Sent | None:
+    """What Telegram gave for the sent result; None when the job ended instead."""
     result = await _result_of(services, job, attempt)
     output = output_of(job, result)
     files = media_files(output, result)

@@ -2,15 +2,15 @@
 should come (`core/jobs/estimate.py`), every `refresh_every` seconds at most (5 in a private
 chat, 15 in a group) until fal has finished it.
 
-A refresh is the lowest of priorities: its edit goes only when a send moment is free now and
-no result waits (`core.telegram.outbox.optional`), and one whose text would not change is not
+A refresh is the lowest of priorities: its edit goes with `outbox.progress`, only when a
+send moment is free now and no result waits, and one whose text would not change is not
 sent. Each tick queues the next one; the chain ends with the job's wait (its result came, it
 failed or was cancelled, or its deadline passed).
 """
 
 from __future__ import annotations
 
-from bot.job_face import (
+from bot.job_messages import (
     claim_refresh,
     progress_text,
     refresh_every,
@@ -41,7 +41,7 @@ async def refresh_status(resources: Resources, job: Job) -> None:
     )
     text = progress_text(job, figures)
     if await claim_refresh(resources.redis, job, text):
-        await show_progress(resources.bot, job, text)
+        await show_progress(resources.outbox, job, text)
 
 
 async def keep_refreshing(resources: Resources, job: Job) -> None:

@@ -18,6 +18,7 @@ from core.domain.catalog import catalog
 from core.infra.config import Config
 from core.infra.metrics import QUEUE_DEPTH, QUEUE_DUE, QUEUE_OLDEST_AGE
 from core.jobs.queue import (
+    ALBUM,
     BROADCAST,
     BROADCAST_QUEUE,
     CANCEL,
@@ -25,6 +26,7 @@ from core.jobs.queue import (
     PROGRESS,
     SUBMIT,
     queue_name,
+    queue_of,
 )
 from core.resources import REDIS_RETRY, REDIS_RETRY_ON
 from workers import tasks
@@ -79,6 +81,11 @@ def worker_options(config: Config, queue: str, services: Services) -> dict[str, 
             func(tasks.deliver, name=DELIVER, timeout=180, max_tries=tasks.TRIES),
             func(tasks.cancel, name=CANCEL, timeout=60, max_tries=tasks.TRIES),
             func(tasks.progress, name=PROGRESS, timeout=30, max_tries=3),
+            *(
+                [func(tasks.album, name=ALBUM, timeout=30, max_tries=tasks.TRIES)]
+                if name == queue_of("edit")
+                else []
+            ),
             *(
                 [
                     func(

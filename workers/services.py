@@ -27,7 +27,8 @@ class Services:
             key=config.FAL_KEY,
             queue_url=config.FAL_QUEUE_URL,
             rest_url=config.FAL_REST_URL,
+            run_url=config.FAL_RUN_URL,
         )
         guard = UrlGuard.for_fal([config.FAL_QUEUE_URL, config.FAL_REST_URL])
-        sender = ResultSender(resources.bot, resources.http, guard)
+        sender = ResultSender(resources.outbox, resources.http, guard)
         return cls(resources=resources, fal=fal, sender=sender, receipts=Receipts(resources.redis))

@@ -8,7 +8,10 @@ answer timed out or the connection dropped after sending, a 200 without the requ
 the task cancelled mid-call (SIGTERM, arq's timeout), the process killed before the commit —
 nothing is sent again: the webhook (the job id rides in its URL) completes the job, or the
 sweeper fails it at its deadline. A job that starts from a user's photo first moves that
-photo to fal's storage (once: the URL is kept).
+photo to fal's storage (once: the URL is kept). A job with the prompt helper on or a style
+first settles the prompt fal gets (once: `prompt_sent` is kept): the helper's rewrite of the
+user's words (`workers/prompt_helper.py`, bounded: the words go when it fails), in the
+style's template.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from core.jobs import estimate, lifecycle
 from core.jobs.queries import get_job
 from core.jobs.queue import enqueue_deliver
 from workers.progress import keep_refreshing, refresh_status
+from workers.prompt_helper import improved_prompt
 from workers.services import Services
 
 log = logging.getLogger(__name__)
@@ -57,12 +61,13 @@ async def submit_job(services: Services, job_id: str, *, attempt: int) -> None:
     except FalError as exc:
         await _fal_refused(services, job, exc, attempt=attempt)
         return
+    options = await _with_prompt(services, job, options)
     if not await lifecycle.start_submit(resources.sessions, job):
         return
     try:
         submission = await services.fal.submit(
             job.model,
-            model.arguments(job.prompt, options),
+            model.arguments(options.get("prompt_sent", job.prompt), options),
             webhook_url=job_webhook_url(resources.config, job.id),
         )
     except FalOutcomeUnknown as exc:
@@ -100,7 +105,7 @@ async def _record_submission(
 ) -> None:
     resources = services.resources
     check_at = utcnow() + catalog().modes[model.mode].check_after
-    if not await lifecycle.submitted(resources.sessions, job, submission, check_at=check_at):
+    if not await lifecycle.mark_submitted(resources.sessions, job, submission, check_at=check_at):
         await _cancel_if_orphaned(services, job.id, submission)
         return
     if submission.queue_position:
@@ -133,9 +138,10 @@ async def _cancel_if_orphaned(services: Services, job_id: str, submission: FalSu
 
 
 async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> dict[str, Any]:
-    """The job's options with `image_url` set, uploading the user's Telegram photo if needed."""
+    """The job's options with `image_url` set (`image_urls` for an album's photos),
+    uploading the user's Telegram photos if needed, one at a time."""
     options = dict(job.options)
-    if model.image_key is None or options.get("image_url"):
+    if model.image_key is None or options.get("image_url") or options.get("image_urls"):
         return options
     resources = services.resources
     limits = PhotoLimits(
@@ -143,10 +149,35 @@ async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> d
         max_side=MAX_INPUT_SIDE,
         fit_side=model.max_input_side,
     )
-    options["image_url"] = await photo_to_fal(
-        resources.bot, resources.http, services.fal, file_id=options["image_file_id"], limits=limits
-    )
+    urls = [
+        await photo_to_fal(
+            resources.outbox.notice, resources.http, services.fal, file_id=file_id, limits=limits
+        )
+        for file_id in model.photos(options.get("image_file_ids") or [options["image_file_id"]])
+    ]
+    if "image_file_ids" in options:
+        options["image_urls"] = urls
+    else:
+        options["image_url"] = urls[0]
     await lifecycle.record(resources.sessions, job, options=options)
+    return options
+
+
+async def _with_prompt(services: Services, job: Job, options: dict[str, Any]) -> dict[str, Any]:
+    """The options with `prompt_sent` when the helper or a style changes the user's words:
+    settled once and kept, so a task run again sends the same prompt without asking the LLM
+    again. `improved_prompt` is the helper's rewrite, when it gave one."""
+    style = catalog().style(options.get("style"))
+    if "prompt_sent" in options or not job.prompt or not (options.get("improve") or style):
+        return options
+    options = dict(options)
+    words = job.prompt
+    if options.get("improve"):
+        improved = await improved_prompt(services.fal, catalog().prompt_helper, job.prompt)
+        if improved is not None:
+            options["improved_prompt"] = words = improved
+    options["prompt_sent"] = style.render(words) if style else words
+    await lifecycle.record(services.resources.sessions, job, options=options)
     return options
 
 

@@ -1,6 +1,6 @@
 """The sweeper: the safety net under the push-only pipeline, run by one worker every minute.
 
-It finds jobs the normal path should have moved on by now and nudges each once: re-enqueue a
+It finds jobs the normal path should have moved on by now and acts on each once: re-enqueue a
 queued or completed job (its arq job may have been lost with Redis), ask fal once about a
 submitted job whose webhook is late, and fail what is past its deadline (or, completed, past
 its delivery window). It is the only place kadr ever asks fal for a status.
@@ -8,7 +8,7 @@ its delivery window). It is the only place kadr ever asks fal for a status.
 A sweep must end within its cron timeout however slow fal is and however many jobs are due:
 fal is asked concurrently (`FAL_CHECKS_AT_ONCE`), each answer waited for `FAL_CHECK_TIMEOUT`
 and all of them `FAL_CHECKS_BUDGET` (a job not asked in time is asked next sweep), and the
-jobs to fail are failed in one UPDATE per reason. A nudged job goes to the back of the line,
+jobs to fail are failed in one UPDATE per reason. A re-enqueued job goes to the back of the line,
 and each kind of job has its own share of the batch, so a pile of jobs that keep failing
 cannot keep a newly lost one from being reached.
 """
@@ -66,7 +66,7 @@ async def sweep(services: Services, *, now: datetime | None = None) -> int:
         )
     expired = [job for job in jobs if _expired(job, now)]
     late = [job for job in jobs if job.status == JobStatus.SUBMITTED]
-    await _nudge([job for job in jobs if job not in expired and job not in late], services)
+    await _requeue([job for job in jobs if job not in expired and job not in late], services)
     expired += await _ask_fal(services, late, now)
     await _fail_expired(services, expired)
     if jobs:
@@ -79,13 +79,13 @@ async def sweep(services: Services, *, now: datetime | None = None) -> int:
 def _expired(job: Job, now: datetime) -> bool:
     """Queued past its deadline (whether or not a submit may have reached fal), or completed
     and given up (refused by Telegram, past its delivery window); a submitted job is asked
-    about first. A completed job Telegram never refused is only nudged: its result is made."""
+    about first. A completed job Telegram never refused is only re-enqueued: its result is made."""
     if job.status == JobStatus.QUEUED:
         return job.deadline_at <= now
     return job.status == JobStatus.COMPLETED and given_up(job, now)
 
 
-async def _nudge(jobs: list[Job], services: Services) -> None:
+async def _requeue(jobs: list[Job], services: Services) -> None:
     """Enqueue each job's next task again (arq drops a copy of one queued or running)."""
     redis = services.resources.redis
     for job in jobs:
@@ -96,7 +96,7 @@ async def _nudge(jobs: list[Job], services: Services) -> None:
                 await enqueue_deliver(redis, job.id, job.mode)
         except Exception:
             log.exception("sweeping job %s failed; next sweep tries again", job.id)
-    await lifecycle.nudged(services.resources.sessions, jobs)
+    await lifecycle.mark_checked(services.resources.sessions, jobs)
 
 
 async def _ask_fal(services: Services, jobs: list[Job], now: datetime) -> list[Job]:

@@ -15,8 +15,7 @@ from arq.typing import WorkerCoroutine
 from core.infra.logs import log_fields
 from core.infra.metrics import TASK_SECONDS, TASKS
 from core.infra.retry import RetryLater, backoff, is_outage, waiting_out
-from core.telegram.limits import MAX_INLINE_WAIT
-from core.telegram.outbox import deferring
+from workers.albums import settle_album
 from workers.broadcast import run_broadcast
 from workers.cancellation import cancel_at_fal
 from workers.delivery import deliver_job
@@ -37,16 +36,17 @@ Task = Callable[..., Awaitable[Any]]
 
 
 def measured(task: Task) -> WorkerCoroutine:
-    """Also: a send that cannot leave within a short wait gives its slot back to the queue
-    (arq's Retry) instead of holding it."""
+    """Also: what must be tried later (a send that cannot leave within a short wait, see
+    core/telegram/outbox.py) gives its slot back to the queue (arq's Retry) instead of
+    holding it."""
 
     @functools.wraps(task)
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            with deferring(MAX_INLINE_WAIT), log_fields(**({"job_id": args[0]} if args else {})):
-                return await riding_out_outages(task, ctx, *args)
+            with log_fields(**({"job_id": args[0]} if args else {})):
+                return await retry_through_outages(task, ctx, *args)
         except RetryLater as later:
             outcome = "retry"
             raise Retry(defer=later.delay) from None
@@ -60,7 +60,7 @@ def measured(task: Task) -> WorkerCoroutine:
     return run
 
 
-async def riding_out_outages(task: Task, ctx: dict[str, Any], *args: Any) -> Any:
+async def retry_through_outages(task: Task, ctx: dict[str, Any], *args: Any) -> Any:
     """Run the task; while Redis, the database, Telegram or fal is away, run it again after a
     pause that grows, for `OUTAGE_PATIENCE`, then hand it back to its queue. Every task may
     run again from the start (its moves are conditional, a delivery keeps its receipt), so an
@@ -107,4 +107,9 @@ async def sweep(ctx: dict[str, Any]) -> None:
 @measured
 async def broadcast(ctx: dict[str, Any], broadcast_id: int) -> None:
     resources = ctx["services"].resources
-    await run_broadcast(resources.sessions, resources.bot, broadcast_id, attempt=ctx["job_try"])
+    await run_broadcast(resources.sessions, resources.outbox, broadcast_id, attempt=ctx["job_try"])
+
+
+@measured
+async def album(ctx: dict[str, Any], chat_id: int, media_group_id: str) -> None:
+    await settle_album(ctx["services"], chat_id, media_group_id)

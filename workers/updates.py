@@ -19,7 +19,7 @@ import logging
 import random
 from typing import Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import Dispatcher
 from aiogram.types import Update
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -28,7 +28,7 @@ from core.infra.logs import log_fields
 from core.infra.metrics import INBOX_DEAD, INBOX_DEPTH, INBOX_OLDEST_AGE, TELEGRAM_UPDATES
 from core.infra.retry import is_outage
 from core.telegram.inbox import LEASE_SECONDS, PARTITIONS, Entry, Inbox
-from core.telegram.outbox import handling
+from core.telegram.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,12 @@ class UpdateConsumer:
         self,
         inbox: Inbox,
         dispatcher: Dispatcher,
-        bot: Bot,
+        outbox: Outbox,
         owner: str,
     ) -> None:
         self._inbox = inbox
         self._dispatcher = dispatcher
-        self._bot = bot
+        self._outbox = outbox
         self._owner = owner
         self._drains: dict[int, asyncio.Task[None]] = {}
         self._lost: set[int] = set()
@@ -157,19 +157,18 @@ class UpdateConsumer:
         try:
             if tries > MAX_TRIES:
                 raise RuntimeError(f"given up after {tries - 1} tries (the consumer died?)")
-            update = self._parse(entry)
+            update = self._parse(entry, update_id, first_run=tries == 1)
             kind = kind_of(update)
             outage = 0
-            first_run = tries == 1
             while True:
                 try:
-                    await self._feed(update, kind, first_run=first_run)
+                    await self._feed(update, kind)
                     break
                 except Exception as exc:
-                    first_run = False
+                    update = self._parse(entry, update_id, first_run=False)
                     if is_outage(exc):
                         outage += 1
-                        await self._ride_out(update_id, exc, outage)
+                        await self._wait_out_outage(update_id, exc, outage)
                         continue
                     if tries >= MAX_TRIES:
                         raise
@@ -185,7 +184,7 @@ class UpdateConsumer:
                     await asyncio.sleep(pause)
                     tries = await self._inbox.begin(update_id)
         except Exception as exc:
-            await self._bury(partition, entry, update_id, kind, exc, tries)
+            await self._dead_letter(partition, entry, update_id, kind, exc, tries)
             return
         if await self._inbox.ack(partition, self._owner, entry, update_id):
             TELEGRAM_UPDATES.labels(kind, "handled" if tries == 1 else "redelivered").inc()
@@ -194,7 +193,7 @@ class UpdateConsumer:
             self._lost.add(partition)
             log.warning("lost partition %s while handling update %s", partition, update_id)
 
-    async def _ride_out(self, update_id: int, exc: Exception, outage: int) -> None:
+    async def _wait_out_outage(self, update_id: int, exc: Exception, outage: int) -> None:
         """Redis, the database or Telegram did not answer: not the update's fault, so it is
         tried again, without counting, for as long as the outage lasts."""
         if self._stopping.is_set():
@@ -203,19 +202,24 @@ class UpdateConsumer:
         log.warning("update %s waits for %r; again in %gs", update_id, exc, pause)
         await asyncio.sleep(pause)
 
-    def _parse(self, entry: Entry) -> Update:
+    def _parse(self, entry: Entry, update_id: int, *, first_run: bool) -> Update:
+        """The update, read with the Bot its handlers answer with (`Outbox.reply`), so that
+        `message.answer()` and the handler's `bot` are the same Bot. Read again for each run:
+        aiogram's objects keep the Bot they were read with, and a run's calls are numbered
+        from its first for the replay."""
+        bot = self._outbox.reply(update_id, first_run=first_run)
         try:
-            return Update.model_validate(json.loads(entry.update), context={"bot": self._bot})
+            return Update.model_validate(json.loads(entry.update), context={"bot": bot})
         except (ValueError, ValidationError) as exc:
             raise _Invalid(str(exc).splitlines()[0]) from None
 
-    async def _feed(self, update: Update, kind: str, *, first_run: bool) -> None:
+    async def _feed(self, update: Update, kind: str) -> None:
         if kind == "unknown":
             return  # a kind this aiogram does not know: nothing listens to it
-        with handling(update.update_id, first_run=first_run):
-            await self._dispatcher.feed_update(self._bot, update)
+        assert update.bot is not None  # read with its replying Bot (`_parse`)
+        await self._dispatcher.feed_update(update.bot, update)
 
-    async def _bury(
+    async def _dead_letter(
         self,
         partition: int,
         entry: Entry,
@@ -261,6 +265,6 @@ class UpdateConsumer:
 
 
 def _update_id(entry: Entry) -> int:
-    """The id the door checked; read without building the update (it may not parse)."""
+    """The id the webhook checked; read without building the update (it may not parse)."""
     body: Any = json.loads(entry.update)
     return int(body["update_id"])

@@ -44,7 +44,7 @@ async def serve(config: Config, served: list[str]) -> None:
         UpdateConsumer(
             Inbox(resources.redis, dedup_ttl=config.UPDATE_DEDUP_TTL),
             build_dispatcher(resources),
-            resources.bot,
+            resources.outbox,
             owner=config.WORKER_NAME,
         )
         if UPDATES in served

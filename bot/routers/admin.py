@@ -135,6 +135,7 @@ async def broadcast(
     user: User,
     sessions: async_sessionmaker[AsyncSession],
     redis: ArqRedis,
+    event_update: Update,
 ) -> None:
     text = (command.args or "").strip()
     if not text:
@@ -146,6 +147,8 @@ async def broadcast(
         key = "broadcast_running" if last.status == broadcasts.RUNNING else "broadcast_done"
         await message.answer(_(key, **values))
         return
-    started, audience = await broadcasts.create(sessions, text, message.chat.id, user.language)
+    started, audience = await broadcasts.create(
+        sessions, text, message.chat.id, user.language, update_id=event_update.update_id
+    )
     await enqueue_broadcast(redis, started.id)
     await message.answer(_("broadcast_started", id=started.id, users=audience))

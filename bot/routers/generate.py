@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram.types import Message, Update
 
 from bot.filters import PlainText
 from bot.i18n import _
@@ -19,25 +19,40 @@ router = Router(name="generate")
 
 @router.message(Command("image"))
 async def image_command(
-    message: Message, command: CommandObject, user: User, launcher: Launcher
+    message: Message,
+    command: CommandObject,
+    user: User,
+    launcher: Launcher,
+    event_update: Update,
 ) -> None:
-    await _generate(message, command.args, "text_to_image", user, launcher)
+    await _generate(message, command.args, "text_to_image", user, launcher, event_update)
 
 
 @router.message(Command("video"))
 async def video_command(
-    message: Message, command: CommandObject, user: User, launcher: Launcher
+    message: Message,
+    command: CommandObject,
+    user: User,
+    launcher: Launcher,
+    event_update: Update,
 ) -> None:
-    await _generate(message, command.args, "text_to_video", user, launcher)
+    await _generate(message, command.args, "text_to_video", user, launcher, event_update)
 
 
 @router.message(PlainText())
-async def plain_prompt(message: Message, prompt: str, user: User, launcher: Launcher) -> None:
-    await _generate(message, prompt, "text_to_image", user, launcher)
+async def plain_prompt(
+    message: Message, prompt: str, user: User, launcher: Launcher, event_update: Update
+) -> None:
+    await _generate(message, prompt, "text_to_image", user, launcher, event_update)
 
 
 async def _generate(
-    message: Message, prompt: str | None, mode: Mode, user: User, launcher: Launcher
+    message: Message,
+    prompt: str | None,
+    mode: Mode,
+    user: User,
+    launcher: Launcher,
+    update: Update,
 ) -> None:
     try:
         request = JobRequest(mode=mode, prompt=check_prompt(prompt))
@@ -55,4 +70,5 @@ async def _generate(
         user,
         request,
         ack_message_id=message.message_id,
+        update_id=update.update_id,
     )

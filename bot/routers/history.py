@@ -1,4 +1,5 @@
-"""/history: the user's last jobs, with links to their results and a regenerate button each."""
+"""/history: the user's last jobs, with links to their results and a regenerate button each;
+a chain of edits is one entry, its latest step (v2, v3…)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
-from bot.job_face import Action, JobButton
+from bot.job_messages import Action, JobButton
 from core.domain.models import Job, JobStatus, User
 from core.jobs.output import media_files, output_of
 from core.jobs.queries import latest_jobs_of
@@ -31,11 +32,14 @@ def _line(index: int, job: Job) -> str:
     prompt = (
         job.prompt if len(job.prompt) <= PROMPT_PREVIEW else job.prompt[: PROMPT_PREVIEW - 1] + "…"
     )
+    mode = _(f"mode_{job.mode}")
+    if job.step > 1:  # the latest step of a chain of edits stands for the whole chain
+        mode += " · " + _("chain_step", step=job.step)
     line = _(
         "history_line",
         index=index,
         icon=ICONS.get(JobStatus(job.status), "⏳"),
-        mode=_(f"mode_{job.mode}"),
+        mode=mode,
         status=_(f"status_word_{job.status}"),
         when=f"{job.created_at:%d.%m %H:%M}",
         prompt=html.escape(prompt) or "—",

@@ -14,7 +14,7 @@ from aiogram.filters import Command, Filter
 from aiogram.types import CallbackQuery, Message, PreCheckoutQuery
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.credits_face import BuyButton, balance_text, send_invoice, send_offer
+from bot.credit_messages import BuyButton, balance_text, send_invoice, send_offer
 from bot.i18n import _
 from core.domain.catalog import catalog
 from core.domain.credits import Allowance

@@ -12,7 +12,7 @@ from typing import Any
 from aiogram import Router
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, Update
 
 from bot.filters import Picture, PlainText
 from bot.i18n import _, error_text
@@ -20,6 +20,7 @@ from bot.keyboards import PhotoButton, PhotoChoice, photo_keyboard
 from bot.launch import Launcher
 from core.domain.catalog import MAX_INPUT_SIDE, Mode, catalog
 from core.domain.models import User
+from core.domain.preferences import preferences_of
 from core.fal.photos import PhotoLimits, PhotoRejected, precheck
 from core.jobs.start import JobRequest, Refusal, check_prompt
 
@@ -60,6 +61,8 @@ def photo_of(message: Message) -> dict[str, Any]:
 
 
 def _check(photo: dict[str, Any], mode: Mode) -> None:
+    if "image_file_id" not in photo:
+        return  # a result: fal's own file, nothing to judge
     limits = PhotoLimits(max_bytes=catalog().modes[mode].max_input_bytes, max_side=MAX_INPUT_SIDE)
     precheck(
         file_size=photo["file_size"],
@@ -77,7 +80,12 @@ def _refusal_text(rejected: PhotoRejected, mode: Mode) -> str:
 
 @router.message(Picture())
 async def on_photo(
-    message: Message, caption: str | None, user: User, launcher: Launcher, state: FSMContext
+    message: Message,
+    caption: str | None,
+    user: User,
+    launcher: Launcher,
+    state: FSMContext,
+    event_update: Update,
 ) -> None:
     photo = photo_of(message)
     mode: Mode = "edit"
@@ -86,12 +94,27 @@ async def on_photo(
     except PhotoRejected as rejected:
         await message.answer(_refusal_text(rejected, mode))
         return
+    await offer_or_start(message, user, launcher, state, caption, [photo], event_update.update_id)
+
+
+async def offer_or_start(
+    message: Message,
+    user: User,
+    launcher: Launcher,
+    state: FSMContext,
+    caption: str | None,
+    photos: list[dict[str, Any]],
+    update_id: int,
+) -> None:
+    """With a caption, an edit of the photos as it says; without, the choice (once, for an
+    album too)."""
     if caption is None:
         await state.set_state(PhotoFlow.choosing)
-        await state.set_data({"photo": photo})
-        await message.reply(_("photo_what"), reply_markup=photo_keyboard())
+        await state.set_data({"photos": photos})
+        question = _("album_what", count=len(photos)) if len(photos) > 1 else _("photo_what")
+        await message.reply(question, reply_markup=photo_keyboard())
         return
-    await _start(message, user, launcher, mode, caption, photo)
+    await _start(message, user, launcher, "edit", caption, photos, update_id)
 
 
 @router.callback_query(PhotoButton.filter())
@@ -101,39 +124,50 @@ async def on_choice(
     user: User,
     launcher: Launcher,
     state: FSMContext,
+    event_update: Update,
 ) -> None:
-    photo = (await state.get_data()).get("photo")
+    photos = _photos_of(await state.get_data())
     message = query.message
-    if photo is None or not isinstance(message, Message):
+    if not photos or not isinstance(message, Message):
         await query.answer(_("photo_gone"), show_alert=True)
         return
     await query.answer()
     mode = CHOICE_MODES[callback_data.choice]
-    try:
-        _check(photo, mode)
-    except PhotoRejected as rejected:
-        await message.answer(_refusal_text(rejected, mode))
-        return
     if mode == "edit":
+        try:
+            _check(photos[0], mode)
+        except PhotoRejected as rejected:
+            await message.answer(_refusal_text(rejected, mode))
+            return
         await state.set_state(PhotoFlow.instruction)
         await message.answer(_("photo_ask_instruction"))
         return
-    await state.clear()
     prompt = _("animate_default_prompt") if mode == "image_to_video" else ""
-    await _launch(
-        message, user, launcher, JobRequest(mode=mode, prompt=prompt, options=_input(photo))
-    )
+    await _launch_photos(message, user, launcher, mode, prompt, photos, event_update.update_id)
+    # Only now: run again after a crash, the handler finds the photos and the same job.
+    await state.clear()
 
 
 @router.message(PhotoFlow.instruction, PlainText())
 async def on_instruction(
-    message: Message, prompt: str, user: User, launcher: Launcher, state: FSMContext
+    message: Message,
+    prompt: str,
+    user: User,
+    launcher: Launcher,
+    state: FSMContext,
+    event_update: Update,
 ) -> None:
     """The text after ✏️ Edit (of a sent photo or of a result) is the edit instruction."""
     data = await state.get_data()
-    await state.clear()
-    source = data.get("photo") or {"image_url": data.get("image_url")}
-    await _start(message, user, launcher, "edit", prompt, source)
+    photos = _photos_of(data) or [{"image_url": data.get("image_url")}]
+    await _start(message, user, launcher, "edit", prompt, photos, event_update.update_id)
+    await state.clear()  # after the job, as on_choice does
+
+
+def _photos_of(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The photos a choice is about (a state stored as one "photo" before albums, too)."""
+    photos: list[dict[str, Any]] = data.get("photos") or []
+    return photos or ([data["photo"]] if data.get("photo") else [])
 
 
 async def _start(
@@ -142,27 +176,64 @@ async def _start(
     launcher: Launcher,
     mode: Mode,
     prompt: str | None,
-    photo: dict[str, Any],
+    photos: list[dict[str, Any]],
+    update_id: int,
 ) -> None:
     try:
-        request = JobRequest(mode=mode, prompt=check_prompt(prompt), options=_input(photo))
+        checked = check_prompt(prompt)
     except Refusal as refusal:
         key = "photo_ask_instruction" if refusal.key == "prompt_empty" else refusal.key
         await message.answer(_(key, **refusal.values))
         return
-    await _launch(message, user, launcher, request)
+    await _launch_photos(message, user, launcher, mode, checked, photos, update_id)
 
 
-async def _launch(message: Message, user: User, launcher: Launcher, request: JobRequest) -> None:
+async def _launch_photos(
+    message: Message,
+    user: User,
+    launcher: Launcher,
+    mode: Mode,
+    prompt: str,
+    photos: list[dict[str, Any]],
+    update_id: int,
+) -> None:
+    """A job of as many of the photos as the user's model for `mode` takes (the first ones;
+    the user is told when some are left out), each checked for the mode first. A user who
+    has not chosen a model gets the first that takes them all (or the most)."""
+    preferences = preferences_of(user)
+    chosen = mode in preferences.models or len(photos) == 1
+    model = preferences.model_for(mode) if chosen else catalog().for_photos(mode, len(photos))
+    used = model.photos(photos)
+    for photo in used:
+        try:
+            _check(photo, mode)
+        except PhotoRejected as rejected:
+            await message.answer(_refusal_text(rejected, mode))
+            return
+    if len(used) < len(photos):
+        key = "album_first_photo" if len(used) == 1 else "album_first_photos"
+        await message.answer(_(key, model=model.title, count=len(used), sent=len(photos)))
+    request = JobRequest(mode=mode, prompt=prompt, options=_input(used), model=model)
+    await _launch(message, user, launcher, request, update_id)
+
+
+async def _launch(
+    message: Message, user: User, launcher: Launcher, request: JobRequest, update_id: int
+) -> None:
     await launcher.launch(
         message.bot,  # type: ignore[arg-type]
         message.chat.id,
         user,
         request,
+        update_id=update_id,
         ack_message_id=message.message_id,
     )
 
 
-def _input(photo: dict[str, Any]) -> dict[str, Any]:
-    """Only what the job needs: a Telegram file to fetch, or a URL fal already has."""
+def _input(photos: list[dict[str, Any]]) -> dict[str, Any]:
+    """Only what the job needs: a Telegram file to fetch, or a URL fal already has; the
+    Telegram files of several photos."""
+    if len(photos) > 1:
+        return {"image_file_ids": [photo["image_file_id"] for photo in photos]}
+    photo = photos[0]
     return {key: photo[key] for key in ("image_file_id", "image_url") if photo.get(key)}

@@ -1,5 +1,6 @@
-"""The user's preferences: the model per mode, aspect ratio and number of images, on inline
-keyboards that edit one message in place. Choices are stored on the user row (`preferences`).
+"""The user's preferences: the model per mode, aspect ratio, number of images and the prompt
+helper (off by default), on inline keyboards that edit one message in place. Choices are
+stored on the user row (`preferences`); the style is chosen in /styles and shown here.
 
 The command stays `/settings`, the name Telegram recommends for it (core commands list)."""
 
@@ -26,15 +27,22 @@ router = Router(name="preferences")
 
 class PreferencesButton(CallbackData, prefix="s"):
     """`what`: menu, mode (open a mode's models), model (index in the catalog), aspect (index
-    in ASPECT_RATIOS: a ratio's colon is the callback data separator), images, language.
+    in ASPECT_RATIOS: a ratio's colon is the callback data separator), images, improve (the
+    prompt helper: "1" on, "0" off), language.
     The prefix stays "s": buttons on messages already sent in chats carry it."""
 
     what: str
     value: str = ""
 
 
-def summary(preferences: Preferences) -> str:
+def summary(preferences: Preferences, language: str) -> str:
     models = {mode: preferences.model_for(mode).title for mode in MODES}
+    style = catalog().style(preferences.style)
+    extras = _(
+        "preferences_extras",
+        helper=_("helper_on" if preferences.improve_prompts else "helper_off"),
+        style=style.title_in(language) if style else _("style_none"),
+    )
     return _(
         "preferences_title",
         summary=_(
@@ -42,7 +50,9 @@ def summary(preferences: Preferences) -> str:
             aspect_ratio=preferences.aspect_ratio,
             num_images=preferences.num_images,
             **models,
-        ),
+        )
+        + "\n"
+        + extras,
     )
 
 
@@ -62,8 +72,12 @@ def menu_keyboard(preferences: Preferences) -> InlineKeyboardMarkup:
             text=f"{mark}🖼 {count}",
             callback_data=PreferencesButton(what="images", value=str(count)),
         )
+    helper = "preferences_helper_on" if preferences.improve_prompts else "preferences_helper_off"
+    # The button carries the value it sets, not "toggle": an update handled twice sets it twice.
+    turn_to = "0" if preferences.improve_prompts else "1"
+    builder.button(text=_(helper), callback_data=PreferencesButton(what="improve", value=turn_to))
     builder.button(text=_("preferences_language"), callback_data=PreferencesButton(what="language"))
-    builder.adjust(3, 2, len(ASPECT_RATIOS), MAX_IMAGES, 1)
+    builder.adjust(3, 2, len(ASPECT_RATIOS), MAX_IMAGES, 1, 1)
     return builder.as_markup()
 
 
@@ -85,7 +99,9 @@ def models_keyboard(mode: str, preferences: Preferences) -> InlineKeyboardMarkup
 @router.message(Command("settings"))
 async def show_preferences(message: Message, user: User) -> None:
     preferences = preferences_of(user)
-    await message.answer(summary(preferences), reply_markup=menu_keyboard(preferences))
+    await message.answer(
+        summary(preferences, user.language), reply_markup=menu_keyboard(preferences)
+    )
 
 
 @router.callback_query(PreferencesButton.filter(F.what == "language"))
@@ -106,7 +122,9 @@ async def choose_model(query: CallbackQuery, callback_data: PreferencesButton, u
     )
 
 
-@router.callback_query(PreferencesButton.filter(F.what.in_({"menu", "model", "aspect", "images"})))
+@router.callback_query(
+    PreferencesButton.filter(F.what.in_({"menu", "model", "aspect", "images", "improve"}))
+)
 async def change(
     query: CallbackQuery,
     callback_data: PreferencesButton,
@@ -120,7 +138,7 @@ async def change(
     await query.answer()
     with contextlib.suppress(TelegramBadRequest):  # "message is not modified": same choice again
         await query.message.edit_text(  # type: ignore[union-attr]
-            summary(preferences), reply_markup=menu_keyboard(preferences)
+            summary(preferences, user.language), reply_markup=menu_keyboard(preferences)
         )
 
 
@@ -140,3 +158,5 @@ def _apply(preferences: Preferences, button: PreferencesButton) -> None:
         button.what == "images" and button.value.isdigit() and 1 <= int(button.value) <= MAX_IMAGES
     ):
         preferences.num_images = int(button.value)
+    elif button.what == "improve" and button.value in ("0", "1"):
+        preferences.improve_prompts = button.value == "1"

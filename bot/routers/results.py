@@ -1,5 +1,5 @@
-"""The buttons on a job: ✖ Cancel on its status message; 🔁 Regenerate, ✏️ Edit this,
-🎬 Animate and ⬇️ Original under its result.
+"""The buttons on a job: ✖ Cancel and ✨ Improve on its status message; 🔁 Regenerate,
+✏️ Edit this, 🎬 Animate, ⬇️ Original, ↩️ My words and 🎨 Style under its result.
 
 Each button names only its job; the job row holds the rest, so buttons work after restarts
 and refuse politely once the job's files are too old (fal keeps outputs about a week).
@@ -14,19 +14,21 @@ from typing import cast
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery
+from aiogram.types import CallbackQuery, Update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
-from bot.job_face import Action, JobButton, show_cancelled
+from bot.job_messages import Action, JobButton, remove_status, show_cancelled
 from bot.launch import Launcher
 from bot.routers.photos import PhotoFlow
+from bot.routers.styles import ask_style
 from core.domain.catalog import Mode, catalog
 from core.domain.models import Job, JobStatus, User, utcnow
+from core.jobs import lifecycle
 from core.jobs.cancel import Cancelled, cancel_job
 from core.jobs.output import media_files, output_of
 from core.jobs.queries import get_job
-from core.jobs.start import JobRequest
+from core.jobs.start import JobRequest, options_again
 
 router = Router(name="results")
 
@@ -42,6 +44,7 @@ async def on_job_button(
     sessions: async_sessionmaker[AsyncSession],
     launcher: Launcher,
     state: FSMContext,
+    event_update: Update,
 ) -> None:
     async with sessions() as session:
         job = await get_job(session, callback_data.job_id)
@@ -56,7 +59,31 @@ async def on_job_button(
         return
     if callback_data.action == Action.REGENERATE:
         await query.answer()
-        await launcher.launch(query.bot, job.chat_id, user, _again(job))  # type: ignore[arg-type]
+        await launcher.launch(
+            query.bot,  # type: ignore[arg-type]
+            job.chat_id,
+            user,
+            again(job),
+            update_id=event_update.update_id,
+        )
+        return
+    if callback_data.action in (Action.IMPROVE, Action.MY_WORDS):
+        improve = callback_data.action == Action.IMPROVE
+        await query.answer(_("improve_started") if improve else None)
+        if improve and await _withdraw_unsent(launcher, job):
+            await remove_status(query.bot, job)  # type: ignore[arg-type]
+        request = _same(job, {"improve": improve})
+        await launcher.launch(
+            query.bot,  # type: ignore[arg-type]
+            job.chat_id,
+            user,
+            request,
+            update_id=event_update.update_id,
+        )
+        return
+    if callback_data.action == Action.STYLE:
+        await query.answer()
+        await ask_style(query.bot, job, user.language)  # type: ignore[arg-type]
         return
     urls = _result_urls(job)
     if not urls:
@@ -70,20 +97,40 @@ async def on_job_button(
     elif callback_data.action == Action.ANIMATE:
         prompt = job.prompt or _("animate_default_prompt")
         request = JobRequest(mode="image_to_video", prompt=prompt, options={"image_url": urls[0]})
-        await launcher.launch(query.bot, job.chat_id, user, request)  # type: ignore[arg-type]
+        await launcher.launch(
+            query.bot,  # type: ignore[arg-type]
+            job.chat_id,
+            user,
+            request,
+            update_id=event_update.update_id,
+        )
     else:
         await _send_originals(query.bot, job.chat_id, urls)  # type: ignore[arg-type]
 
 
-def _again(job: Job) -> JobRequest:
+def again(job: Job) -> JobRequest:
     """Same mode, model, prompt and options; a new seed so the result differs."""
-    options = {**job.options, "seed": random.randint(0, MAX_SEED)}
+    return _same(job, {"seed": random.randint(0, MAX_SEED)})
+
+
+def _same(job: Job, changes: dict[str, object]) -> JobRequest:
+    """The job again from the user's words: same mode, model and options but `changes` (the
+    helper's rewrite is not kept: ✨ and ↩️ decide it anew)."""
     return JobRequest(
         mode=cast(Mode, job.mode),
         prompt=job.prompt,
-        options=options,
+        options={**options_again(job), **changes},
         model=catalog().find(job.model),
-    )  # type: ignore[arg-type]
+    )
+
+
+async def _withdraw_unsent(launcher: Launcher, job: Job) -> bool:
+    """✨ Improve on a job still waiting in kadr's queue replaces it: fal never got it, so it
+    is cancelled and refunded, and its improved copy goes instead. One fal already has goes
+    on (a cancel there may still be billed)."""
+    return job.status == JobStatus.QUEUED and await lifecycle.cancel(
+        launcher.sessions, job, unsent=True
+    )
 
 
 def _result_urls(job: Job) -> list[str]:

@@ -13,10 +13,14 @@ from bot.i18n import _
 router = Router(name="start")
 
 
+def welcome(message: Message) -> str:
+    """The greeting, by the sender's name (also what an invitation link opens with)."""
+    return _("start", name=escape(message.from_user.first_name if message.from_user else ""))
+
+
 @router.message(CommandStart())
 async def start(message: Message) -> None:
-    name = escape(message.from_user.first_name if message.from_user else "")
-    await message.answer(_("start", name=name))
+    await message.answer(welcome(message))
 
 
 @router.message(Command("help"))

@@ -20,22 +20,26 @@ DONE = "done"
 
 
 async def create(
-    sessions: Sessions, text: str, admin_chat_id: int, language: str
+    sessions: Sessions, text: str, admin_chat_id: int, language: str, *, update_id: int
 ) -> tuple[Broadcast, int]:
-    """A new broadcast and how many users it is for."""
+    """The broadcast `update_id` asked for, made by its first run (a handler run again for
+    the same update finds it), and how many users it is for."""
     async with sessions.begin() as session:
-        broadcast = Broadcast(
-            text=text,
-            admin_chat_id=admin_chat_id,
-            language=language,
-            status=RUNNING,
-            cursor=0,
-            sent=0,
-            skipped=0,
-            created_at=utcnow(),
-        )
-        session.add(broadcast)
-        await session.flush()
+        broadcast = await session.scalar(select(Broadcast).where(Broadcast.update_id == update_id))
+        if broadcast is None:
+            broadcast = Broadcast(
+                text=text,
+                admin_chat_id=admin_chat_id,
+                language=language,
+                status=RUNNING,
+                cursor=0,
+                sent=0,
+                skipped=0,
+                created_at=utcnow(),
+                update_id=update_id,
+            )
+            session.add(broadcast)
+            await session.flush()
         audience = await session.scalar(
             select(func.count()).select_from(User).where(User.banned.is_(False))
         )

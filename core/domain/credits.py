@@ -2,8 +2,9 @@
 nothing else holds one.
 
 The database enforces every "once" (`uq_ledger_reason_ref`): one daily allowance per user
-and UTC day, one reservation and one refund per job, one credit per Telegram charge id; a
-second attempt inserts nothing (`ON CONFLICT DO NOTHING`) and says so.
+and UTC day, one reservation and one refund per job, one credit per Telegram charge id (a
+pack's or a subscription period's), one share per side of an invitation; a second attempt
+inserts nothing (`ON CONFLICT DO NOTHING`) and says so.
 
 A reservation reads the balance and then writes: two prompts of one user racing in two
 processes must not both spend the last credits. So it first locks the user's row with a
@@ -20,13 +21,13 @@ reservation commits with its job row and a refund with its job's final move).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 
 from sqlalchemy import Insert, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.domain.catalog import ModelSpec
+from core.domain.catalog import ModelSpec, Referrals, catalog
 from core.domain.models import LedgerEntry, Reason, User, utcnow
 
 
@@ -57,7 +58,11 @@ class Allowance:
     admins: frozenset[int] = field(default_factory=frozenset)
 
     def price(self, user_id: int, model: ModelSpec, options: dict[str, object]) -> int:
-        return 0 if user_id in self.admins else model.cost(options)
+        """The model's price, and the prompt helper's when the job uses it."""
+        if user_id in self.admins:
+            return 0
+        helper = catalog().prompt_helper.price if options.get("improve") else 0
+        return model.cost(options) + helper
 
 
 def day_ref(user_id: int, now: datetime) -> str:
@@ -131,32 +136,100 @@ async def refund(session: AsyncSession, job_id: str) -> Balance:
 
 
 async def credit_payment(
-    session: AsyncSession, *, user_id: int, charge_id: str, credits: int
+    session: AsyncSession,
+    *,
+    user_id: int,
+    charge_id: str,
+    credits: int,
+    reason: Reason = Reason.PAYMENT,
 ) -> bool:
-    """Add bought credits once per `telegram_payment_charge_id`; False for a charge already
-    credited (a repeated or concurrent update)."""
-    return await _insert_once(session, user_id, Reason.PAYMENT, charge_id, 0, credits, utcnow())
+    """Add bought credits once per `telegram_payment_charge_id` (`reason`: a pack's
+    PAYMENT or a subscription period's SUBSCRIPTION); False for a charge already credited
+    (a repeated or concurrent update)."""
+    return await _insert_once(session, user_id, reason, charge_id, 0, credits, utcnow())
+
+
+@dataclass(frozen=True)
+class Shares:
+    """What an invitation credited: the newcomer's share and the inviter's."""
+
+    newcomer: int = 0
+    inviter: int = 0
+
+
+#: The ref of an inviter's share starts so, followed by the newcomer's id.
+INVITED = "invited:"
+
+
+async def credit_invitation(
+    session: AsyncSession, *, newcomer_id: int, inviter_id: int, terms: Referrals, now: datetime
+) -> Shares:
+    """Credit both sides of an invitation (kept like bought credits), once per newcomer and
+    side. The inviter's row is locked first, so two newcomers of one inviter credited at
+    once count against the daily cap one after the other: past `terms.daily_cap` shares
+    this UTC day the inviter gets nothing for this newcomer."""
+    newcomer = terms.newcomer_credits
+    if newcomer and not await _insert_once(
+        session, newcomer_id, Reason.REFERRAL, f"joined:{newcomer_id}", 0, newcomer, now
+    ):
+        newcomer = 0
+    inviter = terms.inviter_credits
+    if not inviter or not await _lock_user(session, inviter_id):
+        return Shares(newcomer=newcomer)
+    today = datetime.combine(now.date(), time(), tzinfo=now.tzinfo)
+    shares_today = await session.scalar(
+        select(func.count()).where(
+            LedgerEntry.user_id == inviter_id,
+            LedgerEntry.reason == Reason.REFERRAL,
+            LedgerEntry.ref.startswith(INVITED),
+            LedgerEntry.created_at >= today,
+        )
+    )
+    if (shares_today or 0) >= terms.daily_cap or not await _insert_once(
+        session, inviter_id, Reason.REFERRAL, f"{INVITED}{newcomer_id}", 0, inviter, now
+    ):
+        inviter = 0
+    return Shares(newcomer=newcomer, inviter=inviter)
+
+
+async def invitation_earnings(session: AsyncSession, inviter_id: int) -> int:
+    """Credits the inviter's shares of invitations have brought them."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.paid), 0)).where(
+            LedgerEntry.user_id == inviter_id,
+            LedgerEntry.reason == Reason.REFERRAL,
+            LedgerEntry.ref.startswith(INVITED),
+        )
+    )
+    return int(total or 0)
 
 
 async def payment(session: AsyncSession, charge_id: str) -> LedgerEntry | None:
-    """The credit a Telegram charge made, if it made one."""
+    """The credit a Telegram charge made (a pack's or a subscription period's), if any."""
     return await session.scalar(
         select(LedgerEntry).where(
-            LedgerEntry.reason == Reason.PAYMENT, LedgerEntry.ref == charge_id
+            LedgerEntry.reason.in_((Reason.PAYMENT, Reason.SUBSCRIPTION)),
+            LedgerEntry.ref == charge_id,
         )
     )
 
 
 async def take_back_payment(session: AsyncSession, paid: LedgerEntry) -> int:
     """After its Stars went back: take back the payment's credits, as many as are left
-    (the balance never goes below zero), once per charge. Returns how many."""
+    (the balance never goes below zero), once per charge. Returns how many: asked again for
+    the same charge, how many were taken then (a handler run again says what it said)."""
     await _lock_user(session, paid.user_id)
     left = (await balance_of(session, paid.user_id)).paid
     amount = max(0, min(paid.paid, left))
     ref = paid.ref or ""
     if await _insert_once(session, paid.user_id, Reason.PAYMENT_REFUND, ref, 0, -amount, utcnow()):
         return amount
-    return 0
+    taken = await session.scalar(
+        select(LedgerEntry.paid).where(
+            LedgerEntry.reason == Reason.PAYMENT_REFUND, LedgerEntry.ref == ref
+        )
+    )
+    return -int(taken or 0)
 
 
 async def grant(session: AsyncSession, *, user_id: int, credits: int, ref: str) -> bool | None:

@@ -66,6 +66,17 @@ def margin(model: ModelSpec, credit_dollars: float) -> Margin:
     return min(jobs, key=lambda job: (round(job.percent, 6), job.credits))
 
 
+def helper_margin(catalog: Catalog) -> Margin:
+    """The prompt helper's: its price added to a job against what one LLM call costs."""
+    helper = catalog.prompt_helper
+    return Margin(
+        f"prompt helper ({helper.endpoint})",
+        helper.price,
+        helper.price * catalog.credit_dollars,
+        helper.fal_cost.dollars,
+    )
+
+
 def margins(catalog: Catalog) -> list[Margin]:
     """Every model's smallest margin, in catalog order."""
     return [margin(model, catalog.credit_dollars) for model in catalog.models]
@@ -75,7 +86,10 @@ def check_margins(catalog: Catalog, minimum: float) -> None:
     """Raise CatalogError naming the first model (of how many) that is sold under `minimum`
     percent of margin and not marked loss_leader."""
     leaders = {model.id for model in catalog.models if model.loss_leader}
-    under = [m for m in margins(catalog) if m.model not in leaders and m.percent < minimum]
+    if catalog.prompt_helper.loss_leader:
+        leaders.add(helper_margin(catalog).model)
+    checked = [*margins(catalog), helper_margin(catalog)]
+    under = [m for m in checked if m.model not in leaders and m.percent < minimum]
     if under:
         more = f"; and {len(under) - 1} more" if len(under) > 1 else ""
         raise CatalogError(f"catalog: {under[0].refusal(minimum)}{more}")

@@ -1,5 +1,5 @@
-"""Database models: users, jobs, the credits ledger and broadcasts. The database is the truth; Redis
-only carries work."""
+"""Database models: users, jobs, the credits ledger, referrals, subscriptions and
+broadcasts. The database is the truth; Redis only carries work."""
 
 from __future__ import annotations
 
@@ -92,6 +92,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_deadline", "status", "deadline_at"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
+        Index("ix_jobs_parent", "parent_id"),
         UniqueConstraint("update_id", name="uq_jobs_update_id"),
     )
 
@@ -131,6 +132,28 @@ class Job(Base):
     submitted_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: The job whose result this one edits, when the user replied to that result: a chain of
+    #: edits, `step` long (1 for a job that starts one).
+    parent_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("jobs.id", name="fk_jobs_parent")
+    )
+    step: Mapped[int] = mapped_column(default=1, server_default="1")
+    #: The tap on ↩️ Undo that showed the parent's result again, claimed before it is sent:
+    #: a second tap shows nothing more, the same tap handled again (its update replayed) does.
+    undo_update_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ResultMessage(Base):
+    """A bot message that shows a job's result (delivered, or shown again by ↩️ Undo), and
+    which of the job's files it shows: a reply to it continues the job's chain of edits."""
+
+    __tablename__ = "result_messages"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Reason(enum.StrEnum):
@@ -142,6 +165,10 @@ class Reason(enum.StrEnum):
     PAYMENT = "payment"  #: Telegram Stars paid (ref: telegram_payment_charge_id)
     PAYMENT_REFUND = "payment_refund"  #: an admin refunded those Stars (ref: the charge id)
     GRANT = "grant"  #: an admin gave credits (ref: "grant:<update id>" of the command)
+    #: an invitation paid off (ref: "invited:<newcomer>" for the inviter's share,
+    #: "joined:<newcomer>" for the newcomer's): once per newcomer and side
+    REFERRAL = "referral"
+    SUBSCRIPTION = "subscription"  #: a Stars subscription's period paid (ref: the charge id)
 
 
 class LedgerEntry(Base):
@@ -169,6 +196,41 @@ class LedgerEntry(Base):
         return self.free + self.paid
 
 
+class Referral(Base):
+    """Who invited a user: one row per invited user (one inviter each), written when a user
+    new to the bot comes by an invitation link; `credited_at` is set, once, in the
+    transaction that delivers the newcomer's first job and credits both sides."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (Index("ix_referrals_inviter", "inviter_id"),)
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id"), primary_key=True, autoincrement=False
+    )
+    inviter_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    credited_at: Mapped[datetime | None] = mapped_column()
+
+
+class Subscription(Base):
+    """A user's Stars subscription to a plan: `charge_id` is its first payment's
+    `telegram_payment_charge_id` (what editUserStarSubscription names it by),
+    `expires_at` the end of the period last paid for, `cancelled_at` set while the bot
+    has cancelled its renewal."""
+
+    __tablename__ = "subscriptions"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    charge_id: Mapped[str] = mapped_column(String(128))
+    credits: Mapped[int] = mapped_column(Integer)
+    stars: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column()
+    cancelled_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Broadcast(Base):
     """An admin's message to every user, sent by a worker task in user id order. `cursor` is
     the last user it was claimed for: claimed before the send, so a task run again after a
@@ -186,3 +248,5 @@ class Broadcast(Base):
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: The /broadcast update that made it: a handler run again finds it (migration 0009).
+    update_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)

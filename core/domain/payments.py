@@ -33,10 +33,11 @@ class Paid(StrEnum):
     INVALID = "invalid"
 
 
-def offered_credits(payload: str) -> tuple[str, int] | None:
-    """The pack id and credits an invoice payload names; None when it is not ours."""
+def offered_credits(payload: str, kind: str = "pack") -> tuple[str, int] | None:
+    """The pack (or, with `kind` "plan", the plan) id and the credits an invoice payload
+    names; None when it is not such a payload of ours."""
     parts = payload.split(":")
-    if len(parts) != 3 or parts[0] != "pack" or not parts[2].isdigit():
+    if len(parts) != 3 or parts[0] != kind or not parts[2].isdigit():
         return None
     return parts[1], int(parts[2])
 

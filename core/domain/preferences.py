@@ -1,4 +1,5 @@
-"""A user's choices (/settings): model per mode, aspect ratio, number of images.
+"""A user's choices (/settings, /styles): model per mode, aspect ratio, number of images,
+the prompt helper (off by default) and a style.
 
 Stored as JSON on the user row; anything unreadable or no longer offered falls back to the
 default, so an operator can change the catalog without migrating users.
@@ -21,13 +22,20 @@ class Preferences(BaseModel):
     models: dict[str, str] = {}
     aspect_ratio: str = "1:1"
     num_images: int = Field(1, ge=1, le=MAX_IMAGES)
+    improve_prompts: bool = False
+    style: str | None = None
 
     def model_for(self, mode: Mode) -> ModelSpec:
         return catalog().choose(mode, self.models.get(mode))
 
     def job_options(self) -> dict[str, Any]:
         ratio = self.aspect_ratio if self.aspect_ratio in ASPECT_RATIOS else "1:1"
-        return {"aspect_ratio": ratio, "num_images": self.num_images}
+        return {
+            "aspect_ratio": ratio,
+            "num_images": self.num_images,
+            "improve": self.improve_prompts,
+            "style": self.style,
+        }
 
 
 def preferences_of(user: User) -> Preferences:

@@ -216,6 +216,7 @@ class FalClient:
         key: str,
         queue_url: str,
         rest_url: str,
+        run_url: str = "https://fal.run",
         timeout: float = 30.0,
         upload_timeout: float = 300.0,
     ) -> None:
@@ -223,6 +224,7 @@ class FalClient:
         self._key = key
         self._queue_url = queue_url.rstrip("/")
         self._rest_url = rest_url.rstrip("/")
+        self._run_url = run_url.rstrip("/")
         self._timeout = timeout
         self._upload_timeout = upload_timeout
         self._token: _StorageToken | None = None
@@ -265,6 +267,19 @@ class FalClient:
             raise FalOutcomeUnknown(
                 f"fal submit {model_id}: answer lacks the request's URLs"
             ) from None
+
+    async def run(
+        self, model_id: str, arguments: dict[str, Any], *, http_timeout: float
+    ) -> dict[str, Any]:
+        """fal.run: the model's output in the same call, for what is quick (an LLM's answer).
+        fal does not retry these; neither does this."""
+        return await self._json(
+            f"run {model_id}",
+            "POST",
+            f"{self._run_url}/{model_id.strip('/')}",
+            json=arguments,
+            http_timeout=http_timeout,
+        )
 
     async def status(self, status_url: str, *, http_timeout: float | None = None) -> FalStatus:
         """`http_timeout`: seconds for this call instead of the client's default."""

@@ -52,6 +52,8 @@ class Config(BaseSettings):
     FAL_KEY: str = ""
     FAL_QUEUE_URL: str = "https://queue.fal.run"
     FAL_REST_URL: str = "https://rest.fal.ai"
+    #: fal's synchronous API (the answer in the same call): the prompt helper's LLM.
+    FAL_RUN_URL: str = "https://fal.run"
     FAL_JWKS_URL: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
     #: Where fal publishes each model's queue OpenAPI (`?endpoint_id=<model>`), read by
     #: `kadr check` only.
@@ -75,6 +77,9 @@ class Config(BaseSettings):
     #: The least share of a job's price, in percent, that must be left once fal is paid:
     #: `kadr api` and `kadr worker` refuse a catalog with a model under it (core/domain/margins.py).
     MIN_MARGIN_PERCENT: float = Field(20, ge=0, lt=100)
+    #: Seconds a Mini App's initData is accepted after Telegram signed it (its `auth_date`):
+    #: a copy of it (a shared screenshot of the devtools, a proxy log) opens nothing later.
+    MINI_APP_INIT_DATA_MAX_AGE: int = Field(3600, ge=60, le=7 * 24 * 3600)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod
@@ -91,7 +96,12 @@ class Config(BaseSettings):
         return value
 
     @field_validator(
-        "PUBLIC_URL", "TELEGRAM_API_URL", "FAL_QUEUE_URL", "FAL_REST_URL", "FAL_OPENAPI_URL"
+        "PUBLIC_URL",
+        "TELEGRAM_API_URL",
+        "FAL_QUEUE_URL",
+        "FAL_REST_URL",
+        "FAL_RUN_URL",
+        "FAL_OPENAPI_URL",
     )
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -127,6 +137,10 @@ class Config(BaseSettings):
     @property
     def fal_webhook_url(self) -> str:
         return f"{self.PUBLIC_URL}/webhooks/fal"
+
+    @property
+    def mini_app_url(self) -> str:
+        return f"{self.PUBLIC_URL}/app/"
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line, an error text or fal: the keys, and the

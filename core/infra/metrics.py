@@ -1,5 +1,5 @@
 """Prometheus metrics kadr defines itself (HTTP request metrics of the routes FastAPI serves
-come from the instrumentator; the Telegram door, which FastAPI does not serve, counts its own).
+come from the instrumentator; the Telegram webhook, which FastAPI does not serve, counts its own).
 
 api and each worker expose their own registry; Prometheus sums across processes.
 """
@@ -14,13 +14,13 @@ STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 
 TELEGRAM_UPDATES = Counter(
     "kadr_telegram_updates_total",
-    "Telegram updates by type and outcome: at the door (accepted, duplicate, rejected, "
+    "Telegram updates by type and outcome: at the webhook (accepted, duplicate, rejected, "
     "unavailable; type 'any') and in the consumers (handled, redelivered, dead_lettered).",
     ["type", "outcome"],
 )
 TELEGRAM_WEBHOOK_SECONDS = Histogram(
     "kadr_telegram_webhook_seconds",
-    "Time the Telegram door took to answer a webhook, whatever the answer.",
+    "Time the Telegram webhook took to answer a post, whatever the answer.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 FAL_WEBHOOKS = Counter("kadr_fal_webhooks_total", "fal webhooks by outcome.", ["outcome"])
@@ -97,7 +97,15 @@ FAL_SPEND = Counter(
 PAYMENTS = Counter(
     "kadr_payments_total",
     "Telegram Stars payments by outcome: pre-checkout answered ok or refused, a payment "
-    "credited, a duplicate of one already credited, invalid (not our payload), refunded.",
+    "credited, a duplicate of one already credited, invalid (not our payload), refunded; "
+    "a subscription's periods as subscription_credited and subscription_duplicate.",
+    ["outcome"],
+)
+REFERRALS = Counter(
+    "kadr_referrals_total",
+    "Invitations by outcome: recorded (a newcomer came by a link), refused (not new, their "
+    "own link, an unknown inviter, invited before), credited (both sides paid on the "
+    "newcomer's first delivery), capped (the inviter was past the daily cap).",
     ["outcome"],
 )
 CREDIT_REFUSALS = Counter(

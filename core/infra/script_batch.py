@@ -1,7 +1,7 @@
 """Concurrent calls of one Redis script, sent to Redis together in one pipeline.
 
-The Telegram door stores each update with one script call (core/telegram/inbox.py), and under load
-dozens are in flight at once. A round trip each cost the api more than the script itself
+The Telegram webhook stores each update with one script call (core/telegram/inbox.py), and
+under load dozens are in flight at once. A round trip each cost the api more than the script itself
 does: the connection pool's lock, a write and a read per call, a wake-up of the event loop
 per answer. Calls made within one turn of the event loop now go out as one pipeline; each
 caller still gets its own answer or its own error, as if it had called alone.

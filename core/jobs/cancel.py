@@ -21,7 +21,7 @@ from core.jobs.queue import CANCEL, queue_of
 
 class Cancelled(StrEnum):
     NOW = "now"
-    """Cancelled and refunded: fal never got it."""
+    """Cancelled and refunded: fal never got it (or never ran it), now or before."""
     REQUESTED = "requested"
     """fal may be running it: asked to stop; its answer decides who pays."""
     TOO_LATE = "too_late"
@@ -33,6 +33,8 @@ async def cancel_job(
 ) -> Cancelled:
     """A second tap, or a run of the handler again, asks again (arq keeps one cancel task);
     Redis failing here fails the handler, which is tried again."""
+    if job.status == JobStatus.CANCELLED:
+        return Cancelled.NOW  # by an earlier tap, or by this one in an earlier run
     if job.status not in (JobStatus.QUEUED, JobStatus.SUBMITTED):
         return Cancelled.TOO_LATE
     if job.status == JobStatus.QUEUED and await lifecycle.cancel(sessions, job, unsent=True):

@@ -41,7 +41,7 @@ async def record_fal_result(resources: Resources, webhook: FalWebhook, job_id: s
     the request); only a webhook that did not move the job is looked into, to say why."""
     try:
         if webhook.status == "OK":
-            moved = await lifecycle.completed(
+            moved = await lifecycle.mark_completed(
                 resources.sessions, job_id, webhook.payload, request_id=webhook.request_id
             )
             if moved is not None:

@@ -9,7 +9,9 @@ Each move is one conditional UPDATE in its own transaction (`core/jobs/moves.py`
 statements, and only this module imports it), so a move asked for twice happens once; it
 returns whether it happened. A job that reaches a final state goes through `_finish`, which
 counts it as finished exactly once: what must happen once per finished job belongs there too
-— the refund of a job that ends without a result, in the same transaction as its move.
+— the refund of a job that ends without a result, and the credits of an invitation when
+the invited user's first job is delivered (`core/domain/referrals.py`), in the same
+transaction as its move.
 `accept` reserves the job's credits in the same transaction as its row
 (`core/domain/credits.py`). Callers — the bot's handlers, the api's fal webhook, the
 worker's tasks — decide what to ask for and what to do after (tell the user, enqueue the
@@ -25,7 +27,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.domain import credits, spend
+from core.domain import credits, referrals, spend
 from core.domain.models import Job, JobStatus, utcnow
 from core.fal.client import FalSubmission
 from core.infra.logs import log_fields
@@ -40,6 +42,7 @@ from core.infra.metrics import (
 from core.jobs.errors import GENERIC_FAL, error_code, error_detail
 from core.jobs.moves import (
     add_delivery_attempt,
+    add_result_messages,
     fail_jobs,
     insert_job,
     move,
@@ -49,6 +52,7 @@ from core.jobs.moves import (
     set_fields,
     set_notified,
     set_submit_started,
+    set_undo_claim,
     touch_jobs,
 )
 
@@ -101,7 +105,7 @@ async def abandon_submit(sessions: Sessions, job: Job) -> None:
         await set_submit_started(session, job.id, False)
 
 
-async def submitted(
+async def mark_submitted(
     sessions: Sessions, job: Job, submission: FalSubmission, *, check_at: datetime
 ) -> bool:
     """fal took the job; it is asked about at `check_at` if its webhook has not come."""
@@ -120,7 +124,7 @@ async def submitted(
     return moved
 
 
-async def completed(
+async def mark_completed(
     sessions: Sessions, job_id: str, result: Any, *, request_id: str | None = None
 ) -> Completed | None:
     """fal's result came; with `request_id`, it completes the job only if that is the job's
@@ -146,10 +150,19 @@ async def completed(
     return Completed(str(moved.mode), str(moved.model), at_fal)
 
 
-async def delivered(sessions: Sessions, job: Job, result: dict[str, Any]) -> bool:
-    """The result reached the chat (`result` now holds Telegram's file ids too)."""
+async def mark_delivered(
+    sessions: Sessions, job: Job, result: dict[str, Any], *, message_ids: Iterable[int] = ()
+) -> bool:
+    """The result reached the chat (`result` now holds Telegram's file ids too) in the
+    messages `message_ids`, recorded with the move: a reply to one of them edits the result."""
     moved = await _finish(
-        sessions, job, JobStatus.DELIVERED, "delivered", notified_at=utcnow(), result=result
+        sessions,
+        job,
+        JobStatus.DELIVERED,
+        "delivered",
+        shown_in=list(message_ids),
+        notified_at=utcnow(),
+        result=result,
     )
     if moved:
         _observe(job, "delivery", job.completed_at)
@@ -213,13 +226,13 @@ async def fail_many(
     return [job_id for job_id, _ in moved]
 
 
-async def delivery_failed(sessions: Sessions, job: Job) -> int:
+async def add_failed_delivery(sessions: Sessions, job: Job) -> int:
     """One more failed delivery of a completed job; returns how many there were so far."""
     async with sessions.begin() as session:
         return await add_delivery_attempt(session, job.id)
 
 
-async def nudged(sessions: Sessions, jobs: Iterable[Job]) -> None:
+async def mark_checked(sessions: Sessions, jobs: Iterable[Job]) -> None:
     """The sweeper enqueued these jobs' next task again: they wait at the back of its line."""
     job_ids = [job.id for job in jobs]
     if job_ids:
@@ -272,6 +285,31 @@ async def record(sessions: Sessions, job: Job, **values: Any) -> None:
         await set_fields(session, job.id, **values)
 
 
+async def claim_undo(sessions: Sessions, job: Job, update_id: int) -> bool:
+    """The right to show the result `job` edited again (↩️ Undo), taken before it is sent:
+    once per job, except for the same tap handled again (`update_id`)."""
+    async with sessions.begin() as session:
+        return await set_undo_claim(session, job.id, update_id)
+
+
+async def release_undo(sessions: Sessions, job: Job) -> None:
+    """The earlier version could not be shown: the next tap may try again."""
+    async with sessions.begin() as session:
+        await set_undo_claim(session, job.id, None)
+
+
+async def shown_again(
+    sessions: Sessions, job: Job, chat_id: int, message_ids: Iterable[int]
+) -> None:
+    """`job`'s result is shown again in these messages (↩️ Undo): replies to them edit it.
+    The same tap handled again (its sends replayed) finds them recorded: nothing to add."""
+    try:
+        async with sessions.begin() as session:
+            await add_result_messages(session, job.id, chat_id, list(message_ids))
+    except IntegrityError:
+        return
+
+
 async def claim_notice(sessions: Sessions, job: Job) -> bool:
     """The right to send the failure notice, taken before it is sent so it goes out once."""
     async with sessions.begin() as session:
@@ -293,10 +331,13 @@ async def _finish(
     only_from: Iterable[JobStatus] | None = None,
     request_id: str | None = None,
     unsent: bool = False,
+    shown_in: list[int] | None = None,
     **values: Any,
 ) -> bool:
     """The one way into a final state: the move, its refund when the job ends without a
-    result (same transaction), and its count once when it happened."""
+    result or its invitation's credits when it is delivered (same transaction), and its
+    count once when it happened. `shown_in`: the messages of a delivered result, recorded
+    with the move."""
     refunded = credits.Balance()
     async with sessions.begin() as session:
         moved = await move(
@@ -310,6 +351,10 @@ async def _finish(
         )
         if moved and to != JobStatus.DELIVERED:
             refunded = await credits.refund(session, job.id)
+        elif moved:
+            await referrals.credit_first_delivery(session, job.user_id)
+        if moved and shown_in:
+            await add_result_messages(session, job.id, job.chat_id, shown_in)
     if moved:
         with log_fields(user_id=job.user_id):
             _count_finished(job.id, job.mode, outcome)

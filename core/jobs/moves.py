@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Row, Update, bindparam, func, literal, or_, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.domain.models import LIVE_STATUSES, Job, JobStatus, utcnow
+from core.domain.models import LIVE_STATUSES, Job, JobStatus, ResultMessage, utcnow
 
 ALLOWED: dict[JobStatus, tuple[JobStatus, ...]] = {
     JobStatus.SUBMITTED: (JobStatus.QUEUED,),
@@ -95,7 +95,7 @@ def _move_statement(
     unsent: bool,
 ) -> Update:
     """Built once per shape, the values bound at execution: building an UPDATE costs more
-    CPU than sending it (a fifth of the api's CPU under the fal webhooks of the benchmark)."""
+    CPU than sending it, and the fal webhook runs one per result."""
     columns = Job.__table__.c
     values: dict[str, Any] = {
         name: bindparam(f"v_{name}", type_=columns[name].type) for name in fields
@@ -178,7 +178,7 @@ async def set_notified(session: AsyncSession, job_id: str, notified: bool) -> bo
 
 
 async def touch_jobs(session: AsyncSession, job_ids: Iterable[str]) -> None:
-    """Mark jobs as just looked at (not committed): a job nudged now goes to the back of the
+    """Mark jobs as just looked at (not committed): a job checked now goes to the back of the
     sweeper's line instead of taking its place at the front again next minute."""
     await session.execute(
         update(Job)
@@ -233,4 +233,26 @@ async def reopen_failed_delivery(session: AsyncSession, job_id: str) -> bool:
         )
         .execution_options(synchronize_session=False)
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def add_result_messages(
+    session: AsyncSession, job_id: str, chat_id: int, message_ids: list[int]
+) -> None:
+    """Record the messages that show the job's result, the nth showing its nth file; an
+    IntegrityError when one is recorded already. Not committed."""
+    session.add_all(
+        ResultMessage(chat_id=chat_id, message_id=message_id, job_id=job_id, position=position)
+        for position, message_id in enumerate(message_ids)
+    )
+    await session.flush()
+
+
+async def set_undo_claim(session: AsyncSession, job_id: str, update_id: int | None) -> bool:
+    """Claim a job's ↩️ Undo for the tap `update_id` (free, or already this tap's), or give
+    it back (None). Not committed."""
+    claim = update(Job).where(Job.id == job_id)
+    if update_id is not None:
+        claim = claim.where(or_(Job.undo_update_id.is_(None), Job.undo_update_id == update_id))
+    result = await session.execute(claim.values(undo_update_id=update_id))
     return bool(result.rowcount)  # type: ignore[attr-defined]

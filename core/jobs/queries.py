@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.domain.catalog import ModelSpec, catalog
-from core.domain.models import LIVE_STATUSES, Job, JobStatus, utcnow
+from core.domain.models import LIVE_STATUSES, Job, JobStatus, ResultMessage, utcnow
 
 
 def new_job(
@@ -25,8 +26,9 @@ def new_job(
     model: ModelSpec,
     prompt: str,
     options: dict[str, Any],
+    parent: Job | None = None,
 ) -> Job:
-    """A queued job, not yet written."""
+    """A queued job, not yet written; with `parent`, the next step of its chain of edits."""
     now = utcnow()
     return Job(
         id=job_id,
@@ -38,6 +40,8 @@ def new_job(
         model=model.id,
         prompt=prompt,
         options=options,
+        parent_id=parent.id if parent is not None else None,
+        step=parent.step + 1 if parent is not None else 1,
         status=JobStatus.QUEUED,
         deadline_at=now + catalog().modes[model.mode].deadline,
         created_at=now,
@@ -60,11 +64,33 @@ async def live_jobs_of(session: AsyncSession, user_id: int) -> int:
 
 
 async def latest_jobs_of(session: AsyncSession, user_id: int, limit: int) -> list[Job]:
-    """The user's last jobs, newest first."""
+    """The user's last jobs, newest first, a chain of edits once: a job the user edited
+    further is left out for its latest step (another member's edit of it, in a group, is
+    not the user's chain)."""
+    child = aliased(Job)
+    edited = exists().where(child.parent_id == Job.id, child.user_id == Job.user_id)
     jobs = await session.scalars(
-        select(Job).where(Job.user_id == user_id).order_by(Job.created_at.desc()).limit(limit)
+        select(Job)
+        .where(Job.user_id == user_id, ~edited)
+        .order_by(Job.created_at.desc())
+        .limit(limit)
     )
     return list(jobs)
+
+
+async def job_of_message(
+    session: AsyncSession, chat_id: int, message_id: int
+) -> tuple[Job, int] | None:
+    """The job whose result the bot's message shows, and which of its files; None for any
+    other message."""
+    row = (
+        await session.execute(
+            select(Job, ResultMessage.position)
+            .join(ResultMessage, ResultMessage.job_id == Job.id)
+            .where(ResultMessage.chat_id == chat_id, ResultMessage.message_id == message_id)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def jobs_to_sweep(
@@ -149,3 +175,27 @@ async def failures_since(session: AsyncSession, since: datetime) -> dict[str, in
         .group_by(Job.error)
     )
     return {str(error): int(count) for error, count in rows.all()}
+
+
+async def results_of(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    limit: int,
+    words: Iterable[str] = (),
+    before: tuple[datetime, str] | None = None,
+) -> list[Job]:
+    """The user's delivered jobs, newest first: those whose prompt holds every one of
+    `words` (any case), older than `before` (created_at, id) when paging on. Only ever the
+    user's own: inline mode and the Mini App list nothing else."""
+    query = select(Job).where(Job.user_id == user_id, Job.status == JobStatus.DELIVERED)
+    for word in words:
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Job.prompt.ilike(f"%{escaped}%", escape="\\"))
+    if before is not None:
+        created_at, job_id = before
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    return list(await session.scalars(query))

@@ -12,12 +12,14 @@ from __future__ import annotations
 from arq.connections import ArqRedis
 
 from core.domain.catalog import catalog
+from core.telegram.albums import QUIET
 
 SUBMIT = "submit"
 DELIVER = "deliver"
 CANCEL = "cancel"
 PROGRESS = "progress"
 BROADCAST = "broadcast"
+ALBUM = "album"
 #: The queue broadcasts run on: the pictures' workers, which also sweep.
 BROADCAST_QUEUE = "images"
 QUEUE_PREFIX = "kadr:"
@@ -69,4 +71,17 @@ async def enqueue_broadcast(redis: ArqRedis, broadcast_id: int) -> None:
         broadcast_id,
         _job_id=f"{BROADCAST}:{broadcast_id}",
         _queue_name=queue_name(BROADCAST_QUEUE),
+    )
+
+
+async def enqueue_album(redis: ArqRedis, chat_id: int, media_group_id: str) -> None:
+    """The album's settle task, once per album (core/telegram/albums.py): an album's other
+    photos enqueue it while it waits, which arq drops."""
+    await redis.enqueue_job(
+        ALBUM,
+        chat_id,
+        media_group_id,
+        _job_id=f"{ALBUM}:{chat_id}:{media_group_id}",
+        _queue_name=queue_of("edit"),
+        _defer_by=QUIET,
     )

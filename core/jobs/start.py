@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.domain import credits
-from core.domain.catalog import Mode, ModelSpec, catalog
+from core.domain.catalog import PROMPT_MODES, STYLE_MODES, Mode, ModelSpec, catalog
 from core.domain.models import Job, User, job_id_for, new_job_id
 from core.domain.preferences import preferences_of
 from core.infra.metrics import CREDIT_REFUSALS
@@ -89,28 +89,51 @@ class UserQuota:
 @dataclass(frozen=True)
 class JobRequest:
     """What a user asked for. `model` None means the user's preferred model for the mode;
-    `options` (photo, seed, …) override the user's preferences."""
+    `options` (photo, seed, `improve`, `style`, …) override the user's preferences; `parent`:
+    the job whose result this request edits (a reply to it), continuing its chain."""
 
     mode: Mode
     prompt: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     model: ModelSpec | None = None
+    parent: Job | None = None
 
 
 def plan_job(user: User, *, chat_id: int, request: JobRequest, update_id: int | None) -> Job:
     """The job a request makes, with the user's preferences applied; its id follows from the
     update, so handling that update again plans the same job."""
     preferences = preferences_of(user)
+    options = {**preferences.job_options(), **request.options}
+    model = request.model or preferences.model_for(request.mode)
+    improve = options.pop("improve", False) and request.mode in PROMPT_MODES
+    if improve and catalog().prompt_helper.helps(request.prompt):
+        options["improve"] = True
+    style = catalog().style(options.pop("style", None)) if request.mode in STYLE_MODES else None
+    if style is not None:
+        options.update(style=style.id, **style.defaults.model_dump(exclude_none=True))
+        styled = catalog().find(style.model) if style.model else None
+        model = styled if styled is not None and styled.mode == request.mode else model
     return new_job(
         job_id=job_id_for(update_id) if update_id is not None else new_job_id(),
         update_id=update_id,
         user_id=user.id,
         chat_id=chat_id,
         language=user.language,
-        model=request.model or preferences.model_for(request.mode),
+        model=model,
         prompt=request.prompt,
-        options={**preferences.job_options(), **request.options},
+        options=options,
+        parent=request.parent,
     )
+
+
+#: What a job learns on its way (the helper's rewrite, the prompt fal got): a job made again
+#: from it (🔁, ↩️, 🎨) starts without them and settles its own.
+SETTLED_OPTIONS = ("improved_prompt", "prompt_sent")
+
+
+def options_again(job: Job) -> dict[str, Any]:
+    """A finished job's options, for a new job made from it."""
+    return {key: value for key, value in job.options.items() if key not in SETTLED_OPTIONS}
 
 
 async def recorded(sessions: async_sessionmaker[AsyncSession], job_id: str) -> Job | None:

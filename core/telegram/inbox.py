@@ -125,7 +125,7 @@ def update_id_of(body: Any) -> int:
 
 def chat_of(body: dict[str, Any]) -> int | None:
     """The chat an update belongs to, read from the raw update without building aiogram's
-    models (the door's cost): the chat of a message, of a button's message, or the sender."""
+    models (the webhook's cost): the chat of a message, of a button's message, or the sender."""
     for key, event in body.items():
         if key == "update_id" or not isinstance(event, dict):
             continue

@@ -11,11 +11,11 @@ A moment further away than a worker slot should be held is reserved all the same
 the chat (`held`); the task goes back to the queue until then (`RetryLater`) and takes the
 held moment when it runs again. With a backlog every task so runs twice at most; without
 holding, every task deferred at once came back at once, and all but one were deferred again
-(in the benchmark, 3.4 runs per delivery, and 25 tries were not enough for a long backlog).
+(docs/benchmark-history.md).
 A held moment nobody comes for within `HELD_GRACE` costs one send slot. The task is asked
 back `EARLY_RETURN` before its moment and waits the rest in-process: arq hands deferred tasks
 back late on a busy machine (up to ~0.5 s), and tasks that all come late and all send at once
-were a burst past Telegram's 30/s (42 in one second in the send-limits test).
+were a burst past Telegram's 30/s.
 
 A result is given its place in the line of results before its task is queued
 (`place_in_line`, when fal's webhook records it), and the task is queued to come back
@@ -24,9 +24,9 @@ results so reaches the workers in the order of their turns, each task run once, 
 that comes late loses nothing: those already waiting take the moments. Left to reserve on
 their first run, 900 results released at once were 900 runs that each held a moment and went
 back to the queue, where arq hands out the oldest entries first: the runs that came back for
-their moments waited behind the fresh ones, came late, and the moments passed unused (results
-at 0.79-0.89 of 30/s in the benchmark's W4). Holding each moment when the result came instead
-lost the first second's moments whenever the workers were slow to start (0.92).
+their moments waited behind the fresh ones, came late, and the moments passed unused. Holding
+each moment when the result came instead lost the first second's moments whenever the workers
+were slow to start (docs/benchmark-history.md has both).
 
 A 429 pauses the bot (`pause`): no moment is handed out, held or not, until the pause ends,
 and a sender that slept until its moment asks once more whether a pause began meanwhile.
@@ -36,8 +36,8 @@ reserves a moment only while the bot's reservations and the line of results reac
 `YIELD_HORIZON` ahead;
 behind a longer backlog of results it waits for a turn in a lane of its own, the lane's turns
 spaced at the bot's rate, so however many wait they ask Redis at most that often. Without
-this, replies to new prompts took every other moment and results left at half the rate
-(0.46 of 30/s in the benchmark while results were waiting), and a result that is ready is
+this, replies to new prompts took every other moment and results left at half the rate,
+and a result that is ready is
 what the user paid for and waits on; a reply that waits keeps its update in the inbox.
 """
 

@@ -2,21 +2,33 @@
 (the shared limiter, across all processes), a 429 pauses every sender, and a handler that
 runs again for the same update gets its earlier answers back instead of sending twice.
 
+What a send does is chosen where it is made, by the Bot it is made with: `Outbox` hands out
+one Bot per send policy, sharing the process's one session, and the session's middleware
+(`SendPacer`) reads the policy off the Bot it is called with.
+
+- `outbox.reply(update_id, first_run=…)`: a handler's calls while it handles one update.
+  Waits for its moment however long it takes, behind the results in line; a 429 is waited
+  out; when the update runs again its calls are answered from what the run before sent.
+- `outbox.result`: a job's result. Waits up to `MAX_INLINE_WAIT`, then RetryLater (the task
+  goes back to its queue, and comes back for the moment held for it); a 429 is handed back.
+- `outbox.follow_up`: the buttons after an album that is already out: up to `FOLLOW_UP_WAIT`.
+- `outbox.notice`: a worker's status and failure notices, an admin's report, and a worker's
+  calls that are no messages (getFile, deleteMessage): as `result`.
+- `outbox.broadcast`: an admin's broadcast: as `result`, but behind the results in line.
+- `outbox.progress`: progress edits: only if a moment is free now, else SendSkipped.
+
 This is what makes the inbox the handlers' outbox: a handler's reply that cannot leave yet
 waits here while its update stays in the durable inbox, in order per chat (the partition is
 held); if the process dies, the update is handled again and the replies already sent are
-replayed from Redis, not sent again. A worker task's send that cannot leave soon goes back
-to its queue instead (`RetryLater`), and progress edits go only when a moment is free now.
+replayed from Redis, not sent again. The replay matches calls by their number within the
+run, so a handler run again must make the same calls in the same order (bot/routers/).
 Answers to buttons and payments (answerCallbackQuery, …) are not messages: never paced.
-Results go first: a handler's reply lets results that are waiting leave before it.
+Results go first: a handler's reply or a broadcast lets results that are waiting leave first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import dataclasses
 import itertools
 import logging
 import time
@@ -36,6 +48,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
+from aiogram.types import User
 from redis.asyncio import Redis
 
 from core.infra.metrics import (
@@ -46,7 +59,7 @@ from core.infra.metrics import (
 )
 from core.infra.retry import RetryLater
 from core.telegram.inbox import sent_key
-from core.telegram.limits import TelegramLimiter
+from core.telegram.limits import MAX_INLINE_WAIT, TelegramLimiter
 
 log = logging.getLogger(__name__)
 
@@ -59,79 +72,105 @@ COURTESIES = frozenset({"answerCallbackQuery"})
 UNBOUNDED = 24 * 3600.0
 #: How long a replayable answer is kept if its update is never acked (a dead letter).
 SENT_TTL = 24 * 3600
+#: The buttons after an album wait longer in place than a result: the album is out, so
+#: their delivery is not handed back to the queue (it would send the album again); past
+#: this wait they are dropped (core/telegram/sender.py).
+FOLLOW_UP_WAIT = 10.0
 
 
 class SendSkipped(Exception):
     """An optional send found no free moment and was not made."""
 
 
+@dataclass(frozen=True)
+class SendPolicy:
+    """How a call waits for its moment to go (core/telegram/limits.py)."""
+
+    name: str
+    #: The longest wait in place. A bounded send raises RetryLater past it, and hands a 429
+    #: back (TelegramRetryAfter) instead of waiting it out: its task goes back to the queue.
+    max_wait: float
+    #: Results waiting in line go first (core/telegram/limits.py).
+    yielding: bool = False
+    #: Goes only if a moment is free now, else SendSkipped.
+    optional: bool = False
+
+
+REPLY = SendPolicy("reply", max_wait=UNBOUNDED, yielding=True)
+RESULT = SendPolicy("result", max_wait=MAX_INLINE_WAIT)
+FOLLOW_UP = SendPolicy("follow_up", max_wait=FOLLOW_UP_WAIT)
+NOTICE = SendPolicy("notice", max_wait=MAX_INLINE_WAIT)
+BROADCAST = SendPolicy("broadcast", max_wait=MAX_INLINE_WAIT, yielding=True)
+PROGRESS = SendPolicy("progress", max_wait=0.0, optional=True)
+
+
 @dataclass
-class _Handling:
+class Replay:
+    """A handler's run for one update: its calls are numbered, their answers kept, and a run
+    again gets them back by number. `first_run`: nobody ran this update before, so there is
+    nothing to replay (a Redis read per call saved)."""
+
     update_id: int
     first_run: bool
     calls: int = 0
 
 
-@dataclass(frozen=True)
-class _Policy:
-    max_wait: float = UNBOUNDED
-    optional: bool = False
-    #: Results waiting to go leave first (core/telegram/limits.py): handlers' replies yield.
-    yielding: bool = True
+@dataclass
+class _Account:
+    """The bot's own account, asked of Telegram once per process for all its Bots."""
+
+    me: User | None = None
 
 
-_handling: contextvars.ContextVar[_Handling | None] = contextvars.ContextVar(
-    "kadr_handling", default=None
-)
-WAITING = _Policy()
-_policy: contextvars.ContextVar[_Policy] = contextvars.ContextVar("kadr_policy", default=WAITING)
+class PolicyBot(Bot):
+    """The process's Bot (its token, session and defaults) under one send policy."""
+
+    def __init__(
+        self, origin: Bot, policy: SendPolicy, account: _Account, replay: Replay | None = None
+    ) -> None:
+        super().__init__(origin.token, session=origin.session, default=origin.default)
+        self.policy = policy
+        self.replay = replay
+        self._account = account
+
+    async def me(self) -> User:
+        """aiogram keeps the answer per Bot, and a handler's Bot lives for one update."""
+        if self._account.me is None:
+            self._account.me = await self.get_me()
+        return self._account.me
 
 
-@contextlib.contextmanager
-def handling(update_id: int, *, first_run: bool = False) -> Iterator[None]:
-    """Calls made inside belong to this update: numbered, and replayed if it runs again.
-    `first_run`: nobody ran this update before, so there is nothing to replay (a Redis read
-    per call saved)."""
-    token = _handling.set(_Handling(update_id, first_run))
-    try:
-        yield
-    finally:
-        _handling.reset(token)
+class Outbox:
+    """The Bots of one process, one per send policy (see the module's docstring): whoever
+    sends names the policy by the Bot it takes. `bot` is the process's Bot; its session
+    carries the `SendPacer` where sends are paced (without it, as in tests, policies are
+    inert)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+        self._account = _Account()
+        self.result = self._under(RESULT)
+        self.follow_up = self._under(FOLLOW_UP)
+        self.notice = self._under(NOTICE)
+        self.broadcast = self._under(BROADCAST)
+        self.progress = self._under(PROGRESS)
+
+    def reply(self, update_id: int, *, first_run: bool) -> Bot:
+        """The Bot a handler answers with while it handles `update_id`: one per run, since
+        its calls are numbered from the first for the replay."""
+        return PolicyBot(self._bot, REPLY, self._account, Replay(update_id, first_run))
+
+    def _under(self, policy: SendPolicy) -> Bot:
+        return PolicyBot(self._bot, policy, self._account)
+
+    async def close(self) -> None:
+        await self._bot.session.close()
 
 
-def _first_run() -> bool:
-    state = _handling.get()
-    return state is not None and state.first_run
-
-
-def current_update_id() -> int | None:
-    state = _handling.get()
-    return state.update_id if state is not None else None
-
-
-@contextlib.contextmanager
-def _policy_of(policy: _Policy) -> Iterator[None]:
-    token = _policy.set(policy)
-    try:
-        yield
-    finally:
-        _policy.reset(token)
-
-
-def deferring(max_wait: float) -> contextlib.AbstractContextManager[None]:
-    """Sends inside wait at most `max_wait` for their moment, then raise RetryLater; they do
-    not yield (a worker task's send is a result or about one)."""
-    return _policy_of(_Policy(max_wait=max_wait, yielding=False))
-
-
-def behind_results() -> contextlib.AbstractContextManager[None]:
-    """Sends inside let waiting results go first, whatever else their policy says."""
-    return _policy_of(dataclasses.replace(_policy.get(), yielding=True))
-
-
-def optional() -> contextlib.AbstractContextManager[None]:
-    """Sends inside go only if a moment is free now, else raise SendSkipped."""
-    return _policy_of(_Policy(max_wait=0.0, optional=True))
+def _policy_bot(bot: Bot) -> PolicyBot:
+    if not isinstance(bot, PolicyBot):
+        raise TypeError("a Bot API call with no send policy: take the Bot from an Outbox")
+    return bot
 
 
 def _outcome(exc: Exception) -> str:
@@ -160,13 +199,15 @@ class SendPacer(BaseRequestMiddleware):
         # aiogram's chain hands back the call's result, not the Response its types name.
         name = method.__api_method__
         answer = Response[method.__returning__]  # type: ignore[name-defined]
-        slot = self._replay_slot(name)
-        if slot is not None and not _first_run():
+        sender = _policy_bot(bot)
+        replay = sender.replay
+        slot = self._replay_slot(replay, name)
+        if slot is not None and replay is not None and not replay.first_run:
             stored = await self.redis.hget(*slot)  # type: ignore[misc]
             if stored is not None:
                 TELEGRAM_CALLS.labels(name, "replayed").inc()
                 return answer.model_validate_json(stored, context={"bot": bot}).result
-        result = await self._send(make_request, bot, method, name)
+        result = await self._send(make_request, bot, method, name, sender.policy)
         if slot is not None:
             record = answer(ok=True, result=result).model_dump_json(exclude_none=True)
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -176,12 +217,13 @@ class SendPacer(BaseRequestMiddleware):
         return result
 
     @staticmethod
-    def _replay_slot(name: str) -> tuple[str, str] | None:
-        state = _handling.get()
-        if state is None or name.startswith("get"):
+    def _replay_slot(replay: Replay | None, name: str) -> tuple[str, str] | None:
+        """Where this call's answer is kept: by the call's number in its run and its method.
+        Reads (get*) are asked every time and not numbered."""
+        if replay is None or name.startswith("get"):
             return None
-        state.calls += 1
-        return sent_key(state.update_id), f"{state.calls}:{name}"
+        replay.calls += 1
+        return sent_key(replay.update_id), f"{replay.calls}:{name}"
 
     async def _send(
         self,
@@ -189,10 +231,10 @@ class SendPacer(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
         name: str,
+        policy: SendPolicy,
     ) -> Any:
         chat = getattr(method, "chat_id", None)
         paced = name.startswith(PACED_PREFIXES) and isinstance(chat, int)
-        policy = _policy.get()
         while True:
             if paced:
                 await self._moment(chat, policy)  # type: ignore[arg-type]
@@ -219,7 +261,7 @@ class SendPacer(BaseRequestMiddleware):
             TELEGRAM_CALLS.labels(name, "ok").inc()
             return response
 
-    async def _moment(self, chat: int, policy: _Policy) -> None:
+    async def _moment(self, chat: int, policy: SendPolicy) -> None:
         if policy.optional:
             if not await self.limiter.try_acquire(chat):
                 raise SendSkipped(f"no free send moment for chat {chat}")

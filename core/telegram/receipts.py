@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -28,22 +29,36 @@ TTL_SECONDS = 7 * 24 * 3600
 KEEP_PATIENCE = 60.0
 
 
+class Sent(NamedTuple):
+    """What Telegram gave for a sent result: its file ids (resendable for free) and the ids
+    of the messages that show it (a reply to one of them continues the job's chain)."""
+
+    file_ids: list[str]
+    message_ids: list[int]
+
+
 class Receipts:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def of(self, job_id: str) -> list[str] | None:
-        """The file ids Telegram gave for the job's result, if it was sent."""
+    async def of(self, job_id: str) -> Sent | None:
+        """What Telegram gave for the job's result, if it was sent (a receipt kept before
+        message ids were is a bare list of file ids)."""
         stored = await self.redis.get(PREFIX + job_id)
-        return None if stored is None else list(json.loads(stored))
+        if stored is None:
+            return None
+        kept = json.loads(stored)
+        if isinstance(kept, list):
+            return Sent(kept, [])
+        return Sent(kept["file_ids"], kept["message_ids"])
 
-    async def keep(self, job_id: str, file_ids: list[str]) -> bool:
+    async def keep(self, job_id: str, sent: Sent) -> bool:
         """Record a sent result, trying hard: a receipt lost here is a result sent twice.
         False when Redis stayed away; the caller's database move is then the only record."""
         try:
             await waiting_out(
                 functools.partial(
-                    self.redis.set, PREFIX + job_id, json.dumps(file_ids), ex=TTL_SECONDS
+                    self.redis.set, PREFIX + job_id, json.dumps(sent._asdict()), ex=TTL_SECONDS
                 ),
                 passing=lambda exc: isinstance(exc, RedisError),
                 patience=KEEP_PATIENCE,

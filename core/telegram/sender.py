@@ -1,5 +1,6 @@
 """The Telegram sender of the workers: Telegram's answers turned into what the task does
-next (wait, give up, upload instead); every call is paced by core.telegram.outbox.
+next (wait, give up, upload instead). Results go with the outbox's `result` Bot, the
+buttons after an album with `follow_up`, notices with `notice` (core/telegram/outbox.py).
 
 Results go out by URL when Telegram can fetch them (photos ≤ 5 MB, other files ≤ 20 MB);
 otherwise they are streamed through a size-capped temp file and uploaded; past the upload
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -45,7 +45,8 @@ from core.domain.catalog import Output
 from core.infra.files import FileTooLarge, downloaded
 from core.infra.retry import RetryLater, backoff
 from core.infra.url_guard import UrlGuard
-from core.telegram.outbox import deferring
+from core.telegram.outbox import Outbox
+from core.telegram.receipts import Sent
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ PREVIEW_BYTES = 200 * 1024
 #: without one rather than costing the worker more.
 PREVIEW_PIXELS = 25_000_000
 ALBUM_LIMIT = 10
-ALBUM_FOLLOW_UP_WAIT = 10.0
 #: Seconds for one result download, start to end: a host that trickles its bytes cannot hold
 #: a worker slot (and a temp file) for ever; the delivery is tried again later instead.
 DOWNLOAD_DEADLINE = 120.0
@@ -136,8 +136,8 @@ def telegram_errors(attempt: int) -> Iterator[None]:
 class ResultSender:
     """`guard` decides which result URLs may be downloaded (RefusedURL for the others)."""
 
-    def __init__(self, bot: Bot, http: httpx.AsyncClient, guard: UrlGuard) -> None:
-        self.bot = bot
+    def __init__(self, outbox: Outbox, http: httpx.AsyncClient, guard: UrlGuard) -> None:
+        self.outbox = outbox
         self.http = http
         self.guard = guard
         self._downloads = asyncio.Semaphore(MAX_DOWNLOADS)
@@ -152,9 +152,10 @@ class ResultSender:
         caption: str,
         buttons: InlineKeyboardMarkup,
         attempt: int,
-    ) -> list[str]:
-        """Send a job's files; returns Telegram's file ids (resendable for free): of the
-        photos, the video or the documents the user got, none for links."""
+    ) -> Sent:
+        """Send a job's files; returns Telegram's file ids (resendable for free) of the
+        photos, the video or the documents the user got (none for links), and the ids of the
+        messages that show them."""
         urls = [item["url"] for item in files]
         try:
             with telegram_errors(attempt):
@@ -178,11 +179,11 @@ class ResultSender:
         with telegram_errors(attempt):
             if replace_message_id is not None:
                 with contextlib.suppress(TelegramBadRequest):
-                    await self.bot.edit_message_text(
+                    await self.outbox.notice.edit_message_text(
                         text, chat_id=chat_id, message_id=replace_message_id
                     )
                     return
-            await self.bot.send_message(chat_id, text)
+            await self.outbox.notice.send_message(chat_id, text)
 
     async def _as_media(
         self,
@@ -192,7 +193,7 @@ class ResultSender:
         caption: str,
         buttons: InlineKeyboardMarkup,
         attempt: int,
-    ) -> list[str]:
+    ) -> Sent:
         """Photos or the video: by URL when Telegram fetches that size, else uploaded."""
         urls = [item["url"] for item in files]
         url_cap, upload_cap = (
@@ -217,13 +218,13 @@ class ResultSender:
         caption: str,
         buttons: InlineKeyboardMarkup,
         attempt: int,
-    ) -> list[str]:
+    ) -> Sent:
         """Uploaded, each with a preview: Telegram fetches documents by URL only when they
         are GIF, PDF or ZIP. One message per job as for a photo; an album's buttons follow."""
         async with self._uploads(urls, OTHER_UPLOAD_CAP, attempt) as uploads:
             thumbnails = [await self._thumbnail(upload) for upload in uploads]
             if len(uploads) == 1:
-                message = await self.bot.send_document(
+                message = await self.outbox.result.send_document(
                     chat_id,
                     uploads[0],
                     thumbnail=thumbnails[0],
@@ -232,7 +233,7 @@ class ResultSender:
                 )
                 return _document_ids([message])
             pairs = list(zip(uploads, thumbnails, strict=True))[:ALBUM_LIMIT]
-            album = await self.bot.send_media_group(
+            album = await self.outbox.result.send_media_group(
                 chat_id, [InputMediaDocument(media=file, thumbnail=thumb) for file, thumb in pairs]
             )
         await self._album_buttons(chat_id, caption, buttons)
@@ -250,18 +251,18 @@ class ResultSender:
         media: Sequence[str | FSInputFile],
         caption: str,
         buttons: InlineKeyboardMarkup,
-    ) -> list[str]:
+    ) -> Sent:
         if output == "video":
-            message = await self.bot.send_video(
+            message = await self.outbox.result.send_video(
                 chat_id, media[0], caption=caption, reply_markup=buttons, supports_streaming=True
             )
-            return [message.video.file_id] if message.video else []
+            return Sent([message.video.file_id] if message.video else [], [message.message_id])
         if len(media) == 1:
-            message = await self.bot.send_photo(
+            message = await self.outbox.result.send_photo(
                 chat_id, media[0], caption=caption, reply_markup=buttons
             )
             return _photo_ids([message])
-        album = await self.bot.send_media_group(
+        album = await self.outbox.result.send_media_group(
             chat_id, [InputMediaPhoto(media=item) for item in media[:ALBUM_LIMIT]]
         )
         await self._album_buttons(chat_id, caption, buttons)
@@ -273,8 +274,7 @@ class ResultSender:
         """An album cannot carry buttons: they follow on a message of their own. The album is
         already out, so a failure here must not fail (and so resend) the delivery."""
         try:
-            with deferring(ALBUM_FOLLOW_UP_WAIT):
-                await self.bot.send_message(chat_id, caption, reply_markup=buttons)
+            await self.outbox.follow_up.send_message(chat_id, caption, reply_markup=buttons)
         except (RetryLater, TelegramAPIError) as exc:
             log.info("buttons after an album to chat %s not sent: %s", chat_id, exc)
 
@@ -317,17 +317,21 @@ class ResultSender:
         caption: str,
         buttons: InlineKeyboardMarkup,
         attempt: int,
-    ) -> list[str]:
+    ) -> Sent:
         """Too big to upload: the user still gets the file, as links."""
         links = "\n".join(f'<a href="{html.escape(url)}">{html.escape(url)}</a>' for url in urls)
         with telegram_errors(attempt):
-            await self.bot.send_message(chat_id, f"{caption}\n\n{links}", reply_markup=buttons)
-        return []
+            message = await self.outbox.result.send_message(
+                chat_id, f"{caption}\n\n{links}", reply_markup=buttons
+            )
+        return Sent([], [message.message_id])
 
 
-def _photo_ids(messages: Sequence[Message]) -> list[str]:
-    return [message.photo[-1].file_id for message in messages if message.photo]
+def _photo_ids(messages: Sequence[Message]) -> Sent:
+    shown = [message for message in messages if message.photo]
+    return Sent([m.photo[-1].file_id for m in shown], [m.message_id for m in shown])  # type: ignore[index]
 
 
-def _document_ids(messages: Sequence[Message]) -> list[str]:
-    return [message.document.file_id for message in messages if message.document]
+def _document_ids(messages: Sequence[Message]) -> Sent:
+    shown = [message for message in messages if message.document]
+    return Sent([m.document.file_id for m in shown], [m.message_id for m in shown])  # type: ignore[union-attr]

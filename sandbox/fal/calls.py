@@ -20,7 +20,9 @@ from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger(__name__)
 
-Faultable = Literal["submit", "status", "result", "cancel", "token", "upload", "cdn", "openapi"]
+Faultable = Literal[
+    "submit", "run", "status", "result", "cancel", "token", "upload", "cdn", "openapi"
+]
 Handler = Callable[[Request, "Call"], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 Authorizer = Callable[[Request], str | None]

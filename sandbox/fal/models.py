@@ -324,6 +324,26 @@ async def _video(shop: Workshop, work: Work) -> dict[str, Any]:
     }
 
 
+#: What the stand-in's LLM answers: the prompt it was given, made "detailed", so a test can
+#: tell the rewritten prompt from the user's words.
+LLM_ANSWER = "A detailed, high quality picture of: {prompt}"
+
+
+async def _llm(shop: Workshop, work: Work) -> dict[str, Any]:
+    """openrouter/router: fal's ChatOutput, the answer deterministic."""
+    prompt = _prompt(work.arguments)
+    _field(work.arguments, "model", str)
+    output = LLM_ANSWER.format(prompt=prompt)
+    tokens_in, tokens_out = len(prompt.split()), len(output.split())
+    usage = {
+        "prompt_tokens": tokens_in,
+        "completion_tokens": tokens_out,
+        "total_tokens": tokens_in + tokens_out,
+        "cost": 0.0004,
+    }
+    return {"output": output, "usage": usage, "partial": False, "reasoning": None, "error": None}
+
+
 @dataclass(frozen=True, slots=True)
 class Family:
     name: str
@@ -333,6 +353,7 @@ class Family:
 
 # First match wins: image-to-video ids contain "image", kontext ids contain "flux".
 FAMILIES: tuple[Family, ...] = (
+    Family("llm", ("openrouter/",), _llm),
     Family("video", ("video", "veo", "kling"), _video),
     Family("edit", ("kontext", "/edit"), _edit),
     Family("retouch", ("retoucher", "codeformer", "upscaler"), _retouch),

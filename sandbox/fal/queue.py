@@ -1,4 +1,5 @@
-"""fal's queue API: submit, status, result, cancel, and each request's lifecycle.
+"""fal's queue API: submit, status, result, cancel, and each request's lifecycle; and its
+synchronous API (fal.run: the answer in the same HTTP call), served under `/run/`.
 
 Timers are the event loop's own (call_later keeps them in a heap), so 10,000 requests in
 flight cost 10,000 small handles, not 10,000 sleeping tasks; a task exists only while a
@@ -32,6 +33,8 @@ _JOB_LIMIT = 100_000
 _REQUEST_PATH = "/{owner}/{app}/requests/{request_id}"
 #: Where fal publishes an endpoint's queue OpenAPI (on fal.ai; the stand-in is every host).
 _OPENAPI_PATH = "/api/openapi/queue/openapi.json"
+#: Where the stand-in serves fal.run's synchronous calls (`FAL_RUN_URL` = this server + "/run").
+RUN_PREFIX = "/run"
 
 
 class State(StrEnum):
@@ -175,14 +178,22 @@ class FalQueue:
             ),
             Route(_REQUEST_PATH, endpoint("result", key_auth)(self._result), methods=["GET"]),
             Route(_OPENAPI_PATH, endpoint("openapi", None)(self._openapi), methods=["GET"]),
+            Route(
+                RUN_PREFIX + "/{model_id:path}",
+                endpoint("run", key_auth)(self._run),
+                methods=["POST"],
+            ),
             Route("/{model_id:path}", endpoint("submit", key_auth)(self._submit), methods=["POST"]),
         ]
 
-    async def _submit(self, request: Request, call: Call) -> Response:
+    async def _accepted(
+        self, request: Request, call: Call
+    ) -> tuple[str, Family, dict[str, Any]] | Response:
+        """The model, its family and the input, as fal takes them; or fal's refusal (404 for
+        an unknown model, 422 for an input its schema does not allow)."""
         model_id = call.model_id = request.path_params["model_id"].strip("/")
         family = family_of(model_id)
-        segments = model_id.split("/")
-        if len(segments) < 2 or family is None or retired(model_id):
+        if len(model_id.split("/")) < 2 or family is None or retired(model_id):
             return detail(404, f"Application '{model_id}' not found")
         raw = await request.body()
         try:
@@ -203,6 +214,34 @@ class FalQueue:
         }
         if problems := input_problems(model_id, arguments):
             return JSONResponse({"detail": problems}, 422)
+        return model_id, family, arguments
+
+    async def _run(self, request: Request, call: Call) -> Response:
+        """fal.run: the model runs while the caller waits, and its output is the answer; a
+        failure is the app's error status (fal does not retry synchronous calls)."""
+        accepted = await self._accepted(request, call)
+        if isinstance(accepted, Response):
+            return accepted
+        model_id, family, arguments = accepted
+        request_id = call.request_id = str(uuid.uuid4())
+        latency = self._settings.current.latency_for(model_id, family.name)
+        await asyncio.sleep(latency)
+        work = Work(request_id, model_id, arguments, base_url(request, self._public_url), latency)
+        try:
+            output = await family.run(self._workshop, work)
+        except ModelError as exc:
+            error_type = exc.item["type"]
+            return JSONResponse(
+                {"detail": [exc.item]}, 422, headers={"X-Fal-Error-Type": error_type}
+            )
+        return JSONResponse(output, headers={"x-fal-request-id": request_id})
+
+    async def _submit(self, request: Request, call: Call) -> Response:
+        accepted = await self._accepted(request, call)
+        if isinstance(accepted, Response):
+            return accepted
+        model_id, family, arguments = accepted
+        segments = model_id.split("/")
         request_id = call.request_id = str(uuid.uuid4())
         job = Job(
             request_id=request_id,
@@ -213,7 +252,7 @@ class FalQueue:
             arguments=arguments,
             webhook_url=request.query_params.get("fal_webhook"),
             base_url=base_url(request, self._public_url),
-            headers=call.headers,
+            headers=call.headers or {},
         )
         self.jobs[request_id] = job
         position = len(self._waiting)

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,7 @@ from .errors import ApiError, too_many_requests
 from .files import CHUNK, StoredFile
 from .methods import Call, Method, lookup
 from .params import Upload, read_params
-from .state import Fault, Recorded, Sandbox
+from .state import Fault, Recorded, Sandbox, World
 
 logger = logging.getLogger(__name__)
 TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]{10,}")
@@ -74,26 +75,33 @@ async def _run(method: Method, call: Call) -> Any:
     """Injected faults first (or, after handling, on the way back), then flood control, then
     the method itself."""
     chat_id = call.params.get("chat_id")
-    fault = call.world.take_fault(method.name, method.is_message, chat_id)
+    world = call.world
+    fault = world.take_fault(method.name, method.is_message, chat_id)
     if fault is not None and not fault.after_handling:
-        await _apply(fault)
-    limiter = call.world.limiter
+        await _apply(fault, world)
+    flood_wait = world.flood_wait_until - time.monotonic()
+    if flood_wait > 0 and method.is_message:
+        raise too_many_requests(max(1, math.ceil(flood_wait)))
+    limiter = world.limiter
     if limiter is not None and method.is_message:
         retry_after = limiter.acquire(chat_id)
         if retry_after is not None:
             raise too_many_requests(retry_after)
     result = await method.handler(call)
     if fault is not None and fault.after_handling:
-        await _apply(fault)
+        await _apply(fault, world)
     return result
 
 
-async def _apply(fault: Fault) -> None:
-    """Wait the fault's delay, then answer its error if it has one."""
+async def _apply(fault: Fault, world: World) -> None:
+    """Wait the fault's delay, then answer its error if it has one; a 429 starts the bot's
+    flood wait, as Telegram's does."""
     if fault.delay > 0:
         await asyncio.sleep(fault.delay)
     error = fault.error()
     if error is not None:
+        if error.retry_after is not None and error.status == HTTPStatus.TOO_MANY_REQUESTS:
+            world.flood_wait_until = time.monotonic() + error.retry_after
         raise error
 
 

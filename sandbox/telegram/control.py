@@ -3,6 +3,7 @@
 import asyncio
 import json
 import secrets
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -16,8 +17,10 @@ from .files import message_media
 from .formatting import command_entities
 from .inputs import store_bytes
 from .methods import lookup
+from .methods.inline import menu_button
+from .methods.media import ALBUM_MAX, ALBUM_MIN
 from .params import Upload, read_params
-from .state import Charge, Chat, Fault, Sandbox, User, Webhook
+from .state import Charge, Chat, Fault, Sandbox, StarSubscription, User, Webhook
 from .updates import (
     callback_query,
     new_update,
@@ -25,6 +28,7 @@ from .updates import (
     successful_payment,
 )
 from .views import message_view
+from .web_app import init_data, launch_url
 from .webhook import deliver
 
 PAYMENT_TIMEOUT = 10  # seconds Telegram gives the bot to answer a pre-checkout query
@@ -99,10 +103,23 @@ async def _deliver(sandbox: Sandbox, body: dict[str, Any], update: Any) -> dict[
     return await deliver(sandbox, _webhook(sandbox), update, max(1, repeat))
 
 
+def _replied(chat: Chat, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The message `reply_to_message_id` names, as Telegram puts it in `reply_to_message`:
+    whole, but without a `reply_to_message` of its own."""
+    message_id = _int(body, "reply_to_message_id", None)
+    if message_id is None:
+        return None
+    replied = chat.messages.get(message_id)
+    if replied is None:
+        raise ControlError(HTTPStatus.BAD_REQUEST, f"no message {message_id} in chat {chat.id}")
+    return {key: value for key, value in replied.items() if key != "reply_to_message"}
+
+
 async def _user_message(
     sandbox: Sandbox, body: dict[str, Any], user: User, chat: Chat, content: dict[str, Any]
 ) -> JSONResponse:
-    message = chat.post(user.as_telegram(), content)
+    """The person's message, a reply to another when `reply_to_message_id` says so."""
+    message = chat.post(user.as_telegram(), {**content, "reply_to_message": _replied(chat, body)})
     return JSONResponse(await _deliver(sandbox, body, new_update(sandbox, "message", message)))
 
 
@@ -139,6 +156,60 @@ async def _send_file(request: Request, field: str) -> Response:
 
 async def send_photo(request: Request) -> Response:
     return await _send_file(request, "photo")
+
+
+def _delivery_order(body: dict[str, Any], count: int) -> list[int]:
+    """``order``: the photos' indexes in the order their updates go out (each at least once,
+    any of them again to redeliver it); sent order unless told."""
+    text = str(body.get("order") or "")
+    try:
+        order = [int(part) for part in text.split(",")] if text else list(range(count))
+    except ValueError:
+        raise ControlError(HTTPStatus.BAD_REQUEST, "order must be indexes like 2,0,1") from None
+    if sorted(set(order)) != list(range(count)):
+        raise ControlError(HTTPStatus.BAD_REQUEST, f"order must name each of the {count} photos")
+    return order
+
+
+async def send_album(request: Request) -> Response:
+    """Several photos sent at once (parts ``photo0``, ``photo1``, …): an album, which Telegram
+    posts as one message per photo sharing a ``media_group_id``, the caption on the first,
+    each in an update of its own."""
+    sandbox = _sandbox(request)
+    body, uploads = await _body(request)
+    webhook = _webhook(sandbox)
+    parts = [
+        uploads[name]
+        for name in sorted(uploads, key=lambda n: int(n[5:] or 0))
+        if name.startswith("photo") and name[5:].isdigit()
+    ]
+    if not ALBUM_MIN <= len(parts) <= ALBUM_MAX:
+        raise ControlError(
+            HTTPStatus.BAD_REQUEST, f"an album has {ALBUM_MIN} to {ALBUM_MAX} photos"
+        )
+    try:
+        stored = [
+            store_bytes(sandbox.files, "photo", part.data, part.content_type, part.filename)
+            for part in parts
+        ]
+    except ApiError as error:
+        raise ControlError(HTTPStatus.BAD_REQUEST, error.description) from None
+    user, chat = _sender(sandbox, body)
+    group_id = str(secrets.randbelow(10**18))
+    updates = []
+    for index, file in enumerate(stored):
+        caption = (body.get("caption") or None) if index == 0 else None
+        content = {
+            **message_media(sandbox.files, file, {}),
+            "caption": caption,
+            "media_group_id": group_id,
+        }
+        message = chat.post(user.as_telegram(), content)
+        updates.append(new_update(sandbox, "message", message))
+    order = _delivery_order(body, len(updates))
+    results = [await deliver(sandbox, webhook, updates[index]) for index in order]
+    deliveries = [delivery for result in results for delivery in result["deliveries"]]
+    return JSONResponse({"media_group_id": group_id, "deliveries": deliveries})
 
 
 async def send_document(request: Request) -> Response:
@@ -197,6 +268,86 @@ async def pay(request: Request) -> Response:
     if "invoice" not in message:
         raise ControlError(HTTPStatus.BAD_REQUEST, f"message {message['message_id']} is no invoice")
     invoice, payload = message["invoice"], chat.invoices[message["message_id"]]
+    result, charge_id = await _checkout(sandbox, webhook, body, user, invoice, payload)
+    if charge_id is not None:
+        paid = successful_payment(invoice, payload, charge_id)
+        result["successful_payment"] = await _payment(sandbox, webhook, user, chat, paid)
+    return JSONResponse(result)
+
+
+async def pay_link(request: Request) -> Response:
+    """The user opens an invoice link (`link`) and pays it, as with /pay. A subscription's
+    link starts the subscription: its payment is the first recurring one, and
+    `/renew` pays the next periods."""
+    sandbox = _sandbox(request)
+    body, _ = await _body(request)
+    webhook = _webhook(sandbox)
+    user, chat = _sender(sandbox, body)
+    slug = str(body.get("link", "")).rpartition("/$")[2]
+    link = sandbox.world.invoice_links.get(slug)
+    if link is None:
+        raise ControlError(HTTPStatus.NOT_FOUND, f"no invoice link {body.get('link')!r}")
+    result, charge_id = await _checkout(sandbox, webhook, body, user, link.invoice, link.payload)
+    if charge_id is None:
+        return JSONResponse(result)
+    expires_at = None
+    if link.subscription_period is not None:
+        expires_at = int(time.time()) + link.subscription_period
+        subscription = StarSubscription(user.id, link, expires_at)
+        sandbox.world.subscriptions[charge_id] = subscription
+        sandbox.world.charges[charge_id].subscription = charge_id
+    paid = successful_payment(
+        link.invoice, link.payload, charge_id, expires_at=expires_at, first=True
+    )
+    result["charge_id"] = charge_id
+    result["successful_payment"] = await _payment(sandbox, webhook, user, chat, paid)
+    return JSONResponse(result)
+
+
+async def renew(request: Request) -> Response:
+    """Telegram renews a subscription (named by a charge id of it) for one more period: a new
+    charge and its successful_payment, with no pre-checkout query. A subscription the bot
+    cancelled is not renewed (409)."""
+    sandbox = _sandbox(request)
+    body, _ = await _body(request)
+    webhook = _webhook(sandbox)
+    charge = sandbox.world.charges.get(str(body.get("charge_id", "")))
+    if charge is None or charge.subscription is None:
+        raise ControlError(
+            HTTPStatus.NOT_FOUND, f"no subscription paid by {body.get('charge_id')!r}"
+        )
+    subscription = sandbox.world.subscriptions[charge.subscription]
+    if subscription.canceled:
+        raise ControlError(HTTPStatus.CONFLICT, "the subscription is cancelled: it is not renewed")
+    period = subscription.link.subscription_period or 0
+    subscription.expires_at += period
+    charge_id = _new_charge(sandbox, subscription.user_id, charge.subscription)
+    user = sandbox.world.user(subscription.user_id)
+    link = subscription.link
+    paid = successful_payment(
+        link.invoice, link.payload, charge_id, expires_at=subscription.expires_at
+    )
+    chat = sandbox.world.chat(user.id)
+    delivered = await _payment(sandbox, webhook, user, chat, paid)
+    return JSONResponse({"charge_id": charge_id, "successful_payment": delivered})
+
+
+def _new_charge(sandbox: Sandbox, user_id: int, subscription: str | None = None) -> str:
+    charge_id = f"stxsandbox{secrets.token_hex(12)}"
+    sandbox.world.charges[charge_id] = Charge(user_id, subscription=subscription)
+    return charge_id
+
+
+async def _checkout(
+    sandbox: Sandbox,
+    webhook: Webhook,
+    body: dict[str, Any],
+    user: User,
+    invoice: dict[str, Any],
+    payload: str,
+) -> tuple[dict[str, Any], str | None]:
+    """The pre-checkout query and the bot's answer: the result so far, and the new charge's
+    id when the bot said ok (None: no payment)."""
     query = pre_checkout_query(user, invoice, payload)
     answered = asyncio.get_running_loop().create_future()
     sandbox.world.pre_checkouts[query["id"]] = answered
@@ -210,17 +361,80 @@ async def pay(request: Request) -> Response:
         ok, error_message = await asyncio.wait_for(answered, _int(body, "timeout", PAYMENT_TIMEOUT))
     except TimeoutError:
         sandbox.world.pre_checkouts.pop(query["id"], None)
-        return JSONResponse(result)
+        return result, None
     result["answer"] = {"ok": ok, "error_message": error_message}
-    if ok:
-        charge_id = f"stxsandbox{secrets.token_hex(12)}"
-        sandbox.world.charges[charge_id] = Charge(user.id)
-        paid = successful_payment(invoice, payload, charge_id)
-        update = new_update(
-            sandbox, "message", chat.post(user.as_telegram(), {"successful_payment": paid})
-        )
-        result["successful_payment"] = await deliver(sandbox, webhook, update)
-    return JSONResponse(result)
+    return result, _new_charge(sandbox, user.id) if ok else None
+
+
+async def _payment(
+    sandbox: Sandbox, webhook: Webhook, user: User, chat: Chat, paid: dict[str, Any]
+) -> dict[str, Any]:
+    """The successful_payment service message in the chat, delivered to the bot."""
+    message = chat.post(user.as_telegram(), {"successful_payment": paid})
+    return await deliver(sandbox, webhook, new_update(sandbox, "message", message))
+
+
+async def inline_query(request: Request) -> Response:
+    """The user types `@bot <query>` in a chat: an inline_query update, answerable once."""
+    sandbox = _sandbox(request)
+    body, _ = await _body(request)
+    _webhook(sandbox)
+    user, _chat = _sender(sandbox, body)
+    query_id = str(secrets.randbits(63))
+    sandbox.world.inline_queries[query_id] = user.id
+    query = {
+        "id": query_id,
+        "from": user.as_telegram(),
+        "query": str(body.get("query") or ""),
+        "offset": str(body.get("offset") or ""),
+        "chat_type": str(body.get("chat_type") or "sender"),
+    }
+    delivered = await _deliver(sandbox, body, new_update(sandbox, "inline_query", query))
+    return JSONResponse({**delivered, "inline_query_id": query_id})
+
+
+async def open_web_app(request: Request) -> Response:
+    """The user opens a Mini App (`url`, else the chat's menu button): the URL their client
+    would load, with initData signed by the bot's token (`auth_date` to make a stale one)."""
+    sandbox = _sandbox(request)
+    body, _ = await _body(request)
+    webhook = _webhook(sandbox)
+    user, chat = _sender(sandbox, body)
+    url = body.get("url")
+    if not url:
+        button = menu_button(sandbox.menu_buttons, chat.id)
+        if button.get("type") != "web_app":
+            raise ControlError(HTTPStatus.CONFLICT, "the bot set no Web App menu button")
+        url = button["web_app"]["url"]
+    data = init_data(webhook.token, user, auth_date=_int(body, "auth_date", None))
+    return JSONResponse({"url": launch_url(str(url), data), "init_data": data})
+
+
+async def share_prepared(request: Request) -> Response:
+    """The user picks a chat in the dialog `WebApp.shareMessage` opened: the prepared message
+    is sent there by them, "via" the bot."""
+    sandbox = _sandbox(request)
+    body, _ = await _body(request)
+    user, chat = _sender(sandbox, body)
+    prepared = sandbox.world.prepared.get(str(body.get("prepared_id")))
+    if prepared is None or prepared.user_id != user.id or prepared.expires_at < time.time():
+        raise ControlError(HTTPStatus.NOT_FOUND, "no such prepared message for this user")
+    kind = "users" if chat.id > 0 else "groups"
+    if kind not in prepared.chat_types:
+        raise ControlError(HTTPStatus.BAD_REQUEST, f"the bot did not allow sharing to {kind}")
+    content = _shared_content(sandbox, prepared.result)
+    bot = sandbox.bot_user(_webhook(sandbox).token)
+    message = chat.post(user.as_telegram(), {**content, "via_bot": bot})
+    return JSONResponse(message)
+
+
+def _shared_content(sandbox: Sandbox, result: dict[str, Any]) -> dict[str, Any]:
+    field = next(key for key in result if key.endswith("_file_id"))
+    stored = sandbox.files.get(result[field])
+    if stored is None:
+        raise ControlError(HTTPStatus.GONE, "the prepared message's file is gone")
+    media = message_media(sandbox.files, sandbox.files.reissue(stored), {})
+    return {**media, "caption": result.get("caption") or None}
 
 
 async def block(request: Request) -> Response:
@@ -290,7 +504,9 @@ def _fault(body: dict[str, Any]) -> Fault:
 
 
 async def clear_faults(request: Request) -> Response:
-    _sandbox(request).world.faults.clear()
+    world = _sandbox(request).world
+    world.faults.clear()
+    world.flood_wait_until = 0.0  # a flood wait an injected 429 began ends with it
     return JSONResponse({"ok": True})
 
 
@@ -324,9 +540,15 @@ routes = [
     Route("/send_message", send_message, methods=["POST"]),
     Route("/send_photo", send_photo, methods=["POST"]),
     Route("/send_document", send_document, methods=["POST"]),
+    Route("/send_album", send_album, methods=["POST"]),
     Route("/press_button", press_button, methods=["POST"]),
     Route("/pay", pay, methods=["POST"]),
+    Route("/pay_link", pay_link, methods=["POST"]),
+    Route("/renew", renew, methods=["POST"]),
     Route("/updates", raw_update, methods=["POST"]),
+    Route("/inline_query", inline_query, methods=["POST"]),
+    Route("/web_app", open_web_app, methods=["POST"]),
+    Route("/share", share_prepared, methods=["POST"]),
     Route("/chats/{chat_id}/messages", chat_messages, methods=["GET"]),
     Route("/files/{file_id}", file_bytes, methods=["GET"]),
 ]

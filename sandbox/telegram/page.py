@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from .feed import RESYNC, Change
 from .methods.bot import commands_key
+from .methods.inline import menu_button
 from .state import Sandbox
 from .views import message_view
 
@@ -31,6 +32,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
         "media-src 'self'; connect-src 'self'; form-action 'none'; base-uri 'none'; "
+        # Mini Apps open in a frame, from wherever the bot serves them.
+        "frame-src http: https:; "
         "frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -107,6 +110,11 @@ async def commands(request: Request) -> Response:
     return JSONResponse([])
 
 
+async def chat_menu_button(request: Request) -> Response:
+    """The button left of the input field: a Web App, or the command list."""
+    return JSONResponse(menu_button(_sandbox(request).menu_buttons, _chat_id(request)))
+
+
 routes: list[BaseRoute] = [
     Route("/", index, methods=["GET"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -114,4 +122,5 @@ routes: list[BaseRoute] = [
 sandbox_routes: list[BaseRoute] = [
     Route("/chats/{chat_id:int}/events", events, methods=["GET"]),
     Route("/chats/{chat_id:int}/commands", commands, methods=["GET"]),
+    Route("/chats/{chat_id:int}/menu_button", chat_menu_button, methods=["GET"]),
 ]

@@ -23,16 +23,20 @@ MAX_BODY = 50 * MB + MB  # the largest upload plus room for the other form field
 JSON_FIELDS = frozenset(
     {
         "allowed_updates",
+        "button",
         "caption_entities",
         "commands",
         "entities",
         "link_preview_options",
         "media",
+        "menu_button",
         "message_ids",
         "prices",
         "reaction",
         "reply_markup",
         "reply_parameters",
+        "result",
+        "results",
         "scope",
     }
 )
@@ -46,16 +50,23 @@ INT_FIELDS = frozenset(
         "max_connections",
         "message_id",
         "message_thread_id",
+        "subscription_period",
         "user_id",
         "width",
     }
 )
 BOOL_FIELDS = frozenset(
     {
+        "allow_bot_chats",
+        "allow_channel_chats",
+        "allow_group_chats",
+        "allow_user_chats",
+        "is_personal",
         "disable_notification",
         "drop_pending_updates",
         "has_spoiler",
         "is_big",
+        "is_canceled",
         "ok",
         "protect_content",
         "show_alert",

@@ -154,9 +154,42 @@ class Fault:
 
 
 @dataclass(slots=True)
+class Prepared:
+    """A message a bot prepared for its Mini App to share (savePreparedInlineMessage)."""
+
+    user_id: int
+    result: dict[str, Any]
+    chat_types: frozenset[str]
+    expires_at: int
+
+
+@dataclass(slots=True)
 class Charge:
     user_id: int
     refunded: bool = False
+    #: The first charge id of the subscription this charge paid a period of, if any.
+    subscription: str | None = None
+
+
+@dataclass(slots=True)
+class InvoiceLink:
+    """What createInvoiceLink made: the invoice as a chat would show it, its payload, and
+    the subscription period in seconds (None: a one-off payment)."""
+
+    invoice: dict[str, Any]
+    payload: str
+    subscription_period: int | None
+
+
+@dataclass(slots=True)
+class StarSubscription:
+    """A user's subscription to the bot: renewed every `period` seconds until cancelled
+    (by the bot's editUserStarSubscription here)."""
+
+    user_id: int
+    link: InvoiceLink
+    expires_at: int
+    canceled: bool = False
 
 
 @dataclass(slots=True)
@@ -202,8 +235,18 @@ class World:
     faults: list[Fault] = field(default_factory=list)
     callback_queries: dict[str, int] = field(default_factory=dict)
     """Open callback query ids and the chat each was pressed in."""
+    flood_wait_until: float = 0.0
+    """After a 429 (an injected one too) Telegram refuses the bot's messages until its
+    `retry_after` has passed (time.monotonic()); a bot that does not wait gets 429 again."""
     pre_checkouts: dict[str, asyncio.Future[tuple[bool, str | None]]] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
+    invoice_links: dict[str, InvoiceLink] = field(default_factory=dict)
+    """Invoice links by their slug (the part after `t.me/$`)."""
+    subscriptions: dict[str, StarSubscription] = field(default_factory=dict)
+    """Star subscriptions by the charge id of their first payment."""
+    inline_queries: dict[str, int] = field(default_factory=dict)
+    """Open inline query ids and the user who typed each."""
+    prepared: dict[str, Prepared] = field(default_factory=dict)
 
     def user(self, user_id: int, **profile: Any) -> User:
         """Creates the person on first sight; later calls may update the profile."""
@@ -240,6 +283,8 @@ class Sandbox:
         self.feed = Feed()
         self.webhook: Webhook | None = None
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        #: setChatMenuButton's choices: per chat id, None for the default of every chat.
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.world = self._new_world()
         self._http: aiohttp.ClientSession | None = None
         self._seq = itertools.count(1)

@@ -46,11 +46,25 @@ def pre_checkout_query(user: User, invoice: dict[str, Any], payload: str) -> dic
     }
 
 
-def successful_payment(invoice: dict[str, Any], payload: str, charge_id: str) -> dict[str, Any]:
-    return {
+def successful_payment(
+    invoice: dict[str, Any],
+    payload: str,
+    charge_id: str,
+    *,
+    expires_at: int | None = None,
+    first: bool = False,
+) -> dict[str, Any]:
+    """With `expires_at`, a subscription's payment (`first`: the one that started it)."""
+    paid: dict[str, Any] = {
         "currency": invoice["currency"],
         "total_amount": invoice["total_amount"],
         "invoice_payload": payload,
         "telegram_payment_charge_id": charge_id,
         "provider_payment_charge_id": "",
     }
+    if expires_at is not None:
+        paid["subscription_expiration_date"] = expires_at
+        paid["is_recurring"] = True
+        if first:
+            paid["is_first_recurring"] = True
+    return paid

@@ -30,14 +30,32 @@ def message_view(message: dict[str, Any], base_url: str) -> dict[str, Any]:
         "media_group_id",
         "invoice",
         "successful_payment",
+        "via_bot",
     ):
         if key in message:
             view[key] = message[key]
     if "photo" in message:
         view["photo"] = _file_ref(message["photo"][-1], base_url)
-    kind = next(
-        (key for key in ("video", "animation", "audio", "document") if key in message), None
-    )
-    if kind is not None:
+    kind = _kind(message)
+    if kind in ("video", "animation", "audio", "document"):
         view[kind] = _file_ref(message[kind], base_url)
+    if "reply_to_message" in message:
+        view["reply_to"] = _quote(message["reply_to_message"])
     return view
+
+
+def _kind(message: dict[str, Any]) -> str | None:
+    return next(
+        (key for key in ("photo", "video", "animation", "audio", "document") if key in message),
+        None,
+    )
+
+
+def _quote(replied: dict[str, Any]) -> dict[str, Any]:
+    """What a reply shows of the message it answers: whose it was and a line of it."""
+    return {
+        "message_id": replied["message_id"],
+        "from_bot": bool(replied["from"].get("is_bot")),
+        "kind": _kind(replied),
+        "text": replied.get("text") or replied.get("caption") or "",
+    }

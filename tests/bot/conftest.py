@@ -27,7 +27,7 @@ from core.infra.config import Config
 from core.infra.db import alembic_config, create_engine, session_factory
 from core.resources import create_redis
 from core.telegram.limits import TelegramLimiter
-from core.telegram.outbox import handling
+from core.telegram.outbox import Outbox
 from sandbox.redis_server import PrivateRedis
 from tests.fake_bot_api import FakeSession, message
 
@@ -49,7 +49,7 @@ class Chat:
         self.user_id = user_id
         self.chat_id = chat_id or user_id
         self.session = FakeSession()
-        self.bot = Bot("42:TEST", session=self.session)
+        self.outbox = Outbox(Bot("42:TEST", session=self.session))
         self.dispatcher = dispatcher
         self.sessions = sessions
 
@@ -65,10 +65,12 @@ class Chat:
         body["message"].update(fields)
         return body
 
-    async def feed(self, body: dict[str, Any]) -> None:
-        update = Update.model_validate(body, context={"bot": self.bot})
-        with handling(update.update_id, first_run=True):
-            await self.dispatcher.feed_update(self.bot, update)
+    async def feed(self, body: dict[str, Any], *, first_run: bool = True) -> None:
+        """As the update consumer does (workers/updates.py); `first_run` False: the update
+        is handled again, as after a crash."""
+        bot = self.outbox.reply(body["update_id"], first_run=first_run)
+        update = Update.model_validate(body, context={"bot": bot})
+        await self.dispatcher.feed_update(bot, update)
 
     async def say(self, text: str, **fields: Any) -> None:
         await self.feed(self.message(text=text, **fields))

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.job_face import EDITED_PREFIX, REFRESH_PRIVATE, claim_refresh
+from bot.job_messages import EDITED_PREFIX, REFRESH_PRIVATE, claim_refresh
 from bot.launch import Launcher
 from core.domain.models import Job
 from core.telegram.limits import BOT_KEY, LINE_KEY
@@ -55,7 +55,7 @@ async def test_with_results_waiting_a_prompt_gets_a_reaction_instead(
 async def test_a_status_edit_is_claimed_once_per_interval_and_only_for_a_new_text(
     chat: Chat, launcher: Launcher
 ) -> None:
-    """The refresh rule (bot/job_face.claim_refresh): whoever edits a job's status message,
+    """The refresh rule (bot/job_messages.claim_refresh): whoever edits a job's status message,
     one edit per 5 s in a private chat and per 15 s in a group, and none that changes
     nothing."""
     await chat.say("a fox in the snow")

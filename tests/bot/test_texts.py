@@ -16,7 +16,7 @@ from babel.messages.pofile import read_po
 from sqlalchemy import update
 
 from bot.i18n import PLURALS, _, catalogue_path, error_text, read_catalogue, use_locale
-from bot.job_face import failure_text
+from bot.job_messages import failure_text
 from core.domain.models import Job, User
 from core.jobs.errors import CODES
 from tests.bot.conftest import Chat

@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -296,3 +297,25 @@ def test_the_migrate_job_runs_the_release_the_pods_run(objects: list[Obj]) -> No
     images = {c["image"] for _, c in containers(objects)}
     assert images == {container["image"]}, f"one release per overlay, not {sorted(images)}"
     assert ":" in container["image"].rsplit("/", 1)[-1], "an overlay pins the release's tag"
+
+
+def test_the_ingress_routes_the_webhooks_and_the_mini_app_only(objects: list[Obj]) -> None:
+    """The world reaches the two webhooks and /app/ on the api's port at PUBLIC_URL's host;
+    never /metrics or the probes."""
+    (ingress,) = of_kind(objects, "Ingress")
+    routes = {
+        (path["path"], path["pathType"]): path["backend"]["service"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert set(routes) == {
+        ("/webhooks/telegram", "Exact"),
+        ("/webhooks/fal", "Prefix"),
+        ("/app", "Prefix"),
+    }
+    public = urlsplit(config(objects)["data"]["PUBLIC_URL"]).hostname
+    assert [rule["host"] for rule in ingress["spec"]["rules"]] == [public]
+    assert ingress["spec"]["tls"][0]["hosts"] == [public]
+    (service,) = [obj for obj in of_kind(objects, "Service") if name(obj) == "kadr-api"]
+    ports = {port["name"] for port in service["spec"]["ports"]}
+    assert all(s["name"] == "kadr-api" and s["port"]["name"] in ports for s in routes.values())

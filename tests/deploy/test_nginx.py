@@ -1,9 +1,9 @@
 """nginx/kadr.conf as deployed, run by Debian's nginx in front of a real `kadr api` (the
-shared test stack's): only the two webhooks are public, the Telegram path only from
-Telegram's addresses, bodies over the cap are refused by nginx, the probes and /metrics are
-on the internal listener only, port 80 serves ACME challenges and redirects the rest, and the
-access log keeps the fal webhook's token out. Ports, paths and the upstream are the only
-things changed for the test."""
+shared test stack's): only the two webhooks and the Mini App under /app/ are public, the
+Telegram path only from Telegram's addresses, bodies over the cap are refused by nginx, the
+probes and /metrics are on the internal listener only, port 80 serves ACME challenges and
+redirects the rest, and the access log keeps the fal webhook's token out. Ports, paths and
+the upstream are the only things changed for the test."""
 
 from __future__ import annotations
 
@@ -142,6 +142,18 @@ def test_both_forms_of_the_fal_webhook_reach_the_api(nginx: Nginx, path: str) ->
     assert (answer.status_code, answer.json()) == (401, {"detail": "invalid signature"})
     deeper = httpx.post(f"{nginx.https}/webhooks/fal/j1/t1/x", content=b"{}", verify=False)
     assert deeper.status_code == 404
+
+
+def test_the_mini_app_page_and_api_reach_the_api(nginx: Nginx) -> None:
+    """The page and its script come through; an API call without initData gets the api's
+    own 401, so it reached kadr; anything else under /app/ is kadr's 404."""
+    page = httpx.get(f"{nginx.https}/app/", verify=False)
+    assert page.status_code == 200 and "gallery.js" in page.text
+    script = httpx.get(f"{nginx.https}/app/static/gallery.js", verify=False)
+    assert script.status_code == 200
+    call = httpx.get(f"{nginx.https}/app/api/results", verify=False)
+    assert call.status_code == 401 and "initData" in call.json()["detail"]
+    assert httpx.delete(f"{nginx.https}/app/api/results", verify=False).status_code == 403
 
 
 def test_the_probes_and_metrics_are_on_the_internal_listener(nginx: Nginx) -> None:

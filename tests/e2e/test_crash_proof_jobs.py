@@ -33,7 +33,7 @@ from bench.infra import PostgresError, PrivatePostgres
 from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import TEST_SECRET, TEST_TOKEN, Stack
-from tests.e2e.test_durable_updates import Chats, Door, telegram_door, text_update
+from tests.e2e.test_durable_updates import Chats, WebhookState, telegram_webhook, text_update
 from tests.e2e.test_modes import png
 
 #: The issue's bound for a dead worker's work to be taken up and delivered.
@@ -43,7 +43,7 @@ TAKEN_UP_WITHIN = 30.0
 GOES_ON_WITHIN = 30.0
 #: How long a second photo is waited for once each user has one.
 QUIET = 4.0
-#: The sweeper ticks every minute and finds nothing to nudge for ten: whatever recovers in
+#: The sweeper ticks every minute and finds nothing to re-enqueue for ten: whatever recovers in
 #: these tests recovers by itself.
 NO_SWEEPER = {"SWEEP_INTERVAL": "60", "SWEEP_STALE_AFTER": "600"}
 #: The sweeper as the issue found it rescuing a delivery that failed after the send: every
@@ -480,12 +480,12 @@ def in_full_flow(kadr: Deployment, chats: Chats, users: range) -> bool:
     return sum(r["t"] > since for r in kadr.fal.requests("submit")) >= JOBS_AT_FAL
 
 
-async def steadily(door: Door, url: str, updates: list[dict[str, Any]]) -> None:
+async def steadily(webhook: WebhookState, url: str, updates: list[dict[str, Any]]) -> None:
     """Each update posted a moment after the one before (each until stored, as Telegram
     does: again after a 503), as users writing one after another."""
     posts = []
     for update in updates:
-        posts.append(asyncio.create_task(door.post(url, update)))
+        posts.append(asyncio.create_task(webhook.post(url, update)))
         await asyncio.sleep(1 / PROMPTS_PER_SECOND)
     await asyncio.gather(*posts)
 
@@ -507,8 +507,8 @@ async def test_a_server_restarted_mid_burst_holds_no_job_back(
     kadr.fal.configure(latency=FAL_SECONDS)
     kadr.telegram.fault(method="sendPhoto", status=None, delay=TELEGRAM_SECONDS, times=len(users))
     updates = [text_update(u, f"a harbour at dusk for user {u}") for u in users]
-    async with telegram_door(within=120) as door:
-        arriving = asyncio.create_task(steadily(door, kadr.stack.api_url, updates))
+    async with telegram_webhook(within=120) as webhook:
+        arriving = asyncio.create_task(steadily(webhook, kadr.stack.api_url, updates))
         await asyncio.to_thread(
             wait_until,
             lambda: in_full_flow(kadr, chats, users),

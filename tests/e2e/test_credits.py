@@ -19,6 +19,7 @@ from sandbox.stack import Stack
 from tests.conftest import deployment, fast_catalog
 
 USER = 8801
+STACK = "credits_stack"  # what `telegram` and `fal` control (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +33,6 @@ def credits_stack(
     }
     with deployment(workdir, own_database_url, own_redis.url, env, "--no-fetch-urls") as stack:
         yield stack
-
-
-@pytest.fixture(scope="module")
-def telegram(credits_stack: Stack) -> Iterator[TelegramSandbox]:
-    sandbox = TelegramSandbox(credits_stack.telegram_url)
-    yield sandbox
-    sandbox.close()
-
-
-@pytest.fixture(scope="module")
-def fal(credits_stack: Stack) -> Iterator[FalSandbox]:
-    sandbox = FalSandbox(credits_stack.fal_url)
-    yield sandbox
-    sandbox.close()
 
 
 def texts(telegram: TelegramSandbox, chat_id: int) -> list[str]:
@@ -168,7 +155,7 @@ def status_message(telegram: TelegramSandbox, user: int) -> Record:
 
 def press_cancel(telegram: TelegramSandbox, user: int) -> None:
     status = status_message(telegram, user)
-    [[cancel]] = status["params"]["reply_markup"]["inline_keyboard"]
+    cancel = status["params"]["reply_markup"]["inline_keyboard"][0][0]
     telegram.press_button(user, status["response"]["result"]["message_id"], cancel["callback_data"])
 
 

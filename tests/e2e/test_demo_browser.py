@@ -14,7 +14,7 @@ from PIL import Image
 from playwright.sync_api import ConsoleMessage, Page, ViewportSize, expect, sync_playwright
 
 from bot.i18n import i18n
-from sandbox.control import TelegramSandbox
+from sandbox.control import FalSandbox, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
 from sandbox.telegram.formatting import parse_html
@@ -34,6 +34,11 @@ CHROMIUM_ARGS = [
 ]
 USER = 7001
 BUYER = 7002
+ALBUM_USER = 7004
+COLLECTOR = 7003
+#: The chat the stand-in's share dialog offers (sandbox/telegram/static/chat.js).
+FRIENDS_CHAT = -1001000000001
+REPLIER = 7005
 NAME = "Anna"
 PROMPT = "a lighthouse at dawn"
 ARRIVES = 60_000  # ms the page may take to show the bot's answer on a busy 2-core machine
@@ -106,6 +111,36 @@ def test_start_and_a_prompt_give_the_greeting_and_a_picture(stack: Stack, page: 
     assert problems == []
 
 
+def test_a_reply_to_a_picture_edits_it_and_undo_brings_the_first_back(
+    stack: Stack, page: Page
+) -> None:
+    """↩ on the bot's picture, words, Enter: the edit comes as v2; ↩️ Undo under it shows the
+    first picture again."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: _note_error(problems, message))
+    page.goto(f"{stack.telegram_url}/?user={REPLIER}&lang=en&name={NAME}")
+    pictures = page.locator(".row.in", has=page.locator("img.photo"))
+
+    send(page, PROMPT)
+    expect(pictures).to_have_count(1, timeout=ARRIVES)
+    pictures.first.hover()
+    pictures.first.locator(".reply-action").click()
+    expect(page.locator("#replying")).to_contain_text("Reply to kadr: Photo")
+    send(page, "add fog")
+    expect(page.locator("#replying")).to_be_hidden()
+    expect(page.locator(".row.out .quote").last).to_contain_text(PROMPT)
+
+    edited = pictures.filter(has_text="v2")
+    expect(edited).to_have_count(1, timeout=ARRIVES)
+    expect(edited).to_contain_text("add fog")
+    edited.locator(".key", has_text=i18n.gettext("button_undo", locale="en")).click()
+    expect(pictures).to_have_count(3, timeout=ARRIVES)
+    expect(pictures.last).to_contain_text(PROMPT)
+    expect(pictures.last).not_to_contain_text("v2")
+    assert problems == []
+
+
 def test_a_purchase_with_pretend_stars_pays_for_a_picture(
     paying_stack: Stack, paying_page: Page
 ) -> None:
@@ -142,6 +177,96 @@ def test_a_purchase_with_pretend_stars_pays_for_a_picture(
     send(page, "/balance")
     expect(answers.last).to_contain_text("💰 49 credits", timeout=ARRIVES)
     assert problems == []
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80 + width % 100, 40)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_three_photos_chosen_at_once_are_edited_as_one_album(
+    stack: Stack, page: Page, fal: FalSandbox
+) -> None:
+    """Several photos picked at once in the file dialog go as an album, its caption the
+    edit: one picture comes back, made from all three."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: _note_error(problems, message))
+    page.goto(f"{stack.telegram_url}/?user={ALBUM_USER}&lang=en&name={NAME}")
+    expect(page.locator("#who")).to_contain_text(str(ALBUM_USER))
+    files = [
+        {"name": f"friend{i}.png", "mimeType": "image/png", "buffer": png(300 + 20 * i, 240)}
+        for i in range(3)
+    ]
+    page.locator("#file").set_input_files(files)  # type: ignore[arg-type]
+    expect(page.locator("#attachment-name")).to_contain_text("3 photos", timeout=ARRIVES)
+    send(page, "the three of us at a picnic")
+    expect(page.locator(".row.out img")).to_have_count(3, timeout=ARRIVES)  # one album row
+    expect(page.locator(".row.out")).to_have_count(1)
+    expect(page.locator(".row.in img.photo").first).to_be_visible(timeout=ARRIVES)
+    page.wait_for_function(LOADED_PICTURE, timeout=ARRIVES)
+    [submit] = [
+        r
+        for r in fal.requests("submit")
+        if r["body"].get("prompt") == "the three of us at a picnic"
+    ]
+    assert len(set(submit["body"]["image_urls"])) == 3
+    assert problems == []
+
+
+def test_the_gallery_opens_from_the_menu_button_shows_a_result_full_screen_and_shares_it(
+    stack: Stack, page: Page, telegram: TelegramSandbox
+) -> None:
+    """The chat's menu button opens the Mini App with initData the stand-in signed; the
+    gallery lists the picture just made, shows it full screen, Share sends Telegram's copy
+    of it to a chat picked in the share dialog, "via" the bot, and Make again makes another."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: _note_error(problems, message))
+    page.goto(f"{stack.telegram_url}/?user={COLLECTOR}&lang=en&name={NAME}")
+    send(page, PROMPT)
+    expect(page.locator(".row.in img.photo").first).to_be_visible(timeout=ARRIVES)
+    # The status message goes once the job is recorded as delivered, with its file ids.
+    assert telegram.wait_for("deleteMessage", chat_id=COLLECTOR, timeout=ARRIVES / 1000)
+
+    menu = page.locator("#webapp-menu")
+    expect(menu).to_be_visible()
+    menu.click()
+    gallery = page.frame_locator("#webapp-frame")
+    expect(gallery.locator("#title")).to_have_text("Your gallery", timeout=ARRIVES)
+    tiles = gallery.locator(".tile")
+    expect(tiles).to_have_count(1, timeout=ARRIVES)
+    tiles.first.click()
+
+    viewer = gallery.locator("#viewer")
+    expect(viewer).to_be_visible()
+    expect(gallery.locator("#prompt")).to_have_text(PROMPT)
+    picture = gallery.locator("#stage img")
+    expect(picture).to_be_visible()
+    picture.evaluate("(image) => image.decode()")
+    box = picture.bounding_box()
+    assert box is not None and box["width"] > VIEWPORT["width"] / 2
+
+    gallery.locator("#share").click()
+    dialog = page.locator("#share-dialog")
+    expect(dialog).to_be_visible(timeout=ARRIVES)
+    dialog.locator("#share-friends").click()
+    expect(gallery.locator("#toast")).to_have_text("Shared.", timeout=ARRIVES)
+    [shared] = telegram.messages(FRIENDS_CHAT)
+    assert shared["via_bot"]["username"] == "kadr_bot"
+    assert shared["caption"] == PROMPT
+    assert shared.get("photo")
+
+    # Make again: a new job by the normal path, from the api process; its picture comes.
+    gallery.locator("#regenerate").click()
+    expect(gallery.locator("#toast")).to_have_text(
+        "Started: the result comes to the chat.", timeout=ARRIVES
+    )
+    page.locator("#webapp-close").click()
+    expect(page.locator(".row.in img.photo")).to_have_count(2, timeout=ARRIVES)
+    # Offline, Telegram's script cannot load: the page goes on with the URL's launch data.
+    assert [p for p in problems if "telegram.org" not in p and "ERR_NAME" not in p] == []
 
 
 def save_screenshot(page: Page, target: Path) -> None:

@@ -4,7 +4,7 @@ posts them (and posted again after anything but a 2xx); each test reads what use
 notice: what the stand-in recorded as sent, to whom, how many times, and the jobs table.
 
 The deployment here is the module's own: a Redis that these tests stop and start (persisting
-over a graceful stop, as production's append-only Redis does), two `kadr api` doors and one
+over a graceful stop, as production's append-only Redis does), two `kadr api` webhooks and one
 `kadr worker` (every queue and the inbox), so nothing another test does can meet it.
 """
 
@@ -112,11 +112,11 @@ def deployment(
             stack.start_fal()
             stack.migrate()
             stack.start_api()
-            # A second door on its own port, as behind a balancer: same PUBLIC_URL, same Redis.
+            # A second webhook on its own port, as behind a balancer: same PUBLIC_URL, same Redis.
             stack.services.append(api_b.start(workdir))
             stack.start_worker()
         api_b.wait_ready(stack.startup_timeout)
-        stack.run_kadr("set-webhook")  # the stand-in's own deliveries go to door A
+        stack.run_kadr("set-webhook")  # the stand-in's own deliveries go to webhook A
         yield Deployment(
             stack, server, telegram, fal, own_database_url, f"http://127.0.0.1:{api_b_port}"
         )
@@ -178,7 +178,7 @@ def button_update(user_id: int, message_id: int, data: str, n: int) -> dict[str,
 
 
 @dataclass
-class Door:
+class WebhookState:
     """Telegram's side of the webhook: every update is posted until it gets a 2xx."""
 
     http: httpx.AsyncClient
@@ -214,19 +214,19 @@ class Door:
 
 
 @contextlib.asynccontextmanager
-async def telegram_door(within: float = 90.0) -> Any:
+async def telegram_webhook(within: float = 90.0) -> Any:
     limits = httpx.Limits(max_connections=TELEGRAM_CONNECTIONS)
     async with httpx.AsyncClient(timeout=10, limits=limits) as http:
-        yield Door(http, time.monotonic() + within)
+        yield WebhookState(http, time.monotonic() + within)
 
 
-async def burst(door: Door, url: str, updates: Iterable[dict[str, Any]]) -> None:
+async def burst(webhook: WebhookState, url: str, updates: Iterable[dict[str, Any]]) -> None:
     """Every update at once, at most TELEGRAM_CONNECTIONS in flight, each until stored."""
     slots = asyncio.Semaphore(TELEGRAM_CONNECTIONS)
 
     async def one(update: dict[str, Any]) -> None:
         async with slots:
-            await door.post(url, update)
+            await webhook.post(url, update)
 
     await asyncio.gather(*(one(update) for update in updates))
 
@@ -413,16 +413,16 @@ async def test_a_burst_survives_the_api_killed_mid_burst(deployment: Deployment)
         stack.service("api").kill()
         await asyncio.to_thread(stack.restart, "api")
 
-    async with telegram_door(within=120) as door:
-        door.on_accept = trigger = Trigger(150, kill_and_restart)
-        await burst(door, deploy.api_a_url, updates)
+    async with telegram_webhook(within=120) as webhook:
+        webhook.on_accept = trigger = Trigger(150, kill_and_restart)
+        await burst(webhook, deploy.api_a_url, updates)
         assert trigger.task is not None
         await trigger.task
 
     # The kill landed mid-burst: posts were refused or cut off, and Telegram sent them again.
-    failures = [s for tries in door.resent().values() for s in tries[:-1]]
+    failures = [s for tries in webhook.resent().values() for s in tries[:-1]]
     assert failures and all(s is None or s >= 500 for s in failures)
-    assert len(door.attempts) == len(API_KILL_USERS)
+    assert len(webhook.attempts) == len(API_KILL_USERS)
 
     chats.wait_answered(API_KILL_USERS, 150)
     settle(deploy)
@@ -473,8 +473,8 @@ async def test_a_burst_survives_the_worker_killed_mid_handler(deployment: Deploy
     deploy, stack = deployment, deployment.stack
     chats = Chats(deploy.telegram)
     updates, prompts = prompt_burst(WORKER_KILL_USERS)
-    async with telegram_door() as door:
-        await burst(door, deploy.api_a_url, updates)
+    async with telegram_webhook() as webhook:
+        await burst(webhook, deploy.api_a_url, updates)
 
     chats.wait(
         lambda: sum(len(chats.sent(u, "sendMessage")) for u in WORKER_KILL_USERS) >= 30,
@@ -510,7 +510,7 @@ async def test_a_burst_survives_the_worker_killed_mid_handler(deployment: Deploy
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. Two doors, one order per chat
+# 3. Two webhooks, one order per chat
 
 
 def png(width: int = 640, height: int = 480) -> bytes:
@@ -520,22 +520,22 @@ def png(width: int = 640, height: int = 480) -> bytes:
 
 
 @pytest.mark.timeout(120)
-async def test_two_doors_keep_each_chats_order(deployment: Deployment) -> None:
-    """Each chat's updates go alternately to door A and door B. Prompts "step 1".."step 5"
+async def test_two_apis_keep_each_chats_order(deployment: Deployment) -> None:
+    """Each chat's updates go alternately to webhook A and webhook B. Prompts "step 1".."step 5"
     become jobs in that order in every chat; and a photo without a caption, the press on ✏️
-    and the instruction, sent one right after the other through both doors, make an edit of
+    and the instruction, sent one right after the other through both webhooks, make an edit of
     that photo (handled out of order, the instruction would be a text-to-image prompt, or the
     press would find no photo)."""
     deploy = deployment
     chats = Chats(deploy.telegram)
-    doors = [deploy.api_a_url, deploy.api_b_url]
+    webhooks = [deploy.api_a_url, deploy.api_b_url]
     steps = range(1, 6)
 
-    async with telegram_door() as door:
+    async with telegram_webhook() as webhook:
 
         async def chat_sends(chat: int) -> None:
             for n in steps:
-                await door.post(doors[n % 2], text_update(chat, f"step {n}", n))
+                await webhook.post(webhooks[n % 2], text_update(chat, f"step {n}", n))
 
         photo = await asyncio.to_thread(deploy.telegram.send_photo, PHOTO_USER, png())
         [delivery] = photo["deliveries"]
@@ -543,8 +543,8 @@ async def test_two_doors_keep_each_chats_order(deployment: Deployment) -> None:
         # The bot's question will be the chat's second message, right after the photo.
         question_id = photo["update"]["message"]["message_id"] + 1
         edit = PhotoButton(choice=PhotoChoice.EDIT).pack()
-        await door.post(deploy.api_b_url, button_update(PHOTO_USER, question_id, edit, 1))
-        await door.post(deploy.api_a_url, text_update(PHOTO_USER, "add a rainbow", 2))
+        await webhook.post(deploy.api_b_url, button_update(PHOTO_USER, question_id, edit, 1))
+        await webhook.post(deploy.api_a_url, text_update(PHOTO_USER, "add a rainbow", 2))
         await asyncio.gather(*(chat_sends(chat) for chat in ORDER_CHATS))
 
     def done() -> bool:
@@ -582,7 +582,7 @@ async def test_two_doors_keep_each_chats_order(deployment: Deployment) -> None:
 async def test_redis_down_means_503_and_nothing_is_lost(deployment: Deployment) -> None:
     """120 users send /start. Once 80 are stored and the first greetings are out, Redis stops
     for three seconds (the rest of those 80 wait in the inbox or in a handler's hand) while
-    the other 40 arrive, and starts again. The door answers 503 while Redis is away, Telegram
+    the other 40 arrive, and starts again. The webhook answers 503 while Redis is away, Telegram
     posts those updates again, and every user is greeted exactly once. (Redis keeps its data
     over the stop, as production's append-only Redis does; one that lost it would lose the
     updates it had said 200 for, and this test would say so.)"""
@@ -594,20 +594,20 @@ async def test_redis_down_means_503_and_nothing_is_lost(deployment: Deployment) 
     def greeted() -> set[int]:
         return {u for u in REDIS_USERS if chats.texts(u)}
 
-    async with telegram_door() as door:
-        await burst(door, deploy.api_a_url, first)
+    async with telegram_webhook() as webhook:
+        await burst(webhook, deploy.api_a_url, first)
         chats.wait(lambda: len(greeted()) >= 5, 30, "the first greetings")
         deploy.redis.stop()
         chats.poll()
         waiting = set(REDIS_USERS[:80]) - greeted()
-        down = asyncio.create_task(burst(door, deploy.api_a_url, rest))
+        down = asyncio.create_task(burst(webhook, deploy.api_a_url, rest))
         await asyncio.sleep(3.0)
-        refused = [s for u in rest for s in door.attempts[u["update_id"]]]
+        refused = [s for u in rest for s in webhook.attempts[u["update_id"]]]
         await asyncio.to_thread(deploy.redis.start)
         await down
 
     assert waiting, "every update was handled before Redis stopped"
-    assert 503 in refused, f"while Redis was down the door answered {Counter(refused)}"
+    assert 503 in refused, f"while Redis was down the webhook answered {Counter(refused)}"
     assert all(s is None or s == 503 for s in refused)
     chats.wait(
         lambda: len(greeted()) == len(REDIS_USERS),

@@ -52,7 +52,7 @@ def test_readyz_follows_redis_down_and_up(lone_api: Stack, private_redis: Privat
     assert statuses[-1] == 200
 
 
-def door_answers(stack: Stack) -> float:
+def webhook_answers(stack: Stack) -> float:
     text = httpx.get(f"{stack.api_url}/metrics").text
     [line] = [
         line for line in text.splitlines() if line.startswith("kadr_telegram_webhook_seconds_count")
@@ -61,11 +61,11 @@ def door_answers(stack: Stack) -> float:
 
 
 def test_metrics_count_requests_and_updates(stack: Stack, telegram: TelegramSandbox) -> None:
-    before = door_answers(stack)
+    before = webhook_answers(stack)
     telegram.send_message(3001, "/start", repeat=2)
     telegram.wait_for("sendMessage", chat_id=3001)
     httpx.post(f"{stack.api_url}/webhooks/telegram", content=b"{}")
-    assert door_answers(stack) - before == 3
+    assert webhook_answers(stack) - before == 3
     text = httpx.get(f"{stack.api_url}/metrics").text
     assert 'kadr_telegram_updates_total{outcome="accepted",type="any"}' in text
     assert 'kadr_telegram_updates_total{outcome="duplicate",type="any"}' in text

@@ -66,7 +66,13 @@ def test_photo_with_caption_is_edited(telegram: TelegramSandbox, fal: FalSandbox
     assert upload["status"] == 200
     assert submit["body"]["image_url"].startswith(fal.base_url + "/cdn/files/")
     assert photo["params"]["caption"].startswith("make it winter")
-    assert set(buttons(photo)) == {"🔁 Regenerate", "✏️ Edit this", "🎬 Animate", "⬇️ Original"}
+    assert set(buttons(photo)) == {
+        "🔁 Regenerate",
+        "✏️ Edit this",
+        "🎬 Animate",
+        "⬇️ Original",
+        "🎨 Style",
+    }
     assert_token_never_reached_fal(fal)
 
 

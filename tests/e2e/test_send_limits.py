@@ -2,9 +2,10 @@
 stand-in answers 429 above Telegram's limits (`--enforce-limits`: ~30 messages/s per bot,
 ~1/s per private chat), so going over them shows up as Telegram would show it.
 
-What is asserted is what reached the stand-in: every user's messages, once each, no 429
-unless one was injected, no more messages in a second than Telegram allows, and none while
-a 429's retry_after runs. How fast kadr is belongs in bench/.
+What is asserted is what reached the stand-in: every user's messages, once each, and no 429
+unless one was injected (the stand-in's own limits refuse what Telegram would). How fast kadr
+sends, and the most messages in any second, belong in bench/ (`tg messages/s peak`,
+`seconds over 30 messages`).
 """
 
 from __future__ import annotations
@@ -25,19 +26,9 @@ from tests.conftest import deployment, telegram_of
 #: What the stand-in counts against Telegram's limits (and kadr paces): putting something in
 #: a chat. deleteMessage and the answers to buttons are not messages.
 MESSAGE_PREFIXES = ("send", "edit", "copy", "forward")
-TELEGRAM_PER_SECOND = 30
-#: The stand-in stamps a request when its own loop gets to it; on this shared 2-core machine
-#: that loop can stall, and the evenly paced requests that arrived meanwhile are stamped
-#: together at its end. Measured against kadr's own send times (300 prompts, 900 calls), the
-#: stamp came at most 165 ms late, p99 31 ms: this many messages (~0.17 s at kadr's 29/s) are
-#: forgiven in any window; a burst or a steady 35/s goes past it.
-STALL_ALLOWANCE = 5
 SENDERS = 6  # threads posting users' messages, so a crowd arrives at once
-#: After a 429: how soon the sends already on the wire have landed, and how much earlier
-#: than `retry_after` the stand-in's clock may see the pause end (both clocks are this
-#: machine's; the pause starts when kadr has read the 429, a little after the stand-in).
-IN_FLIGHT = 0.3
-PAUSE_SLACK = 0.1
+#: After a 429: how many sends may already be on the wire (about 0.3 s of kadr's 29/s).
+ON_THE_WIRE = 10
 POLL_EVERY = 0.5  # the request log is read incrementally and not too often: reading it
 # makes the stand-in serialise JSON on the loop that stamps kadr's requests
 
@@ -110,7 +101,7 @@ def from_a_crowd(
     telegram: TelegramSandbox, users: range, text: Callable[[int], str]
 ) -> list[Record]:
     """Each user sends one message, all at about the same time (each call returns once the
-    api took the update: kadr's door answers before any handler runs)."""
+    api took the update: kadr's webhook answers before any handler runs)."""
     base_url = telegram.base_url
 
     def send(chunk: range) -> list[Record]:
@@ -125,29 +116,11 @@ def from_a_crowd(
         return [answer for answers in pool.map(send, chunks) for answer in answers]
 
 
-def busiest_window(times: list[float], window: float) -> tuple[int, float]:
-    """The most stamps within `window` seconds of each other, and when that window began."""
-    times = sorted(times)
-    best, began, start = 0, times[0] if times else 0.0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        if end - start + 1 > best:
-            best, began = end - start + 1, times[start]
-    return best, began
-
-
-def assert_within_telegram_rate(messages: list[Record]) -> None:
-    times = [r["t"] for r in messages]
-    first = min(times)
-    for window in (1.0, 5.0):
-        count, began = busiest_window(times, window)
-        allowed = TELEGRAM_PER_SECOND * window + STALL_ALLOWANCE
-        assert count <= allowed, (
-            f"{count} messages within {window:g}s from +{began - first:.2f}s (at most {allowed:g})"
-        )
-    span = max(times) - first
-    assert (len(times) - 1) / span <= TELEGRAM_PER_SECOND, f"{len(times)} in {span:.1f}s"
+def greeted_later(telegram: TelegramSandbox, log: RequestLog, user: int) -> None:
+    """One more user says /start after the crowd and is greeted: a greeting kadr sent twice
+    would have been in line before this one."""
+    telegram.send_message(user, "/start", language_code="en")
+    log.wait(lambda _: user in log.ok("sendMessage"), timeout=30)
 
 
 def delivered(answers: list[Record]) -> list[Any]:
@@ -180,12 +153,11 @@ def test_three_hundred_prompts_at_once_stay_under_telegrams_limits(
             continue
         [status] = statuses[user]
         assert status["params"]["text"].startswith("⏳ In the queue…"), status["params"]["text"]
-        [[cancel]] = status["params"]["reply_markup"]["inline_keyboard"]
-        assert cancel["text"] == "✖ Cancel"
+        [[cancel, improve]] = status["params"]["reply_markup"]["inline_keyboard"]
+        assert (cancel["text"], improve["text"]) == ("✖ Cancel", "✨ Improve")
         assert status["seq"] < photo["seq"]
 
     assert log.throttled() == []
-    assert_within_telegram_rate(log.messages())
 
 
 def test_a_hundred_and_twenty_starts_are_each_greeted_once(
@@ -197,9 +169,9 @@ def test_a_hundred_and_twenty_starts_are_each_greeted_once(
     assert delivered(answers) == [200] * len(users)
 
     log.wait(lambda _: len(log.ok("sendMessage")) >= len(users), timeout=60)
-    time.sleep(2.0)  # a second greeting, if kadr sent one again, would come soon after
-    log.pull()
+    greeted_later(strict_telegram, log, users.stop)
     greetings = log.ok("sendMessage")
+    del greetings[users.stop]
     assert sorted(greetings) == list(users), f"{len(greetings)} of {len(users)} greeted"
     for user in users:
         [greeting] = greetings[user]
@@ -223,22 +195,13 @@ def test_a_429_pauses_every_sender_for_its_retry_after(
     strict_telegram.fault(method="sendMessage", status=429, retry_after=retry_after, times=1)
 
     log.wait(lambda _: len(log.ok("sendMessage")) >= len(users), timeout=60)
-    time.sleep(1.0)
-    log.pull()
+    greeted_later(strict_telegram, log, users.stop)
     greetings = log.ok("sendMessage")
+    del greetings[users.stop]
     assert sorted(greetings) == list(users), f"{len(greetings)} of {len(users)} greeted"
     assert all(len(once) == 1 for once in greetings.values())
-    throttled = log.throttled()  # the injected 429 only: the stand-in's limits were kept
-    assert len(throttled) == 1, [(r["method"], r["t"]) for r in throttled]
-    [refused] = throttled
-    [greeting] = greetings[refused["params"]["chat_id"]]
-    assert greeting["t"] - refused["t"] >= retry_after - PAUSE_SLACK
-
-    # Sends already on the wire when the 429 came back may still land just after it.
-    paused_from, paused_until = refused["t"] + IN_FLIGHT, refused["t"] + retry_after - PAUSE_SLACK
-    during = [
-        round(r["t"] - refused["t"], 2)
-        for r in log.messages()
-        if paused_from <= r["t"] < paused_until
-    ]
-    assert during == [], f"{len(during)} messages during the {retry_after}s pause: +{during}s"
+    # The stand-in refuses every message of the bot until retry_after has passed, as Telegram
+    # does: a sender that did not pause would meet a 429 at each of its ~29 moments a second.
+    # Only sends already on the wire when the 429 came back may meet one.
+    throttled = log.throttled()
+    assert 1 <= len(throttled) <= ON_THE_WIRE + 1, [(r["method"], r["t"]) for r in throttled]

@@ -48,9 +48,9 @@ def own_stack(
         own.stop()
 
 
-def prompt(own: Stack, user_id: int, text: str) -> None:
+def prompt(own: Stack, user_id: int, text: str, update_id: int | None = None) -> None:
     """The update Telegram would POST for a private text message, to this module's api."""
-    update = message(930_000 + user_id, user_id, text)
+    update = message(update_id or 930_000 + user_id, user_id, text)
     response = post_update(own.api_url, update)
     assert response.status_code == 200, response.text
 
@@ -59,11 +59,20 @@ def submits_for(fal: FalSandbox, text: str) -> list[dict[str, object]]:
     return [r for r in fal.requests("submit") if (r.get("body") or {}).get("prompt") == text]
 
 
-def delivered_once(telegram: TelegramSandbox, fal: FalSandbox, user_id: int, text: str) -> None:
+def delivered_once(
+    own: Stack, telegram: TelegramSandbox, fal: FalSandbox, user_id: int, text: str
+) -> None:
+    """The job's photo came, and then the photo of a later prompt of the same user, queued
+    and submitted behind anything the first job still had in the worker: no second submit
+    or photo of the first came before it."""
     [photo] = telegram.wait_for("sendPhoto", chat_id=user_id, timeout=90)
     assert photo["params"]["caption"].startswith(text)
-    time.sleep(2.0)  # a second submit or photo would have shown up by now
-    assert len(telegram.requests("sendPhoto", user_id)) == 1
+    fal.configure(latency={"default": 0.2})
+    later = f"after {text}"
+    prompt(own, user_id, later, update_id=940_000 + user_id)
+    photos = telegram.wait_for("sendPhoto", chat_id=user_id, count=2, timeout=30)
+    captions = [p["params"]["caption"] for p in photos]
+    assert len(captions) == 2 and captions[1].startswith(later), captions
     assert len(submits_for(fal, text)) == 1
 
 
@@ -86,7 +95,7 @@ def test_a_worker_sigtermed_mid_submit_submits_once(
     wait_for_submit(fal, text)
     own_stack.service("worker").stop(signal.SIGTERM, grace=40)
     own_stack.restart("worker")
-    delivered_once(telegram, fal, 9301, text)
+    delivered_once(own_stack, telegram, fal, 9301, text)
 
 
 def test_a_worker_sigkilled_mid_submit_submits_once(
@@ -105,4 +114,4 @@ def test_a_worker_sigkilled_mid_submit_submits_once(
         client.delete(key)
     client.close()
     own_stack.restart("worker")
-    delivered_once(telegram, fal, 9302, text)
+    delivered_once(own_stack, telegram, fal, 9302, text)

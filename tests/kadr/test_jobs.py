@@ -4,19 +4,14 @@ window, while one without a result is left alone."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from alembic import command
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.domain.models import Job, JobStatus
 from core.domain.users import touch_user
-from core.infra.db import alembic_config, create_engine, session_factory
 from core.jobs import lifecycle
 from core.jobs.queries import get_job
 from core.jobs.queue import queue_of
@@ -24,18 +19,9 @@ from core.resources import create_redis
 from kadr import jobs as tools
 from sandbox.redis_server import PrivateRedis
 from tests.builders import a_job
+from tests.conftest import Sessions
 
 USER = 5151
-Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[Sessions]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/kadr.db"
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
-    engine = create_engine(url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture
@@ -51,7 +37,7 @@ async def failed_job(sessions: Sessions, *, with_result: bool) -> Job:
     job = a_job(USER, prompt="a kite")
     assert await lifecycle.accept(sessions, job)
     if with_result:
-        assert await lifecycle.completed(sessions, job.id, {"images": [{"url": "https://x"}]})
+        assert await lifecycle.mark_completed(sessions, job.id, {"images": [{"url": "https://x"}]})
     assert await lifecycle.fail(sessions, job, "undeliverable", "chat migrated", notified=True)
     return job
 

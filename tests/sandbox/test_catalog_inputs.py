@@ -13,19 +13,17 @@ import httpx
 import pytest
 
 from core.domain.catalog import ASPECT_RATIOS, MAX_IMAGES, PHOTO_MODES, ModelSpec, catalog
-from sandbox.asgi import serve
-from sandbox.fal import create_app
+
+#: Submits are only checked here: a long latency keeps the stand-in from running them.
+FAL_LATENCY = 600
 
 
 @pytest.fixture(scope="module")
-async def fal() -> AsyncIterator[httpx.AsyncClient]:
-    # Submits are only checked here: a long latency keeps the stand-in from running them.
-    async with (
-        serve(create_app(latency=600)) as base,
-        httpx.AsyncClient(base_url=base, headers={"Authorization": "Key test"}) as client,
-    ):
-        yield client
-        await client.post("/_sandbox/reset")
+async def fal(local_fal: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the module's fal stand-in."""
+    async with httpx.AsyncClient(base_url=local_fal, headers={"Authorization": "Key test"}) as c:
+        yield c
+        await c.post("/_sandbox/reset")
 
 
 def user_options(model: ModelSpec) -> list[dict[str, Any]]:

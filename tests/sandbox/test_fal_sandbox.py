@@ -18,7 +18,6 @@ from PIL import Image
 
 from core.fal.webhook import FalWebhookVerifier, InvalidFalSignature, decode_jwk_x
 from sandbox.asgi import serve
-from sandbox.fal import create_app
 from sandbox.fal.testing import WebhookReceiver
 
 KEY = "sandbox-test-key-1234"
@@ -27,15 +26,11 @@ PATIENCE = 10.0
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="module")
-async def fal() -> AsyncIterator[str]:
-    async with serve(create_app(latency=0.05)) as base:
-        yield base
-
-
 @pytest.fixture
-async def client(fal: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=fal, headers={"Authorization": f"Key {KEY}"}) as http:
+async def client(local_fal: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=local_fal, headers={"Authorization": f"Key {KEY}"}
+    ) as http:
         await http.post("/_sandbox/reset")
         await http.post("/_sandbox/config", json={"webhook_retry_delay": 0.01})
         yield http
@@ -102,7 +97,7 @@ async def test_every_queue_and_storage_call_needs_a_key(client: httpx.AsyncClien
 
 
 async def test_submit_completes_with_a_signed_webhook(
-    client: httpx.AsyncClient, fal: str, receiver: tuple[WebhookReceiver, str]
+    client: httpx.AsyncClient, local_fal: str, receiver: tuple[WebhookReceiver, str]
 ) -> None:
     hooks, hook_url = receiver
     arguments = {
@@ -113,7 +108,8 @@ async def test_submit_completes_with_a_signed_webhook(
     }
     submission = await submit(client, "fal-ai/flux/schnell", arguments, hook_url)
     assert (
-        submission["status_url"] == f"{fal}/fal-ai/flux/requests/{submission['request_id']}/status"
+        submission["status_url"]
+        == f"{local_fal}/fal-ai/flux/requests/{submission['request_id']}/status"
     )
     assert submission["response_url"].endswith(f"/fal-ai/flux/requests/{submission['request_id']}")
     assert submission["cancel_url"] == submission["response_url"] + "/cancel"
@@ -121,7 +117,7 @@ async def test_submit_completes_with_a_signed_webhook(
 
     delivery = await hooks.next()
     async with httpx.AsyncClient() as http:
-        await FalWebhookVerifier(http, f"{fal}/.well-known/jwks.json").verify(
+        await FalWebhookVerifier(http, f"{local_fal}/.well-known/jwks.json").verify(
             delivery.headers, delivery.body
         )
     webhook = delivery.json()
@@ -339,15 +335,15 @@ def png(size: tuple[int, int], colour: str = "orange") -> bytes:
     return buffer.getvalue()
 
 
-async def test_upload_then_download(client: httpx.AsyncClient, fal: str) -> None:
+async def test_upload_then_download(client: httpx.AsyncClient, local_fal: str) -> None:
     token = (
         await client.post("/storage/auth/token", params={"storage_type": "fal-cdn-v3"}, json={})
     ).json()
-    assert (token["token_type"], token["base_url"]) == ("Bearer", f"{fal}/cdn")
+    assert (token["token_type"], token["base_url"]) == ("Bearer", f"{local_fal}/cdn")
     assert datetime.fromisoformat(token["expires_at"]) > datetime.now(UTC)
 
     stored = await upload(client, b"hello fal", "text/plain", "greeting.txt")
-    assert stored["access_url"].startswith(f"{fal}/cdn/files/")
+    assert stored["access_url"].startswith(f"{local_fal}/cdn/files/")
     assert stored["access_url"].endswith("/greeting.txt")
     assert (stored["file_size"], stored["content_type"], stored["file_name"]) == (
         9,
@@ -360,10 +356,10 @@ async def test_upload_then_download(client: httpx.AsyncClient, fal: str) -> None
     assert (await calls(client, kind="upload"))[0]["body"]["size"] == 9
 
 
-async def test_upload_needs_an_issued_token(client: httpx.AsyncClient, fal: str) -> None:
+async def test_upload_needs_an_issued_token(client: httpx.AsyncClient, local_fal: str) -> None:
     for authorization in ("", "Bearer made-up", f"Key {KEY}"):
         response = await client.post(
-            f"{fal}/cdn/files/upload", content=b"x", headers={"Authorization": authorization}
+            f"{local_fal}/cdn/files/upload", content=b"x", headers={"Authorization": authorization}
         )
         assert response.status_code == 401
 
@@ -422,16 +418,16 @@ async def test_retouch_and_upscale_return_one_image(client: httpx.AsyncClient) -
 
 
 async def test_unreachable_input_ends_in_file_download_error(
-    client: httpx.AsyncClient, fal: str
+    client: httpx.AsyncClient, local_fal: str
 ) -> None:
     submission = await submit(
-        client, "fal-ai/codeformer", {"image_url": f"{fal}/cdn/files/none/missing.png"}
+        client, "fal-ai/codeformer", {"image_url": f"{local_fal}/cdn/files/none/missing.png"}
     )
     status = await completed(client, submission["status_url"])
     assert status["error_type"] == "file_download_error"
     result = await client.get(submission["response_url"])
     assert result.status_code == 422
-    assert result.json()["detail"][0]["input"] == f"{fal}/cdn/files/none/missing.png"
+    assert result.json()["detail"][0]["input"] == f"{local_fal}/cdn/files/none/missing.png"
 
 
 def mp4_boxes(data: bytes) -> list[bytes]:
@@ -607,11 +603,11 @@ async def sign(client: httpx.AsyncClient, body: bytes, **extra: Any) -> dict[str
 
 
 async def test_forged_and_stale_signatures_are_rejected(
-    client: httpx.AsyncClient, fal: str
+    client: httpx.AsyncClient, local_fal: str
 ) -> None:
     body = b'{"request_id":"req-1","status":"OK","payload":{}}'
     async with httpx.AsyncClient() as http:
-        verifier = FalWebhookVerifier(http, f"{fal}/.well-known/jwks.json")
+        verifier = FalWebhookVerifier(http, f"{local_fal}/.well-known/jwks.json")
         await verifier.verify(await sign(client, body), body)
         with pytest.raises(InvalidFalSignature, match="no fal JWKS key"):
             await verifier.verify(await sign(client, body, forged=True), body)

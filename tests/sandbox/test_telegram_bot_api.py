@@ -62,12 +62,6 @@ async def serve_pdf(request: Request) -> Response:
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[StandIn]:
-    async with telegram_stand_in() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
 async def images() -> AsyncIterator[str]:
     """A stand-in for fal's CDN: where result pictures live."""
     app = Starlette(
@@ -84,8 +78,8 @@ async def images() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def bot(telegram: StandIn) -> AsyncIterator[Bot]:
-    bot = Bot(TOKEN, session=AiohttpSession(api=telegram.api))
+async def bot(local_telegram: StandIn) -> AsyncIterator[Bot]:
+    bot = Bot(TOKEN, session=AiohttpSession(api=local_telegram.api))
     yield bot
     await bot.session.close()
 
@@ -95,7 +89,9 @@ async def test_get_me_is_the_bot_named_by_the_token(bot: Bot) -> None:
     assert (me.id, me.is_bot, me.username) == (123456, True, "kadr_bot")
 
 
-async def test_send_message_returns_a_message_and_is_recorded(bot: Bot, telegram: StandIn) -> None:
+async def test_send_message_returns_a_message_and_is_recorded(
+    bot: Bot, local_telegram: StandIn
+) -> None:
     keyboard = InlineKeyboardMarkup(
         inline_keyboard=[[InlineKeyboardButton(text="Again", callback_data="again:1")]]
     )
@@ -110,7 +106,7 @@ async def test_send_message_returns_a_message_and_is_recorded(bot: Bot, telegram
     assert first.reply_markup.model_dump() == keyboard.model_dump()
     assert first.chat.id == CHAT and first.chat.type == "private"
     assert second.message_id == first.message_id + 1
-    [call, _] = await telegram.requests(method="sendMessage")
+    [call, _] = await local_telegram.requests(method="sendMessage")
     assert call["params"]["chat_id"] == CHAT
     assert call["params"]["reply_markup"] == {
         "inline_keyboard": [[{"text": "Again", "callback_data": "again:1"}]]
@@ -120,7 +116,7 @@ async def test_send_message_returns_a_message_and_is_recorded(bot: Bot, telegram
 
 
 async def test_send_photo_by_url_downloads_it_like_telegram(
-    bot: Bot, images: str, telegram: StandIn
+    bot: Bot, images: str, local_telegram: StandIn
 ) -> None:
     message = await bot.send_photo(CHAT, f"{images}/cat.png", caption="a cat")
 
@@ -129,7 +125,7 @@ async def test_send_photo_by_url_downloads_it_like_telegram(
     assert max(thumbnail.width, thumbnail.height) == 320
     assert full.file_size == len(png(800, 600))
     assert message.caption == "a cat"
-    [call] = await telegram.requests(method="sendPhoto")
+    [call] = await local_telegram.requests(method="sendPhoto")
     assert call["params"]["photo"] == f"{images}/cat.png"
 
 
@@ -142,12 +138,12 @@ async def test_send_photo_by_unreachable_or_wrong_url_fails(bot: Bot, images: st
         await bot.send_photo(CHAT, "no-such-file-id")
 
 
-async def test_send_photo_upload_records_the_file(bot: Bot, telegram: StandIn) -> None:
+async def test_send_photo_upload_records_the_file(bot: Bot, local_telegram: StandIn) -> None:
     data = png(100, 50)
     message = await bot.send_photo(CHAT, BufferedInputFile(data, "result.png"))
 
     assert (message.photo or [])[-1].width == 100
-    [call] = await telegram.requests(method="sendPhoto")
+    [call] = await local_telegram.requests(method="sendPhoto")
     [(field, described)] = call["files"].items()
     assert call["params"]["photo"] == f"attach://{field}"
     assert described["filename"] == "result.png"
@@ -159,7 +155,9 @@ async def test_send_photo_that_is_not_an_image_is_refused(bot: Bot) -> None:
         await bot.send_photo(CHAT, BufferedInputFile(b"not a png", "x.png"))
 
 
-async def test_media_group_mixes_urls_and_uploads(bot: Bot, images: str, telegram: StandIn) -> None:
+async def test_media_group_mixes_urls_and_uploads(
+    bot: Bot, images: str, local_telegram: StandIn
+) -> None:
     album = await bot.send_media_group(
         CHAT,
         [
@@ -172,7 +170,7 @@ async def test_media_group_mixes_urls_and_uploads(bot: Bot, images: str, telegra
     assert album[0].media_group_id and album[0].media_group_id == album[1].media_group_id
     assert album[0].caption == "first"
     assert album[1].message_id == album[0].message_id + 1
-    [call] = await telegram.requests(method="sendMediaGroup")
+    [call] = await local_telegram.requests(method="sendMediaGroup")
     assert call["params"]["media"][0]["media"] == f"{images}/cat.png"
     assert call["params"]["media"][1]["media"].startswith("attach://")
     assert len(call["files"]) == 1
@@ -205,13 +203,13 @@ async def test_edit_message_text(bot: Bot) -> None:
         await bot.edit_message_text("x", chat_id=CHAT, message_id=999)
 
 
-async def test_delete_message(bot: Bot, telegram: StandIn) -> None:
+async def test_delete_message(bot: Bot, local_telegram: StandIn) -> None:
     sent = await bot.send_message(CHAT, "progress 10%")
 
     assert await bot.delete_message(CHAT, sent.message_id) is True
     with pytest.raises(TelegramBadRequest, match="message to delete not found"):
         await bot.delete_message(CHAT, sent.message_id)
-    assert (await telegram.control.get(f"/chats/{CHAT}/messages")).json() == []
+    assert (await local_telegram.control.get(f"/chats/{CHAT}/messages")).json() == []
 
 
 async def test_get_file_and_download(bot: Bot) -> None:
@@ -244,25 +242,28 @@ async def test_webhook_settings_round_trip(bot: Bot) -> None:
     assert (await bot.get_webhook_info()).url == ""
 
 
-async def test_429_fault_raises_retry_after(bot: Bot, telegram: StandIn) -> None:
+async def test_429_fault_raises_retry_after(bot: Bot, local_telegram: StandIn) -> None:
     fault = {"method": "sendPhoto", "times": 1, "status": 429, "retry_after": 3}
-    (await telegram.control.post("/faults", json=fault)).raise_for_status()
+    (await local_telegram.control.post("/faults", json=fault)).raise_for_status()
 
     with pytest.raises(TelegramRetryAfter) as caught:
         await bot.send_photo(CHAT, BufferedInputFile(png(), "a.png"))
+    with pytest.raises(TelegramRetryAfter):  # too soon: the flood wait runs
+        await bot.send_photo(CHAT, BufferedInputFile(png(), "a.png"))
+    (await local_telegram.control.delete("/faults")).raise_for_status()
     await bot.send_photo(CHAT, BufferedInputFile(png(), "a.png"))
 
     assert caught.value.retry_after == 3
-    statuses = [call["status"] for call in await telegram.requests(method="sendPhoto")]
-    assert statuses == [429, 200]
+    statuses = [call["status"] for call in await local_telegram.requests(method="sendPhoto")]
+    assert statuses == [429, 429, 200]
 
 
-async def test_blocked_user_raises_forbidden(bot: Bot, telegram: StandIn) -> None:
-    (await telegram.control.post(f"/users/{CHAT}/block")).raise_for_status()
+async def test_blocked_user_raises_forbidden(bot: Bot, local_telegram: StandIn) -> None:
+    (await local_telegram.control.post(f"/users/{CHAT}/block")).raise_for_status()
     with pytest.raises(TelegramForbiddenError, match="bot was blocked by the user"):
         await bot.send_message(CHAT, "hello?")
 
-    (await telegram.control.post(f"/users/{CHAT}/unblock")).raise_for_status()
+    (await local_telegram.control.post(f"/users/{CHAT}/unblock")).raise_for_status()
     await bot.send_message(CHAT, "hello again")
 
 
@@ -340,8 +341,8 @@ async def test_a_document_shows_the_thumbnail_sent_with_it(bot: Bot) -> None:
 
 
 async def test_without_fetching_urls_are_trusted_and_downloads_relay_them(images: str) -> None:
-    async with telegram_stand_in(fetch_urls=False) as telegram:
-        bot = Bot(TOKEN, session=AiohttpSession(api=telegram.api))
+    async with telegram_stand_in(fetch_urls=False) as local_telegram:
+        bot = Bot(TOKEN, session=AiohttpSession(api=local_telegram.api))
         try:
             trusted = await bot.send_photo(CHAT, "https://cdn.invalid/never-fetched.png")
             relayed = await bot.send_photo(CHAT, f"{images}/cat.png")
@@ -354,8 +355,8 @@ async def test_without_fetching_urls_are_trusted_and_downloads_relay_them(images
     assert downloaded is not None and downloaded.read() == png(800, 600)
 
 
-async def test_raw_http_errors_have_telegram_shape(telegram: StandIn) -> None:
-    async with httpx.AsyncClient(base_url=telegram.url) as client:
+async def test_raw_http_errors_have_telegram_shape(local_telegram: StandIn) -> None:
+    async with httpx.AsyncClient(base_url=local_telegram.url) as client:
         unauthorized = await client.post("/botnot-a-token/getMe")
         unknown = await client.post(f"/bot{TOKEN}/sendTelepathy")
         as_json = await client.post(

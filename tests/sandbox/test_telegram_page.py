@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from sandbox.asgi import serve
 from sandbox.telegram.feed import BACKLOG, RESYNC, Feed
-from sandbox.telegram.testing import StandIn, telegram_stand_in
+from sandbox.telegram.testing import StandIn
 
 TOKEN = "424242:page-tests-token"
 USER = 777
@@ -49,16 +49,10 @@ class Events:
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[StandIn]:
-    async with telegram_stand_in() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
-async def bot(telegram: StandIn) -> AsyncIterator[Bot]:
+async def bot(local_telegram: StandIn) -> AsyncIterator[Bot]:
     """A bot whose webhook only says 200, so simulated people can write to it."""
     app = Starlette(routes=[Route("/hook", lambda request: Response(), methods=["POST"])])
-    bot = Bot(TOKEN, session=AiohttpSession(api=telegram.api))
+    bot = Bot(TOKEN, session=AiohttpSession(api=local_telegram.api))
     async with serve(app) as url:
         await bot.set_webhook(f"{url}/hook")
         yield bot
@@ -66,15 +60,17 @@ async def bot(telegram: StandIn) -> AsyncIterator[Bot]:
 
 
 @asynccontextmanager
-async def watching(telegram: StandIn, chat_id: int = USER) -> AsyncIterator[Events]:
-    async with telegram.control.stream("GET", f"/chats/{chat_id}/events") as response:
+async def watching(local_telegram: StandIn, chat_id: int = USER) -> AsyncIterator[Events]:
+    async with local_telegram.control.stream("GET", f"/chats/{chat_id}/events") as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         yield Events(response)
 
 
-async def test_the_page_and_its_files_are_served_with_a_strict_policy(telegram: StandIn) -> None:
-    async with httpx.AsyncClient(base_url=telegram.url) as client:
+async def test_the_page_and_its_files_are_served_with_a_strict_policy(
+    local_telegram: StandIn,
+) -> None:
+    async with httpx.AsyncClient(base_url=local_telegram.url) as client:
         page = await client.get("/")
         script = await client.get("/static/chat.js")
         style = await client.get("/static/chat.css")
@@ -87,9 +83,11 @@ async def test_the_page_and_its_files_are_served_with_a_strict_policy(telegram: 
     assert style.status_code == 200
 
 
-async def test_a_new_bot_message_arrives_after_the_snapshot(bot: Bot, telegram: StandIn) -> None:
+async def test_a_new_bot_message_arrives_after_the_snapshot(
+    bot: Bot, local_telegram: StandIn
+) -> None:
     await bot.send_message(USER, "earlier")
-    async with watching(telegram) as events:
+    async with watching(local_telegram) as events:
         kind, snapshot = await events.next()
         await bot.send_message(USER, "<b>Hello</b>, world", parse_mode="HTML")
         new = await events.next()
@@ -103,18 +101,22 @@ async def test_a_new_bot_message_arrives_after_the_snapshot(bot: Bot, telegram: 
     )
 
 
-async def test_the_person_sees_their_own_message_and_photo(bot: Bot, telegram: StandIn) -> None:
-    async with watching(telegram) as events:
+async def test_the_person_sees_their_own_message_and_photo(
+    bot: Bot, local_telegram: StandIn
+) -> None:
+    async with watching(local_telegram) as events:
         await events.next()
-        await telegram.control.post("/send_message", json={"user_id": USER, "text": "/start"})
+        await local_telegram.control.post("/send_message", json={"user_id": USER, "text": "/start"})
         text = await events.next()
-        await telegram.control.post(
+        await local_telegram.control.post(
             "/send_photo",
             data={"user_id": str(USER), "caption": "this one"},
             files={"photo": ("cat.png", png(), "image/png")},
         )
         photo = await events.next()
-        picture = await telegram.control.get(photo[1]["photo"]["url"].removeprefix("/_sandbox"))
+        picture = await local_telegram.control.get(
+            photo[1]["photo"]["url"].removeprefix("/_sandbox")
+        )
 
     assert text[1]["from_bot"] is False and text[1]["text"] == "/start"
     assert photo[1]["caption"] == "this one"
@@ -122,16 +124,18 @@ async def test_the_person_sees_their_own_message_and_photo(bot: Bot, telegram: S
     assert picture.content == png()
 
 
-async def test_edits_deletions_actions_and_answers_are_pushed(bot: Bot, telegram: StandIn) -> None:
+async def test_edits_deletions_actions_and_answers_are_pushed(
+    bot: Bot, local_telegram: StandIn
+) -> None:
     keyboard = InlineKeyboardMarkup(
         inline_keyboard=[[InlineKeyboardButton(text="Again", callback_data="again")]]
     )
     sent = await bot.send_message(USER, "Queued", reply_markup=keyboard)
-    async with watching(telegram) as events:
+    async with watching(local_telegram) as events:
         await events.next()
         await bot.send_chat_action(USER, "upload_photo")
         action = await events.next()
-        pressed = await telegram.control.post(
+        pressed = await local_telegram.control.post(
             "/press_button",
             json={"user_id": USER, "message_id": sent.message_id, "callback_data": "again"},
         )
@@ -149,8 +153,8 @@ async def test_edits_deletions_actions_and_answers_are_pushed(bot: Bot, telegram
     assert deleted == ("delete", {"message_id": sent.message_id})
 
 
-async def test_a_stream_sees_only_its_own_chat(bot: Bot, telegram: StandIn) -> None:
-    async with watching(telegram, OTHER) as events:
+async def test_a_stream_sees_only_its_own_chat(bot: Bot, local_telegram: StandIn) -> None:
+    async with watching(local_telegram, OTHER) as events:
         await events.next()
         await bot.send_message(USER, "not for you")
         await bot.send_message(OTHER, "for you")
@@ -159,18 +163,18 @@ async def test_a_stream_sees_only_its_own_chat(bot: Bot, telegram: StandIn) -> N
     assert (kind, message["text"]) == ("message", "for you")
 
 
-async def test_reset_sends_a_fresh_snapshot(bot: Bot, telegram: StandIn) -> None:
+async def test_reset_sends_a_fresh_snapshot(bot: Bot, local_telegram: StandIn) -> None:
     await bot.send_message(USER, "before the reset")
-    async with watching(telegram) as events:
+    async with watching(local_telegram) as events:
         await events.next()
-        (await telegram.control.post("/reset")).raise_for_status()
+        (await local_telegram.control.post("/reset")).raise_for_status()
         after = await events.next()
 
     assert after == ("snapshot", [])
 
 
 async def test_the_command_menu_is_the_persons_language_or_the_default(
-    bot: Bot, telegram: StandIn
+    bot: Bot, local_telegram: StandIn
 ) -> None:
     await bot.set_my_commands([BotCommand(command="start", description="Start")])
     await bot.set_my_commands(
@@ -178,7 +182,7 @@ async def test_the_command_menu_is_the_persons_language_or_the_default(
     )
 
     async def menu(language: str) -> list[str]:
-        response = await telegram.control.get(
+        response = await local_telegram.control.get(
             f"/chats/{USER}/commands", params={"language_code": language}
         )
         return [command["description"] for command in response.json()]

@@ -8,25 +8,19 @@ from typing import cast
 import httpx
 import pytest
 from aiogram import Bot
-from alembic import command
 from sqlalchemy import text
 
 from core.fal.client import FalClient
 from core.infra.config import Config
-from core.infra.db import alembic_config, create_engine, session_factory
+from core.infra.db import create_engine, session_factory
 from core.resources import Resources, create_redis
 from core.telegram.limits import TelegramLimiter
+from core.telegram.outbox import Outbox
 from core.telegram.receipts import Receipts
 from core.telegram.sender import ResultSender
 from sandbox.redis_server import PrivateRedis
 from tests.workers.harness import FAL, FakeFal, FakeSender, Worker
 from workers.services import Services
-
-
-@pytest.fixture(scope="module")
-def migrated_url(own_database_url: str) -> str:
-    command.upgrade(alembic_config(own_database_url), "head")
-    return own_database_url
 
 
 @pytest.fixture
@@ -55,7 +49,7 @@ async def worker(migrated_url: str, own_redis: PrivateRedis) -> AsyncIterator[Wo
         sessions=session_factory(engine),
         redis=redis,
         http=http,
-        bot=bot,
+        outbox=Outbox(bot),
         limiter=TelegramLimiter(redis),
     )
     sender = FakeSender()

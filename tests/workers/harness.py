@@ -20,6 +20,7 @@ from core.fal.client import FalWebhook
 from core.jobs import lifecycle
 from core.jobs.fal_result import record_fal_result
 from core.jobs.queries import get_job
+from core.telegram.receipts import Sent
 from tests.builders import a_job
 from workers.services import Services
 
@@ -99,11 +100,11 @@ class FakeSender:
     notices: list[tuple[int, str]] = field(default_factory=list)
     fail_with: Exception | None = None
 
-    async def send_result(self, chat_id: int, *args: Any, **kwargs: Any) -> list[str]:
+    async def send_result(self, chat_id: int, *args: Any, **kwargs: Any) -> Sent:
         if self.fail_with is not None:
             raise self.fail_with
         self.results.append(chat_id)
-        return ["file-id"]
+        return Sent(["file-id"], [len(self.results)])
 
     async def send_text(self, chat_id: int, text: str, **kwargs: Any) -> None:
         self.notices.append((chat_id, text))

@@ -30,10 +30,9 @@ from core.jobs.fal_result import record_fal_result
 from core.jobs.queries import get_job, new_job
 from core.resources import Resources, create_redis
 from core.telegram.limits import TelegramLimiter
-from sandbox.asgi import serve
-from sandbox.fal import create_app
+from core.telegram.outbox import Outbox
 from sandbox.redis_server import PrivateRedis
-from sandbox.telegram.testing import StandIn, telegram_stand_in
+from sandbox.telegram.testing import StandIn
 from workers.delivery import deliver_job
 from workers.services import Services
 from workers.submission import submit_job
@@ -44,21 +43,17 @@ UPSCALER = "fal-ai/clarity-upscaler"
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[StandIn]:
-    async with telegram_stand_in(fetch_urls=True) as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
-async def fal() -> AsyncIterator[str]:
-    async with serve(create_app(latency=0.05)) as base, httpx.AsyncClient() as control:
-        await control.post(f"{base}/_sandbox/config", json={"webhook_drop": True})
-        yield base
+async def fal(local_fal: str) -> AsyncIterator[str]:
+    """The module's fal stand-in, its webhooks dropped: the test plays fal's webhook."""
+    async with httpx.AsyncClient(base_url=f"{local_fal}/_sandbox") as control:
+        await control.post("/config", json={"webhook_drop": True})
+        yield local_fal
+        await control.post("/reset")
 
 
 @pytest.fixture
 async def services(
-    migrated_url: str, own_redis: PrivateRedis, telegram: StandIn, fal: str
+    migrated_url: str, own_redis: PrivateRedis, local_telegram: StandIn, fal: str
 ) -> AsyncIterator[Services]:
     config = Config(
         PUBLIC_URL="https://kadr.test",
@@ -66,13 +61,13 @@ async def services(
         FAL_QUEUE_URL=fal,
         FAL_REST_URL=fal,
         TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=telegram.url,
+        TELEGRAM_API_URL=local_telegram.url,
     )
     engine = create_engine(migrated_url)
     redis = create_redis(own_redis.url)
     async with (
         httpx.AsyncClient() as http,
-        Bot(TOKEN, session=AiohttpSession(api=telegram.api)) as bot,
+        Bot(TOKEN, session=AiohttpSession(api=local_telegram.api)) as bot,
     ):
         resources = Resources(
             config=config,
@@ -80,7 +75,7 @@ async def services(
             sessions=session_factory(engine),
             redis=redis,
             http=http,
-            bot=bot,
+            outbox=Outbox(bot),
             limiter=TelegramLimiter(redis),
         )
         yield Services.build(resources)
@@ -141,10 +136,11 @@ async def stored(services: Services, job: Job) -> Job:
 
 
 async def test_a_phone_photo_through_the_upscaler_reaches_the_user(
-    services: Services, telegram: StandIn, fal: str
+    services: Services, local_telegram: StandIn, fal: str
 ) -> None:
-    bot = services.resources.bot
-    sent = await bot.send_document(CHAT, BufferedInputFile(phone_photo(), "IMG_0001.jpg"))
+    # The user's photo, as a file: sent to the stand-in's chat as if they had.
+    photo = BufferedInputFile(phone_photo(), "IMG_0001.jpg")
+    sent = await services.resources.outbox.notice.send_document(CHAT, photo)
     assert sent.document is not None
     job = await retouch_job(services, sent.document.file_id)
 
@@ -153,7 +149,7 @@ async def test_a_phone_photo_through_the_upscaler_reaches_the_user(
     await fal_finishes(services, job)
     await deliver_job(services, job.id, attempt=1)
 
-    [_, *sends] = await telegram.requests(chat_id=CHAT)
+    [_, *sends] = await local_telegram.requests(chat_id=CHAT)
     assert [(send["method"], send["response"]["ok"]) for send in sends] == [("sendDocument", True)]
     delivered = await stored(services, job)
     assert delivered.status == "delivered", delivered.error_detail

@@ -5,27 +5,22 @@ could not leave yet is made by the next run; the admin gets the count once."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import SendMessage, TelegramMethod
-from alembic import command
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.domain import broadcasts
 from core.domain.bans import ban
 from core.domain.users import touch_user
-from core.infra.db import alembic_config, create_engine, session_factory
 from core.infra.retry import RetryLater
+from core.telegram.outbox import Outbox
+from tests.conftest import Sessions
 from tests.fake_bot_api import FakeSession
 from workers.broadcast import run_broadcast
 
-Sessions = async_sessionmaker[AsyncSession]
 ADMIN = 1
 USERS = list(range(100, 130))
 
@@ -57,36 +52,31 @@ class Failing(FakeSession):
         return sum(1 for r in self.requests if isinstance(r, SendMessage) and r.chat_id == chat_id)
 
 
-@pytest.fixture
-async def sessions(tmp_path: Path, redis: Any) -> AsyncIterator[Sessions]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/kadr.db"
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
-    engine = create_engine(url)
-    factory = session_factory(engine)
+@pytest.fixture(autouse=True)
+async def known_users(sessions: Sessions, redis: Any) -> None:
+    """The admin, the audience, and a banned user the broadcast must skip."""
     for user_id in [ADMIN, *USERS, 999]:
-        async with factory() as session:
+        async with sessions() as session:
             await touch_user(
                 session, user_id=user_id, username=None, first_name=None, language_code="en"
             )
-    await ban(factory, redis, 999, True)
-    yield factory
-    await engine.dispose()
+    await ban(sessions, redis, 999, True)
 
 
 async def _start(sessions: Sessions) -> int:
-    started, audience = await broadcasts.create(sessions, "news <b>!</b>", ADMIN, "en")
+    started, audience = await broadcasts.create(sessions, "news <b>!</b>", ADMIN, "en", update_id=1)
     assert audience == len(USERS) + 1  # the admin is a user too; the banned one is not
     return started.id
 
 
 async def test_a_worker_dying_mid_send_sends_nobody_the_message_twice(sessions: Sessions) -> None:
     session = Failing({USERS[9]: RuntimeError})
-    bot = Bot("42:TEST", session=session)
+    outbox = Outbox(Bot("42:TEST", session=session))
     broadcast_id = await _start(sessions)
     with pytest.raises(RuntimeError):
-        await run_broadcast(sessions, bot, broadcast_id, attempt=1)
-    await run_broadcast(sessions, bot, broadcast_id, attempt=2)  # arq runs it again
-    await run_broadcast(sessions, bot, broadcast_id, attempt=3)  # and again: nothing more
+        await run_broadcast(sessions, outbox, broadcast_id, attempt=1)
+    await run_broadcast(sessions, outbox, broadcast_id, attempt=2)  # arq runs it again
+    await run_broadcast(sessions, outbox, broadcast_id, attempt=3)  # and again: nothing more
 
     assert all(session.got(user) == 1 for user in USERS)  # the one mid-send too: not resent
     assert session.got(999) == 0
@@ -101,11 +91,11 @@ async def test_a_blocked_user_is_skipped_and_a_deferred_send_is_made_next_run(
     sessions: Sessions,
 ) -> None:
     session = Failing({USERS[3]: TelegramForbiddenError, USERS[5]: TelegramRetryAfter})
-    bot = Bot("42:TEST", session=session)
+    outbox = Outbox(Bot("42:TEST", session=session))
     broadcast_id = await _start(sessions)
     with pytest.raises(RetryLater):
-        await run_broadcast(sessions, bot, broadcast_id, attempt=1)
-    await run_broadcast(sessions, bot, broadcast_id, attempt=2)
+        await run_broadcast(sessions, outbox, broadcast_id, attempt=1)
+    await run_broadcast(sessions, outbox, broadcast_id, attempt=2)
     assert session.got(USERS[5]) == 2  # refused once with a 429, then sent
     done = await broadcasts.get(sessions, broadcast_id)
     assert done is not None

@@ -17,6 +17,7 @@ from core.domain.models import Job, JobStatus
 from core.infra.patches import arq_claims
 from core.infra.patches.arq_claims import KadrWorker
 from core.jobs import lifecycle
+from core.telegram.receipts import Sent
 from sandbox.redis_server import PrivateRedis
 from tests.workers.harness import FAL, Worker
 from workers import tasks
@@ -56,7 +57,7 @@ async def test_the_database_failing_after_the_send_sends_the_result_once(
     worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_id = await completed_job(worker)
-    monkeypatch.setattr(lifecycle, "delivered", failing_first(2, lifecycle.delivered))
+    monkeypatch.setattr(lifecycle, "mark_delivered", failing_first(2, lifecycle.mark_delivered))
 
     await tasks.deliver(ctx(worker), job_id)
 
@@ -69,7 +70,7 @@ async def test_the_database_failing_after_the_send_sends_the_result_once(
 async def test_a_run_that_finds_a_receipt_only_finishes_the_move(worker: Worker) -> None:
     """The run before sent the result and died before the move (SIGKILL, a lost machine)."""
     job_id = await completed_job(worker)
-    await worker.services.receipts.keep(job_id, ["sent-before"])
+    await worker.services.receipts.keep(job_id, Sent(["sent-before"], [5]))
 
     await tasks.deliver(ctx(worker), job_id)
 
@@ -110,7 +111,7 @@ async def test_a_delivery_failing_for_the_database_is_not_a_refusal(
 ) -> None:
     job_id = await completed_job(worker)
     monkeypatch.setattr(tasks, "OUTAGE_PATIENCE", 0.3)
-    monkeypatch.setattr(lifecycle, "delivered", failing_first(1000, lifecycle.delivered))
+    monkeypatch.setattr(lifecycle, "mark_delivered", failing_first(1000, lifecycle.mark_delivered))
 
     with pytest.raises(Retry):
         await tasks.deliver(ctx(worker), job_id)

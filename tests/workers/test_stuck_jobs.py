@@ -14,7 +14,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import SendPhoto
 from sqlalchemy import insert, update
 
-from bot.job_face import failure_text
+from bot.job_messages import failure_text
 from core.domain.models import Job, JobStatus, new_job_id, utcnow
 from core.infra.retry import RetryLater
 from core.infra.url_guard import RefusedURL
@@ -155,7 +155,7 @@ async def test_600_poison_jobs_do_not_keep_the_sweeper_from_a_newly_lost_job(
 
 
 async def test_poison_jobs_take_turns_in_the_sweepers_batch(worker: Worker) -> None:
-    """Each nudged job waits at the back of the line: the next sweep reaches the rest."""
+    """Each re-enqueued job waits at the back of the line: the next sweep reaches the rest."""
     old = utcnow() - timedelta(hours=1)
     ids = await insert_jobs(
         worker, 600, JobStatus.COMPLETED, result=RESULT, completed_at=utcnow(), updated_at=old

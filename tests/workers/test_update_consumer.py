@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from core.telegram import inbox as inbox_module
 from core.telegram.inbox import PARTITIONS, PREFIX, TRIES, Inbox, partition_of, sent_key
 from core.telegram.limits import SendLimits, TelegramLimiter
-from core.telegram.outbox import SendPacer
+from core.telegram.outbox import Outbox, SendPacer
 from tests.fake_bot_api import FakeSession, message
 from workers import updates
 from workers.updates import MAX_TRIES, UpdateConsumer
@@ -96,7 +96,7 @@ class Harness:
 
     @asynccontextmanager
     async def consuming(self, owner: str = "live") -> AsyncIterator[UpdateConsumer]:
-        consumer = UpdateConsumer(self.inbox, self.dispatcher, self.bot, owner)
+        consumer = UpdateConsumer(self.inbox, self.dispatcher, Outbox(self.bot), owner)
         task = asyncio.create_task(consumer.run())
         try:
             yield consumer

@@ -5,7 +5,7 @@ Each patch was written for one release of its library and relies on names that l
 not promise to keep, so `apply()` refuses any other release with one line instead of failing
 later in a way that looks like an upstream bug. `pyproject.toml` pins both libraries to the
 minor versions below; moving a pin means reading each patch against the new release (its
-docstring says what it relies on, and `tests/core/test_patches.py` checks it), then changing
+docstring says what it relies on, and `tests/core/infra/test_patches.py` checks it), then changing
 the version here.
 
 - `lazy_aiogram`: aiogram's models built on first use, not at import (aiogram).

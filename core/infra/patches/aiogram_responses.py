@@ -3,7 +3,7 @@ the Bot API's answer classes are built once per process, not after every garbage
 
 It relies on `AiohttpSession.check_response(bot, method, status_code, content)` and on
 `Response[method.__returning__]` being the class aiogram validates the answer into;
-`tests/core/test_patches.py` fails when either changes. Upstream has no issue for it
+`tests/core/infra/test_patches.py` fails when either changes. Upstream has no issue for it
 (pydantic's cache of generic classes is weak by design); aiogram/aiogram#1513 is the wider
 cost of its models. Drop it when aiogram keeps its answer classes.
 """
@@ -20,8 +20,8 @@ from aiogram.methods.base import Response, TelegramMethod
 class ResponseKeepingSession(AiohttpSession):
     """aiogram reads every Bot API answer into `Response[T]`, a pydantic generic class that
     pydantic caches by weak reference only: the garbage collector keeps dropping it and the
-    next call builds it again (~45 ms for Response[Message]; 7 % of the api's CPU under the
-    benchmark's load). Holding each one once built is all this adds."""
+    next call builds it again, tens of milliseconds each time (docs/benchmark-history.md).
+    Holding each one once built is all this adds."""
 
     _built: ClassVar[set[type]] = set()
 

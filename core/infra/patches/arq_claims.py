@@ -3,7 +3,7 @@ that die with their worker, and a claim cut short by Redis that gives its slot b
 
 It relies on arq's Worker internals: `in_progress_timeout_s` (set by `__init__` from the
 longest function timeout), `tasks` (the running jobs by id), `pool`, `sem`, `job_counter`,
-`main()` and `start_jobs()`. `tests/core/test_patches.py` fails when one of them goes.
+`main()` and `start_jobs()`. `tests/core/infra/test_patches.py` fails when one of them goes.
 Upstream: python-arq/arq#407 asks for exactly this (a short in-progress key renewed by a
 heartbeat) and is open; #343 and #306 are the same problem seen by users. Drop this when arq
 renews its claims itself.

@@ -12,7 +12,7 @@ builds it (the first `Update.model_validate` takes ~0.25 s of CPU).
 `install()` must run before the first `import aiogram`: `core/infra/patches/__init__.py`'s
 `apply()` calls it, first thing in `kadr`'s commands and in the tests' plugin. It relies on
 aiogram's private `_types_namespace` argument and on the closing loop of `aiogram/types/
-__init__.py` (written for aiogram 3.31.0; `tests/core/test_lazy_aiogram.py` fails when they
+__init__.py` (written for aiogram 3.31.0; `tests/core/infra/test_lazy_aiogram.py` fails when they
 change). Upstream: aiogram/aiogram#1513 (memory of `import aiogram`, open) and #1891 (start-up
 time, open); PR #1861 made the rebuild cheaper but still eager. Drop this once aiogram defers
 its models itself.

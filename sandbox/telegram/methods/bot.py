@@ -42,7 +42,7 @@ async def get_me(call: Call) -> dict[str, Any]:
         **call.bot,
         "can_join_groups": True,
         "can_read_all_group_messages": False,
-        "supports_inline_queries": False,
+        "supports_inline_queries": True,
         "can_connect_to_business": False,
         "has_main_web_app": False,
     }

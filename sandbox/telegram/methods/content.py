@@ -5,6 +5,7 @@ from typing import Any
 
 from ..errors import bad_request
 from ..formatting import parse_html
+from .inline import check_web_app
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -74,3 +75,5 @@ def _check_button(button: Any) -> None:
     data = button.get("callback_data")
     if data is not None and not 1 <= len(str(data).encode()) <= CALLBACK_DATA_LIMIT:
         raise bad_request("BUTTON_DATA_INVALID")
+    if "web_app" in button:
+        check_web_app(button["web_app"])

@@ -1,13 +1,20 @@
-"""Telegram Stars: invoices, pre-checkout answers and refunds."""
+"""Telegram Stars: invoices and invoice links (subscriptions among them), pre-checkout
+answers, refunds, and the bot's cancelling or re-enabling of a user's subscription."""
 
+import secrets
 from typing import Any
 
 from ..errors import bad_request
+from ..state import InvoiceLink
 from .bot import QUERY_TOO_OLD
 from .content import inline_markup
 from .registry import Call, bot_method
 
 PAYLOAD_LIMIT = 128
+#: The only subscription period Telegram accepts (30 days), and the most a period may cost.
+SUBSCRIPTION_PERIOD = 2592000
+SUBSCRIPTION_MAX_STARS = 10000
+STARS = "XTR"
 
 
 @bot_method("sendInvoice", is_message=True)
@@ -27,6 +34,49 @@ async def send_invoice(call: Call) -> dict[str, Any]:
     message = chat.post(call.bot, {"invoice": invoice, "reply_markup": markup})
     chat.invoices[message["message_id"]] = payload
     return message
+
+
+@bot_method("createInvoiceLink")
+async def create_invoice_link(call: Call) -> str:
+    """A link anyone can pay; with `subscription_period`, a Stars subscription that
+    Telegram renews every period until it is cancelled."""
+    payload = str(call.require("payload"))
+    if len(payload.encode()) > PAYLOAD_LIMIT:
+        raise bad_request("INVOICE_PAYLOAD_INVALID")
+    invoice = {
+        "title": call.require("title"),
+        "description": call.require("description"),
+        "start_parameter": "",
+        "currency": call.require("currency"),
+        "total_amount": _total(call.require("prices")),
+    }
+    period = call.get("subscription_period")
+    if period is not None:
+        if period != SUBSCRIPTION_PERIOD:
+            raise bad_request("SUBSCRIPTION_PERIOD_INVALID")
+        if invoice["currency"] != STARS:
+            raise bad_request("CURRENCY_INVALID")
+        if invoice["total_amount"] > SUBSCRIPTION_MAX_STARS:
+            raise bad_request("STARS_AMOUNT_INVALID")
+    slug = secrets.token_urlsafe(12)
+    call.world.invoice_links[slug] = InvoiceLink(invoice, payload, period)
+    return f"https://t.me/${slug}"
+
+
+@bot_method("editUserStarSubscription")
+async def edit_user_star_subscription(call: Call) -> bool:
+    """Cancel (or re-enable) the renewal of a user's subscription, named by a charge id of
+    it; the period paid for stays."""
+    charge = call.world.charges.get(str(call.require("telegram_payment_charge_id")))
+    if charge is None or charge.subscription is None:
+        raise bad_request("CHARGE_ID_INVALID")
+    if charge.user_id != call.integer("user_id", "USER_ID_INVALID"):
+        raise bad_request("USER_ID_INVALID")
+    canceled = call.get("is_canceled")
+    if not isinstance(canceled, bool):
+        raise bad_request("is_canceled is empty")
+    call.world.subscriptions[charge.subscription].canceled = canceled
+    return True
 
 
 def _total(prices: Any) -> int:

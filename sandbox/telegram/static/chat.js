@@ -40,6 +40,8 @@ const messages = new Map(); // message_id -> view, as the stand-in last showed i
 let actionTimer = 0;
 let toastTimer = 0;
 let attached = null;
+let album = [];
+let replyTo = null; // the message the next one answers, as Telegram's reply does
 let stuckToEnd = true;
 
 // ---- who this tab is ------------------------------------------------------------------
@@ -88,6 +90,7 @@ async function control(path, body) {
     if (delivery.status === null) notice(`The bot's webhook is unreachable: ${delivery.body}`);
     else if (delivery.status >= 300) notice(`The bot's webhook answered ${delivery.status}.`);
   }
+  return answer;
 }
 
 function person() {
@@ -95,16 +98,29 @@ function person() {
 }
 
 function sendText(text) {
-  return control("send_message", { ...person(), text });
+  return control("send_message", { ...person(), ...replying(), text });
 }
 
 function sendFile(file, caption, asFile) {
   const form = new FormData();
-  for (const [key, value] of Object.entries(person())) form.append(key, String(value));
+  for (const [key, value] of Object.entries({ ...person(), ...replying() })) form.append(key, String(value));
   if (caption) form.append("caption", caption);
   const asPhoto = !asFile && file.type.startsWith("image/");
   form.append(asPhoto ? "photo" : "document", file, file.name || "photo.png");
   return control(asPhoto ? "send_photo" : "send_document", form);
+}
+
+// Several photos sent at once: an album, one update per photo sharing a media_group_id.
+function sendAlbum(files, caption) {
+  const form = new FormData();
+  for (const [key, value] of Object.entries(person())) form.append(key, String(value));
+  if (caption) form.append("caption", caption);
+  files.forEach((file, index) => form.append(`photo${index}`, file, file.name || `photo${index}.png`));
+  return control("send_album", form);
+}
+
+function replying() {
+  return replyTo ? { reply_to_message_id: replyTo.message_id } : {};
 }
 
 function pressButton(messageId, data) {
@@ -114,6 +130,13 @@ function pressButton(messageId, data) {
 function pay(messageId) {
   return control("pay", { ...person(), message_id: messageId });
 }
+
+// An invoice link (createInvoiceLink, subscriptions among them) is paid where it is shown.
+function payLink(link) {
+  return control("pay_link", { ...person(), link });
+}
+
+const INVOICE_LINK = /^https:\/\/t\.me\/\$/;
 
 // ---- the live stream ---------------------------------------------------------------------
 
@@ -196,6 +219,7 @@ function drawRow(members) {
   }
   const bubble = el("div", "bubble");
   row.append(bubble);
+  if (head.reply_to) bubble.append(drawQuote(head.reply_to));
   const media = members.filter(hasMedia);
   if (media.length > 0) bubble.append(drawMedia(media));
   const onlyPictures = media.length > 0 && media.every(isPicture) && !members.some(hasWords);
@@ -207,7 +231,49 @@ function drawRow(members) {
   bubble.append(drawMeta(members));
   const keyboard = members.find((view) => view.reply_markup?.inline_keyboard);
   if (keyboard) row.append(drawKeyboard(keyboard));
+  row.append(drawReplyAction(head));
+  bubble.addEventListener("dblclick", () => startReply(head));
   return row;
+}
+
+// A reply, as in Telegram: double-click a message or use its ↩ to answer it; the composer
+// shows what you answer until you send or drop it.
+function drawReplyAction(view) {
+  const action = el("button", "reply-action", "↩");
+  action.type = "button";
+  action.title = "Reply";
+  action.addEventListener("click", () => startReply(view));
+  return action;
+}
+
+function drawQuote(quote) {
+  const box = el("div", "quote");
+  box.append(el("span", "quote-who", quote.from_bot ? "kadr" : me.name));
+  box.append(el("span", "quote-text", quoteLine(quote)));
+  box.addEventListener("click", () => {
+    const target = document.querySelector(`[data-row="message-${quote.message_id}"]`);
+    target?.scrollIntoView({ block: "center", behavior: "smooth" });
+  });
+  return box;
+}
+
+function quoteLine({ kind, text }) {
+  const what = { photo: "Photo", video: "Video", animation: "GIF", audio: "Audio", document: "File" }[kind];
+  return [what, text].filter(Boolean).join(" · ") || "Message";
+}
+
+function startReply(view) {
+  replyTo = view;
+  const kind = ["photo", "video", "animation", "audio", "document"].find((key) => view[key]);
+  const quote = { kind, text: view.text || view.caption || "" };
+  $("replying-to").textContent = `Reply to ${view.from_bot ? "kadr" : me.name}: ${quoteLine(quote)}`;
+  $("replying").hidden = false;
+  $("text").focus();
+}
+
+function stopReply() {
+  replyTo = null;
+  $("replying").hidden = true;
 }
 
 function hasMedia(view) {
@@ -322,6 +388,12 @@ function drawKeyboard(view) {
 }
 
 function drawButton(view, button) {
+  if (INVOICE_LINK.test(button.url || "")) {
+    const key = el("button", "key", button.text);
+    key.type = "button";
+    key.addEventListener("click", () => payLink(button.url));
+    return key;
+  }
   const url = safeUrl(button.url);
   if (url) {
     const link = el("a", "key", button.text);
@@ -332,6 +404,8 @@ function drawButton(view, button) {
   key.type = "button";
   if (button.callback_data !== undefined) {
     key.addEventListener("click", () => pressButton(view.message_id, button.callback_data));
+  } else if (button.web_app) {
+    key.addEventListener("click", () => openWebApp(button.web_app.url));
   } else if (button.pay) {
     key.addEventListener("click", () => pay(view.message_id));
   } else {
@@ -489,6 +563,75 @@ function openLightbox(url) {
   box.hidden = false;
 }
 
+// ---- Mini Apps ------------------------------------------------------------------------------
+// A Mini App opens in a frame over the chat, as in Telegram's web clients, with the launch
+// parameters (initData signed by the stand-in with the bot's token) in its URL. The app talks
+// to its host with Telegram's web events (postMessage of {eventType, eventData}); the stand-in
+// plays the share dialog of WebApp.shareMessage with one chat to pick: "Friends".
+
+const FRIENDS_CHAT = -1001000000001;
+let webAppFrame = null;
+let sharing = null;
+
+async function openWebApp(url) {
+  const answer = await control("web_app", { ...person(), ...(url ? { url } : {}) });
+  if (!answer?.url) return;
+  webAppFrame = $("webapp-frame");
+  webAppFrame.src = answer.url;
+  $("webapp").hidden = false;
+}
+
+function closeWebApp() {
+  $("webapp").hidden = true;
+  $("share-dialog").hidden = true;
+  $("webapp-frame").src = "about:blank";
+  webAppFrame = null;
+}
+
+function toWebApp(eventType, eventData = {}) {
+  webAppFrame?.contentWindow?.postMessage(JSON.stringify({ eventType, eventData }), "*");
+}
+
+function onWebAppEvent(message) {
+  if (!webAppFrame || message.source !== webAppFrame.contentWindow) return;
+  let event;
+  try {
+    event = JSON.parse(message.data);
+  } catch {
+    return;
+  }
+  if (event.eventType === "web_app_close") closeWebApp();
+  if (event.eventType === "web_app_send_prepared_message") {
+    sharing = event.eventData?.id;
+    $("share-dialog").hidden = false;
+  }
+}
+
+async function shareTo(chatId) {
+  $("share-dialog").hidden = true;
+  const prepared = sharing;
+  sharing = null;
+  if (!prepared) return;
+  const sent = await control("share", { ...person(), prepared_id: prepared, chat_id: chatId });
+  toWebApp(sent ? "prepared_message_sent" : "prepared_message_failed");
+  if (sent) toast({ text: "Shared to Friends", show_alert: false });
+}
+
+function cancelShare() {
+  $("share-dialog").hidden = true;
+  sharing = null;
+  toWebApp("prepared_message_failed", { error: "USER_DECLINED" });
+}
+
+async function showMenuButton() {
+  const response = await fetch(`/_sandbox/chats/${me.id}/menu_button`);
+  const button = response.ok ? await response.json() : {};
+  if (button.type !== "web_app") return;
+  $("webapp-menu").textContent = button.text;
+  $("webapp-menu").hidden = false;
+  $("webapp-menu").addEventListener("click", () => openWebApp(button.web_app.url));
+}
+
 // ---- the composer ---------------------------------------------------------------------------
 
 function attach(file) {
@@ -504,9 +647,26 @@ function attach(file) {
   $("text").focus();
 }
 
+// Telegram sends 2 to 10 photos as an album; more files, or any that is not an image,
+// attach the first alone.
+function attachFiles(files) {
+  const albumOf = files.length > 1 && files.length <= 10 && files.every((f) => f.type.startsWith("image/"));
+  if (!albumOf) {
+    if (files[0]) attach(files[0]);
+    return;
+  }
+  attach(files[0]);
+  album = files;
+  const total = files.reduce((sum, file) => sum + file.size, 0);
+  $("attachment-name").textContent = `${files.length} photos, an album · ${size(total)}`;
+  $("as-file").checked = false;
+  $("as-file").disabled = true;
+}
+
 function detach() {
   if ($("attachment-preview").src) URL.revokeObjectURL($("attachment-preview").src);
   attached = null;
+  album = [];
   $("attachment").hidden = true;
   $("attachment-preview").removeAttribute("src");
   $("file").value = "";
@@ -515,11 +675,13 @@ function detach() {
 
 function submit() {
   const text = $("text").value.trim();
-  if (attached) sendFile(attached, text, $("as-file").checked);
+  if (album.length > 1) sendAlbum(album, text);
+  else if (attached) sendFile(attached, text, $("as-file").checked);
   else if (text) sendText(text);
   else return;
   $("text").value = "";
   detach();
+  stopReply();
   hideCommands();
   fitText();
 }
@@ -598,8 +760,9 @@ function wire() {
   });
   $("menu").addEventListener("click", () => ($("commands").hidden ? showCommands("/") : hideCommands()));
   $("attach").addEventListener("click", () => $("file").click());
-  $("file").addEventListener("change", () => $("file").files[0] && attach($("file").files[0]));
+  $("file").addEventListener("change", () => attachFiles([...$("file").files]));
   $("attachment-drop").addEventListener("click", detach);
+  $("replying-drop").addEventListener("click", stopReply);
   $("lightbox").addEventListener("click", () => ($("lightbox").hidden = true));
   $("toast").addEventListener("click", () => ($("toast").hidden = true));
   document.addEventListener("paste", (event) => {
@@ -612,8 +775,13 @@ function wire() {
   $("chat").addEventListener("dragover", (event) => event.preventDefault());
   $("chat").addEventListener("drop", (event) => {
     event.preventDefault();
-    if (event.dataTransfer.files[0]) attach(event.dataTransfer.files[0]);
+    attachFiles([...event.dataTransfer.files]);
   });
+  $("webapp-close").addEventListener("click", closeWebApp);
+  $("share-friends").addEventListener("click", () => shareTo(FRIENDS_CHAT));
+  $("share-cancel").addEventListener("click", cancelShare);
+  window.addEventListener("message", onWebAppEvent);
+  showMenuButton();
   $("text").focus();
 }
 
