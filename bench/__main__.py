@@ -58,6 +58,9 @@ STEPS: dict[str, Callable[[Context], object]] = {
     "W4": workloads.held_results,
 }
 FAULT_KEYS = ("sigkill", "redis", "fal5xx", "twice", "429")
+#: W5 runs on a deployment of its own: one api and one worker, Telegram's limits enforced.
+PEAK: dict[str, Callable[[Context], object]] = {"W5": workloads.peak}
+PEAK_WORKERS: dict[str, tuple[str, ...]] = {"worker-1": ()}
 
 
 def steps(quick: bool) -> dict[str, Callable[[Context], object]]:
@@ -99,6 +102,11 @@ def run(sizes: Sizes, only: set[str] | None, out: Path, quick: bool) -> list[Sum
         _on_one_deployment(
             Context(paid, sizes, summaries), {"W4paid": workloads.paid_held_results}, save
         )
+    if _selected("W5", only):
+        print(f"— W5, on a deployment of its own in {out / 'peak'} …", flush=True)
+        began = time.monotonic()
+        _on_one_deployment(Context(_deploy_peak(out, quick), sizes, summaries), PEAK, save)
+        print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
     if _selected("chaos", only):
         print(f"— chaos, on a deployment of its own in {out / 'chaos'} …", flush=True)
         began = time.monotonic()
@@ -115,6 +123,18 @@ def _deploy(out: Path, quick: bool) -> Deployment:
     deployment = deploy(out / "stack", env=env, workers=QUICK_WORKERS if quick else None)
     print(f"up in {time.monotonic() - started:.0f} s", flush=True)
     return deployment
+
+
+def _deploy_peak(out: Path, quick: bool) -> Deployment:
+    """W5's deployment: one `kadr worker` with every role, the stand-in enforcing Telegram's
+    limits (answering 429 above them, as Telegram does)."""
+    return deploy(
+        out / "peak",
+        env=dict(QUICK_ENV) if quick else {},
+        workers=PEAK_WORKERS,
+        telegram_args=("--no-fetch-urls", "--enforce-limits"),
+        baseline=False,
+    )
 
 
 def _on_one_deployment(
@@ -184,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help="comma-separated subset of "
-        + ", ".join([*STEPS, "faults", *FAULT_KEYS, "ingest", "W4paid", "chaos"]),
+        + ", ".join([*STEPS, "faults", *FAULT_KEYS, "ingest", "W4paid", *PEAK, "chaos"]),
     )
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/<time>)")
     parser.add_argument(

@@ -8,6 +8,7 @@ for anything but the stage stamps in its jobs table.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,10 @@ MB = 1024 * 1024
 BACKLOG_AT_LEAST = 30
 #: A pace measured over less backlog than this says more about start and end than the pace.
 BACKLOG_MIN_SECONDS = 3.0
+#: What shows a user that their prompt was seen: any message in their chat, or a reaction.
+SIGN_METHODS = MESSAGE_METHODS | {"setMessageReaction"}
+#: The time within which every user should be shown something (issue 22).
+SIGN_WITHIN = 5.0
 #: Job states that may still end in a delivery.
 LIVE = frozenset({"queued", "submitted", "completed"})
 Value = float | int | str
@@ -200,6 +205,40 @@ def stage_values(trace: Trace) -> dict[str, Value]:
         **_pair("kadr overhead", "s", overhead),
         **_pair("fal webhook→send", "ms", webhook_to_send, 1000),
         **_pair("of which webhook→recorded", "ms", recorded, 1000),
+    }
+
+
+def first_sign_values(trace: Trace, observation: Observation) -> dict[str, Value]:
+    """Per prompt, the time from its post to the first thing its chat got after it (a status
+    message, a reaction, a refusal or the picture): what the user waits before knowing the
+    bot heard them. The benchmark's users write in their private chats (chat id = user id)."""
+    signs: dict[int, list[float]] = defaultdict(list)
+    for call in observation.telegram:
+        if call.status == 200 and call.chat_id is not None and call.method in SIGN_METHODS:
+            signs[call.chat_id].append(call.t)
+    for times in signs.values():
+        times.sort()
+    waits, unseen = [], 0
+    for (user, _), due in trace.due.items():
+        times = signs.get(user, [])
+        at = bisect.bisect_left(times, due)
+        if at == len(times):
+            unseen += 1
+        else:
+            waits.append(times[at] - due)
+    results = sorted(
+        c.t for c in observation.telegram if c.method in RESULT_METHODS and c.status == 200
+    )
+    span = results[-1] - results[0] if len(results) > 1 else 0.0
+    return {
+        "first sign p50 s": percentile(waits, 50),
+        "first sign p95 s": percentile(waits, 95),
+        "first sign max s": max(waits, default=math.nan),
+        f"users shown something within {SIGN_WITHIN:g} s %": 100
+        * sum(1 for w in waits if w <= SIGN_WITHIN)
+        / max(len(trace.due), 1),
+        "users shown nothing": unseen,
+        "pictures/s first to last": (len(results) - 1) / span if span > 0 else math.nan,
     }
 
 

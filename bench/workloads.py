@@ -71,6 +71,9 @@ class Sizes:
     """W4: jobs fal finishes while their webhooks are held, then sends all at once."""
     held_prompts: int = 300
     """W4: new prompts posted while those results wait."""
+    peak_users: int = 2500
+    peak_seconds: float = 5.0
+    """W5: that many users, one prompt each within this many seconds (500 updates/s)."""
     fault_users: int = 1000
     drain_limit: float = 900.0
     quiet_after: float = 20.0
@@ -110,6 +113,8 @@ QUICK = Sizes(
     inflight_drain_limit=45.0,
     held_results=120,
     held_prompts=40,
+    peak_users=300,
+    peak_seconds=1.0,
     fault_users=80,
     drain_limit=45.0,
     quiet_after=5.0,
@@ -302,6 +307,7 @@ def measure(
     }
     summary.values.update(analysis.delivery_values(trace, waiting))
     summary.values.update(analysis.stage_values(trace))
+    summary.values.update(analysis.first_sign_values(trace, observation))
     summary.values.update(analysis.peak_at_fal(observation.jobs))
     summary.values.update(analysis.telegram_values(observation, trace, CONFIGURED_RATE))
     summary.values.update(analysis.fal_values(observation))
@@ -421,6 +427,25 @@ def burst(context: Context, name: str = "W1 burst", faults: Sequence[Fault] = ()
     for fault in faults:
         summary.notes.extend(fault.notes)
     return summary
+
+
+def peak(context: Context) -> Summary:
+    """W5: a peak on the smallest deployment (one `kadr api`, one `kadr worker`) with
+    Telegram's limits enforced by the stand-in: distinct users each send one prompt within a
+    few seconds. Every result costs one of the bot's ~30 sends a second, so how fast the
+    pictures leave and how long each user waits for a first sign are what it measures."""
+    sizes = context.sizes
+    clean_slate(context, **lognormal(sizes.burst_latency))
+    updates = context.source(sizes.peak_users).prompts(sizes.peak_users)
+    schedule = uniform_burst(updates, sizes.peak_seconds)
+    return measure(
+        context,
+        "W5 peak",
+        f"{sizes.peak_users} users, one prompt each within {sizes.peak_seconds:g} s, fal "
+        f"lognormal median {sizes.burst_latency:g} s; one api, one worker, Telegram's limits "
+        "enforced",
+        lambda: _post(context, schedule),
+    )
 
 
 def sustained(context: Context) -> Summary:

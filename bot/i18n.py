@@ -56,6 +56,7 @@ PLURALS: Final[dict[str, str]] = {
     "pack_button": "credits",
     "payment_done": "credits",
     "prompt_too_long": "length",
+    "status_ahead": "ahead",
     "subscription_active": "credits",
     "subscription_button": "credits",
     "subscription_cancelled": "credits",

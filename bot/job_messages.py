@@ -6,8 +6,11 @@ so a job looks the same whichever process shows it.
 Buttons carry only a job id and an action: everything else is in the database, so buttons
 keep working after a restart and on any process.
 
-Progress edits are a courtesy: they go only when a Telegram send moment is free now, and a
-failed edit never fails the job.
+Progress edits are a courtesy: they go only when a Telegram send moment is free now and no
+result waits to be sent, at most once every `refresh_every` seconds per job (Telegram's pace
+for one chat, and what a user can read), and a failed edit never fails the job. At a peak a
+prompt gets a reaction instead of a status message (`acknowledge`): the reaction is not a
+message, so it costs none of the bot's 30 messages a second that the results need.
 
 Texts are in the job's language (`use_locale(job.language)` here, once per function): the
 workers that call this have no user's update to take a language from.
@@ -23,18 +26,36 @@ from enum import StrEnum
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardMarkup, InputMediaDocument, InputMediaPhoto
+from aiogram.types import (
+    InlineKeyboardMarkup,
+    InputMediaDocument,
+    InputMediaPhoto,
+    ReactionTypeEmoji,
+)
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from redis.asyncio import Redis
 
 from bot.i18n import _, error_text, use_locale
 from core.domain.catalog import MAX_INPUT_SIDE, PROMPT_MODES, STYLE_MODES, Output, catalog
 from core.domain.models import Job
+from core.jobs.estimate import Figures, eta, rounded
 from core.jobs.output import output_of
 from core.telegram.outbox import Outbox, SendSkipped
 
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
+#: Seconds between two edits of one status message at most: in a private chat, and in a
+#: group (20 messages a minute for the whole group, shared by everyone's jobs there).
+REFRESH_PRIVATE = 5.0
+REFRESH_GROUP = 15.0
+#: The reaction that says "got it, working on it" where a status message would cost a send.
+ACK_EMOJI = "👀"
+#: The last text shown on a job's status message (an edit that changes nothing is skipped:
+#: Telegram refuses it), and the mark that an edit went less than `refresh_every` ago.
+SHOWN_PREFIX = "kadr:status-text:"
+EDITED_PREFIX = "kadr:status-edited:"
+SHOWN_TTL = 3600
 #: Telegram's answer to a file id of one kind sent as another ("can't use file of type
 #: Document as Photo").
 NOT_THIS_KIND = "can't use file of type"
@@ -116,14 +137,63 @@ def result_keyboard(job: Job, output: Output) -> InlineKeyboardMarkup:
 
 def status_text(job: Job, key: str, **values: object) -> str:
     """The status line plus what the job runs with (model, aspect ratio): the user's preferences."""
-    model = catalog().find(job.model)
     with use_locale(job.language):
-        return _(
-            "status_details",
-            text=_(key, **values),
-            model=html.escape(model.title if model else job.model),
-            aspect_ratio=job.options.get("aspect_ratio", "1:1"),
-        )
+        return _details(job, _(key, **values))
+
+
+def _details(job: Job, text: str) -> str:
+    model = catalog().find(job.model)
+    return _(
+        "status_details",
+        text=text,
+        model=html.escape(model.title if model else job.model),
+        aspect_ratio=job.options.get("aspect_ratio", "1:1"),
+    )
+
+
+def refresh_every(chat_id: int) -> float:
+    return REFRESH_PRIVATE if chat_id > 0 else REFRESH_GROUP
+
+
+def progress_text(job: Job, figures: Figures) -> str:
+    """The status line with the jobs ahead (in our queue, at fal, results being sent) and
+    when the result should come, as far as the figures tell."""
+    key = "status_generating" if job.submitted_at is not None and not figures.ahead else None
+    with use_locale(job.language):
+        lines = [_(key or "status_queued")]
+        if figures.ahead:
+            lines.append(
+                _(
+                    "status_ahead",
+                    ahead=figures.ahead,
+                    queue=figures.in_queue,
+                    fal=figures.at_fal,
+                    sending=figures.results,
+                )
+            )
+        seconds = eta(figures)
+        if seconds is not None:
+            value, unit = rounded(seconds)
+            lines.append(_(f"status_eta_{unit}", value=value))
+        return _details(job, "\n".join(lines))
+
+
+async def refreshed_lately(redis: Redis, job: Job) -> bool:
+    """An edit of this job went within `refresh_every`: no need to work out a new text."""
+    return bool(await redis.exists(EDITED_PREFIX + job.id))
+
+
+async def claim_refresh(redis: Redis, job: Job, text: str) -> bool:
+    """Whether `text` may be shown now: it differs from the last one shown and no edit of
+    this job went within `refresh_every` (the claim holds for that long, whoever shows it)."""
+    shown = await redis.get(SHOWN_PREFIX + job.id)
+    if shown is not None and shown.decode() == text:
+        return False
+    every = int(refresh_every(job.chat_id) * 1000)
+    if not await redis.set(EDITED_PREFIX + job.id, 1, nx=True, px=every):
+        return False
+    await redis.set(SHOWN_PREFIX + job.id, text, ex=SHOWN_TTL)
+    return True
 
 
 def caption(job: Job) -> str:
@@ -153,28 +223,35 @@ def failure_text(job: Job) -> str:
         return error_text(job.error, limit_mb=limit_mb, max_side=MAX_INPUT_SIDE)
 
 
-async def post_status(bot: Bot, job: Job) -> int | None:
+async def post_status(bot: Bot, job: Job, text: str) -> int | None:
     """The new job's status message; its id, or None when this chat cannot have one.
 
     Telegram down or flooded is not caught: the handler runs again (the inbox keeps its
     update), so the status message is not lost to one failed call."""
     try:
-        status = await bot.send_message(
-            job.chat_id,
-            status_text(job, "status_queued"),
-            reply_markup=status_keyboard(job),
-        )
+        status = await bot.send_message(job.chat_id, text, reply_markup=status_keyboard(job))
     except (TelegramBadRequest, TelegramForbiddenError):
         return None  # the job goes on; only its progress display is lost
     return status.message_id
 
 
-async def show_progress(outbox: Outbox, job: Job, key: str, **values: object) -> None:
+async def acknowledge(bot: Bot, chat_id: int, message_id: int) -> None:
+    """A reaction on the user's message: seen, the job is on its way. A courtesy: when
+    Telegram refuses it (reactions off in that chat), the job goes on."""
+    try:
+        await bot.set_message_reaction(
+            chat_id, message_id, reaction=[ReactionTypeEmoji(emoji=ACK_EMOJI)]
+        )
+    except TelegramAPIError as exc:
+        log.info("no reaction on message %s in chat %s: %s", message_id, chat_id, exc)
+
+
+async def show_progress(outbox: Outbox, job: Job, text: str) -> None:
     if job.status_message_id is None:
         return
     try:
         await outbox.progress.edit_message_text(
-            status_text(job, key, **values),
+            text,
             chat_id=job.chat_id,
             message_id=job.status_message_id,
             reply_markup=status_keyboard(job),

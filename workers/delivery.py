@@ -24,6 +24,7 @@ from core.fal.client import FalError, FalRetryableError
 from core.infra.retry import RetryLater, backoff, is_outage
 from core.infra.url_guard import RefusedURL
 from core.jobs import lifecycle
+from core.jobs.estimate import record_sent
 from core.jobs.output import media_files, output_of
 from core.jobs.queries import get_job
 from core.telegram.receipts import Sent
@@ -106,6 +107,7 @@ async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
         if sent is None:
             return
         await services.receipts.keep(job.id, sent)
+        await record_sent(services.resources.redis)
     result = {**(job.result or {}), "telegram_file_ids": sent.file_ids}
     await lifecycle.mark_delivered(
         services.resources.sessions, job, result, message_ids=sent.message_ids

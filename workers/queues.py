@@ -23,6 +23,7 @@ from core.jobs.queue import (
     BROADCAST_QUEUE,
     CANCEL,
     DELIVER,
+    PROGRESS,
     SUBMIT,
     queue_name,
     queue_of,
@@ -79,6 +80,7 @@ def worker_options(config: Config, queue: str, services: Services) -> dict[str, 
             func(tasks.submit, name=SUBMIT, timeout=120, max_tries=tasks.TRIES),
             func(tasks.deliver, name=DELIVER, timeout=180, max_tries=tasks.TRIES),
             func(tasks.cancel, name=CANCEL, timeout=60, max_tries=tasks.TRIES),
+            func(tasks.progress, name=PROGRESS, timeout=30, max_tries=3),
             *(
                 [func(tasks.album, name=ALBUM, timeout=30, max_tries=tasks.TRIES)]
                 if name == queue_of("edit")

@@ -20,7 +20,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from bot.job_messages import show_progress
 from core.domain.catalog import MAX_INPUT_SIDE, ModelSpec, catalog
 from core.domain.models import Job, JobStatus, utcnow
 from core.fal.client import (
@@ -34,9 +33,10 @@ from core.fal.photos import PhotoLimits, PhotoRejected, photo_to_fal
 from core.fal.webhook import job_webhook_url
 from core.infra.metrics import FAL_CALLS
 from core.infra.retry import RetryLater, backoff
-from core.jobs import lifecycle
+from core.jobs import estimate, lifecycle
 from core.jobs.queries import get_job
 from core.jobs.queue import enqueue_deliver
+from workers.progress import keep_refreshing, refresh_status
 from workers.prompt_helper import improved_prompt
 from workers.services import Services
 
@@ -108,11 +108,10 @@ async def _record_submission(
     if not await lifecycle.mark_submitted(resources.sessions, job, submission, check_at=check_at):
         await _cancel_if_orphaned(services, job.id, submission)
         return
-    position = submission.queue_position or 0
-    key, values = (
-        ("status_position", {"position": position}) if position else ("status_generating", {})
-    )
-    await show_progress(resources.outbox, job, key, **values)
+    if submission.queue_position:
+        await estimate.record_fal_position(resources.redis, job.id, submission.queue_position)
+        await keep_refreshing(resources, job)
+    await refresh_status(resources, job)
 
 
 async def _cancel_if_orphaned(services: Services, job_id: str, submission: FalSubmission) -> None:

@@ -19,6 +19,7 @@ from workers.albums import settle_album
 from workers.broadcast import run_broadcast
 from workers.cancellation import cancel_at_fal
 from workers.delivery import deliver_job
+from workers.progress import progress_tick
 from workers.services import Services
 from workers.submission import submit_job
 from workers.sweeper import sweep as sweep_jobs
@@ -86,6 +87,11 @@ async def submit(ctx: dict[str, Any], job_id: str) -> None:
 @measured
 async def deliver(ctx: dict[str, Any], job_id: str) -> None:
     await deliver_job(ctx["services"], job_id, attempt=ctx["job_try"])
+
+
+@measured
+async def progress(ctx: dict[str, Any], job_id: str, tick: int) -> None:
+    await progress_tick(ctx["services"], job_id, tick)
 
 
 @measured

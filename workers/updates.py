@@ -28,7 +28,6 @@ from core.infra.logs import log_fields
 from core.infra.metrics import INBOX_DEAD, INBOX_DEPTH, INBOX_OLDEST_AGE, TELEGRAM_UPDATES
 from core.infra.retry import is_outage
 from core.telegram.inbox import LEASE_SECONDS, PARTITIONS, Entry, Inbox
-from core.telegram.limits import TelegramLimiter
 from core.telegram.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -44,9 +43,6 @@ RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
 MAX_TRIES = len(RETRY_PAUSES) + 1
 OUTAGE_PAUSE = 0.5
 OUTAGE_PAUSE_CAP = 5.0
-#: Updates whose handlers start only once the results in line are out (`_after_results`);
-#: buttons and payments are answered at once.
-BEHIND_RESULTS = frozenset({"message", "edited_message"})
 STATS_EVERY = 5.0
 STOP_GRACE = 10.0
 
@@ -68,11 +64,9 @@ class UpdateConsumer:
         inbox: Inbox,
         dispatcher: Dispatcher,
         outbox: Outbox,
-        limiter: TelegramLimiter,
         owner: str,
     ) -> None:
         self._inbox = inbox
-        self._limiter = limiter
         self._dispatcher = dispatcher
         self._outbox = outbox
         self._owner = owner
@@ -222,20 +216,8 @@ class UpdateConsumer:
     async def _feed(self, update: Update, kind: str) -> None:
         if kind == "unknown":
             return  # a kind this aiogram does not know: nothing listens to it
-        if kind in BEHIND_RESULTS:
-            await self._after_results()
         assert update.bot is not None  # read with its replying Bot (`_parse`)
         await self._dispatcher.feed_update(update.bot, update)
-
-    async def _after_results(self) -> None:
-        """A message's reply would wait for the results in line anyway (results go first,
-        core/telegram/limits.py); its handler waits before it starts instead, so that it does
-        not take the CPU the deliveries need: started at once, new prompts' handlers slowed a
-        release of held results to a third of Telegram's rate (docs/benchmark-history.md)."""
-        wait = await self._limiter.results_in_line()
-        while wait > 0:
-            await asyncio.sleep(wait)
-            wait = await self._limiter.results_in_line()
 
     async def _dead_letter(
         self,

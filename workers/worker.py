@@ -45,7 +45,6 @@ async def serve(config: Config, served: list[str]) -> None:
             Inbox(resources.redis, dedup_ttl=config.UPDATE_DEDUP_TTL),
             build_dispatcher(resources),
             resources.outbox,
-            resources.limiter,
             owner=config.WORKER_NAME,
         )
         if UPDATES in served

@@ -69,5 +69,6 @@ async def _generate(
         message.chat.id,
         user,
         request,
+        ack_message_id=message.message_id,
         update_id=update.update_id,
     )

@@ -226,6 +226,7 @@ async def _launch(
         user,
         request,
         update_id=update_id,
+        ack_message_id=message.message_id,
     )
 
 

@@ -99,6 +99,7 @@ async def on_reply(
         user,
         request,
         update_id=event_update.update_id,
+        ack_message_id=message.message_id,
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from core.domain.models import Job, JobStatus
 from core.fal.client import FalWebhook
 from core.jobs import lifecycle
+from core.jobs.estimate import record_fal_time
 from core.jobs.queries import get_job
 from core.jobs.queue import enqueue_deliver
 from core.resources import Resources
@@ -40,11 +41,13 @@ async def record_fal_result(resources: Resources, webhook: FalWebhook, job_id: s
     the request); only a webhook that did not move the job is looked into, to say why."""
     try:
         if webhook.status == "OK":
-            mode = await lifecycle.mark_completed(
+            moved = await lifecycle.mark_completed(
                 resources.sessions, job_id, webhook.payload, request_id=webhook.request_id
             )
-            if mode is not None:
-                await _deliver(resources, job_id, mode)
+            if moved is not None:
+                await _deliver(resources, job_id, moved.mode)
+                if moved.at_fal is not None:
+                    await record_fal_time(resources.redis, moved.model, moved.at_fal)
                 return Recorded.ACCEPTED
         return await _record_other(resources, webhook, job_id)
     except IntegrityError:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -62,6 +62,13 @@ Sessions = async_sessionmaker[AsyncSession]
 
 #: The longest error detail kept on a job.
 DETAIL_LIMIT = 2000
+
+
+class Completed(NamedTuple):
+    mode: str
+    model: str
+    at_fal: float | None
+    """Seconds from the submit to the result (None when the submit time was not kept)."""
 
 
 async def accept(sessions: Sessions, job: Job, *, price: int = 0, free_per_day: int = 0) -> bool:
@@ -119,11 +126,12 @@ async def mark_submitted(
 
 async def mark_completed(
     sessions: Sessions, job_id: str, result: Any, *, request_id: str | None = None
-) -> str | None:
+) -> Completed | None:
     """fal's result came; with `request_id`, it completes the job only if that is the job's
-    request (or the job did not know its request yet). The job's mode if it moved: what the
-    fal webhook needs to queue its delivery, read in the same statement as the move. fal
-    bills the result it made, so the job's cost is counted here, once."""
+    request (or the job did not know its request yet). What the fal webhook needs if it
+    moved (the mode, to queue its delivery; the model and its fal time, for estimates), read
+    in the same statement as the move. fal bills the result it made, so the job's cost is
+    counted here, once."""
     async with sessions.begin() as session:
         moved = await move_returning(
             session,
@@ -138,7 +146,8 @@ async def mark_completed(
         paid = await credits.reserved(session, job_id)
     _observe_stage(moved.mode, "fal", moved.submitted_at)
     spend.count_result(moved.model, moved.options, paid)
-    return str(moved.mode)
+    at_fal = (utcnow() - moved.submitted_at).total_seconds() if moved.submitted_at else None
+    return Completed(str(moved.mode), str(moved.model), at_fal)
 
 
 async def mark_delivered(

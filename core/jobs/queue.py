@@ -17,6 +17,7 @@ from core.telegram.albums import QUIET
 SUBMIT = "submit"
 DELIVER = "deliver"
 CANCEL = "cancel"
+PROGRESS = "progress"
 BROADCAST = "broadcast"
 ALBUM = "album"
 #: The queue broadcasts run on: the pictures' workers, which also sweep.
@@ -46,6 +47,21 @@ async def enqueue_deliver(redis: ArqRedis, job_id: str, mode: str, *, delay: flo
         _job_id=f"{DELIVER}:{job_id}",
         _queue_name=queue_of(mode),
         _defer_by=delay or None,
+    )
+
+
+async def enqueue_progress(
+    redis: ArqRedis, job_id: str, mode: str, *, tick: int, delay: float
+) -> None:
+    """The next refresh of a job's status message, `delay` seconds from now. Each tick has an
+    id of its own: a tick queues the next while its own id is still taken."""
+    await redis.enqueue_job(
+        PROGRESS,
+        job_id,
+        tick,
+        _job_id=f"{PROGRESS}:{job_id}:{tick}",
+        _queue_name=queue_of(mode),
+        _defer_by=delay,
     )
 
 

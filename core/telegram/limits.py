@@ -86,7 +86,9 @@ STARS_PER_PAID_SEND = 0.1
 # (and a held one taken), HELD_GRACE, how far reservations may reach for the caller to take
 # one (negative: the caller does not yield), how far the line must reach for a paid moment
 # (negative: the caller may not go paid), the paid interval, paid messages allowed today, how
-# long the day's count is kept, the messages the caller's send would pay for (an album: each).
+# long the day's count is kept, the messages the caller's send would pay for (an album: each),
+# whether the caller would rather go without than wait for a turn in the yielding lane ('1':
+# an optional send).
 # Returns {wait, lane, paid sends today}: the wait before sending (the moment is the caller's)
 # or, negative, how long until the caller should ask again (a moment is held for it, or, when
 # holding is off, nothing is); the lane: 'paid', 'free', or 'over' (free: the budget is spent).
@@ -146,6 +148,9 @@ if chat_next > start then
 end
 local horizon = tonumber(ARGV[6])
 if horizon >= 0 and ahead - now > horizon then
+  if ARGV[12] == '1' then
+    return {tostring(-(ahead - now)), lane, spent}
+  end
   local turn = math.max(tonumber(redis.call('GET', KEYS[5]) or '0'), ahead - horizon)
   local after = turn + tonumber(ARGV[1])
   redis.call('SET', KEYS[5], tostring(after), 'PX', math.ceil((after - now) * 1000) + 1000)
@@ -211,13 +216,15 @@ redis.call('SET', KEYS[2], tostring(after), 'PX', math.ceil((after - now) * 1000
 return tostring(turn - now)
 """
 
-# KEYS: the line of results. ARGV: YIELD_HORIZON. Returns how long until the line reaches less
-# than the horizon ahead (0: it does now).
-_LINE_AHEAD = """
+# KEYS: the line of results, the bot-wide key, the yielding lane. Returns how far ahead the
+# line of results reaches, and how far the line, every reserved moment and the lane reach.
+_BACKLOG = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local line = tonumber(redis.call('GET', KEYS[1]) or '0')
-return tostring(math.max(line - now - tonumber(ARGV[1]), 0))
+local sends = math.max(line, tonumber(redis.call('GET', KEYS[2]) or '0'),
+  tonumber(redis.call('GET', KEYS[3]) or '0'))
+return {tostring(math.max(line - now, 0)), tostring(math.max(sends - now, 0))}
 """
 
 # KEYS: the pause. Returns how long it still lasts (0: none).
@@ -226,6 +233,20 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 return tostring(math.max(tonumber(redis.call('GET', KEYS[1]) or '0') - now, 0))
 """
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Seconds until the results in line are out (`results`) and until a reply that yields
+    could go (`sends`); `interval`: seconds between two of the bot's sends."""
+
+    results: float
+    sends: float
+    interval: float
+
+    @property
+    def results_waiting(self) -> int:
+        return round(self.results / self.interval)
 
 
 @dataclass(frozen=True)
@@ -259,7 +280,7 @@ class TelegramLimiter:
         self._pause = redis.register_script(_PAUSE)
         self._paused = redis.register_script(_PAUSED)
         self._place = redis.register_script(_PLACE)
-        self._line_ahead = redis.register_script(_LINE_AHEAD)
+        self._backlog = redis.register_script(_BACKLOG)
         self._bot_interval = 1 / limits.total_per_second
         self._private_interval = 1 / limits.private_per_second
         self._group_interval = 60 / limits.group_per_minute
@@ -276,6 +297,7 @@ class TelegramLimiter:
         yielding: bool = False,
         paid: bool = False,
         messages: int = 1,
+        optional: bool = False,
     ) -> tuple[float, Moment]:
         interval = self._private_interval if chat_id > 0 else self._group_interval
         keys = [
@@ -289,7 +311,7 @@ class TelegramLimiter:
             paid_sends_key(_today()),
             PAID_PLACED_KEY,
         ]
-        horizon = YIELD_HORIZON if yielding else -1
+        horizon = (0.0 if optional else YIELD_HORIZON) if yielding else -1
         paid_after = self._paid_after if paid else -1
         args = [
             self._bot_interval,
@@ -303,6 +325,7 @@ class TelegramLimiter:
             self._paid_per_day,
             PAID_DAY_TTL,
             messages,
+            int(optional),
         ]
         wait, lane, spent = await self._reserve(keys=keys, args=args)
         lane = lane.decode() if isinstance(lane, bytes) else lane
@@ -359,13 +382,10 @@ class TelegramLimiter:
         turn = float(await self._place(keys=keys, args=args))
         return max(turn - EARLY_RETURN, 0.0)
 
-    async def results_in_line(self) -> float:
-        """How long until the results in line are out, but for `YIELD_HORIZON` (0: now)."""
-        return float(await self._line_ahead(keys=[LINE_KEY], args=[YIELD_HORIZON]))
-
     async def try_acquire(self, chat_id: int) -> bool:
-        """Take a moment only if one is free now: for optional sends such as progress edits."""
-        wait, _ = await self._try(chat_id, 0.0, holding=False)
+        """Take a moment only if one is free now and no result waits in line: for optional
+        sends such as progress edits, which must never push a result's moment back."""
+        wait, _ = await self._try(chat_id, 0.0, holding=False, yielding=True, optional=True)
         return wait == 0.0
 
     async def spend_budget(self) -> None:
@@ -379,6 +399,12 @@ class TelegramLimiter:
     async def paid_today(self) -> int:
         """Paid sends so far today (UTC), in every process."""
         return int(await self._redis.get(paid_sends_key(_today())) or 0)
+
+    async def backlog(self) -> Backlog:
+        """How far ahead the results in line and every reserved moment reach (for the
+        estimate a status message shows, and whether one is worth sending)."""
+        line, sends = await self._backlog(keys=[LINE_KEY, BOT_KEY, "kadr:tg-lane:yielding"])
+        return Backlog(results=float(line), sends=float(sends), interval=self._bot_interval)
 
     async def pause(self, seconds: float) -> None:
         """Telegram answered 429: no sender of this bot, in any process, sends for `seconds`

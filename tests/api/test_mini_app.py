@@ -25,6 +25,7 @@ from core.infra.config import Config
 from core.jobs import lifecycle
 from core.jobs.queries import get_job
 from core.resources import create_redis
+from core.telegram.limits import TelegramLimiter
 from core.telegram.outbox import Outbox
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import TEST_SECRET, TEST_TOKEN
@@ -92,7 +93,11 @@ async def client(
     mini_app.install(app)
     bot = Bot(TEST_TOKEN, session=bot_api)
     app.state.resources = SimpleNamespace(
-        config=config, sessions=sessions, redis=arq_redis, outbox=Outbox(bot)
+        config=config,
+        sessions=sessions,
+        redis=arq_redis,
+        outbox=Outbox(bot),
+        limiter=TelegramLimiter(arq_redis),
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://kadr.example") as c:

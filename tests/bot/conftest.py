@@ -26,6 +26,7 @@ from core.domain.models import Job
 from core.infra.config import Config
 from core.infra.db import alembic_config, create_engine, session_factory
 from core.resources import create_redis
+from core.telegram.limits import TelegramLimiter
 from core.telegram.outbox import Outbox
 from sandbox.redis_server import PrivateRedis
 from tests.fake_bot_api import FakeSession, message
@@ -152,7 +153,9 @@ async def world(
     redis = create_redis(bot_redis.url)
     sessions = session_factory(engine)
     config = Config(_env_file=None)  # type: ignore[call-arg]
-    resources = SimpleNamespace(redis=redis, sessions=sessions, config=config)
+    resources = SimpleNamespace(
+        redis=redis, sessions=sessions, config=config, limiter=TelegramLimiter(redis)
+    )
     yield World(build_dispatcher(resources), sessions)  # type: ignore[arg-type]
     await redis.aclose()
     await engine.dispose()

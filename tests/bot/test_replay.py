@@ -23,10 +23,12 @@ from sqlalchemy import update
 from bot.credit_messages import BuyButton
 from bot.job_messages import Action, JobButton
 from bot.keyboards import PhotoButton, PhotoChoice
+from bot.launch import Launcher
 from bot.routers.language import LanguageChoice
 from bot.routers.preferences import PreferencesButton
 from core.domain.models import Job, JobStatus
-from core.telegram.limits import SendLimits, TelegramLimiter
+from core.jobs import lifecycle
+from core.telegram.limits import BOT_KEY, LINE_KEY, SendLimits, TelegramLimiter
 from core.telegram.outbox import SendPacer
 from tests.bot.conftest import Chat, World, _chat
 
@@ -262,3 +264,46 @@ async def test_a_handler_that_breaks_the_rule_is_caught(world: World) -> None:
 
     assert second != first[: len(second)]
     assert sent_again == 1
+
+
+@pytest.mark.parametrize("peak_first", [True, False], ids=["peak-then-quiet", "quiet-then-peak"])
+async def test_a_prompt_run_again_after_a_crash_is_acknowledged_as_the_first_run_chose(
+    world: World, monkeypatch: pytest.MonkeyPatch, peak_first: bool
+) -> None:
+    """The launcher answers a prompt with a status message, or at a peak with a 👀 reaction
+    (bot/launch.py). A crash after that answer and before the job is recorded runs the
+    handler again, perhaps once the peak has begun or ended: it must make the first run's
+    choice again (answered from what the first run sent), not send the other one too."""
+    launcher: Launcher = world.dispatcher["launcher"]
+    redis = launcher.redis
+    chat = _chat(world, free=10)
+    replaying = Replaying(chat, world)
+
+    async def peak(on: bool) -> None:
+        await redis.delete(LINE_KEY, BOT_KEY)
+        for _ in range(300 if on else 0):  # ten seconds of results in line
+            await launcher.limiter.place_in_line()
+
+    async def crash(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the database went away")
+
+    body = chat.message(text="a fox in the snow")
+    await peak(peak_first)
+    with monkeypatch.context() as patched:
+        patched.setattr(lifecycle, "accept", crash)
+        with pytest.raises(ConnectionError):
+            await replaying._run(body, first_run=True)
+    first = replaying.recorder.calls[:]
+    sent = len(chat.session.requests)
+    await peak(not peak_first)
+    try:
+        second = await replaying._run(body, first_run=False)
+    finally:
+        await redis.delete(LINE_KEY, BOT_KEY)
+
+    acknowledged = "setMessageReaction" if peak_first else "sendMessage"
+    assert [name for name, _ in first] == [acknowledged]
+    assert second[: len(first)] == first
+    assert len(chat.session.requests) == sent, "the acknowledgment was sent again"
+    [job] = await chat.jobs()
+    assert (job.status_message_id is None) == peak_first

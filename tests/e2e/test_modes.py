@@ -172,7 +172,7 @@ def test_cancel_while_generating_says_the_result_still_comes(
     telegram.press_button(7007, message_id(status), buttons(status)["✖ Cancel"])
     assert any(
         e["params"]["text"].startswith("✖ Stopping it")
-        for e in telegram.wait_for("editMessageText", chat_id=7007, count=2)
+        for e in telegram.wait_for("editMessageText", chat_id=7007)
     )
     assert fal.wait_for("cancel")[0]["status"] == 202
     [photo] = telegram.wait_for("sendPhoto", chat_id=7007, timeout=30)

@@ -162,7 +162,7 @@ def test_content_policy_gives_a_clear_text_and_no_photo(
     telegram: TelegramSandbox, fal: FalSandbox, db: AsyncEngine
 ) -> None:
     telegram.send_message(5007, "something [content_policy]")
-    edits = telegram.wait_for("editMessageText", chat_id=5007, count=2)
+    edits = telegram.wait_for("editMessageText", chat_id=5007)
     assert edits[-1]["params"]["text"].startswith("🚫 The model refused this request")
     assert telegram.requests("sendPhoto", 5007) == []
 
@@ -171,7 +171,7 @@ async def test_russian_user_reads_the_error_in_russian(
     telegram: TelegramSandbox, fal: FalSandbox
 ) -> None:
     telegram.send_message(5008, "что-то [content_policy]", language_code="ru")
-    edits = telegram.wait_for("editMessageText", chat_id=5008, count=2)
+    edits = telegram.wait_for("editMessageText", chat_id=5008)
     assert edits[-1]["params"]["text"].startswith("🚫 Модель отказалась")
 
 

@@ -15,6 +15,7 @@ from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LabeledPrice,
+    ReactionTypeEmoji,
     Update,
 )
 from PIL import Image
@@ -556,3 +557,18 @@ def test_the_bot_may_send_thirty_a_second_in_total() -> None:
 
     assert answers == [None] * 30 + [1]
     assert later == [None, 1]
+
+
+async def test_a_reaction_is_no_message_and_is_one_of_telegrams_emoji(limited: Bot) -> None:
+    """Telegram's limits are about messages sent (Bot FAQ); a reaction sends none, so the
+    stand-in's flood control leaves reactions out. Only the emoji of Telegram's list go."""
+    sent = await limited.send_message(USER, "a prompt's answer")
+    eyes = [ReactionTypeEmoji(emoji="👀")]
+    for _ in range(40):  # forty messages would be 429 after the chat's burst of three
+        assert await limited.set_message_reaction(USER, sent.message_id, reaction=eyes)
+    with pytest.raises(TelegramBadRequest, match="REACTION_INVALID"):
+        await limited.set_message_reaction(
+            USER, sent.message_id, reaction=[ReactionTypeEmoji(emoji="🦖")]
+        )
+    with pytest.raises(TelegramBadRequest, match="message to react not found"):
+        await limited.set_message_reaction(USER, 999_999, reaction=eyes)

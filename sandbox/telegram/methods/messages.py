@@ -73,6 +73,114 @@ async def edit_message_reply_markup(call: Call) -> dict[str, Any]:
     return apply_edit(chat, message, {"reply_markup": inline_markup(call.get("reply_markup"))})
 
 
+#: The emoji a bot may react with (Bot API, ReactionTypeEmoji).
+REACTION_EMOJI = frozenset(
+    [
+        "👍",
+        "👎",
+        "❤",
+        "🔥",
+        "🥰",
+        "👏",
+        "😁",
+        "🤔",
+        "🤯",
+        "😱",
+        "🤬",
+        "😢",
+        "🎉",
+        "🤩",
+        "🤮",
+        "💩",
+        "🙏",
+        "👌",
+        "🕊",
+        "🤡",
+        "🥱",
+        "🥴",
+        "😍",
+        "🐳",
+        "❤\u200d🔥",
+        "🌚",
+        "🌭",
+        "💯",
+        "🤣",
+        "⚡",
+        "🍌",
+        "🏆",
+        "💔",
+        "🤨",
+        "😐",
+        "🍓",
+        "🍾",
+        "💋",
+        "🖕",
+        "😈",
+        "😴",
+        "😭",
+        "🤓",
+        "👻",
+        "👨\u200d💻",
+        "👀",
+        "🎃",
+        "🙈",
+        "😇",
+        "😨",
+        "🤝",
+        "✍",
+        "🤗",
+        "🫡",
+        "🎅",
+        "🎄",
+        "☃",
+        "💅",
+        "🤪",
+        "🗿",
+        "🆒",
+        "💘",
+        "🙉",
+        "🦄",
+        "😘",
+        "💊",
+        "🙊",
+        "😎",
+        "👾",
+        "🤷\u200d♂",
+        "🤷",
+        "🤷\u200d♀",
+        "😡",
+    ]
+)
+
+
+@bot_method("setMessageReaction")
+async def set_message_reaction(call: Call) -> bool:
+    """A reaction is not a message: Telegram's limits (Bot FAQ) speak of messages sent, and a
+    reaction sends none, so the stand-in's flood control leaves it out. A bot sets at most one
+    reaction; an empty or absent list removes its reaction."""
+    chat = call.chat()
+    message_id = call.integer("message_id", "message identifier is not specified")
+    message = chat.messages.get(message_id)
+    if message is None:
+        raise bad_request("message to react not found")
+    reaction = call.get("reaction") or []
+    if not isinstance(reaction, list):
+        raise bad_request("can't parse reaction types JSON object")
+    if len(reaction) > 1:
+        raise bad_request("REACTIONS_TOO_MANY")
+    for item in reaction:
+        if not isinstance(item, dict) or item.get("type") != "emoji":
+            raise bad_request("REACTION_INVALID")
+        if item.get("emoji") not in REACTION_EMOJI:
+            raise bad_request("REACTION_INVALID")
+    if reaction:
+        message["bot_reaction"] = reaction
+    else:
+        message.pop("bot_reaction", None)
+    chat.changed(message_id)
+    return True
+
+
 @bot_method("deleteMessage")
 async def delete_message(call: Call) -> bool:
     chat = call.chat()

@@ -1,0 +1,74 @@
+"""One message per job at a peak (bot/launch.py): a prompt gets a status message with where
+it stands while sends are not booked ahead; once they are, a reaction on the user's message
+instead, which is not a message and costs none of the bot's 30 sends a second."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.job_messages import EDITED_PREFIX, REFRESH_PRIVATE, claim_refresh
+from bot.launch import Launcher
+from core.domain.models import Job
+from core.telegram.limits import BOT_KEY, LINE_KEY
+from tests.bot.conftest import Chat, World
+
+
+def replace_chat(job: Job, chat_id: int) -> Job:
+    """The same job as if it had been started in another chat (a group)."""
+    return Job(id=f"{job.id}-g", chat_id=chat_id, user_id=job.user_id)
+
+
+@pytest.fixture
+async def launcher(world: World) -> AsyncIterator[Launcher]:
+    launcher: Launcher = world.dispatcher["launcher"]
+    await launcher.redis.delete(LINE_KEY, BOT_KEY)
+    yield launcher
+    await launcher.redis.delete(LINE_KEY, BOT_KEY)
+
+
+async def test_a_quiet_bot_posts_the_status_message(chat: Chat, launcher: Launcher) -> None:
+    await chat.say("a fox in the snow")
+    [status] = chat.calls("sendMessage")
+    assert status.text.startswith("⏳ In the queue…")
+    assert chat.calls("setMessageReaction") == []
+    [job] = await chat.jobs()
+    assert job.status_message_id is not None
+
+
+async def test_with_results_waiting_a_prompt_gets_a_reaction_instead(
+    chat: Chat, launcher: Launcher
+) -> None:
+    for _ in range(300):  # ten seconds of results in line
+        await launcher.limiter.place_in_line()
+    body = chat.message(text="a fox in the snow")
+    await chat.feed(body)
+    assert chat.calls("sendMessage") == []
+    [reaction] = chat.calls("setMessageReaction")
+    assert reaction.message_id == body["message"]["message_id"]
+    assert [r.emoji for r in reaction.reaction] == ["👀"]
+    [job] = await chat.jobs()
+    assert job.status_message_id is None
+
+
+async def test_a_status_edit_is_claimed_once_per_interval_and_only_for_a_new_text(
+    chat: Chat, launcher: Launcher
+) -> None:
+    """The refresh rule (bot/job_messages.claim_refresh): whoever edits a job's status message,
+    one edit per 5 s in a private chat and per 15 s in a group, and none that changes
+    nothing."""
+    await chat.say("a fox in the snow")
+    [job] = await chat.jobs()
+    redis = launcher.redis
+    await redis.delete(EDITED_PREFIX + job.id)
+    assert await claim_refresh(redis, job, "⏳ 3 ahead")
+    assert not await claim_refresh(redis, job, "⏳ 2 ahead"), "within the interval"
+    await redis.delete(EDITED_PREFIX + job.id)
+    assert not await claim_refresh(redis, job, "⏳ 3 ahead"), "the same text again"
+    assert await claim_refresh(redis, job, "⏳ 2 ahead")
+    assert 0 < await redis.pttl(EDITED_PREFIX + job.id) <= REFRESH_PRIVATE * 1000
+
+    group_job = replace_chat(job, -100500)
+    assert await claim_refresh(redis, group_job, "⏳ 1 ahead")
+    assert await redis.pttl(EDITED_PREFIX + group_job.id) > REFRESH_PRIVATE * 1000
