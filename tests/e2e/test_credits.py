@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.domain.catalog import load_catalog
-from sandbox.control import FalSandbox, Record, TelegramSandbox, stays_empty, wait_until
+from sandbox.control import FalSandbox, Record, TelegramSandbox, wait_until
 from sandbox.redis_server import PrivateRedis
 from sandbox.stack import Stack
 from tests.conftest import deployment, fast_catalog
@@ -64,7 +64,6 @@ def test_no_credits_then_a_purchase_then_a_picture(
 ) -> None:
     telegram.send_message(USER, "a lighthouse at dawn")
     assert reply(telegram, USER, 1).startswith("💳 Not enough credits: this costs 1, you have 0.")
-    assert stays_empty(lambda: fal.requests("submit"), 2.0) == []
 
     telegram.send_message(USER, "/buy")
     offer = telegram.wait_for("sendMessage", chat_id=USER, count=2)[1]
@@ -91,7 +90,7 @@ def test_no_credits_then_a_purchase_then_a_picture(
     telegram.send_message(USER, "a lighthouse at dawn")
     [photo] = telegram.wait_for("sendPhoto", chat_id=USER, timeout=30)
     assert photo["params"]["caption"].startswith("a lighthouse at dawn")
-    assert len(fal.requests("submit")) == 1
+    assert len(fal.requests("submit")) == 1  # the refused prompt never reached fal
     statuses = 6  # the job's status message is the chat's 6th
     assert balance(telegram, USER, statuses + 1) == 49
 

@@ -3,6 +3,7 @@ Telegram and fal stand-ins over HTTP. Each test reads what a user would see in t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -22,8 +23,14 @@ def photos_to(telegram: TelegramSandbox, chat_id: int, count: int = 1, timeout: 
 
 
 async def job_of(db: AsyncEngine, user_id: int) -> Job:
+    job = await job_of_or_none(db, user_id)
+    assert job is not None, f"no job of user {user_id}"
+    return job
+
+
+async def job_of_or_none(db: AsyncEngine, user_id: int) -> Job | None:
     async with db.connect() as connection:
-        row = (await connection.execute(select(Job).where(Job.user_id == user_id))).one()
+        row = (await connection.execute(select(Job).where(Job.user_id == user_id))).one_or_none()
     return row  # type: ignore[return-value]
 
 
@@ -175,10 +182,18 @@ async def test_russian_user_reads_the_error_in_russian(
     assert edits[-1]["params"]["text"].startswith("🚫 Модель отказалась")
 
 
-def test_a_blocked_user_is_not_retried(telegram: TelegramSandbox, fal: FalSandbox) -> None:
+async def test_a_blocked_user_is_not_retried(
+    telegram: TelegramSandbox, fal: FalSandbox, db: AsyncEngine
+) -> None:
+    """Once the job is failed as undeliverable no task of it sends again: its one attempt
+    is the 403."""
     telegram.block(5009)
     telegram.send_message(5009, "a fox")
-    time.sleep(3)
+    for _ in range(300):
+        if (job := await job_of_or_none(db, 5009)) is not None and job.error == "undeliverable":
+            break
+        await asyncio.sleep(0.1)
+    assert job is not None and job.error == "undeliverable", job
     attempts = telegram.requests("sendPhoto", 5009)
     assert [a["status"] for a in attempts] == [403]
 
@@ -237,7 +252,18 @@ def test_a_flooding_user_gets_one_warning_and_at_most_the_limit_of_jobs(
     assert wait_until(refusals, 1, timeout=60)
     submits = wait_until(lambda: fal.requests("submit"), 5, timeout=60)
     photos_to(telegram, 5013, count=len(submits), timeout=60)
-    time.sleep(2)  # the rest of the flood is handled by now: no more warnings, no more jobs
+    # The chat's updates are handled in order: once /balance is answered, every prompt of
+    # the flood has had its answer (a job, a warning, or nothing).
+    telegram.send_message(5013, "/balance")
+    wait_until(
+        lambda: [
+            r
+            for r in telegram.requests("sendMessage", 5013)
+            if r["params"]["text"].startswith("💰")
+        ],
+        1,
+        timeout=60,
+    )
     assert 5 <= len(fal.requests("submit")) <= 10
     assert len(refusals()) == 1, refusals()
 
