@@ -33,6 +33,7 @@ def create_app(config: Config) -> TelegramWebhook:
                 inbox=Inbox(resources.redis, dedup_ttl=config.UPDATE_DEDUP_TTL),
             )
             app.state.verifier = FalWebhookVerifier(resources.http, config.FAL_JWKS_URL)
+            app.state.mini_app_actions = mini_app.actions_limit(resources.redis)
             yield
         finally:
             await resources.close()

@@ -6,14 +6,20 @@ never wait on Redis or fail when Redis is down (the webhook answers 503 for that
 costs microseconds. Not slowapi: it counts with `limits`' threaded storage, which starts a
 thread every 10 ms under load to expire counters, a cost the api paid per fal webhook
 (docs/benchmark-history.md). Health and metrics are never limited.
+
+A limit per person (`SharedLimit`, the Mini App's actions) is counted in Redis instead: behind
+nginx one person reaches every api process, and each would allow them the whole limit again.
 """
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from fastapi import FastAPI, HTTPException, Request, status
 from limits import parse
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter
+from redis.asyncio import Redis
 from starlette.types import Scope
 
 #: fal calls back once per request (a few retries at most); 300 a second from one address is
@@ -31,10 +37,25 @@ class AddressLimit:
 
     async def allows(self, scope: Scope) -> bool:
         """Counts this request; False once its address is over the limit."""
-        return await self.allows_key(client_address(scope))
+        return await self._limiter.hit(self._limit, client_address(scope))
 
-    async def allows_key(self, key: str) -> bool:
-        """Counts a request of `key` (a user, where one is known); False once it is over."""
+
+class SharedLimit:
+    """At most `limit` per key across every api process: counted in Redis under `prefix`,
+    through the process's own Redis client (its pool, timeouts and shutdown). Redis being
+    down raises RedisError, for the route to answer 503."""
+
+    def __init__(self, limit: str, redis: Redis, prefix: str) -> None:
+        self._limit = parse(limit)
+        # `limits` hands its options on to redis-py's client; its annotation names scalars only.
+        pool = cast(Any, redis.connection_pool)
+        storage = RedisStorage(
+            "async+redis://", implementation="redispy", key_prefix=prefix, connection_pool=pool
+        )
+        self._limiter = FixedWindowRateLimiter(storage)
+
+    async def allows(self, key: str) -> bool:
+        """Counts a request of `key`; False once it is over."""
         return await self._limiter.hit(self._limit, key)
 
 

@@ -108,7 +108,11 @@ async def _deliver_result(services: Services, job: Job, attempt: int) -> None:
             return
         await services.receipts.keep(job.id, sent)
         await record_sent(services.resources.redis)
-    result = {**(job.result or {}), "telegram_file_ids": sent.file_ids}
+    result = {
+        **(job.result or {}),
+        "telegram_file_ids": sent.file_ids,
+        "telegram_file_kinds": sent.kinds,
+    }
     await lifecycle.mark_delivered(
         services.resources.sessions, job, result, message_ids=sent.message_ids
     )

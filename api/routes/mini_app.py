@@ -6,11 +6,13 @@ results the call reaches: another user's item is 404, as if it did not exist.
 
 Regenerate starts a job by the bot's normal path (checked, charged, its status message in
 the chat); Share prepares the result as an inline message (`savePreparedInlineMessage`) for
-the page's `WebApp.shareMessage`.
+the page's `WebApp.shareMessage`. Both are limited per user across every api process (the
+count is in Redis); while Redis is down they answer 503.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,9 +22,11 @@ from aiogram.utils.web_app import safe_parse_webapp_init_data
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from api.deps import ConfigDep, ResourcesDep
-from api.rate_limits import AddressLimit
+from api.rate_limits import SharedLimit
 from bot.i18n import use_locale
 from bot.launch import Launcher
 from bot.routers.results import again
@@ -31,10 +35,13 @@ from core.domain.models import Job, JobStatus, User, utcnow
 from core.jobs.output import media_files, output_of
 from core.jobs.queries import get_job, results_of
 
+log = logging.getLogger(__name__)
+
 PAGE = Path(__file__).resolve().parents[1] / "mini_app"
 #: Share and Make again per user: each is a Bot API call (and Make again a job); a person taps
-#: a few a minute. Counted per process, in memory, like the webhooks' limits.
+#: a few a minute. Counted in Redis, so two api processes do not allow it twice.
 ACTIONS_PER_USER = "20/minute"
+ACTIONS_PREFIX = "kadr:mini-app-actions"
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 60
 #: Seconds an initData may be dated ahead of our clock (Telegram's and ours differ a little).
@@ -56,9 +63,14 @@ router = APIRouter(prefix="/app")
 
 def install(app: FastAPI) -> None:
     """The page's script and style, next to the routes."""
-    app.state.mini_app_actions = AddressLimit(ACTIONS_PER_USER)
     app.include_router(router)
     app.mount("/app/static", StaticFiles(directory=PAGE / "static"), name="mini_app_static")
+
+
+def actions_limit(redis: Redis) -> SharedLimit:
+    """The per-user limit of Share and Make again, on the process's Redis client; the app's
+    lifespan keeps it as `app.state.mini_app_actions`."""
+    return SharedLimit(ACTIONS_PER_USER, redis, ACTIONS_PREFIX)
 
 
 def unauthorized(reason: str) -> HTTPException:
@@ -89,8 +101,16 @@ ViewerDep = Annotated[int, Depends(viewer)]
 
 
 async def acting_viewer(request: Request, user_id: ViewerDep) -> int:
-    """The viewer, for a call that reaches Telegram or starts a job: 429 past the user's limit."""
-    if not await request.app.state.mini_app_actions.allows_key(str(user_id)):
+    """The viewer, for a call that reaches Telegram or starts a job: 429 past the user's limit,
+    503 while Redis (which counts it) is down."""
+    try:
+        allowed = await request.app.state.mini_app_actions.allows(str(user_id))
+    except RedisError as exc:
+        log.warning("mini app action limit unavailable (%s); answering 503", exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the gallery is unavailable: try again shortly"
+        ) from None
+    if not allowed:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many actions: wait a minute")
     return user_id
 

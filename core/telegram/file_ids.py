@@ -1,11 +1,12 @@
 """Which kind of file a Telegram file id names (photo, video, document).
 
 The Bot API calls a file id opaque, but Telegram refuses one used as another kind ("type of
-file mismatch"), and a result's file ids were kept without their kind (`telegram_file_ids`
-on the job, from whichever of photo, document or video the sender chose). A file id is
+file mismatch"). A delivery now keeps each file's kind next to its id
+(`telegram_file_kinds` on the job); results delivered before that kept the ids alone
+(`telegram_file_ids`), and only for them is the kind read from the id. A file id is
 base64url of a run-length-encoded record whose first little-endian int32 is TDLib's file
-type (its top byte holds flags): read here, so every result delivered so far can be shown
-again, and an id of another shape is skipped rather than guessed.
+type (its top byte holds flags): read here, so those results can still be shown again, and
+an id of another shape is skipped rather than guessed.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core.infra.retry import waiting_out
+from core.telegram.file_ids import FileKind
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,12 @@ KEEP_PATIENCE = 60.0
 
 
 class Sent(NamedTuple):
-    """What Telegram gave for a sent result: its file ids (resendable for free) and the ids
-    of the messages that show it (a reply to one of them continues the job's chain)."""
+    """What Telegram gave for a sent result: its file ids (resendable for free), the kind
+    each was sent as (Telegram refuses a file id used as another kind), and the ids of the
+    messages that show it (a reply to one of them continues the job's chain)."""
 
     file_ids: list[str]
+    kinds: list[FileKind]
     message_ids: list[int]
 
 
@@ -43,14 +46,14 @@ class Receipts:
 
     async def of(self, job_id: str) -> Sent | None:
         """What Telegram gave for the job's result, if it was sent (a receipt kept before
-        message ids were is a bare list of file ids)."""
+        message ids were is a bare list of file ids; one kept before kinds were has none)."""
         stored = await self.redis.get(PREFIX + job_id)
         if stored is None:
             return None
         kept = json.loads(stored)
         if isinstance(kept, list):
-            return Sent(kept, [])
-        return Sent(kept["file_ids"], kept["message_ids"])
+            return Sent(kept, [], [])
+        return Sent(kept["file_ids"], kept.get("kinds", []), kept["message_ids"])
 
     async def keep(self, job_id: str, sent: Sent) -> bool:
         """Record a sent result, trying hard: a receipt lost here is a result sent twice.

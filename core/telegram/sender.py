@@ -256,7 +256,8 @@ class ResultSender:
             message = await self.outbox.result.send_video(
                 chat_id, media[0], caption=caption, reply_markup=buttons, supports_streaming=True
             )
-            return Sent([message.video.file_id] if message.video else [], [message.message_id])
+            videos = [message.video.file_id] if message.video else []
+            return Sent(videos, ["video"] * len(videos), [message.message_id])
         if len(media) == 1:
             message = await self.outbox.result.send_photo(
                 chat_id, media[0], caption=caption, reply_markup=buttons
@@ -324,14 +325,16 @@ class ResultSender:
             message = await self.outbox.result.send_message(
                 chat_id, f"{caption}\n\n{links}", reply_markup=buttons
             )
-        return Sent([], [message.message_id])
+        return Sent([], [], [message.message_id])
 
 
 def _photo_ids(messages: Sequence[Message]) -> Sent:
     shown = [message for message in messages if message.photo]
-    return Sent([m.photo[-1].file_id for m in shown], [m.message_id for m in shown])  # type: ignore[index]
+    file_ids = [m.photo[-1].file_id for m in shown]  # type: ignore[index]
+    return Sent(file_ids, ["photo"] * len(shown), [m.message_id for m in shown])
 
 
 def _document_ids(messages: Sequence[Message]) -> Sent:
     shown = [message for message in messages if message.document]
-    return Sent([m.document.file_id for m in shown], [m.message_id for m in shown])  # type: ignore[union-attr]
+    file_ids = [m.document.file_id for m in shown]  # type: ignore[union-attr]
+    return Sent(file_ids, ["document"] * len(shown), [m.message_id for m in shown])

@@ -5,6 +5,7 @@ Forged or stale initData is 401; valid initData of one user asking for another's
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +16,7 @@ import pytest
 from aiogram import Bot
 from arq.connections import ArqRedis
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.routes import mini_app
@@ -89,19 +90,33 @@ def bot_api() -> FakeSession:
 async def client(
     config: Config, sessions: Sessions, arq_redis: ArqRedis, bot_api: FakeSession
 ) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_process(config, sessions, bot_api) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def api_process(
+    config: Config, sessions: Sessions, bot_api: FakeSession
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gallery as one api process serves it: an app of its own, with its own Redis client
+    of `config`'s Redis, as the app's lifespan opens them."""
+    redis = create_redis(config.REDIS_URL)
     app = FastAPI()
     mini_app.install(app)
-    bot = Bot(TEST_TOKEN, session=bot_api)
     app.state.resources = SimpleNamespace(
         config=config,
         sessions=sessions,
-        redis=arq_redis,
-        outbox=Outbox(bot),
-        limiter=TelegramLimiter(arq_redis),
+        redis=redis,
+        outbox=Outbox(Bot(TEST_TOKEN, session=bot_api)),
+        limiter=TelegramLimiter(redis),
     )
+    app.state.mini_app_actions = mini_app.actions_limit(redis)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://kadr.example") as c:
-        yield c
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="https://kadr.example") as c:
+            yield c
+    finally:
+        await redis.aclose()
 
 
 def signed(user_id: int, *, token: str = TEST_TOKEN, age: int = 0) -> dict[str, str]:
@@ -109,17 +124,25 @@ def signed(user_id: int, *, token: str = TEST_TOKEN, age: int = 0) -> dict[str, 
     return {"Authorization": f"tma {data}"}
 
 
-async def a_result(sessions: Sessions, user_id: int, prompt: str) -> Job:
-    """A delivered picture with the file id Telegram gave for it."""
+async def a_result(
+    sessions: Sessions, user_id: int, prompt: str, *, sent_as: dict[str, str] | None = None
+) -> Job:
+    """A delivered picture with the file id Telegram gave for it (a photo's); `sent_as`:
+    the file ids and kinds the delivery recorded instead, where the result was delivered
+    once kinds were kept."""
     job = a_job(user_id, prompt=prompt)
     assert await lifecycle.accept(sessions, job)
     result = {"images": [{"url": f"https://v3.fal.media/files/{job.id}.png"}]}
     assert await lifecycle.mark_completed(sessions, job.id, result)
     async with sessions() as session:
         job = await get_job(session, job.id)  # type: ignore[assignment]
-    file_id = f"AgACAgIAAxkBAA{job.id[:8]}"
-    assert await lifecycle.mark_delivered(sessions, job, {**result, "telegram_file_ids": [file_id]})
-    job.result = {**result, "telegram_file_ids": [file_id]}
+    telegram: dict[str, list[str]] = (
+        {"telegram_file_ids": list(sent_as), "telegram_file_kinds": list(sent_as.values())}
+        if sent_as
+        else {"telegram_file_ids": [f"AgACAgIAAxkBAA{job.id[:8]}"]}
+    )
+    assert await lifecycle.mark_delivered(sessions, job, {**result, **telegram})
+    job.result = {**result, **telegram}
     return job
 
 
@@ -224,6 +247,23 @@ async def test_share_prepares_the_results_telegram_copy_for_that_user(
     assert call.result.caption == "a fox"
 
 
+async def test_share_offers_the_file_as_the_kind_it_was_delivered_as(
+    client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], bot_api: FakeSession
+) -> None:
+    """The kind kept at delivery decides, even for a file id that says nothing of its kind
+    (Telegram calls them opaque): a picture sent as a document is shared as one."""
+    ann, _ = people
+    job = await a_result(sessions, ann, "a wide shore", sent_as={"opaque-id-1": "document"})
+    bot_api.script.append(
+        (200, {"ok": True, "result": {"id": "prep2", "expiration_date": 2_000_000_000}})
+    )
+    response = await client.post(f"/app/api/results/{job.id}/share", headers=signed(ann))
+    assert response.json() == {"prepared_id": "prep2"}
+    [call] = bot_api.requests
+    assert (call.result.type, call.result.document_file_id) == ("document", "opaque-id-1")
+    assert call.result.title == "a wide shore"
+
+
 async def test_regenerate_starts_a_new_charged_job_by_the_normal_path(
     client: httpx.AsyncClient, sessions: Sessions, people: tuple[int, int], bot_api: FakeSession
 ) -> None:
@@ -259,3 +299,54 @@ async def test_share_and_make_again_are_limited_per_user(
     bot_api.script.append(prepared)
     response = await client.post(f"/app/api/results/{bobs.id}/share", headers=signed(bob))
     assert response.status_code == 200
+
+
+async def test_the_action_limit_holds_across_api_processes(
+    config: Config, sessions: Sessions, arq_redis: ArqRedis, people: tuple[int, int]
+) -> None:
+    """Two api processes behind nginx, Ann's taps landing on each in turn: the count is
+    shared in Redis, so she gets 20 actions a minute in all, not 20 from each."""
+    ann, _ = people
+    job = await a_result(sessions, ann, "a fox")
+    prepared = (200, {"ok": True, "result": {"id": "p", "expiration_date": 2_000_000_000}})
+    telegram = [FakeSession(), FakeSession()]
+    for bot_api in telegram:
+        bot_api.script.extend([prepared] * 10)
+    async with (
+        api_process(config, sessions, telegram[0]) as first,
+        api_process(config, sessions, telegram[1]) as second,
+    ):
+        answers = [
+            (
+                await (first, second)[n % 2].post(
+                    f"/app/api/results/{job.id}/share", headers=signed(ann)
+                )
+            ).status_code
+            for n in range(21)
+        ]
+    assert answers == [200] * 20 + [429]
+    assert [len(bot_api.requests) for bot_api in telegram] == [10, 10]
+
+
+async def test_an_action_while_redis_is_down_gets_503_and_reaches_nobody(
+    config: Config, sessions: Sessions, people: tuple[int, int], bot_api: FakeSession
+) -> None:
+    """The action limit is counted in Redis: while Redis is down Share and Make again are
+    refused with the reason (the page can say so) rather than failing, nothing is sent or
+    started, and the gallery still lists the results."""
+    ann, _ = people
+    job = await a_result(sessions, ann, "a fox")
+    down = config.model_copy(update={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    async with api_process(down, sessions, bot_api) as c:
+        answers = [
+            await c.post(f"/app/api/results/{job.id}/{action}", headers=signed(ann))
+            for action in ("share", "regenerate")
+        ]
+        listed = await c.get("/app/api/results", headers=signed(ann))
+    for answer in answers:
+        assert answer.status_code == 503
+        assert answer.json() == {"detail": "the gallery is unavailable: try again shortly"}
+    assert [item["id"] for item in listed.json()["items"]] == [job.id]
+    assert bot_api.requests == []
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).where(Job.user_id == ann)) == 1

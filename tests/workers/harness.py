@@ -104,7 +104,7 @@ class FakeSender:
         if self.fail_with is not None:
             raise self.fail_with
         self.results.append(chat_id)
-        return Sent(["file-id"], [len(self.results)])
+        return Sent(["file-id"], ["photo"], [len(self.results)])
 
     async def send_text(self, chat_id: int, text: str, **kwargs: Any) -> None:
         self.notices.append((chat_id, text))

@@ -162,6 +162,7 @@ async def test_a_phone_photo_through_the_upscaler_reaches_the_user(
     assert result["params"]["reply_markup"]["inline_keyboard"]
     document = message["document"]
     assert delivered.result["telegram_file_ids"] == [document["file_id"]]
+    assert delivered.result["telegram_file_kinds"] == ["document"]
     assert max(document["thumbnail"]["width"], document["thumbnail"]["height"]) == 320
     async with httpx.AsyncClient() as http:
         upscaled = (await http.get(image["url"])).content

@@ -4,6 +4,7 @@ again because the database move after it failed, and a worker's claims die with 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from core.domain.models import Job, JobStatus
 from core.infra.patches import arq_claims
 from core.infra.patches.arq_claims import KadrWorker
 from core.jobs import lifecycle
+from core.telegram import receipts
 from core.telegram.receipts import Sent
 from sandbox.redis_server import PrivateRedis
 from tests.workers.harness import FAL, Worker
@@ -65,12 +67,13 @@ async def test_the_database_failing_after_the_send_sends_the_result_once(
     stored = await worker.reload(Job(id=job_id))
     assert stored.status == JobStatus.DELIVERED
     assert stored.result is not None and stored.result["telegram_file_ids"] == ["file-id"]
+    assert stored.result["telegram_file_kinds"] == ["photo"]
 
 
 async def test_a_run_that_finds_a_receipt_only_finishes_the_move(worker: Worker) -> None:
     """The run before sent the result and died before the move (SIGKILL, a lost machine)."""
     job_id = await completed_job(worker)
-    await worker.services.receipts.keep(job_id, Sent(["sent-before"], [5]))
+    await worker.services.receipts.keep(job_id, Sent(["sent-before"], ["document"], [5]))
 
     await tasks.deliver(ctx(worker), job_id)
 
@@ -78,6 +81,25 @@ async def test_a_run_that_finds_a_receipt_only_finishes_the_move(worker: Worker)
     stored = await worker.reload(Job(id=job_id))
     assert stored.status == JobStatus.DELIVERED
     assert stored.result is not None and stored.result["telegram_file_ids"] == ["sent-before"]
+    assert stored.result["telegram_file_kinds"] == ["document"]
+
+
+async def test_a_receipt_kept_before_kinds_were_finishes_the_move_without_kinds(
+    worker: Worker,
+) -> None:
+    """A receipt of the version before kinds were kept (ids only): the move finishes, and
+    with no kinds recorded, sharing reads each file's kind from its id."""
+    job_id = await completed_job(worker)
+    kept = {"file_ids": ["sent-before"], "message_ids": [5]}
+    await worker.services.receipts.redis.set(receipts.PREFIX + job_id, json.dumps(kept))
+
+    await tasks.deliver(ctx(worker), job_id)
+
+    assert worker.sender.results == []
+    stored = await worker.reload(Job(id=job_id))
+    assert stored.status == JobStatus.DELIVERED
+    assert stored.result is not None and stored.result["telegram_file_ids"] == ["sent-before"]
+    assert stored.result["telegram_file_kinds"] == []
 
 
 async def test_a_submit_waits_out_a_database_outage_and_goes_on(

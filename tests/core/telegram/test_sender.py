@@ -74,6 +74,7 @@ async def test_a_picture_too_wide_for_a_photo_goes_as_a_document(
     ]
     document = sends[-1]["response"]["result"]["document"]
     assert sent.file_ids == [document["file_id"]]
+    assert sent.kinds == ["document"]
     assert sends[-1]["params"]["caption"] == "a long shore"
     assert sends[-1]["params"]["reply_markup"] == BUTTONS.model_dump(exclude_none=True)
     assert (document["thumbnail"]["width"], document["thumbnail"]["height"]) == (320, 24)
