@@ -1,21 +1,26 @@
 """Credits as the user sees them: the "not enough credits" answer with its 💳 button, the
-pack offer and the Stars invoice, and the /balance statement. The prompt handlers (through
-the Launcher) and the payments router both use it, so buying looks the same from anywhere.
+pack offer and the Stars invoice, the thanks for a payment, and the /balance statement. The
+prompt handlers (through the Launcher) and the payments and subscriptions routers use it, so
+buying looks the same from anywhere.
 
 Called from handlers only: texts are in the update's language (bot/i18n.py).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from aiogram import Bot
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardMarkup, LabeledPrice
+from aiogram.types import InlineKeyboardMarkup, LabeledPrice, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
 from core.domain.catalog import Pack, catalog
-from core.domain.credits import NotEnoughCredits
-from core.domain.payments import CURRENCY, Account
+from core.domain.credits import Allowance, NotEnoughCredits
+from core.domain.models import User
+from core.domain.payments import CURRENCY, Account, Paid, account_of
 
 
 class BuyButton(CallbackData, prefix="buy"):
@@ -61,6 +66,49 @@ async def send_invoice(bot: Bot, chat_id: int, pack: Pack) -> None:
         prices=[LabeledPrice(label=title, amount=pack.stars)],
         provider_token="",
     )
+
+
+class RecordPayment(Protocol):
+    """A domain's `record_payment` (a pack's, or a plan's with its period bound): the
+    outcome and the credits added."""
+
+    async def __call__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        /,
+        *,
+        user_id: int,
+        charge_id: str,
+        payload: str,
+        stars: int,
+    ) -> tuple[Paid, int]: ...
+
+
+async def record_and_thank(
+    message: Message,
+    user: User,
+    sessions: async_sessionmaker[AsyncSession],
+    allowance: Allowance,
+    record: RecordPayment,
+    thanks: str,
+    **values: str,
+) -> None:
+    """Record the message's successful payment and answer it with `thanks` (given the credits
+    added, the balance now and `values`). Only the update that credited it is answered: one
+    Telegram repeats credits nothing and was thanked the first time."""
+    payment = message.successful_payment
+    assert payment is not None
+    outcome, amount = await record(
+        sessions,
+        user_id=user.id,
+        charge_id=payment.telegram_payment_charge_id,
+        payload=payment.invoice_payload,
+        stars=payment.total_amount,
+    )
+    if outcome != Paid.CREDITED:
+        return
+    account = await account_of(sessions, user.id, allowance.free_per_day, last=0)
+    await message.answer(_(thanks, credits=amount, balance=account.balance.total, **values))
 
 
 def balance_text(account: Account, free_per_day: int) -> str:

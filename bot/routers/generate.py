@@ -10,6 +10,7 @@ from aiogram.types import Message, Update
 from bot.filters import PlainText
 from bot.i18n import _
 from bot.launch import Launcher
+from bot.launch_from import launch_from_message
 from core.domain.catalog import Mode
 from core.domain.models import User
 from core.jobs.start import JobRequest, Refusal, check_prompt
@@ -64,11 +65,4 @@ async def _generate(
         )
         await message.answer(_(key, **refusal.values))
         return
-    await launcher.launch(
-        message.bot,  # type: ignore[arg-type]
-        message.chat.id,
-        user,
-        request,
-        ack_message_id=message.message_id,
-        update_id=update.update_id,
-    )
+    await launch_from_message(launcher, message, user, request, update.update_id)

@@ -14,12 +14,18 @@ from aiogram.filters import Command, Filter
 from aiogram.types import CallbackQuery, Message, PreCheckoutQuery
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.credit_messages import BuyButton, balance_text, send_invoice, send_offer
+from bot.credit_messages import (
+    BuyButton,
+    balance_text,
+    record_and_thank,
+    send_invoice,
+    send_offer,
+)
 from bot.i18n import _
 from core.domain.catalog import catalog
 from core.domain.credits import Allowance
 from core.domain.models import User
-from core.domain.payments import Paid, account_of, checkout_pack, record_payment
+from core.domain.payments import account_of, checkout_pack, record_payment
 
 router = Router(name="payments")
 
@@ -62,25 +68,7 @@ async def paid(
     sessions: async_sessionmaker[AsyncSession],
     allowance: Allowance,
 ) -> None:
-    payment = message.successful_payment
-    assert payment is not None
-    outcome, amount = await record_payment(
-        sessions,
-        user_id=user.id,
-        charge_id=payment.telegram_payment_charge_id,
-        payload=payment.invoice_payload,
-        stars=payment.total_amount,
-    )
-    if outcome != Paid.CREDITED:
-        return  # a repeated update: the first one said thank you
-    account = await account_of(sessions, user.id, allowance.free_per_day, last=0)
-    await message.answer(
-        _(
-            "payment_done",
-            credits=amount,
-            balance=account.balance.total,
-        )
-    )
+    await record_and_thank(message, user, sessions, allowance, record_payment, "payment_done")
 
 
 @router.message(Command("balance"))

@@ -18,6 +18,7 @@ from bot.filters import Picture, PlainText
 from bot.i18n import _, error_text
 from bot.keyboards import PhotoButton, PhotoChoice, photo_keyboard
 from bot.launch import Launcher
+from bot.launch_from import launch_from_message
 from core.domain.catalog import MAX_INPUT_SIDE, Mode, catalog
 from core.domain.models import User
 from core.domain.preferences import preferences_of
@@ -214,20 +215,7 @@ async def _launch_photos(
         key = "album_first_photo" if len(used) == 1 else "album_first_photos"
         await message.answer(_(key, model=model.title, count=len(used), sent=len(photos)))
     request = JobRequest(mode=mode, prompt=prompt, options=_input(used), model=model)
-    await _launch(message, user, launcher, request, update_id)
-
-
-async def _launch(
-    message: Message, user: User, launcher: Launcher, request: JobRequest, update_id: int
-) -> None:
-    await launcher.launch(
-        message.bot,  # type: ignore[arg-type]
-        message.chat.id,
-        user,
-        request,
-        update_id=update_id,
-        ack_message_id=message.message_id,
-    )
+    await launch_from_message(launcher, message, user, request, update_id)
 
 
 def _input(photos: list[dict[str, Any]]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from bot.filters import addressed
 from bot.i18n import _
 from bot.job_messages import Action, JobButton, show_again
 from bot.launch import Launcher
+from bot.launch_from import launch_from_message
 from bot.routers.photos import _check, _refusal_text, photo_of
 from bot.routers.results import RESULT_TTL, _result_urls
 from core.domain.models import Job, User, utcnow
@@ -93,14 +94,7 @@ async def on_reply(
     except Refusal as refusal:
         await message.reply(_(refusal.key, **refusal.values))
         return
-    await launcher.launch(
-        message.bot,  # type: ignore[arg-type]
-        message.chat.id,
-        user,
-        request,
-        update_id=event_update.update_id,
-        ack_message_id=message.message_id,
-    )
+    await launch_from_message(launcher, message, user, request, event_update.update_id)
 
 
 async def _picture(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.i18n import _
 from bot.job_messages import Action, JobButton, remove_status, show_cancelled
 from bot.launch import Launcher
+from bot.launch_from import launch_from_button
 from bot.routers.photos import PhotoFlow
 from bot.routers.styles import ask_style
 from core.domain.catalog import Mode, catalog
@@ -59,13 +60,7 @@ async def on_job_button(
         return
     if callback_data.action == Action.REGENERATE:
         await query.answer()
-        await launcher.launch(
-            query.bot,  # type: ignore[arg-type]
-            job.chat_id,
-            user,
-            again(job),
-            update_id=event_update.update_id,
-        )
+        await launch_from_button(launcher, query, job, user, again(job), event_update.update_id)
         return
     if callback_data.action in (Action.IMPROVE, Action.MY_WORDS):
         improve = callback_data.action == Action.IMPROVE
@@ -73,13 +68,7 @@ async def on_job_button(
         if improve and await _withdraw_unsent(launcher, job):
             await remove_status(query.bot, job)  # type: ignore[arg-type]
         request = _same(job, {"improve": improve})
-        await launcher.launch(
-            query.bot,  # type: ignore[arg-type]
-            job.chat_id,
-            user,
-            request,
-            update_id=event_update.update_id,
-        )
+        await launch_from_button(launcher, query, job, user, request, event_update.update_id)
         return
     if callback_data.action == Action.STYLE:
         await query.answer()
@@ -97,13 +86,7 @@ async def on_job_button(
     elif callback_data.action == Action.ANIMATE:
         prompt = job.prompt or _("animate_default_prompt")
         request = JobRequest(mode="image_to_video", prompt=prompt, options={"image_url": urls[0]})
-        await launcher.launch(
-            query.bot,  # type: ignore[arg-type]
-            job.chat_id,
-            user,
-            request,
-            update_id=event_update.update_id,
-        )
+        await launch_from_button(launcher, query, job, user, request, event_update.update_id)
     else:
         await _send_originals(query.bot, job.chat_id, urls)  # type: ignore[arg-type]
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import _
 from bot.launch import Launcher
+from bot.launch_from import launch_from_button
 from core.domain.catalog import STYLE_MODES, Mode, catalog
 from core.domain.models import Job, User
 from core.domain.preferences import change_preferences, preferences_of
@@ -135,12 +136,8 @@ async def apply_style(
         await query.answer(_("job_not_yours"), show_alert=True)
         return
     await query.answer()
-    await launcher.launch(
-        query.bot,  # type: ignore[arg-type]
-        job.chat_id,
-        user,
-        restyled(job, style.id),
-        update_id=event_update.update_id,
+    await launch_from_button(
+        launcher, query, job, user, restyled(job, style.id), event_update.update_id
     )
 
 

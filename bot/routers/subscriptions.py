@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -25,12 +26,13 @@ from aiogram.types import (
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.credit_messages import record_and_thank
 from bot.i18n import _
 from core.domain import subscriptions
 from core.domain.catalog import Plan, catalog
 from core.domain.credits import Allowance
 from core.domain.models import Subscription, User
-from core.domain.payments import CURRENCY, Paid, account_of
+from core.domain.payments import CURRENCY
 
 log = logging.getLogger(__name__)
 
@@ -171,23 +173,8 @@ async def paid(
     assert payment is not None
     ends = payment.subscription_expiration_date
     expires_at = datetime.fromtimestamp(ends, UTC) if ends else None
-    outcome, amount = await subscriptions.record_payment(
-        sessions,
-        user_id=user.id,
-        charge_id=payment.telegram_payment_charge_id,
-        payload=payment.invoice_payload,
-        stars=payment.total_amount,
-        expires_at=expires_at,
-        first=bool(payment.is_first_recurring),
-    )
-    if outcome != Paid.CREDITED:
-        return  # a repeated update: the first one said so
-    account = await account_of(sessions, user.id, allowance.free_per_day, last=0)
-    await message.answer(
-        _(
-            "subscription_started" if payment.is_first_recurring else "subscription_renewed",
-            credits=amount,
-            date=_day(expires_at) if expires_at else "—",
-            balance=account.balance.total,
-        )
-    )
+    first = bool(payment.is_first_recurring)
+    record = partial(subscriptions.record_payment, expires_at=expires_at, first=first)
+    thanks = "subscription_started" if first else "subscription_renewed"
+    date = _day(expires_at) if expires_at else "—"
+    await record_and_thank(message, user, sessions, allowance, record, thanks, date=date)

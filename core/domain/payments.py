@@ -12,8 +12,10 @@ credits nothing more.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,19 +44,38 @@ def offered_credits(payload: str, kind: str = "pack") -> tuple[str, int] | None:
     return parts[1], int(parts[2])
 
 
-def checkout_pack(payload: str, currency: str, total_amount: int) -> Pack | None:
-    """The pack a pre-checkout query buys, if it is still sold on the same terms."""
-    offered = offered_credits(payload)
-    pack = catalog().pack(offered[0]) if offered else None
+class Sold(Protocol):
+    """What an invoice sells: a pack or a plan, its credits and its price in Stars."""
+
+    credits: int
+    stars: int
+
+
+S = TypeVar("S", bound=Sold)
+
+
+def checkout(
+    find: Callable[[str], S | None], kind: str, payload: str, currency: str, total_amount: int
+) -> S | None:
+    """What a pre-checkout query pays for, if it is still sold on the same terms (same
+    credits, same Stars): `find` looks a pack or a plan up by the id its payload of `kind`
+    names. One check for both, so packs and plans are refused alike."""
+    offered = offered_credits(payload, kind)
+    sold = find(offered[0]) if offered else None
     ok = (
-        pack is not None
+        sold is not None
         and offered is not None
-        and pack.credits == offered[1]
+        and sold.credits == offered[1]
         and currency == CURRENCY
-        and pack.stars == total_amount
+        and sold.stars == total_amount
     )
     PAYMENTS.labels("pre_checkout_ok" if ok else "pre_checkout_refused").inc()
-    return pack if ok else None
+    return sold if ok else None
+
+
+def checkout_pack(payload: str, currency: str, total_amount: int) -> Pack | None:
+    """The pack a pre-checkout query buys, if it is still sold on the same terms."""
+    return checkout(catalog().pack, "pack", payload, currency, total_amount)
 
 
 async def record_payment(

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.domain import credits
 from core.domain.catalog import Plan, catalog
 from core.domain.models import Reason, Subscription, utcnow
-from core.domain.payments import CURRENCY, Paid, offered_credits
+from core.domain.payments import Paid, checkout, offered_credits
 from core.infra.metrics import CREDITS_BOUGHT, PAYMENTS, STARS_EARNED
 
 log = logging.getLogger(__name__)
@@ -36,17 +36,7 @@ PERIOD_SECONDS = int(PERIOD.total_seconds())
 
 def checkout_plan(payload: str, currency: str, total_amount: int) -> Plan | None:
     """The plan a pre-checkout query subscribes to, if it is still sold on the same terms."""
-    offered = offered_credits(payload, "plan")
-    plan = catalog().plan(offered[0]) if offered else None
-    ok = (
-        plan is not None
-        and offered is not None
-        and plan.credits == offered[1]
-        and currency == CURRENCY
-        and plan.stars == total_amount
-    )
-    PAYMENTS.labels("pre_checkout_ok" if ok else "pre_checkout_refused").inc()
-    return plan if ok else None
+    return checkout(catalog().plan, "plan", payload, currency, total_amount)
 
 
 async def record_payment(

@@ -30,11 +30,9 @@ from core.infra.config import Config
 from core.jobs import fal_result, lifecycle
 from core.jobs.queries import get_job
 from core.jobs.queue import queue_of
-from core.resources import create_redis
 from core.telegram.limits import EARLY_RETURN, TelegramLimiter
 from sandbox.fal.webhooks import Signer
-from sandbox.redis_server import PrivateRedis
-from sandbox.stack import TEST_SECRET, TEST_TOKEN
+from sandbox.stack import TEST_TOKEN
 from tests.builders import a_job
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -44,31 +42,10 @@ JWKS_URL = "http://fal.test/.well-known/jwks.json"
 pytestmark = pytest.mark.parametrize("database_kind", ["postgresql"], scope="module")
 
 
-@pytest.fixture
-def config(migrated_url: str, own_redis: PrivateRedis) -> Config:
-    return Config(
-        _env_file=None,  # type: ignore[call-arg]
-        TELEGRAM_BOT_TOKEN=TEST_TOKEN,
-        TELEGRAM_WEBHOOK_SECRET=TEST_SECRET,
-        PUBLIC_URL="https://kadr.example",
-        DATABASE_URL=migrated_url,
-        REDIS_URL=own_redis.url,
-    )
-
-
 @pytest.fixture(autouse=True)
 async def known_user(sessions: Sessions) -> None:
     async with sessions() as session:
         await touch_user(session, user_id=USER, username=None, first_name=None, language_code="en")
-
-
-@pytest.fixture
-async def arq_redis(config: Config) -> AsyncIterator[ArqRedis]:
-    redis = create_redis(config.REDIS_URL)
-    await redis.flushdb()
-    yield redis
-    await redis.flushdb()
-    await redis.aclose()
 
 
 @pytest.fixture

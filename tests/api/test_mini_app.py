@@ -25,11 +25,9 @@ from core.domain.users import touch_user
 from core.infra.config import Config
 from core.jobs import lifecycle
 from core.jobs.queries import get_job
-from core.resources import create_redis
 from core.telegram.limits import TelegramLimiter
 from core.telegram.outbox import Outbox
-from sandbox.redis_server import PrivateRedis
-from sandbox.stack import TEST_SECRET, TEST_TOKEN
+from sandbox.stack import TEST_TOKEN
 from sandbox.telegram.state import User as TelegramUser
 from sandbox.telegram.web_app import init_data
 from tests.builders import a_job
@@ -39,25 +37,7 @@ Sessions = async_sessionmaker[AsyncSession]
 _people = itertools.count(8101, 2)
 OTHER_TOKEN = "987654321:AAE-another-bots-token-0123456789ab"
 MAX_AGE = 3600
-
-
-@pytest.fixture
-def config(migrated_url: str, own_redis: PrivateRedis) -> Config:
-    return Config(
-        _env_file=None,  # type: ignore[call-arg]
-        TELEGRAM_BOT_TOKEN=TEST_TOKEN,
-        TELEGRAM_WEBHOOK_SECRET=TEST_SECRET,
-        PUBLIC_URL="https://kadr.example",
-        DATABASE_URL=migrated_url,
-        REDIS_URL=own_redis.url,
-        MINI_APP_INIT_DATA_MAX_AGE=MAX_AGE,
-    )
-
-
-@pytest.fixture(scope="module")
-def database_kind() -> str:
-    """`sessions` open the module's PostgreSQL database, the one `config` names."""
-    return "postgresql"
+CONFIG = {"MINI_APP_INIT_DATA_MAX_AGE": MAX_AGE}  # on the config of tests/api/conftest.py
 
 
 @pytest.fixture
@@ -70,15 +50,6 @@ async def people(sessions: Sessions) -> tuple[int, int]:
                 session, user_id=user, username=None, first_name="A", language_code="en"
             )
     return ann, ann + 1
-
-
-@pytest.fixture
-async def arq_redis(config: Config) -> AsyncIterator[ArqRedis]:
-    redis = create_redis(config.REDIS_URL)
-    await redis.flushdb()
-    yield redis
-    await redis.flushdb()
-    await redis.aclose()
 
 
 @pytest.fixture
