@@ -153,6 +153,11 @@ class Deployment:
         return self.stack.api_url
 
     @property
+    def bot_api_url(self) -> str:
+        """Where the webhook's answers run, as Telegram runs them: the stand-in's Bot API."""
+        return f"{self.stack.telegram_url}/bot{TEST_TOKEN}"
+
+    @property
     def baseline_url(self) -> str:
         return f"http://127.0.0.1:{self.baseline_port}"
 

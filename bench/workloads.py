@@ -351,7 +351,9 @@ def _distinct_jobs(posts: Sequence[Post]) -> int:
 
 
 def _post(context: Context, schedule: list[tuple[float, Update]]) -> list[Post]:
-    return asyncio.run(open_loop(context.webhook_url, schedule))
+    return asyncio.run(
+        open_loop(context.webhook_url, schedule, replies_to=context.deployment.bot_api_url)
+    )
 
 
 def uniform_burst(
@@ -681,7 +683,9 @@ async def _with_faults(
             fault.notes.append(f"{fault.name}: {note}")
 
     injections = [asyncio.create_task(inject(fault)) for fault in faults]
-    posts = await open_loop(context.webhook_url, schedule)
+    posts = await open_loop(
+        context.webhook_url, schedule, replies_to=context.deployment.bot_api_url
+    )
     await asyncio.gather(*injections)
     return posts
 

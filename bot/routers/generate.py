@@ -9,6 +9,7 @@ from aiogram.types import Message, Update
 
 from bot.filters import PlainText
 from bot.i18n import _
+from bot.job_messages import unseen
 from bot.launch import Launcher
 from core.domain.catalog import Mode
 from core.domain.models import User
@@ -69,6 +70,6 @@ async def _generate(
         message.chat.id,
         user,
         request,
-        ack_message_id=message.message_id,
+        ack_message_id=unseen(message),
         update_id=update.update_id,
     )

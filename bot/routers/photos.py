@@ -16,6 +16,7 @@ from aiogram.types import CallbackQuery, Message, Update
 
 from bot.filters import Picture, PlainText
 from bot.i18n import _, error_text
+from bot.job_messages import unseen
 from bot.keyboards import PhotoButton, PhotoChoice, photo_keyboard
 from bot.launch import Launcher
 from core.domain.catalog import MAX_INPUT_SIDE, Mode, catalog
@@ -226,7 +227,7 @@ async def _launch(
         user,
         request,
         update_id=update_id,
-        ack_message_id=message.message_id,
+        ack_message_id=unseen(message),
     )
 
 

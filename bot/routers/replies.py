@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.filters import addressed
 from bot.i18n import _
-from bot.job_messages import Action, JobButton, show_again
+from bot.job_messages import Action, JobButton, show_again, unseen
 from bot.launch import Launcher
 from bot.routers.photos import _check, _refusal_text, photo_of
 from bot.routers.results import RESULT_TTL, _result_urls
@@ -99,7 +99,7 @@ async def on_reply(
         user,
         request,
         update_id=event_update.update_id,
-        ack_message_id=message.message_id,
+        ack_message_id=unseen(message),
     )
 
 
