@@ -162,6 +162,7 @@ async def _load(
     striking = asyncio.create_task(_strike_all(chaos, strikes, sizes.chaos_down))
     url = f"{chaos.deployment.api_url}/webhooks/telegram"
     schedule = at_rate(updates, sizes.chaos_rate)
+    chaos.deployment.file_messages(update.body for update in updates)
     replies_to = chaos.deployment.bot_api_url
     posts = await open_loop(url, schedule, pauses=DOUBLING, replies_to=replies_to)
     return posts, await striking
