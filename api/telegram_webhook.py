@@ -2,7 +2,9 @@
 
 The webhook only stores: once the update is in the durable inbox (core.telegram.inbox) Telegram
 gets its 200, and handlers take it from there in whatever process runs them. It never waits for a
-handler.
+handler. A private chat's prompt or photo gets its 👀 in that 200's body (core.telegram.seen), so
+the user sees it was taken however long the handlers' line is; a copy of an update gets it too,
+as Telegram sends one only when it never got (nor ran) the first answer.
 
 It is plain ASGI in front of the FastAPI application, not a route nor one of its middlewares:
 it is the one path that runs per update, and FastAPI's routing, dependency solving and the
@@ -28,6 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 from api.rate_limits import TOO_MANY, AddressLimit
 from core.infra.metrics import TELEGRAM_UPDATES, TELEGRAM_WEBHOOK_SECONDS
 from core.telegram.inbox import Inbox, InvalidUpdate, partition_of, update_id_of
+from core.telegram.seen import reaction_answer, seen_on_receipt
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +62,14 @@ class Refused(Exception):
         self.outcome = outcome
 
 
-def _answer(status: int, payload: dict[str, str]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    body = json.dumps(payload).encode()
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _answer(status: int, payload: dict[str, str]) -> Answer:
+    return _json(status, json.dumps(payload).encode())
+
+
+def _json(status: int, body: bytes) -> Answer:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     return status, headers, body
 
@@ -93,7 +102,7 @@ class TelegramWebhook:
             status, headers, body = FLOODED
         else:
             try:
-                status, headers, body = STORED[await self._store(scope, receive)]
+                status, headers, body = await self._store(scope, receive)
             except Refused as refused:
                 if refused.outcome is not None:
                     TELEGRAM_UPDATES.labels(refused.outcome, "rejected").inc()
@@ -102,8 +111,9 @@ class TelegramWebhook:
         await send({"type": "http.response.body", "body": body})
         TELEGRAM_WEBHOOK_SECONDS.observe(time.perf_counter() - started)
 
-    async def _store(self, scope: Scope, receive: Receive) -> bool:
-        """True: stored; False: a copy of one stored before. Refused otherwise."""
+    async def _store(self, scope: Scope, receive: Receive) -> Answer:
+        """The 200 for an update stored now or before (a copy), with the reaction it earns.
+        Refused otherwise."""
         webhook: WebhookState = self.app.state.telegram_webhook
         headers = dict(scope["headers"])
         if not hmac.compare_digest(headers.get(SECRET_HEADER, b""), webhook.secret):
@@ -127,7 +137,8 @@ class TelegramWebhook:
             log.warning("inbox unavailable for update %s (%s); answering 503", update_id, exc)
             raise Refused(503, "inbox unavailable") from None
         (ACCEPTED if stored else DUPLICATE).inc()
-        return stored
+        seen = seen_on_receipt(body)
+        return STORED[stored] if seen is None else _json(200, reaction_answer(*seen))
 
 
 def _parse(raw: bytes) -> Any:

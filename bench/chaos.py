@@ -161,7 +161,10 @@ async def _load(
     kills strike (in a thread: a restart blocks until the process answers)."""
     striking = asyncio.create_task(_strike_all(chaos, strikes, sizes.chaos_down))
     url = f"{chaos.deployment.api_url}/webhooks/telegram"
-    posts = await open_loop(url, at_rate(updates, sizes.chaos_rate), pauses=DOUBLING)
+    schedule = at_rate(updates, sizes.chaos_rate)
+    chaos.deployment.file_messages(update.body for update in updates)
+    replies_to = chaos.deployment.bot_api_url
+    posts = await open_loop(url, schedule, pauses=DOUBLING, replies_to=replies_to)
     return posts, await striking
 
 

@@ -15,7 +15,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +151,18 @@ class Deployment:
     @property
     def api_url(self) -> str:
         return self.stack.api_url
+
+    @property
+    def bot_api_url(self) -> str:
+        """Where the webhook's answers run, as Telegram runs them: the stand-in's Bot API."""
+        return f"{self.stack.telegram_url}/bot{TEST_TOKEN}"
+
+    def file_messages(self, bodies: Iterable[bytes]) -> None:
+        """Files the messages of updates the driver is about to post to kadr at the stand-in,
+        as Telegram holds a message before it delivers it: a reaction on one finds it."""
+        messages = [m for body in bodies if (m := json.loads(body).get("message"))]
+        with contextlib.closing(self.telegram()) as telegram:
+            telegram.know(messages)
 
     @property
     def baseline_url(self) -> str:

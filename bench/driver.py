@@ -8,16 +8,20 @@ Like Telegram, the open loop delivers an update again when the webhook answered 
 2xx, or nothing (kadr's webhook answers 503 when the inbox cannot store it), so an outage costs
 time, not the update; its latency runs from the first due moment to the 200. The pauses
 between deliveries are the caller's: every second by default, Telegram's doubling ones for
-the chaos step, whose api is down for seconds at a time.
+the chaos step, whose api is down for seconds at a time. Like Telegram too, it runs a method
+call given in a 2xx answer's body (kadr's 👀 on a private prompt) at the Bot API named by
+`replies_to`, the stand-in's, which so records it like any call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -65,15 +69,31 @@ def _session(connections: int, source: str | None = None) -> aiohttp.ClientSessi
 
 
 async def _post(
-    session: aiohttp.ClientSession, url: str, update: Update, due_wall: float, due_mono: float
+    session: aiohttp.ClientSession,
+    url: str,
+    update: Update,
+    due_wall: float,
+    due_mono: float,
+    replies_to: str | None = None,
 ) -> Post:
     try:
         async with session.post(url, data=update.body, headers=HEADERS) as response:
-            await response.read()
+            answer = await response.read()
             status: int | None = response.status
     except (aiohttp.ClientError, TimeoutError):
         return Post(update, due_wall, float("nan"), None)
-    return Post(update, due_wall, time.monotonic() - due_mono, status)
+    post = Post(update, due_wall, time.monotonic() - due_mono, status)
+    if replies_to is not None and post.ok and answer.startswith(b'{"method"'):
+        await _run_reply(session, replies_to, json.loads(answer))
+    return post
+
+
+async def _run_reply(session: aiohttp.ClientSession, bot_api: str, call: dict[str, Any]) -> None:
+    """As Telegram does with a webhook answer's method call: run it, tell no one how it went."""
+    method = call.pop("method")
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        async with session.post(f"{bot_api}/{method}", json=call) as response:
+            await response.read()
 
 
 async def _deliver(
@@ -82,15 +102,16 @@ async def _deliver(
     update: Update,
     due: tuple[float, float],
     pauses: Sequence[float],
+    replies_to: str | None,
 ) -> Post:
     """Post, and post again after each pause while the answer is not 2xx, as Telegram does.
     `due`: the wall-clock and monotonic moments the first post was due."""
-    post = await _post(session, url, update, *due)
+    post = await _post(session, url, update, *due, replies_to)
     for attempt, pause in enumerate(pauses, start=2):
         if post.status is not None and 200 <= post.status < 300:
             break
         await asyncio.sleep(pause)
-        post = await _post(session, url, update, *due)
+        post = await _post(session, url, update, *due, replies_to)
         post = Post(post.update, post.due, post.latency, post.status, attempt)
     return post
 
@@ -102,6 +123,7 @@ async def open_loop(
     connections: int = CONNECTIONS,
     deadline: float | None = None,
     pauses: Sequence[float] = EVERY_SECOND,
+    replies_to: str | None = None,
 ) -> list[Post]:
     """Post each update at its offset (seconds from now); returns one Post per update."""
     last = max((offset for offset, _ in schedule), default=0.0)
@@ -115,7 +137,8 @@ async def open_loop(
             if delay > 0:
                 await asyncio.sleep(delay)
             due = (start_wall + offset, start_mono + offset)
-            tasks.append(asyncio.create_task(_deliver(session, url, update, due, pauses)))
+            delivery = _deliver(session, url, update, due, pauses, replies_to)
+            tasks.append(asyncio.create_task(delivery))
         remaining = max(1.0, start_mono + limit - time.monotonic())
         done, pending = await asyncio.wait(tasks, timeout=remaining)
         for task in pending:

@@ -351,7 +351,10 @@ def _distinct_jobs(posts: Sequence[Post]) -> int:
 
 
 def _post(context: Context, schedule: list[tuple[float, Update]]) -> list[Post]:
-    return asyncio.run(open_loop(context.webhook_url, schedule))
+    context.deployment.file_messages(update.body for _, update in schedule)
+    return asyncio.run(
+        open_loop(context.webhook_url, schedule, replies_to=context.deployment.bot_api_url)
+    )
 
 
 def uniform_burst(
@@ -680,8 +683,11 @@ async def _with_faults(
         if note:
             fault.notes.append(f"{fault.name}: {note}")
 
+    context.deployment.file_messages(update.body for _, update in schedule)
     injections = [asyncio.create_task(inject(fault)) for fault in faults]
-    posts = await open_loop(context.webhook_url, schedule)
+    posts = await open_loop(
+        context.webhook_url, schedule, replies_to=context.deployment.bot_api_url
+    )
     await asyncio.gather(*injections)
     return posts
 

@@ -19,7 +19,7 @@ from aiogram import Bot
 from aiogram.filters import Filter
 from aiogram.types import Message
 
-PRIVATE = "private"
+from core.telegram.seen import PRIVATE
 
 
 async def addressed(message: Message, bot: Bot, text: str) -> str | None:

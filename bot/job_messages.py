@@ -9,8 +9,9 @@ keep working after a restart and on any process.
 Progress edits are a courtesy: they go only when a Telegram send moment is free now and no
 result waits to be sent, at most once every `refresh_every` seconds per job (Telegram's pace
 for one chat, and what a user can read), and a failed edit never fails the job. At a peak a
-prompt gets a reaction instead of a status message (`acknowledge`): the reaction is not a
-message, so it costs none of the bot's 30 messages a second that the results need.
+prompt gets a reaction instead of a status message: the reaction is not a message, so it costs
+none of the bot's 30 messages a second that the results need. In a private chat the webhook
+gave it already (core/telegram/seen.py); in a group the handler does (`acknowledge`).
 
 Texts are in the job's language (`use_locale(job.language)` here, once per function): the
 workers that call this have no user's update to take a language from.
@@ -30,6 +31,7 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     InputMediaDocument,
     InputMediaPhoto,
+    Message,
     ReactionTypeEmoji,
 )
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -41,6 +43,7 @@ from core.domain.models import Job
 from core.jobs.estimate import Figures, eta, rounded
 from core.jobs.output import output_of
 from core.telegram.outbox import Outbox, SendSkipped
+from core.telegram.seen import PRIVATE, SEEN_EMOJI
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,6 @@ CAPTION_LIMIT = 1024
 #: group (20 messages a minute for the whole group, shared by everyone's jobs there).
 REFRESH_PRIVATE = 5.0
 REFRESH_GROUP = 15.0
-#: The reaction that says "got it, working on it" where a status message would cost a send.
-ACK_EMOJI = "👀"
 #: The last text shown on a job's status message (an edit that changes nothing is skipped:
 #: Telegram refuses it), and the mark that an edit went less than `refresh_every` ago.
 SHOWN_PREFIX = "kadr:status-text:"
@@ -235,12 +236,18 @@ async def post_status(bot: Bot, job: Job, text: str) -> int | None:
     return status.message_id
 
 
+def unseen(message: Message) -> int | None:
+    """The message a launch reacts to when it sends no status message: none in a private
+    chat, where the webhook reacted as it stored the message."""
+    return None if message.chat.type == PRIVATE else message.message_id
+
+
 async def acknowledge(bot: Bot, chat_id: int, message_id: int) -> None:
     """A reaction on the user's message: seen, the job is on its way. A courtesy: when
     Telegram refuses it (reactions off in that chat), the job goes on."""
     try:
         await bot.set_message_reaction(
-            chat_id, message_id, reaction=[ReactionTypeEmoji(emoji=ACK_EMOJI)]
+            chat_id, message_id, reaction=[ReactionTypeEmoji(emoji=SEEN_EMOJI)]
         )
     except TelegramAPIError as exc:
         log.info("no reaction on message %s in chat %s: %s", message_id, chat_id, exc)

@@ -16,7 +16,8 @@ again (a no-op) instead of making a second one.
 A status message is sent only when it would arrive well before the result
 (`worth_a_status`): at a peak, when sends are booked seconds ahead, it would cost one of the
 bot's 30 sends a second that a result needs and come just before the picture. The user's
-message then gets a reaction instead, which is not a message (`bot/job_messages.acknowledge`).
+message has a reaction instead, which is not a message: given by the webhook in a private chat
+(core/telegram/seen.py), by the launch in a group (`bot/job_messages.acknowledge`).
 The choice is kept per job, so a handler run again makes the same one (the replay rule).
 """
 
@@ -94,7 +95,8 @@ class Launcher:
         """The job, or None when it was refused (the user has been told why). `update_id`:
         the Telegram update that asked for it, which names the job (see above); None for a
         request that came another way (the Mini App), which gets a job of its own.
-        `ack_message_id`: the user's message to react to when no status message goes."""
+        `ack_message_id`: the user's message to react to when no status message goes (None
+        where the webhook reacted to it already, `bot/job_messages.unseen`)."""
         job = plan_job(user, chat_id=chat_id, request=request, update_id=update_id)
         existing = await recorded(self.sessions, job.id)
         if existing is not None:

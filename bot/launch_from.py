@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiogram.types import CallbackQuery, Message
 
+from bot.job_messages import unseen
 from bot.launch import Launcher
 from core.domain.models import Job, User
 from core.jobs.start import JobRequest
@@ -15,14 +16,15 @@ async def launch_from_message(
     launcher: Launcher, message: Message, user: User, request: JobRequest, update_id: int
 ) -> Job | None:
     """A job the user's message asked for: its answers go to the message's chat, and the
-    message is what gets the reaction when no status message goes."""
+    message is what gets the reaction when no status message goes, unless the webhook gave
+    it one already (`unseen`)."""
     return await launcher.launch(
         message.bot,  # type: ignore[arg-type]
         message.chat.id,
         user,
         request,
         update_id=update_id,
-        ack_message_id=message.message_id,
+        ack_message_id=unseen(message),
     )
 
 

@@ -85,6 +85,10 @@ class TelegramSandbox(_Control):
             timeout,
         )
 
+    def know(self, messages: list[dict[str, Any]]) -> None:
+        """Files messages the caller posts to the bot itself (the stand-in's `/messages`)."""
+        self._call("POST", "/messages", json={"messages": messages})
+
     def send_message(self, user_id: int, text: str, **fields: Any) -> Record:
         return self._call(
             "POST", "/send_message", json={"user_id": user_id, "text": text, **fields}

@@ -77,6 +77,11 @@ class Chat:
         self.changed(self.last_message_id)
         return message
 
+    def know(self, message: dict[str, Any]) -> None:
+        """A message the user sent that reached the bot without the stand-in (`/messages`)."""
+        self.messages[message["message_id"]] = message
+        self.last_message_id = max(self.last_message_id, message["message_id"])
+
     def changed(self, message_id: int) -> None:
         self.feed.publish(self.id, "message", message_id=message_id)
 

@@ -25,6 +25,7 @@ from core.domain.users import touch_user
 from core.infra.config import Config
 from core.jobs import lifecycle
 from core.jobs.queries import get_job
+from core.resources import create_redis
 from core.telegram.limits import TelegramLimiter
 from core.telegram.outbox import Outbox
 from sandbox.stack import TEST_TOKEN

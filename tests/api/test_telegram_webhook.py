@@ -51,7 +51,7 @@ async def stored(redis: Redis) -> list[dict[str, Any]]:
 async def test_an_update_is_stored_once_in_its_chats_partition(
     client: httpx.AsyncClient, redis: Redis
 ) -> None:
-    update = message(9_100_001, 4242, "a red fox")
+    update = message(9_100_001, 4242, "/start")
     first = await client.post("/webhooks/telegram", json=update, headers=HEADERS)
     again = await client.post("/webhooks/telegram", json=update, headers=HEADERS)
     assert (first.status_code, first.json()) == (200, {"status": "accepted"})
@@ -59,6 +59,52 @@ async def test_an_update_is_stored_once_in_its_chats_partition(
     assert await stored(redis) == [update]
     partition = partition_of(update, 9_100_001)
     assert await redis.llen(f"kadr:inbox:{partition}") == 1  # type: ignore[misc]
+
+
+def seen(update: dict[str, Any]) -> dict[str, Any]:
+    """The answer that has Telegram put 👀 on the update's message."""
+    return {
+        "method": "setMessageReaction",
+        "chat_id": update["message"]["chat"]["id"],
+        "message_id": update["message"]["message_id"],
+        "reaction": [{"type": "emoji", "emoji": "👀"}],
+    }
+
+
+def in_group(update: dict[str, Any]) -> dict[str, Any]:
+    update["message"]["chat"] = {"id": -100_42, "type": "supergroup", "title": "G"}
+    return update
+
+
+def photo(update: dict[str, Any]) -> dict[str, Any]:
+    del update["message"]["text"]
+    update["message"]["photo"] = [
+        {"file_id": "p1", "file_unique_id": "u1", "width": 640, "height": 480}
+    ]
+    return update
+
+
+@pytest.mark.parametrize(
+    ("update", "reacted"),
+    [
+        (message(9_100_011, 4242, "a red fox"), True),
+        (photo(message(9_100_012, 4242)), True),
+        (message(9_100_013, 4242, "/balance"), False),
+        (in_group(message(9_100_014, 4242, "@kadr_bot a red fox")), False),
+    ],
+    ids=["private prompt", "private photo", "command", "group"],
+)
+async def test_a_private_prompt_or_photo_is_answered_with_a_reaction_stored_or_copied(
+    client: httpx.AsyncClient, redis: Redis, update: dict[str, Any], reacted: bool
+) -> None:
+    """The 👀 rides in the 200's body (core/telegram/seen.py), for a copy too: Telegram sends
+    one only when it never got, so never ran, the first answer."""
+    first = await client.post("/webhooks/telegram", json=update, headers=HEADERS)
+    again = await client.post("/webhooks/telegram", json=update, headers=HEADERS)
+    expected = [seen(update)] * 2 if reacted else [{"status": "accepted"}, {"status": "duplicate"}]
+    assert [first.json(), again.json()] == expected
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert await stored(redis) == [update]
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """One message per job at a peak (bot/launch.py): a prompt gets a status message with where
-it stands while sends are not booked ahead; once they are, a reaction on the user's message
-instead, which is not a message and costs none of the bot's 30 sends a second."""
+it stands while sends are not booked ahead; once they are, only a reaction on the user's
+message, which is not a message and costs none of the bot's 30 sends a second (given by the
+webhook in a private chat, by the handler in a group)."""
 
 from __future__ import annotations
 
@@ -37,17 +38,30 @@ async def test_a_quiet_bot_posts_the_status_message(chat: Chat, launcher: Launch
     assert job.status_message_id is not None
 
 
-async def test_with_results_waiting_a_prompt_gets_a_reaction_instead(
+async def test_with_results_waiting_a_group_prompt_gets_a_reaction_instead(
     chat: Chat, launcher: Launcher
 ) -> None:
     for _ in range(300):  # ten seconds of results in line
         await launcher.limiter.place_in_line()
-    body = chat.message(text="a fox in the snow")
-    await chat.feed(body)
-    assert chat.calls("sendMessage") == []
-    [reaction] = chat.calls("setMessageReaction")
+    group = chat.in_group(-100_778)
+    body = group.message(text="@kadr_bot a fox in the snow")
+    await group.feed(body)
+    assert group.calls("sendMessage") == []
+    [reaction] = group.calls("setMessageReaction")
     assert reaction.message_id == body["message"]["message_id"]
     assert [r.emoji for r in reaction.reaction] == ["👀"]
+    [job] = await group.jobs()
+    assert job.status_message_id is None
+
+
+async def test_with_results_waiting_a_private_prompt_gets_nothing_more_than_its_webhook_reaction(
+    chat: Chat, launcher: Launcher
+) -> None:
+    """In a private chat the webhook's answer carried the 👀 (core/telegram/seen.py)."""
+    for _ in range(300):
+        await launcher.limiter.place_in_line()
+    await chat.say("a fox in the snow")
+    assert chat.calls("sendMessage") == chat.calls("setMessageReaction") == []
     [job] = await chat.jobs()
     assert job.status_message_id is None
 

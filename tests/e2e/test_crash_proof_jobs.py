@@ -545,7 +545,7 @@ async def test_a_server_restarted_mid_burst_holds_no_job_back(
     kadr.fal.configure(latency=FAL_SECONDS)
     kadr.telegram.fault(method="sendPhoto", status=None, delay=TELEGRAM_SECONDS, times=len(users))
     updates = [text_update(u, f"a harbour at dusk for user {u}") for u in users]
-    async with telegram_webhook(within=120) as webhook:
+    async with telegram_webhook(kadr.telegram, within=120) as webhook:
         arriving = asyncio.create_task(steadily(webhook, kadr.stack.api_url, updates))
         await asyncio.to_thread(
             wait_until,

@@ -36,7 +36,7 @@ from core.jobs.queue import queue_name
 from core.telegram.inbox import PARTITIONS, PREFIX, TRIES
 from sandbox.control import FalSandbox, Record, TelegramSandbox
 from sandbox.redis_server import PrivateRedis
-from sandbox.stack import KADR, TEST_SECRET, Service, Stack, free_port
+from sandbox.stack import KADR, TEST_SECRET, TEST_TOKEN, Service, Stack, free_port
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: Telegram's default for setWebhook's max_connections: updates in flight at once.
@@ -179,9 +179,11 @@ def button_update(user_id: int, message_id: int, data: str, n: int) -> dict[str,
 
 @dataclass
 class WebhookState:
-    """Telegram's side of the webhook: every update is posted until it gets a 2xx."""
+    """Telegram's side of the webhook: every update is posted until it gets a 2xx, and a
+    method call in the 2xx's body (kadr's 👀 on a private prompt) is run at the stand-in."""
 
     http: httpx.AsyncClient
+    bot_api: str
     deadline: float
     attempts: dict[int, list[int | None]] = field(default_factory=lambda: defaultdict(list))
     accepted: int = 0
@@ -199,6 +201,7 @@ class WebhookState:
                 status = None  # refused, reset, timed out: Telegram tries again
             tries.append(status)
             if status is not None and 200 <= status < 300:
+                await self._run_reply(response.json())
                 self.accepted += 1
                 if self.on_accept is not None:
                     self.on_accept(self.accepted)
@@ -208,16 +211,20 @@ class WebhookState:
                 raise AssertionError(f"update {update['update_id']} never stored: {tries}")
             await asyncio.sleep(min(0.1 * 2 ** (len(tries) - 1), 1.0))
 
+    async def _run_reply(self, answer: Any) -> None:
+        if isinstance(answer, dict) and isinstance(method := answer.pop("method", None), str):
+            await self.http.post(f"{self.bot_api}/{method}", json=answer)
+
     def resent(self) -> dict[int, list[int | None]]:
         """The updates that needed more than one post, with what each post got."""
         return {uid: tries for uid, tries in self.attempts.items() if len(tries) > 1}
 
 
 @contextlib.asynccontextmanager
-async def telegram_webhook(within: float = 90.0) -> Any:
+async def telegram_webhook(telegram: TelegramSandbox, within: float = 90.0) -> Any:
     limits = httpx.Limits(max_connections=TELEGRAM_CONNECTIONS)
     async with httpx.AsyncClient(timeout=10, limits=limits) as http:
-        yield WebhookState(http, time.monotonic() + within)
+        yield WebhookState(http, f"{telegram.base_url}/bot{TEST_TOKEN}", time.monotonic() + within)
 
 
 async def burst(webhook: WebhookState, url: str, updates: Iterable[dict[str, Any]]) -> None:
@@ -354,16 +361,17 @@ async def jobs_of(deploy: Deployment, users: Iterable[int]) -> list[Job]:
 
 def reacted(chats: Chats, user: int) -> list[Record]:
     """Reactions asked for: these updates come from the test's door, not from the stand-in,
-    which so has no message to put them on (400) but records each ask."""
+    which so has no message to put them on (400) but records each ask (the webhook's answers
+    run by the door included)."""
     return [r for r in chats.by_chat.get(user, []) if r["method"] == "setMessageReaction"]
 
 
 async def assert_one_outcome_each(
     deploy: Deployment, chats: Chats, users: range, prompts: dict[int, int]
 ) -> None:
-    """Every user got the picture with one status message (or, at a peak, a reaction on
-    their prompt instead), or one refusal and no picture; nobody got anything twice; and
-    there is one job per update that was not refused."""
+    """Every user got the picture (with at most one status message), or one refusal and no
+    picture; every prompt got one 👀 from the webhook's answer; nobody got anything twice;
+    and there is one job per update that was not refused."""
     failed = {u: chats.failures(u) for u in users if chats.failures(u)}
     assert not failed, f"{len(failed)} jobs failed, e.g. {list(failed.items())[:3]}"
     photos = {u: len(chats.sent(u, "sendPhoto")) for u in users}
@@ -374,17 +382,13 @@ async def assert_one_outcome_each(
     assert all(len(texts[u]) == 1 and not texts[u][0].startswith(STATUS_PREFIX) for u in refused)
     served = set(users) - refused
     jobs = await jobs_of(deploy, users)
-    unannounced = {
-        u
-        for u in served
-        if not (texts[u] and texts[u][0].startswith(STATUS_PREFIX)) and len(reacted(chats, u)) != 1
-    }
-    assert not unannounced, [
+    unseen = {u for u in users if len(reacted(chats, u)) != 1}
+    assert not unseen, [
         (
             [(r["method"], r["status"], r["params"].get("text")) for r in chats.by_chat[u]],
             [(job.status, job.status_message_id) for job in jobs if job.user_id == u],
         )
-        for u in sorted(unannounced)[:3]
+        for u in sorted(unseen)[:3]
     ]
     assert Counter(job.user_id for job in jobs) == Counter(served)
     assert sorted(job.update_id for job in jobs) == sorted(prompts[u] for u in served)  # type: ignore[type-var]
@@ -413,7 +417,7 @@ async def test_a_burst_survives_the_api_killed_mid_burst(deployment: Deployment)
         stack.service("api").kill()
         await asyncio.to_thread(stack.restart, "api")
 
-    async with telegram_webhook(within=120) as webhook:
+    async with telegram_webhook(deploy.telegram, within=120) as webhook:
         webhook.on_accept = trigger = Trigger(150, kill_and_restart)
         await burst(webhook, deploy.api_a_url, updates)
         assert trigger.task is not None
@@ -473,7 +477,7 @@ async def test_a_burst_survives_the_worker_killed_mid_handler(deployment: Deploy
     deploy, stack = deployment, deployment.stack
     chats = Chats(deploy.telegram)
     updates, prompts = prompt_burst(WORKER_KILL_USERS)
-    async with telegram_webhook() as webhook:
+    async with telegram_webhook(deploy.telegram) as webhook:
         await burst(webhook, deploy.api_a_url, updates)
 
     chats.wait(
@@ -531,7 +535,7 @@ async def test_two_apis_keep_each_chats_order(deployment: Deployment) -> None:
     webhooks = [deploy.api_a_url, deploy.api_b_url]
     steps = range(1, 6)
 
-    async with telegram_webhook() as webhook:
+    async with telegram_webhook(deploy.telegram) as webhook:
 
         async def chat_sends(chat: int) -> None:
             for n in steps:
@@ -560,10 +564,12 @@ async def test_two_apis_keep_each_chats_order(deployment: Deployment) -> None:
     for chat in ORDER_CHATS:
         in_order = [job.prompt for job in jobs if job.chat_id == chat]
         assert in_order == [f"step {n}" for n in steps], (chat, in_order)
-        # One status message each (or, at a peak, a reaction instead), no refusal.
+        # A 👀 on each prompt from the webhook's answer; at most a status message each (none
+        # at a peak); no refusal.
         texts = chats.texts(chat)
         assert all(text.startswith(STATUS_PREFIX) for text in texts), texts
-        assert len(texts) + len(reacted(chats, chat)) == len(steps)
+        assert len(texts) <= len(steps)
+        assert len(reacted(chats, chat)) == len(steps)
 
     [edit_job] = [job for job in jobs if job.chat_id == PHOTO_USER]
     photo_file = photo["update"]["message"]["photo"][-1]["file_id"]
@@ -597,7 +603,7 @@ async def test_redis_down_means_503_and_nothing_is_lost(deployment: Deployment) 
     def greeted() -> set[int]:
         return {u for u in REDIS_USERS if chats.texts(u)}
 
-    async with telegram_webhook() as webhook:
+    async with telegram_webhook(deploy.telegram) as webhook:
         await burst(webhook, deploy.api_a_url, first)
         chats.wait(lambda: len(greeted()) >= 5, 30, "the first greetings")
         deploy.redis.stop()

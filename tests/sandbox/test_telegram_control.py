@@ -572,3 +572,28 @@ async def test_a_reaction_is_no_message_and_is_one_of_telegrams_emoji(limited: B
         )
     with pytest.raises(TelegramBadRequest, match="message to react not found"):
         await limited.set_message_reaction(USER, 999_999, reaction=eyes)
+
+
+async def test_a_message_filed_without_a_delivery_can_be_reacted_to_and_replied_to(
+    bot: Bot, local_telegram: StandIn
+) -> None:
+    """A benchmark posts its users' updates to the bot itself and files their messages first
+    (`/messages`): the bot's reaction and reply then find them, as in Telegram."""
+    message = {
+        "message_id": 7,
+        "date": 1_700_000_000,
+        "chat": {"id": USER, "type": "private", "first_name": "Ann"},
+        "from": {"id": USER, "is_bot": False, "first_name": "Ann"},
+        "text": "a fox",
+    }
+    eyes = [ReactionTypeEmoji(emoji="👀")]
+    with pytest.raises(TelegramBadRequest, match="message to react not found"):
+        await bot.set_message_reaction(USER, 7, reaction=eyes)
+
+    assert await act(local_telegram, "messages", messages=[message]) == {"known": 1}
+
+    assert await bot.set_message_reaction(USER, 7, reaction=eyes)
+    reply = await bot.send_message(USER, "on it", reply_to_message_id=7)
+    assert reply.message_id == 8
+    bad = await local_telegram.control.post("/messages", json={"messages": [{"text": "x"}]})
+    assert bad.status_code == 400
