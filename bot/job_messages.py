@@ -103,10 +103,12 @@ def _keyboard(job: Job, actions: list[Action]) -> InlineKeyboardBuilder:
 
 
 def improvable(job: Job) -> bool:
-    """Whether ✨ Improve can help this job: a prompt the helper would rewrite, not yet it."""
+    """Whether ✨ Improve can help this job: a prompt the helper would rewrite, not yet it
+    (nor made again from its rewrite)."""
     return (
         job.mode in PROMPT_MODES
         and not job.options.get("improve")
+        and "improved_prompt" not in job.options
         and catalog().prompt_helper.helps(job.prompt)
     )
 

@@ -10,8 +10,8 @@ nothing is sent again: the webhook (the job id rides in its URL) completes the j
 sweeper fails it at its deadline. A job that starts from a user's photo first moves that
 photo to fal's storage (once: the URL is kept). A job with the prompt helper on or a style
 first settles the prompt fal gets (once: `prompt_sent` is kept): the helper's rewrite of the
-user's words (`workers/prompt_helper.py`, bounded: the words go when it fails), in the
-style's template.
+user's words (`workers/prompt_helper.py`, bounded: the words go when it fails, and the
+helper's price goes back), in the style's template.
 """
 
 from __future__ import annotations
@@ -166,18 +166,23 @@ async def _with_input_photo(services: Services, job: Job, model: ModelSpec) -> d
 async def _with_prompt(services: Services, job: Job, options: dict[str, Any]) -> dict[str, Any]:
     """The options with `prompt_sent` when the helper or a style changes the user's words:
     settled once and kept, so a task run again sends the same prompt without asking the LLM
-    again. `improved_prompt` is the helper's rewrite, when it gave one."""
+    again. `improved_prompt` is the helper's rewrite, when it gave one; when it did not, the
+    user's words go and the helper's price goes back with the settled prompt."""
     style = catalog().style(options.get("style"))
     if "prompt_sent" in options or not job.prompt or not (options.get("improve") or style):
         return options
     options = dict(options)
     words = job.prompt
+    unhelped = 0
     if options.get("improve"):
-        improved = await improved_prompt(services.fal, catalog().prompt_helper, job.prompt)
+        helper = catalog().prompt_helper
+        improved = await improved_prompt(services.fal, helper, job.prompt)
         if improved is not None:
             options["improved_prompt"] = words = improved
+        else:
+            unhelped = helper.price
     options["prompt_sent"] = style.render(words) if style else words
-    await lifecycle.record(services.resources.sessions, job, options=options)
+    await lifecycle.settle_prompt(services.resources.sessions, job, options, helper_price=unhelped)
     return options
 
 

@@ -3,7 +3,8 @@
 Each photo of an album is only recorded (no reply: the album is not complete yet); the
 update that says the album settled reads them all and goes on as one photo would: with a
 caption (Telegram puts it on one photo, usually the first), an edit of them all; without,
-the edit / retouch / animate choice, once.
+the edit / retouch / animate choice, once. A photo that comes after its album was taken is
+in none of that: the user is told, once per photo, to send it again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiogram.types import Message, Update
 from arq.connections import ArqRedis
 
 from bot.filters import addressed
+from bot.i18n import _
 from bot.launch import Launcher
 from bot.routers.photos import offer_or_start, photo_of
 from core.domain.catalog import MAX_ALBUM
@@ -54,11 +56,13 @@ async def on_album(
     redis: ArqRedis,
     event_update: Update,
 ) -> None:
-    pieces = (await Albums(redis).pieces(message.chat.id, media_group_id))[:MAX_ALBUM]
+    albums = Albums(redis)
+    pieces = (await albums.pieces(message.chat.id, media_group_id))[:MAX_ALBUM]
     captions = [piece.caption for piece in pieces if piece.caption]
     caption = await addressed(message, bot, captions[0] if captions else "")
     if caption is None or not pieces:
         return  # in a group, an album not meant for the bot
+    await albums.take(message.chat.id, media_group_id)
     photos = [piece.photo for piece in pieces]
     await offer_or_start(
         message, user, launcher, state, caption or None, photos, event_update.update_id
@@ -73,5 +77,7 @@ async def on_album_photo(message: Message, media_group_id: str, redis: ArqRedis)
         caption=message.caption,
         message=message.model_dump(mode="json", by_alias=True, exclude_none=True),
     )
-    await Albums(redis).record(message.chat.id, media_group_id, piece)
+    if await Albums(redis).record(message.chat.id, media_group_id, piece):
+        await message.reply(_("album_photo_late"))
+        return
     await enqueue_album(redis, message.chat.id, media_group_id)

@@ -29,7 +29,7 @@ from core.jobs import lifecycle
 from core.jobs.cancel import Cancelled, cancel_job
 from core.jobs.output import media_files, output_of
 from core.jobs.queries import get_job
-from core.jobs.start import JobRequest, options_again
+from core.jobs.start import JobRequest, options_again, prompt_again
 
 router = Router(name="results")
 
@@ -92,13 +92,14 @@ async def on_job_button(
 
 
 def again(job: Job) -> JobRequest:
-    """Same mode, model, prompt and options; a new seed so the result differs."""
-    return _same(job, {"seed": random.randint(0, MAX_SEED)})
+    """Same mode, model, prompt and options, and the same prompt to the model (the helper's
+    rewrite is not asked for again); a new seed so the result differs."""
+    return _same(job, {**prompt_again(job), "seed": random.randint(0, MAX_SEED)})
 
 
 def _same(job: Job, changes: dict[str, object]) -> JobRequest:
     """The job again from the user's words: same mode, model and options but `changes` (the
-    helper's rewrite is not kept: ✨ and ↩️ decide it anew)."""
+    helper's rewrite is not kept unless `changes` keep it: ✨ and ↩️ decide it anew)."""
     return JobRequest(
         mode=cast(Mode, job.mode),
         prompt=job.prompt,

@@ -3,8 +3,9 @@ nothing else holds one.
 
 The database enforces every "once" (`uq_ledger_reason_ref`): one daily allowance per user
 and UTC day, one reservation and one refund per job, one credit per Telegram charge id (a
-pack's or a subscription period's), one share per side of an invitation; a second attempt
-inserts nothing (`ON CONFLICT DO NOTHING`) and says so.
+pack's or a subscription period's), one share per side of an invitation, one helper refund
+per job (the prompt helper's price, when it did not help; the job's refund after it gives
+back only the rest); a second attempt inserts nothing (`ON CONFLICT DO NOTHING`) and says so.
 
 A reservation reads the balance and then writes: two prompts of one user racing in two
 processes must not both spend the last credits. So it first locks the user's row with a
@@ -123,14 +124,35 @@ async def reserved(session: AsyncSession, job_id: str) -> Balance:
 
 
 async def refund(session: AsyncSession, job_id: str) -> Balance:
-    """Give back what the job's reservation took, to the kinds it took it from; at most once
-    per job. Returns what was given back (nothing for a job that reserved nothing)."""
+    """Give back what the job's reservation took, to the kinds it took it from, less what its
+    helper refund gave back already; at most once per job. Returns what was given back
+    (nothing for a job that reserved nothing)."""
     reservation = await _reservation(session, job_id)
     if reservation is None:
         return Balance()
-    back = _taken(reservation)
+    taken = _taken(reservation)
+    helper = await _helper_refund(session, job_id)
+    back = Balance(free=taken.free - helper.free, paid=taken.paid - helper.paid)
     inserted = await _insert_once(
         session, reservation.user_id, Reason.REFUND, job_id, back.free, back.paid, utcnow()
+    )
+    return back if inserted else Balance()
+
+
+async def refund_helper(session: AsyncSession, job_id: str, price: int) -> Balance:
+    """Give back the prompt helper's `price` out of the job's reservation: the helper did not
+    help, the user's own words went. Bought credits first (the reservation took them last).
+    At most once per job; the caller makes sure the job is still live in the same transaction
+    (its row is locked), so a job refunded whole is not refunded this part again. Returns what
+    was given back."""
+    reservation = await _reservation(session, job_id)
+    if reservation is None or price <= 0:
+        return Balance()
+    taken = _taken(reservation)
+    paid = min(price, taken.paid)
+    back = Balance(free=min(price - paid, taken.free), paid=paid)
+    inserted = await _insert_once(
+        session, reservation.user_id, Reason.HELPER_REFUND, job_id, back.free, back.paid, utcnow()
     )
     return back if inserted else Balance()
 
@@ -266,6 +288,15 @@ async def _reservation(session: AsyncSession, job_id: str) -> LedgerEntry | None
     return await session.scalar(
         select(LedgerEntry).where(LedgerEntry.reason == Reason.RESERVE, LedgerEntry.ref == job_id)
     )
+
+
+async def _helper_refund(session: AsyncSession, job_id: str) -> Balance:
+    entry = await session.scalar(
+        select(LedgerEntry).where(
+            LedgerEntry.reason == Reason.HELPER_REFUND, LedgerEntry.ref == job_id
+        )
+    )
+    return Balance() if entry is None else Balance(free=entry.free, paid=entry.paid)
 
 
 def _taken(reservation: LedgerEntry) -> Balance:

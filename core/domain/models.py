@@ -162,6 +162,8 @@ class Reason(enum.StrEnum):
     DAILY = "daily"  #: the free allowance of a UTC day (ref: "<user>:<day>")
     RESERVE = "reserve"  #: a job was accepted (ref: the job id)
     REFUND = "refund"  #: the job ended without a result (ref: the job id)
+    #: the prompt helper did not help (the user's words went): its price back (ref: the job id)
+    HELPER_REFUND = "helper_refund"
     PAYMENT = "payment"  #: Telegram Stars paid (ref: telegram_payment_charge_id)
     PAYMENT_REFUND = "payment_refund"  #: an admin refunded those Stars (ref: the charge id)
     GRANT = "grant"  #: an admin gave credits (ref: "grant:<update id>" of the command)

@@ -51,6 +51,7 @@ from core.jobs.moves import (
     set_cancel_requested,
     set_fields,
     set_notified,
+    set_queued_fields,
     set_submit_started,
     set_undo_claim,
     touch_jobs,
@@ -283,6 +284,22 @@ async def record(sessions: Sessions, job: Job, **values: Any) -> None:
     (`options`), a result fetched late (`result`), the next status check (`check_at`)."""
     async with sessions.begin() as session:
         await set_fields(session, job.id, **values)
+
+
+async def settle_prompt(
+    sessions: Sessions, job: Job, options: dict[str, Any], *, helper_price: int = 0
+) -> bool:
+    """Keep the prompt fal is to get (in `options`) while the job is queued; with
+    `helper_price`, the prompt helper did not help and its price goes back in the same
+    transaction: once (`credits.refund_helper`), and not for a job that ended meanwhile (its
+    own refund gave back everything; the job's row lock orders the two). False when the
+    job is no longer queued."""
+    async with sessions.begin() as session:
+        if not await set_queued_fields(session, job.id, options=options):
+            return False
+        refunded = await credits.refund_helper(session, job.id, helper_price)
+    _count(CREDITS_REFUNDED, refunded)
+    return True
 
 
 async def claim_undo(sessions: Sessions, job: Job, update_id: int) -> bool:

@@ -130,6 +130,17 @@ async def set_fields(session: AsyncSession, job_id: str, **values: Any) -> None:
     await session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
 
 
+async def set_queued_fields(session: AsyncSession, job_id: str, **values: Any) -> bool:
+    """`set_fields` while the job is still queued (its row locked till the commit); False
+    when it is not. Not committed."""
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(updated_at=utcnow(), **values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def set_submit_started(session: AsyncSession, job_id: str, started: bool) -> bool:
     """Claim (True) the one submit of a queued job, or give it back (False) when fal certainly
     did not get it; False when the job is not queued or the claim was not as expected.

@@ -127,13 +127,24 @@ def plan_job(user: User, *, chat_id: int, request: JobRequest, update_id: int | 
 
 
 #: What a job learns on its way (the helper's rewrite, the prompt fal got): a job made again
-#: from it (🔁, ↩️, 🎨) starts without them and settles its own.
+#: from it with a change (↩️, 🎨) starts without them and settles its own; the same again (🔁)
+#: keeps them (`prompt_again`).
 SETTLED_OPTIONS = ("improved_prompt", "prompt_sent")
 
 
 def options_again(job: Job) -> dict[str, Any]:
     """A finished job's options, for a new job made from it."""
     return {key: value for key, value in job.options.items() if key not in SETTLED_OPTIONS}
+
+
+def prompt_again(job: Job) -> dict[str, Any]:
+    """The options that make a job's prompt again as it was (🔁): the prompt fal got, and the
+    helper's rewrite for its caption, with the helper off, so the model gets the same words
+    and the LLM is neither asked nor paid again. Nothing when fal got the user's words."""
+    if "prompt_sent" not in job.options:
+        return {}
+    settled = {key: job.options[key] for key in SETTLED_OPTIONS if key in job.options}
+    return {**settled, "improve": False}
 
 
 async def recorded(sessions: async_sessionmaker[AsyncSession], job_id: str) -> Job | None:

@@ -18,6 +18,9 @@ from core.jobs.queries import failures_since, jobs_since
 from core.jobs.queue import queue_name
 from core.telegram.inbox import Inbox
 
+#: The movements of credits spent on jobs: reserved, and what went back.
+SPENDING = (Reason.RESERVE, Reason.REFUND, Reason.HELPER_REFUND)
+
 
 @dataclass(frozen=True)
 class Stats:
@@ -52,7 +55,7 @@ async def gather_stats(
         users=users,
         jobs=jobs,
         failures=failures,
-        spent=-(moved.get(Reason.RESERVE, 0) + moved.get(Reason.REFUND, 0)),
+        spent=-sum(moved.get(reason, 0) for reason in SPENDING),
         bought=moved.get(Reason.PAYMENT, 0),
         queues=queues,
         inbox=inbox.depth,

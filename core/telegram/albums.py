@@ -11,8 +11,11 @@ once. Updates of one chat are handled in order, so every photo the webhook took 
 been recorded when it is handled; it is the one update that starts the job (whose id follows
 from the update id) or asks what to do, as any other update, replays and all.
 
-A photo that reaches the webhook after its album settled (a delay of more than `QUIET` after
-the photo before it) is recorded but starts nothing.
+The settled update's handler marks the album taken once it goes on with it (an album in a
+group not meant for the bot is not). A photo of a taken album handled after that (it reached
+the webhook more than `QUIET` after the photo before it) is late: it is in no job, and its
+handler tells the user so. Whether a photo is late is decided when it is first recorded and
+kept, so its handler run again decides the same (the replay rule, bot/routers/__init__.py).
 """
 
 from __future__ import annotations
@@ -31,7 +34,27 @@ QUIET = 1.5
 #: outage, and for its replay.
 KEEP_SECONDS = 24 * 3600
 _LAST = "last"
+_TAKEN = "taken"
+_LATE = "late:"
 PREFIX = "kadr:album"
+
+# KEYS: the album's hash. ARGV: the photo's message id, the piece, now, seconds to keep.
+# Returns 1 for a late photo: recorded (first) after the album was taken; only marked.
+_RECORD = f"""
+local late = '{_LATE}' .. ARGV[1]
+if redis.call('HEXISTS', KEYS[1], late) == 1 then
+    return 1
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
+        and redis.call('HEXISTS', KEYS[1], '{_TAKEN}') == 1 then
+    redis.call('HSET', KEYS[1], late, '1')
+    redis.call('EXPIRE', KEYS[1], ARGV[4])
+    return 1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], '{_LAST}', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -63,15 +86,25 @@ class Albums:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def record(self, chat_id: int, media_group_id: str, piece: Piece) -> None:
-        key = album_key(chat_id, media_group_id)
+    async def record(self, chat_id: int, media_group_id: str, piece: Piece) -> bool:
+        """Record a photo of the album (once however often it comes); whether it is late:
+        the album was taken before it came, without it."""
         value = json.dumps(
             {"photo": piece.photo, "caption": piece.caption, "message": piece.message}
         )
+        key = album_key(chat_id, media_group_id)
         now = await self._now()
+        late = await self._redis.eval(  # type: ignore[misc]
+            _RECORD, 1, key, str(piece.message_id), value, repr(now), str(KEEP_SECONDS)
+        )
+        return bool(late)
+
+    async def take(self, chat_id: int, media_group_id: str) -> None:
+        """The album's photos so far are taken (one job, or the question what to do): any
+        photo of it recorded from now on is late."""
+        key = album_key(chat_id, media_group_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, str(piece.message_id), value)
-            pipe.hset(key, _LAST, repr(now))
+            pipe.hset(key, _TAKEN, "1")
             pipe.expire(key, KEEP_SECONDS)
             await pipe.execute()
 
@@ -81,7 +114,7 @@ class Albums:
         pieces = []
         for name, raw in fields.items():
             name = name.decode() if isinstance(name, bytes) else name
-            if name == _LAST:
+            if not name.isdigit():  # the latest time, the taken mark, a late photo
                 continue
             data = json.loads(raw)
             pieces.append(Piece(int(name), data["photo"], data["caption"], data["message"]))

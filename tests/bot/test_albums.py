@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from core.domain import credits
 from core.domain.models import User
 from core.infra.retry import RetryLater
+from core.jobs.start import price_of
 from core.telegram.albums import settled_update_id
 from core.telegram.inbox import PARTITIONS, PREFIX, Entry
 from tests.bot.conftest import Chat
@@ -84,10 +86,48 @@ async def test_an_albums_photos_make_one_job_of_them_all(chat: Chat, no_quiet: N
     assert job.model == "fal-ai/nano-banana/edit"
     assert job.options["image_file_ids"] == ["file-101", "file-102", "file-103"]
     assert len(chat.calls("sendMessage")) == 1  # the status message, once
-    await chat.feed(album_photo(chat, 104))  # a photo of the album too late: nothing new
+
+
+LATE = {
+    "en": "⏱ This photo came after the rest of its album had been taken, so I left it out. "
+    "To use it, send it again with a caption saying what to do.",
+    "ru": "⏱ Это фото пришло, когда остальные фото альбома уже были приняты, и в задачу не "
+    "вошло. Чтобы использовать его, пришлите его ещё раз с подписью — что с ним сделать.",
+}
+
+
+@pytest.mark.parametrize("language", list(LATE))
+async def test_a_photo_after_its_album_was_taken_is_told_so_once_and_the_job_stays(
+    chat: Chat, no_quiet: None, language: str
+) -> None:
+    photos = [album_photo(chat, 101 + i, "make them a band" if i == 0 else None) for i in (0, 1)]
+    late = [album_photo(chat, 103), album_photo(chat, 104)]
+    for body in [*photos, *late]:
+        body["message"]["from"]["language_code"] = language
+    for body in photos:
+        await chat.feed(body)
     await settle(chat)
+    [settled] = await settled_updates(chat)
+    await chat.feed(settled)
+    [_status] = chat.calls("sendMessage")
+
+    for body in late:
+        await chat.feed(body)
+    await settle(chat)  # the task the first photos enqueued, run again: nothing new
+
+    _status, *told = chat.calls("sendMessage")
+    assert [(call.text, call.reply_parameters.message_id) for call in told] == [
+        (LATE[language], 103),
+        (LATE[language], 104),
+    ]
     assert len(await settled_updates(chat)) == 1
-    assert await chat.job_count() == 1
+    [job] = await chat.jobs()
+    assert job.options["image_file_ids"] == ["file-101", "file-102"]
+    allowance = chat.dispatcher["allowance"]
+    async with chat.sessions() as session:
+        assert (await credits.balance_of(session, chat.user_id)).total == 10 - price_of(
+            allowance, job
+        )
 
 
 async def test_a_model_that_takes_one_photo_uses_the_first_and_says_so(

@@ -1,6 +1,7 @@
 """The prompt helper and styles in the conversation: /settings turns the helper on (and the
 job is priced with it), ✨ Improve and ↩️ My words make the job again with and without it,
-the caption shows the prompt used, and /styles and 🎨 make jobs in a catalog style."""
+🔁 makes it again from the prompt it settled on, the caption shows the prompt used, and
+/styles and 🎨 make jobs in a catalog style."""
 
 from __future__ import annotations
 
@@ -122,6 +123,26 @@ async def test_my_words_makes_it_again_from_the_original_prompt(chat: Chat) -> N
     assert again.prompt == "кот в шляпе"
     assert not {"improve", "improved_prompt", "prompt_sent"} & set(again.options)
     assert again.model == job.model
+
+
+async def test_regenerate_keeps_the_helpers_prompt_and_costs_the_picture_alone(chat: Chat) -> None:
+    await _helper_on(chat)
+    await chat.say("кот в шляпе")
+    [job] = await chat.jobs()
+    rewritten = "A detailed, high quality picture of: кот в шляпе"
+    job = await _delivered(chat, job, improved_prompt=rewritten, prompt_sent=rewritten)
+    before = await _balance(chat)
+
+    await chat.feed(chat.tap(JobButton(action=Action.REGENERATE, job_id=job.id).pack()))
+    [again] = [j for j in await chat.jobs() if j.id != job.id]
+    assert again.prompt == "кот в шляпе"
+    assert again.options["prompt_sent"] == again.options["improved_prompt"] == rewritten
+    assert "improve" not in again.options
+    model = catalog().find(again.model)
+    assert model is not None
+    assert before - await _balance(chat) == model.cost(again.options)
+    assert "✨ Improve" not in _buttons(status_keyboard(again))
+    assert caption(again).startswith(f"✨ {rewritten}")
 
 
 async def test_a_style_picked_in_styles_is_used_by_the_next_prompt_and_the_last_one(

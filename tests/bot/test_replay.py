@@ -28,6 +28,7 @@ from bot.routers.language import LanguageChoice
 from bot.routers.preferences import PreferencesButton
 from core.domain.models import Job, JobStatus
 from core.jobs import lifecycle
+from core.telegram.albums import settled_update_id
 from core.telegram.limits import BOT_KEY, LINE_KEY, SendLimits, TelegramLimiter
 from core.telegram.outbox import SendPacer
 from tests.bot.conftest import Chat, World, _chat
@@ -116,6 +117,15 @@ async def an_edit_instruction(chat: Chat) -> dict[str, Any]:
     return chat.message(text="make it blue")
 
 
+async def a_late_album_photo(chat: Chat) -> dict[str, Any]:
+    """A photo of an album that came after the album was taken."""
+    first = chat.message(photo=PHOTO, media_group_id="77", caption="make them a band")
+    await chat.feed(first)
+    settled = settled_update_id(chat.chat_id, "77")
+    await chat.feed({"update_id": settled, "message": first["message"]})
+    return chat.message(photo=PHOTO, media_group_id="77")
+
+
 async def _job(chat: Chat, *, delivered: bool = False) -> Job:
     await chat.say("a cat on a roof")
     [job] = await chat.jobs()
@@ -182,6 +192,7 @@ SCENARIOS: dict[str, Scenario] = {
     "photos a photo with a caption": a_photo_with_a_caption,
     "photos the choice under a photo": a_photo_choice,
     "photos an edit instruction": an_edit_instruction,
+    "albums a late photo": a_late_album_photo,
     "results cancel": on_a_job(Action.CANCEL),
     "results regenerate": on_a_job(Action.REGENERATE),
     "results edit": on_a_job(Action.EDIT, delivered=True),
