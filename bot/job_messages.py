@@ -31,6 +31,7 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     InputMediaDocument,
     InputMediaPhoto,
+    InputMediaVideo,
     Message,
     ReactionTypeEmoji,
 )
@@ -42,6 +43,7 @@ from core.domain.catalog import MAX_INPUT_SIDE, PROMPT_MODES, STYLE_MODES, Outpu
 from core.domain.models import Job
 from core.jobs.estimate import Figures, eta, rounded
 from core.jobs.output import output_of
+from core.telegram.file_ids import FileKind
 from core.telegram.outbox import Outbox, SendSkipped
 from core.telegram.seen import PRIVATE, SEEN_EMOJI
 
@@ -60,6 +62,12 @@ SHOWN_TTL = 3600
 #: Telegram's answer to a file id of one kind sent as another ("can't use file of type
 #: Document as Photo").
 NOT_THIS_KIND = "can't use file of type"
+#: An album's item for a file id of each kind.
+ALBUM_ITEMS: dict[FileKind, type[InputMediaPhoto | InputMediaVideo | InputMediaDocument]] = {
+    "photo": InputMediaPhoto,
+    "video": InputMediaVideo,
+    "document": InputMediaDocument,
+}
 
 
 class Action(StrEnum):
@@ -296,26 +304,42 @@ async def remove_status(bot: Bot, job: Job) -> None:
 
 async def show_again(bot: Bot, job: Job, chat_id: int) -> list[int]:
     """The job's delivered result sent again from Telegram's file ids (nothing downloaded,
-    nothing made), with its caption and buttons; the ids of the messages that show it. A
-    result too big for a photo went as a document: Telegram refuses its file id as a photo."""
-    file_ids: list[str] = (job.result or {}).get("telegram_file_ids") or []
-    output = output_of(job, job.result or {})
-    text, buttons = caption(job), result_keyboard(job, output)
-    if len(file_ids) == 1:
-        try:
-            message = await bot.send_photo(chat_id, file_ids[0], caption=text, reply_markup=buttons)
-        except TelegramBadRequest as exc:
-            if NOT_THIS_KIND not in exc.message:
-                raise
-            message = await bot.send_document(
-                chat_id, file_ids[0], caption=text, reply_markup=buttons
-            )
-        return [message.message_id]
+    nothing made), with its caption and buttons; the ids of the messages that show it.
+    Telegram refuses a file id sent as another kind than it was (a result too big for a photo
+    went as a document): each is sent as the kind kept at delivery. A result delivered before
+    kinds were kept is tried as photos, and as documents when Telegram refuses that."""
+    result = job.result or {}
+    file_ids: list[str] = result.get("telegram_file_ids") or []
+    kinds: list[FileKind] = result.get("telegram_file_kinds") or []
+    if len(kinds) == len(file_ids):
+        return await _send_again(bot, job, chat_id, list(zip(file_ids, kinds, strict=True)))
     try:
-        album = await bot.send_media_group(chat_id, [InputMediaPhoto(media=f) for f in file_ids])
+        return await _send_again(bot, job, chat_id, [(f, "photo") for f in file_ids])
     except TelegramBadRequest as exc:
         if NOT_THIS_KIND not in exc.message:
             raise
-        album = await bot.send_media_group(chat_id, [InputMediaDocument(media=f) for f in file_ids])
+        return await _send_again(bot, job, chat_id, [(f, "document") for f in file_ids])
+
+
+async def _send_again(
+    bot: Bot, job: Job, chat_id: int, files: list[tuple[str, FileKind]]
+) -> list[int]:
+    """One message with the caption and buttons, or an album followed by them (an album
+    cannot carry buttons)."""
+    output = output_of(job, job.result or {})
+    text, buttons = caption(job), result_keyboard(job, output)
+    if len(files) == 1:
+        [(file_id, kind)] = files
+        match kind:
+            case "photo":
+                message = await bot.send_photo(chat_id, file_id, caption=text, reply_markup=buttons)
+            case "video":
+                message = await bot.send_video(chat_id, file_id, caption=text, reply_markup=buttons)
+            case "document":
+                message = await bot.send_document(
+                    chat_id, file_id, caption=text, reply_markup=buttons
+                )
+        return [message.message_id]
+    album = await bot.send_media_group(chat_id, [ALBUM_ITEMS[kind](media=f) for f, kind in files])
     await bot.send_message(chat_id, text, reply_markup=buttons)
     return [message.message_id for message in album]

@@ -34,6 +34,10 @@ CHOICE_MODES: dict[PhotoChoice, Mode] = {
 }
 
 
+#: The state's key for the press that used its photos (`_spend`).
+USED_BY = "used_by"
+
+
 class PhotoFlow(StatesGroup):
     choosing = State()
     instruction = State()
@@ -127,7 +131,8 @@ async def on_choice(
     state: FSMContext,
     event_update: Update,
 ) -> None:
-    photos = _photos_of(await state.get_data())
+    data = await state.get_data()
+    photos = _photos_of(data) if data.get(USED_BY) in (None, event_update.update_id) else []
     message = query.message
     if not photos or not isinstance(message, Message):
         await query.answer(_("photo_gone"), show_alert=True)
@@ -145,8 +150,7 @@ async def on_choice(
         return
     prompt = _("animate_default_prompt") if mode == "image_to_video" else ""
     await _launch_photos(message, user, launcher, mode, prompt, photos, event_update.update_id)
-    # Only now: run again after a crash, the handler finds the photos and the same job.
-    await state.clear()
+    await _spend(state, data, event_update.update_id)
 
 
 @router.message(PhotoFlow.instruction, PlainText())
@@ -162,7 +166,16 @@ async def on_instruction(
     data = await state.get_data()
     photos = _photos_of(data) or [{"image_url": data.get("image_url")}]
     await _start(message, user, launcher, "edit", prompt, photos, event_update.update_id)
-    await state.clear()  # after the job, as on_choice does
+    await state.clear()  # after the job: a crash before it keeps the photos
+
+
+async def _spend(state: FSMContext, data: dict[str, Any], update_id: int) -> None:
+    """The photos are used: a later press is told they are gone. They stay, marked with the
+    press that used them, for that press run again (after a crash, even after a whole run):
+    it must make its first run's calls (the replay rule, bot/routers/__init__.py), and finds
+    its job by the update id (bot/launch.py) instead of a second one."""
+    await state.set_state(None)
+    await state.set_data({**data, USED_BY: update_id})
 
 
 def _photos_of(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from aiogram.types import Message
 from sqlalchemy import update
 
 from bot.credit_messages import BuyButton
+from bot.i18n import _
 from bot.job_messages import Action, JobButton
 from bot.keyboards import PhotoButton, PhotoChoice
 from bot.launch import Launcher
@@ -223,11 +224,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 #: Handlers that break the rule today, each a follow-up; strict, so a fix shows here.
-KNOWN_BREAKS = {
-    "photos the choice under a photo": "a run again after a whole run finds the photo gone "
-    "(cleared once the job was made) and answers so: the job is made once, and a crash "
-    "before the end keeps the photo, but the calls differ",
-}
+KNOWN_BREAKS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
@@ -251,6 +248,19 @@ async def test_a_handler_run_again_makes_the_same_calls_and_sends_nothing_twice(
     assert first, "the scenario makes no Bot API call: it checks nothing"
     assert second == first[: len(second)], "the second run made other calls than the first"
     assert sent_again == 0
+
+
+async def test_a_new_press_under_a_photo_already_used_is_told_it_is_gone(chat: Chat) -> None:
+    """The press that used the photo finds it when run again (above); another does not."""
+    await chat.feed(await a_photo(chat))
+    await chat.feed(chat.tap(PhotoButton(choice=PhotoChoice.RETOUCH).pack()))
+
+    await chat.feed(chat.tap(PhotoButton(choice=PhotoChoice.ANIMATE).pack()))
+
+    answer = chat.calls("answerCallbackQuery")[-1]
+    assert (answer.text, answer.show_alert) == (_("photo_gone"), True)
+    [job] = await chat.jobs()
+    assert (job.mode, job.options["image_file_id"]) == ("retouch", "p1")
 
 
 async def test_a_handler_that_breaks_the_rule_is_caught(world: World) -> None:
@@ -293,7 +303,7 @@ async def test_a_prompt_run_again_after_a_crash_is_acknowledged_as_the_first_run
 
     async def peak(on: bool) -> None:
         await redis.delete(LINE_KEY, BOT_KEY)
-        for _ in range(300 if on else 0):  # ten seconds of results in line
+        for _slot in range(300 if on else 0):  # ten seconds of results in line
             await launcher.limiter.place_in_line()
 
     async def crash(*args: Any, **kwargs: Any) -> None:

@@ -44,9 +44,16 @@ def person(user_id: int) -> dict[str, Any]:
 
 
 async def a_result(
-    chat: Chat, message_id: int, *, file_id: str, parent: Job | None = None, prompt: str = "a cat"
+    chat: Chat,
+    message_id: int,
+    *,
+    file_id: str,
+    parent: Job | None = None,
+    prompt: str = "a cat",
+    kind: str | None = None,
 ) -> Job:
-    """A job delivered to the chat in message `message_id` (its photo's file id `file_id`)."""
+    """A job delivered to the chat in message `message_id` (its file id `file_id`, sent as
+    `kind`; None: delivered before kinds were kept)."""
     async with chat.sessions.begin() as session:
         await touch_user(
             session, user_id=chat.user_id, username=None, first_name="Ann", language_code="en"
@@ -67,7 +74,8 @@ async def a_result(
     assert await lifecycle.accept(chat.sessions, job)
     result = {"images": [{"url": f"https://v3.fal.media/files/{job.id}.png"}]}
     assert await lifecycle.mark_completed(chat.sessions, job.id, result)
-    delivered = {**result, "telegram_file_ids": [file_id]}
+    kinds = {"telegram_file_kinds": [kind]} if kind else {}
+    delivered = {**result, "telegram_file_ids": [file_id], **kinds}
     assert await lifecycle.mark_delivered(chat.sessions, job, delivered, message_ids=[message_id])
     job.result = delivered
     return job
@@ -111,6 +119,45 @@ async def test_undo_shows_the_version_before_once_and_makes_no_job(chat: Chat) -
     await chat.say("make it green", reply_to_message=again)
     [third] = [job for job in await chat.jobs() if job.id not in (first.id, second.id)]
     assert (third.parent_id, third.step) == (first.id, 2)
+
+
+async def test_undo_sends_a_version_kept_as_a_document_as_a_document_at_once(chat: Chat) -> None:
+    first = await a_result(chat, 500, file_id="tg-big", kind="document")
+    second = await a_result(chat, 501, file_id="tg-v2", parent=first, prompt="paint it blue")
+
+    await chat.feed(chat.tap(JobButton(action=Action.UNDO, job_id=second.id).pack()))
+
+    assert [name for name in chat.session.names() if name.startswith("send")] == ["sendDocument"]
+    [shown] = chat.calls("sendDocument")
+    assert (shown.document, shown.chat_id, shown.caption) == (
+        "tg-big",
+        chat.chat_id,
+        caption(first),
+    )
+
+
+async def test_undo_of_a_version_kept_without_its_kind_sends_it_as_telegram_takes_it(
+    chat: Chat,
+) -> None:
+    """Delivered before kinds were kept: tried as a photo, which Telegram refuses for a file
+    that went as a document, and sent as the document it is."""
+    first = await a_result(chat, 500, file_id="tg-big")
+    second = await a_result(chat, 501, file_id="tg-v2", parent=first, prompt="paint it blue")
+    refused = "Bad Request: can't use file of type Document as Photo"
+    chat.session.script.extend(
+        [
+            (200, {"ok": True, "result": True}),  # the button's answer
+            (400, {"ok": False, "error_code": 400, "description": refused}),
+        ]
+    )
+
+    await chat.feed(chat.tap(JobButton(action=Action.UNDO, job_id=second.id).pack()))
+
+    sends = [name for name in chat.session.names() if name.startswith("send")]
+    assert sends == ["sendPhoto", "sendDocument"]
+    [shown] = chat.calls("sendDocument")
+    assert (shown.document, shown.caption) == ("tg-big", caption(first))
+    assert _("undo_gone") not in chat.texts()
 
 
 async def test_a_reply_to_something_that_is_not_a_picture_is_told_so(chat: Chat) -> None:
