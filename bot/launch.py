@@ -14,8 +14,9 @@ job's id follows from its update, so a handler run again finds the job and enque
 again (a no-op) instead of making a second one.
 
 A status message is sent only when it would arrive well before the result
-(`worth_a_status`): at a peak, when sends are booked seconds ahead, it would cost one of the
-bot's 30 sends a second that a result needs and come just before the picture. The user's
+(`worth_a_status`): at a peak, when sends are booked seconds ahead or prompts wait for
+handlers, it would cost one of the bot's 30 sends a second that a result needs and come just
+before the picture. One that goes keeps its place in line (`status_bot`). The user's
 message has a reaction instead, which is not a message: given by the webhook in a private chat
 (core/telegram/seen.py), by the launch in a group (`bot/job_messages.acknowledge`).
 The choice is kept per job, so a handler run again makes the same one (the replay rule).
@@ -54,7 +55,7 @@ from core.jobs.start import (
 )
 from core.resources import Resources
 from core.telegram.limits import TelegramLimiter
-from core.telegram.outbox import SENT_TTL
+from core.telegram.outbox import SENT_TTL, status_bot, waited
 
 #: A launch's choice between a status message and a reaction, per job (`Launcher._chosen`).
 CHOSEN_PREFIX = "kadr:acknowledged:"
@@ -148,11 +149,11 @@ class Launcher:
             backlog=backlog,
         )
         expected = estimate.eta(figures)
-        worth_it = estimate.worth_a_status(backlog.sends, expected)
+        worth_it = estimate.worth_a_status(backlog.sends, expected, behind=waited(bot))
         text = await self._chosen(job, progress_text(job, figures) if worth_it else "")
         if text:
             await claim_refresh(self.redis, job, text)
-            return await post_status(bot, job, text), expected
+            return await post_status(status_bot(bot), job, text), expected
         if ack_message_id is not None:
             await acknowledge(bot, job.chat_id, ack_message_id)
         return None, expected

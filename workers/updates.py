@@ -207,7 +207,7 @@ class UpdateConsumer:
         `message.answer()` and the handler's `bot` are the same Bot. Read again for each run:
         aiogram's objects keep the Bot they were read with, and a run's calls are numbered
         from its first for the replay."""
-        bot = self._outbox.reply(update_id, first_run=first_run)
+        bot = self._outbox.reply(update_id, first_run=first_run, received_at=entry.accepted_at)
         try:
             return Update.model_validate(json.loads(entry.update), context={"bot": bot})
         except (ValueError, ValidationError) as exc:

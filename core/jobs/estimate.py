@@ -74,10 +74,13 @@ def eta(figures: Figures) -> float | None:
     return max(at_fal, sends)
 
 
-def worth_a_status(wait: float, expected: float | None) -> bool:
+def worth_a_status(wait: float, expected: float | None, behind: float = 0.0) -> bool:
     """Whether a status message that can leave in `wait` seconds arrives well before a
-    result expected in `expected` seconds (None: no figure yet; the bound alone decides)."""
-    if wait > STATUS_MAX_WAIT:
+    result expected in `expected` seconds (None: no figure yet; the bound alone decides).
+    `behind`: how long the prompt waited for a handler. Past the bound it is a peak before
+    the results fill the line: every prompt waiting in the inbox wants a send for its result
+    soon, and the user has a 👀 on the prompt already."""
+    if wait > STATUS_MAX_WAIT or behind > STATUS_MAX_WAIT:
         return False
     return expected is None or wait <= STATUS_SHARE * expected
 

@@ -6,9 +6,14 @@ What a send does is chosen where it is made, by the Bot it is made with: `Outbox
 one Bot per send policy, sharing the process's one session, and the session's middleware
 (`SendPacer`) reads the policy off the Bot it is called with.
 
-- `outbox.reply(update_id, first_run=…)`: a handler's calls while it handles one update.
-  Waits for its moment however long it takes, behind the results in line; a 429 is waited
-  out; when the update runs again its calls are answered from what the run before sent.
+- `outbox.reply(update_id, first_run=…, received_at=…)`: a handler's calls while it handles
+  one update. Waits for its moment however long it takes, behind the results in line; a 429
+  is waited out; when the update runs again its calls are answered from what the run before
+  sent.
+- `status_bot(reply_bot)`: a new job's status message, within the handler's run (replayed
+  alike), but it keeps the place in line it takes: the launcher sends one only when that
+  place is a moment away (bot/launch.py). Behind the results, as the handler's other calls
+  are, it waited out a whole peak while its handler held the chat's updates.
 - `outbox.result`: a job's result. Waits up to `MAX_INLINE_WAIT`, then RetryLater (the task
   goes back to its queue, and comes back for the moment held for it); a 429 is handed back.
 - `outbox.follow_up`: the buttons after an album that is already out: up to `FOLLOW_UP_WAIT`.
@@ -108,6 +113,7 @@ class SendPolicy:
 
 
 REPLY = SendPolicy("reply", max_wait=UNBOUNDED, yielding=True)
+STATUS = SendPolicy("status", max_wait=UNBOUNDED)
 RESULT = SendPolicy("result", max_wait=MAX_INLINE_WAIT, paid=True)
 FOLLOW_UP = SendPolicy("follow_up", max_wait=FOLLOW_UP_WAIT)
 NOTICE = SendPolicy("notice", max_wait=MAX_INLINE_WAIT)
@@ -123,6 +129,8 @@ class Replay:
 
     update_id: int
     first_run: bool
+    received_at: float | None = None
+    """When the webhook stored the update (epoch seconds), when known."""
     calls: int = 0
 
 
@@ -166,16 +174,34 @@ class Outbox:
         self.broadcast = self._under(BROADCAST)
         self.progress = self._under(PROGRESS)
 
-    def reply(self, update_id: int, *, first_run: bool) -> Bot:
+    def reply(self, update_id: int, *, first_run: bool, received_at: float | None = None) -> Bot:
         """The Bot a handler answers with while it handles `update_id`: one per run, since
-        its calls are numbered from the first for the replay."""
-        return PolicyBot(self._bot, REPLY, self._account, Replay(update_id, first_run))
+        its calls are numbered from the first for the replay. `received_at`: when the
+        webhook stored the update, which tells how far behind the handlers are."""
+        replay = Replay(update_id, first_run, received_at)
+        return PolicyBot(self._bot, REPLY, self._account, replay)
 
     def _under(self, policy: SendPolicy) -> Bot:
         return PolicyBot(self._bot, policy, self._account)
 
     async def close(self) -> None:
         await self._bot.session.close()
+
+
+def status_bot(bot: Bot) -> Bot:
+    """The Bot for a new job's status message from a handler's Bot (see the module's
+    docstring): the same run, under the status policy."""
+    sender = _policy_bot(bot)
+    return PolicyBot(sender, STATUS, sender._account, sender.replay)
+
+
+def waited(bot: Bot) -> float:
+    """Seconds the update a handler's Bot answers waited for a handler, since the webhook
+    stored it (0 when unknown, or for a Bot that answers no update)."""
+    replay = _policy_bot(bot).replay
+    if replay is None or replay.received_at is None:
+        return 0.0
+    return max(time.time() - replay.received_at, 0.0)
 
 
 def _policy_bot(bot: Bot) -> PolicyBot:

@@ -65,10 +65,12 @@ class Chat:
         body["message"].update(fields)
         return body
 
-    async def feed(self, body: dict[str, Any], *, first_run: bool = True) -> None:
+    async def feed(
+        self, body: dict[str, Any], *, first_run: bool = True, received_at: float | None = None
+    ) -> None:
         """As the update consumer does (workers/updates.py); `first_run` False: the update
-        is handled again, as after a crash."""
-        bot = self.outbox.reply(body["update_id"], first_run=first_run)
+        is handled again, as after a crash; `received_at`: when the webhook stored it."""
+        bot = self.outbox.reply(body["update_id"], first_run=first_run, received_at=received_at)
         update = Update.model_validate(body, context={"bot": bot})
         await self.dispatcher.feed_update(bot, update)
 

@@ -5,6 +5,7 @@ webhook in a private chat, by the handler in a group)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from bot.job_messages import EDITED_PREFIX, REFRESH_PRIVATE, claim_refresh
 from bot.launch import Launcher
 from core.domain.models import Job
+from core.jobs.estimate import STATUS_MAX_WAIT
 from core.telegram.limits import BOT_KEY, LINE_KEY
 from tests.bot.conftest import Chat, World
 
@@ -64,6 +66,21 @@ async def test_with_results_waiting_a_private_prompt_gets_nothing_more_than_its_
     assert chat.calls("sendMessage") == chat.calls("setMessageReaction") == []
     [job] = await chat.jobs()
     assert job.status_message_id is None
+
+
+async def test_a_prompt_that_waited_for_a_handler_gets_no_status_message(
+    chat: Chat, launcher: Launcher
+) -> None:
+    """Prompts waiting in the inbox are a peak before their results fill the line: each will
+    want a send. The user has the webhook's 👀 already."""
+    body = chat.message(text="a fox in the snow")
+    await chat.feed(body, received_at=time.time() - 3 * STATUS_MAX_WAIT)
+    assert chat.calls("sendMessage") == chat.calls("setMessageReaction") == []
+    [job] = await chat.jobs()
+    assert job.status_message_id is None
+
+    await chat.feed(chat.message(text="an owl"), received_at=time.time())
+    assert len(chat.calls("sendMessage")) == 1
 
 
 async def test_a_status_edit_is_claimed_once_per_interval_and_only_for_a_new_text(

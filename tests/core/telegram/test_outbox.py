@@ -26,6 +26,8 @@ from core.telegram.outbox import (
     Outbox,
     SendPacer,
     SendSkipped,
+    status_bot,
+    waited,
 )
 from tests.fake_bot_api import FakeSession
 
@@ -214,6 +216,38 @@ async def test_a_handlers_reply_and_a_broadcast_let_a_waiting_result_go_first(
     await asyncio.gather(reply(), broadcast(), result())
     assert session.names()[0] == "sendPhoto"
     assert sorted(session.names()[1:]) == ["sendMessage", "sendMessage"]
+
+
+async def test_a_status_message_keeps_its_place_before_a_result_that_comes_later(
+    outbox: Outbox, session: FakeSession, limiter: TelegramLimiter
+) -> None:
+    """A handler's other calls let results go first; its job's status message, sent only
+    when its moment is near (bot/launch.py), does not wait out the peak behind them."""
+    for chat in range(9000, 9030):  # results' moments held for the next second
+        with contextlib.suppress(RetryLater):
+            await limiter.acquire(chat, max_wait=0)
+
+    async def status() -> None:
+        await status_bot(outbox.reply(709, first_run=True)).send_message(CHAT, "⏳ queued")
+
+    async def result() -> None:
+        await asyncio.sleep(0.05)
+        await outbox.result.send_photo(CHAT + 100, "photo-id")
+
+    await asyncio.gather(status(), result())
+    assert session.names() == ["sendMessage", "sendPhoto"]
+
+
+async def test_a_status_message_is_replayed_within_its_handlers_run(
+    outbox: Outbox, session: FakeSession
+) -> None:
+    for first_run in (True, False):
+        bot = outbox.reply(710, first_run=first_run, received_at=time.time() - 30)
+        await bot.send_message(CHAT, "a refusal")
+        await status_bot(bot).send_message(CHAT, "⏳ queued")
+        assert 30 <= waited(bot) < 60
+    assert session.names() == ["sendMessage", "sendMessage"]
+    assert waited(outbox.notice) == 0
 
 
 async def test_a_progress_edit_is_skipped_when_the_chat_has_no_free_moment(
