@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from core.infra.logs import log_fields
 from core.infra.metrics import INBOX_DEAD, INBOX_DEPTH, INBOX_OLDEST_AGE, TELEGRAM_UPDATES
 from core.infra.retry import is_outage
+from core.jobs.queue import JobQueues
 from core.telegram.inbox import LEASE_SECONDS, PARTITIONS, Entry, Inbox
 from core.telegram.outbox import Outbox
 
@@ -36,6 +37,16 @@ log = logging.getLogger(__name__)
 #: send's moment), so many run side by side; each holds a database connection only while it
 #: queries.
 PARTITIONS_AT_ONCE = 64
+#: ... and while the jobs' own tasks are behind (more than `TASKS_BEHIND` ready to run on the
+#: job queues: arq runs at most 100 at once per process). The tasks and the handlers share the
+#: process's loop, its database and Redis pools, by the number of coroutines that want them:
+#: 64 drains took the lion's share, and at a peak the jobs already made waited while prompts
+#: were handled far faster than their pictures could leave (bench W5: 3-5 results a second
+#: until the inbox was drained, then 29). Prompts handled at about the pace of the sends lose
+#: nothing: every one has its 👀 already.
+PARTITIONS_WHEN_BEHIND = 8
+TASKS_BEHIND = 100
+BEHIND_EVERY = 0.5
 POLL_EVERY = 0.05
 #: Pauses between tries of a failing handler within one consumer: a database or Redis blip
 #: of a few seconds passes without losing the update.
@@ -65,11 +76,15 @@ class UpdateConsumer:
         dispatcher: Dispatcher,
         outbox: Outbox,
         owner: str,
+        job_queues: JobQueues | None = None,
     ) -> None:
+        """`job_queues`: the jobs' tasks, watched for being behind (none: never)."""
         self._inbox = inbox
         self._dispatcher = dispatcher
         self._outbox = outbox
         self._owner = owner
+        self._job_queues = job_queues
+        self._room = PARTITIONS_AT_ONCE
         self._drains: dict[int, asyncio.Task[None]] = {}
         self._lost: set[int] = set()
         self._stopping = asyncio.Event()
@@ -79,7 +94,9 @@ class UpdateConsumer:
         helpers = [
             asyncio.create_task(self._keep_leases()),
             asyncio.create_task(self._report()),
+            asyncio.create_task(self._watch_tasks()),
         ]
+        await self._check_tasks()
         try:
             while not self._stopping.is_set():
                 await self._claim()
@@ -106,8 +123,21 @@ class UpdateConsumer:
         """Finish the update each drain is on, then let go of the partitions."""
         self._stopping.set()
 
+    async def _watch_tasks(self) -> None:
+        while True:
+            await asyncio.sleep(BEHIND_EVERY)
+            await self._check_tasks()
+
+    async def _check_tasks(self) -> None:
+        """Sets `_room`: fewer partitions at once while the jobs' tasks are behind."""
+        if self._job_queues is None:
+            return
+        with contextlib.suppress(RedisError):
+            behind = await self._job_queues.ready() > TASKS_BEHIND
+            self._room = PARTITIONS_WHEN_BEHIND if behind else PARTITIONS_AT_ONCE
+
     async def _claim(self) -> None:
-        room = PARTITIONS_AT_ONCE - len(self._drains)
+        room = self._room - len(self._drains)
         if room <= 0:
             return
         try:
@@ -132,6 +162,8 @@ class UpdateConsumer:
     async def _drain(self, partition: int) -> None:
         try:
             while not self._stopping.is_set() and partition not in self._lost:
+                if len(self._drains) > self._room:
+                    return  # over the room: let go, the partition is claimed again later
                 try:
                     entry = await self._inbox.head(partition)
                     if entry is None:

@@ -13,6 +13,7 @@ from prometheus_client import start_http_server
 from bot.dispatcher import build_dispatcher
 from core.infra.config import Config
 from core.infra.patches.arq_claims import KadrWorker
+from core.jobs.queue import JobQueues
 from core.resources import Resources
 from core.telegram.inbox import Inbox
 from workers.queues import queues, worker_options
@@ -46,6 +47,7 @@ async def serve(config: Config, served: list[str]) -> None:
             build_dispatcher(resources),
             resources.outbox,
             owner=config.WORKER_NAME,
+            job_queues=JobQueues.of(resources.redis),
         )
         if UPDATES in served
         else None

@@ -9,7 +9,11 @@ Results are not kept, so an id is free again once its run is over.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 from arq.connections import ArqRedis
+from redis.asyncio import Redis
 
 from core.domain.catalog import catalog
 from core.telegram.albums import QUIET
@@ -31,6 +35,27 @@ def queue_name(queue: str) -> str:
 
 def queue_of(mode: str) -> str:
     return queue_name(catalog().modes[mode].queue)  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class JobQueues:
+    """The arq queues the jobs' tasks (submit, deliver, …) run on, as one backlog."""
+
+    redis: Redis
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, redis: Redis) -> JobQueues:
+        return cls(redis, tuple(sorted({queue_of(mode) for mode in catalog().modes})))
+
+    async def ready(self) -> int:
+        """Tasks due by now, the running ones included (arq keeps a task in its queue until
+        it ends)."""
+        now = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in self.names:
+                pipe.zcount(name, "-inf", now)
+            return sum(await pipe.execute())
 
 
 async def enqueue_submit(redis: ArqRedis, job_id: str, mode: str) -> None:

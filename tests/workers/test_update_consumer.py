@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
+from core.jobs.queue import JobQueues
 from core.telegram import inbox as inbox_module
 from core.telegram.inbox import PARTITIONS, PREFIX, TRIES, Inbox, partition_of, sent_key
 from core.telegram.limits import SendLimits, TelegramLimiter
@@ -95,8 +96,12 @@ class Harness:
         )
 
     @asynccontextmanager
-    async def consuming(self, owner: str = "live") -> AsyncIterator[UpdateConsumer]:
-        consumer = UpdateConsumer(self.inbox, self.dispatcher, Outbox(self.bot), owner)
+    async def consuming(
+        self, owner: str = "live", job_queues: JobQueues | None = None
+    ) -> AsyncIterator[UpdateConsumer]:
+        consumer = UpdateConsumer(
+            self.inbox, self.dispatcher, Outbox(self.bot), owner, job_queues=job_queues
+        )
         task = asyncio.create_task(consumer.run())
         try:
             yield consumer
@@ -169,6 +174,38 @@ async def test_each_chats_updates_are_handled_one_at_a_time_in_their_order(
     assert harness.texts(bob) == [f"bob {i}" for i in range(6)]
     assert not harness.overlapped, "two updates of one chat ran at once"
     assert await redis.keys(f"{PREFIX}:*:lease") == [], "drained partitions are let go"
+
+
+async def test_while_the_jobs_tasks_are_behind_fewer_chats_are_handled_at_once(
+    harness: Harness, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a peak the handlers share the process with the tasks of the jobs they made: while
+    more than `TASKS_BEHIND` tasks are due, only `PARTITIONS_WHEN_BEHIND` chats at once."""
+    monkeypatch.setattr(updates, "PARTITIONS_WHEN_BEHIND", 2)
+    monkeypatch.setattr(updates, "BEHIND_EVERY", 0.01)
+    queue = "kadr:test-jobs"
+    await redis.zadd(queue, {f"task-{n}": 0 for n in range(updates.TASKS_BEHIND + 1)})
+    release = asyncio.Event()
+    most = 0
+
+    async def hold(message: Message, attempt: int) -> None:
+        nonlocal most
+        most = max(most, len(harness.in_flight))
+        await release.wait()
+
+    harness.behaviour["hold"] = hold
+    chats = range(7001, 7007)
+    for n, chat in enumerate(chats):
+        await harness.put(message(9_300_000 + n, chat, "hold"))
+    async with harness.consuming(job_queues=JobQueues(redis, (queue,))):
+        await harness.settled(lambda: len(harness.in_flight) == 2)
+        assert most == 2
+        await redis.zremrangebyrank(queue, 0, 9)  # caught up: the room is back
+        await harness.settled(lambda: len(harness.in_flight) == len(chats))
+        release.set()
+        await harness.settled(harness.empty)
+    await redis.delete(queue)
+    assert sorted(chat for _, chat, _ in harness.handled) == list(chats)
 
 
 async def test_a_message_is_handled_while_results_wait_in_line(harness: Harness) -> None:
