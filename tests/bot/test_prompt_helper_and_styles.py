@@ -108,13 +108,20 @@ async def test_improve_on_a_job_fal_has_leaves_it_and_makes_another(chat: Chat) 
     assert chat.calls("deleteMessage") == []
 
 
-async def test_my_words_makes_it_again_from_the_original_prompt(chat: Chat) -> None:
+REWRITTEN = "A detailed, high quality picture of: кот в шляпе"
+
+
+async def _improved_result(chat: Chat) -> Job:
+    """A picture made from "кот в шляпе" with the helper on, delivered."""
     await _helper_on(chat)
     await chat.say("кот в шляпе")
     [job] = await chat.jobs()
-    rewritten = "A detailed, high quality picture of: кот в шляпе"
-    job = await _delivered(chat, job, improved_prompt=rewritten, prompt_sent=rewritten)
-    assert caption(job).startswith(f"✨ {rewritten}")
+    return await _delivered(chat, job, improved_prompt=REWRITTEN, prompt_sent=REWRITTEN)
+
+
+async def test_my_words_makes_it_again_from_the_original_prompt(chat: Chat) -> None:
+    job = await _improved_result(chat)
+    assert caption(job).startswith(f"✨ {REWRITTEN}")
     buttons = _buttons(result_keyboard(job, "images"))
     assert buttons["↩️ My words"] == JobButton(action=Action.MY_WORDS, job_id=job.id).pack()
 
@@ -126,23 +133,19 @@ async def test_my_words_makes_it_again_from_the_original_prompt(chat: Chat) -> N
 
 
 async def test_regenerate_keeps_the_helpers_prompt_and_costs_the_picture_alone(chat: Chat) -> None:
-    await _helper_on(chat)
-    await chat.say("кот в шляпе")
-    [job] = await chat.jobs()
-    rewritten = "A detailed, high quality picture of: кот в шляпе"
-    job = await _delivered(chat, job, improved_prompt=rewritten, prompt_sent=rewritten)
+    job = await _improved_result(chat)
     before = await _balance(chat)
 
     await chat.feed(chat.tap(JobButton(action=Action.REGENERATE, job_id=job.id).pack()))
     [again] = [j for j in await chat.jobs() if j.id != job.id]
     assert again.prompt == "кот в шляпе"
-    assert again.options["prompt_sent"] == again.options["improved_prompt"] == rewritten
+    assert again.options["prompt_sent"] == again.options["improved_prompt"] == REWRITTEN
     assert "improve" not in again.options
     model = catalog().find(again.model)
     assert model is not None
     assert before - await _balance(chat) == model.cost(again.options)
     assert "✨ Improve" not in _buttons(status_keyboard(again))
-    assert caption(again).startswith(f"✨ {rewritten}")
+    assert caption(again).startswith(f"✨ {REWRITTEN}")
 
 
 async def test_a_style_picked_in_styles_is_used_by_the_next_prompt_and_the_last_one(
