@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 #: queries.
 PARTITIONS_AT_ONCE = 64
 #: ... and while the jobs' own tasks are behind (more than `TASKS_BEHIND` ready to run on the
-#: job queues: arq runs at most 100 at once per process). The tasks and the handlers share the
-#: process's loop, its database and Redis pools, by the number of coroutines that want them:
+#: job queues this process also serves: arq runs at most 100 at once per process). The tasks
+#: and the handlers share the process's loop, database and Redis pools, by the number of
+#: coroutines that want them:
 #: 64 drains took the lion's share, and at a peak the jobs already made waited while prompts
 #: were handled far faster than their pictures could leave (bench W5: 3-5 results a second
 #: until the inbox was drained, then 29). Prompts handled at about the pace of the sends lose
@@ -78,7 +79,8 @@ class UpdateConsumer:
         owner: str,
         job_queues: JobQueues | None = None,
     ) -> None:
-        """`job_queues`: the jobs' tasks, watched for being behind (none: never)."""
+        """`job_queues`: the jobs' queues this process serves too, watched for being behind
+        (none: never)."""
         self._inbox = inbox
         self._dispatcher = dispatcher
         self._outbox = outbox

@@ -36,10 +36,10 @@ async def serve(config: Config, served: list[str]) -> None:
     `job_completion_wait`, the consumer's grace), then closes the clients."""
     resources = Resources.open(config, redis_retrying=True)
     services = Services.build(resources)
+    job_queues = [queue for queue in served if queue != UPDATES]
     workers = [
         KadrWorker(**worker_options(config, queue, services), handle_signals=False)
-        for queue in served
-        if queue != UPDATES
+        for queue in job_queues
     ]
     consumer = (
         UpdateConsumer(
@@ -47,7 +47,8 @@ async def serve(config: Config, served: list[str]) -> None:
             build_dispatcher(resources),
             resources.outbox,
             owner=config.WORKER_NAME,
-            job_queues=JobQueues.of(resources.redis),
+            # The tasks that share this process's loop with the handlers.
+            job_queues=JobQueues.of(resources.redis, job_queues),
         )
         if UPDATES in served
         else None

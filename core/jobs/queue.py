@@ -10,6 +10,7 @@ Results are not kept, so an id is free again once its run is over.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
@@ -39,14 +40,15 @@ def queue_of(mode: str) -> str:
 
 @dataclass(frozen=True)
 class JobQueues:
-    """The arq queues the jobs' tasks (submit, deliver, …) run on, as one backlog."""
+    """Some of the arq queues the jobs' tasks (submit, deliver, …) run on, as one backlog."""
 
     redis: Redis
     names: tuple[str, ...]
 
     @classmethod
-    def of(cls, redis: Redis) -> JobQueues:
-        return cls(redis, tuple(sorted({queue_of(mode) for mode in catalog().modes})))
+    def of(cls, redis: Redis, queues: Iterable[str]) -> JobQueues:
+        """`queues`: as the catalog and `kadr worker --queue` name them ("images")."""
+        return cls(redis, tuple(queue_name(queue) for queue in queues))
 
     async def ready(self) -> int:
         """Tasks due by now, the running ones included (arq keeps a task in its queue until
