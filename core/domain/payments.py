@@ -44,6 +44,17 @@ def offered_credits(payload: str, kind: str = "pack") -> tuple[str, int] | None:
     return parts[1], int(parts[2])
 
 
+def paid_for(payload: str, kind: str, *, charge_id: str, user_id: int) -> tuple[str, int] | None:
+    """What a successful payment's payload of `kind` offered (id, credits); None, logged and
+    counted as invalid, when it is not ours or has no charge id to make it once."""
+    offered = offered_credits(payload, kind)
+    if offered is None or not charge_id:
+        log.error("payment %s by %s has a payload not ours: %r", charge_id, user_id, payload)
+        PAYMENTS.labels(Paid.INVALID).inc()
+        return None
+    return offered
+
+
 class Sold(Protocol):
     """What an invoice sells: a pack or a plan, its credits and its price in Stars."""
 
@@ -88,10 +99,8 @@ async def record_payment(
 ) -> tuple[Paid, int]:
     """Credit a successful payment once per charge id: the outcome and the credits added.
     `stars`: what the user paid (the payment's total_amount), counted with the credit."""
-    offered = offered_credits(payload)
-    if offered is None or not charge_id:
-        log.error("payment %s by %s has a payload not ours: %r", charge_id, user_id, payload)
-        PAYMENTS.labels(Paid.INVALID).inc()
+    offered = paid_for(payload, "pack", charge_id=charge_id, user_id=user_id)
+    if offered is None:
         return Paid.INVALID, 0
     amount = offered[1]
     async with sessions.begin() as session:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.domain import credits
 from core.domain.catalog import Plan, catalog
 from core.domain.models import Reason, Subscription, utcnow
-from core.domain.payments import Paid, checkout, offered_credits
+from core.domain.payments import Paid, checkout, paid_for
 from core.infra.metrics import CREDITS_BOUGHT, PAYMENTS, STARS_EARNED
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,8 @@ async def record_payment(
     """Grant a subscription period's credits once per charge id and keep the subscription's
     row in step: the outcome and the credits granted. `first`: the subscription's first
     payment (its charge id names the subscription from then on)."""
-    offered = offered_credits(payload, "plan")
-    if offered is None or not charge_id:
-        log.error("payment %s by %s has a payload not ours: %r", charge_id, user_id, payload)
-        PAYMENTS.labels(Paid.INVALID).inc()
+    offered = paid_for(payload, "plan", charge_id=charge_id, user_id=user_id)
+    if offered is None:
         return Paid.INVALID, 0
     plan_id, amount = offered
     ends = expires_at or utcnow() + PERIOD

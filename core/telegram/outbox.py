@@ -152,6 +152,10 @@ class PolicyBot(Bot):
         self.replay = replay
         self._account = account
 
+    def under(self, policy: SendPolicy) -> PolicyBot:
+        """This Bot under another policy, within the same run (its calls numbered on)."""
+        return PolicyBot(self, policy, self._account, self.replay)
+
     async def me(self) -> User:
         """aiogram keeps the answer per Bot, and a handler's Bot lives for one update."""
         if self._account.me is None:
@@ -191,8 +195,7 @@ class Outbox:
 def status_bot(bot: Bot) -> Bot:
     """The Bot for a new job's status message from a handler's Bot (see the module's
     docstring): the same run, under the status policy."""
-    sender = _policy_bot(bot)
-    return PolicyBot(sender, STATUS, sender._account, sender.replay)
+    return _policy_bot(bot).under(STATUS)
 
 
 def waited(bot: Bot) -> float:

@@ -49,6 +49,14 @@ class Receiver:
         return JSONResponse(answer) if answer else Response(status_code=self.status)
 
 
+def approve_checkouts(update: dict[str, Any]) -> dict[str, Any] | None:
+    """The bot's answer to a pre-checkout query, in its webhook answer: yes."""
+    if "pre_checkout_query" not in update:
+        return None
+    query_id = update["pre_checkout_query"]["id"]
+    return {"method": "answerPreCheckoutQuery", "pre_checkout_query_id": query_id, "ok": True}
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     receiver = Receiver()
@@ -366,15 +374,7 @@ async def test_paying_an_invoice_in_stars(
         currency="XTR",
         prices=[LabeledPrice(label="100 credits", amount=50)],
     )
-    receiver.reply = lambda update: (
-        {
-            "method": "answerPreCheckoutQuery",
-            "pre_checkout_query_id": update["pre_checkout_query"]["id"],
-            "ok": True,
-        }
-        if "pre_checkout_query" in update
-        else None
-    )
+    receiver.reply = approve_checkouts
 
     result = await act(local_telegram, "pay", user_id=USER, message_id=invoice.message_id)
 
@@ -414,15 +414,7 @@ async def test_a_subscription_link_is_paid_renewed_until_cancelled_and_re_enable
         subscription_period=2592000,
     )
     assert link.startswith("https://t.me/$")
-    receiver.reply = lambda update: (
-        {
-            "method": "answerPreCheckoutQuery",
-            "pre_checkout_query_id": update["pre_checkout_query"]["id"],
-            "ok": True,
-        }
-        if "pre_checkout_query" in update
-        else None
-    )
+    receiver.reply = approve_checkouts
 
     def payment(result: dict[str, Any]) -> dict[str, Any]:
         return result["successful_payment"]["update"]["message"]["successful_payment"]
