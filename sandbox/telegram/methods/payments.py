@@ -17,19 +17,25 @@ SUBSCRIPTION_MAX_STARS = 10000
 STARS = "XTR"
 
 
-@bot_method("sendInvoice", is_message=True)
-async def send_invoice(call: Call) -> dict[str, Any]:
-    chat = call.chat()
+def _invoice(call: Call, *, start_parameter: str) -> tuple[str, dict[str, Any]]:
+    """An invoice's payload (checked against Telegram's limit) and what the user is shown."""
     payload = str(call.require("payload"))
     if len(payload.encode()) > PAYLOAD_LIMIT:
         raise bad_request("INVOICE_PAYLOAD_INVALID")
     invoice = {
         "title": call.require("title"),
         "description": call.require("description"),
-        "start_parameter": call.get("start_parameter") or "",
+        "start_parameter": start_parameter,
         "currency": call.require("currency"),
         "total_amount": _total(call.require("prices")),
     }
+    return payload, invoice
+
+
+@bot_method("sendInvoice", is_message=True)
+async def send_invoice(call: Call) -> dict[str, Any]:
+    chat = call.chat()
+    payload, invoice = _invoice(call, start_parameter=call.get("start_parameter") or "")
     markup = inline_markup(call.get("reply_markup"))
     message = chat.post(call.bot, {"invoice": invoice, "reply_markup": markup})
     chat.invoices[message["message_id"]] = payload
@@ -40,16 +46,7 @@ async def send_invoice(call: Call) -> dict[str, Any]:
 async def create_invoice_link(call: Call) -> str:
     """A link anyone can pay; with `subscription_period`, a Stars subscription that
     Telegram renews every period until it is cancelled."""
-    payload = str(call.require("payload"))
-    if len(payload.encode()) > PAYLOAD_LIMIT:
-        raise bad_request("INVOICE_PAYLOAD_INVALID")
-    invoice = {
-        "title": call.require("title"),
-        "description": call.require("description"),
-        "start_parameter": "",
-        "currency": call.require("currency"),
-        "total_amount": _total(call.require("prices")),
-    }
+    payload, invoice = _invoice(call, start_parameter="")
     period = call.get("subscription_period")
     if period is not None:
         if period != SUBSCRIPTION_PERIOD:
